@@ -1,0 +1,97 @@
+//! Each RPC describes itself once, here: the service it belongs to, its event
+//! name, its audit action and whether it reads or writes. The dispatcher builds
+//! every audit record from one of these, so no handler writes a record by hand.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceName {
+    Kms,
+    /// kmsim's own audit service: kept apart so reading the trail never shows up in KMS queries.
+    KmsimAudit,
+    KmsimSimulation,
+}
+
+impl ServiceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Kms => "Kms",
+            ServiceName::KmsimAudit => "KmsimAudit",
+            ServiceName::KmsimSimulation => "KmsimSimulation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadWrite {
+    Read,
+    Write,
+}
+
+impl ReadWrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadWrite::Read => "Read",
+            ReadWrite::Write => "Write",
+        }
+    }
+}
+
+/// How one RPC appears in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpSpec {
+    pub service: ServiceName,
+    /// The RPC name, e.g. `Encrypt`.
+    pub event_name: &'static str,
+    /// e.g. `kms.encrypt`.
+    pub action: &'static str,
+    pub rw: ReadWrite,
+    /// `kms_key` for operations on keys, empty otherwise.
+    pub resource_type: &'static str,
+}
+
+macro_rules! ops {
+    ($($const:ident = $service:ident $name:literal $action:literal $rw:ident $resource:literal;)+) => {
+        impl OpSpec {
+            $(pub const $const: OpSpec = OpSpec {
+                service: ServiceName::$service,
+                event_name: $name,
+                action: $action,
+                rw: ReadWrite::$rw,
+                resource_type: $resource,
+            };)+
+
+            /// Every operation the server serves.
+            pub const ALL: &'static [OpSpec] = &[$(OpSpec::$const),+];
+        }
+    };
+}
+
+ops! {
+    CREATE_KEY = Kms "CreateKey" "kms.create_key" Write "kms_key";
+    DESCRIBE_KEY = Kms "DescribeKey" "kms.describe_key" Read "kms_key";
+    LIST_KEYS = Kms "ListKeys" "kms.list_keys" Read "kms_key";
+    UPDATE_KEY_DESCRIPTION = Kms "UpdateKeyDescription" "kms.update_key_description" Write "kms_key";
+    ENABLE_KEY = Kms "EnableKey" "kms.enable_key" Write "kms_key";
+    DISABLE_KEY = Kms "DisableKey" "kms.disable_key" Write "kms_key";
+    SCHEDULE_KEY_DELETION = Kms "ScheduleKeyDeletion" "kms.schedule_key_deletion" Write "kms_key";
+    CANCEL_KEY_DELETION = Kms "CancelKeyDeletion" "kms.cancel_key_deletion" Write "kms_key";
+    SET_DELETION_PROTECTION = Kms "SetDeletionProtection" "kms.set_deletion_protection" Write "kms_key";
+    CREATE_ALIAS = Kms "CreateAlias" "kms.create_alias" Write "kms_key";
+    UPDATE_ALIAS = Kms "UpdateAlias" "kms.update_alias" Write "kms_key";
+    DELETE_ALIAS = Kms "DeleteAlias" "kms.delete_alias" Write "kms_key";
+    LIST_ALIASES = Kms "ListAliases" "kms.list_aliases" Read "kms_key";
+    LIST_ALIASES_BY_KEY_ID = Kms "ListAliasesByKeyId" "kms.list_aliases_by_key_id" Read "kms_key";
+    TAG_RESOURCE = Kms "TagResource" "kms.tag_resource" Write "kms_key";
+    UNTAG_RESOURCE = Kms "UntagResource" "kms.untag_resource" Write "kms_key";
+    LIST_RESOURCE_TAGS = Kms "ListResourceTags" "kms.list_resource_tags" Read "kms_key";
+    ENCRYPT = Kms "Encrypt" "kms.encrypt" Read "kms_key";
+    DECRYPT = Kms "Decrypt" "kms.decrypt" Read "kms_key";
+    RE_ENCRYPT = Kms "ReEncrypt" "kms.encrypt" Read "kms_key";
+    GENERATE_DATA_KEY = Kms "GenerateDataKey" "kms.encrypt" Read "kms_key";
+    GENERATE_DATA_KEY_WITHOUT_PLAINTEXT = Kms "GenerateDataKeyWithoutPlaintext" "kms.encrypt" Read "kms_key";
+    GENERATE_RANDOM = Kms "GenerateRandom" "kms.generate_random" Read "";
+    LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
+    GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
+    ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
+}

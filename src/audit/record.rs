@@ -1,0 +1,120 @@
+//! The native audit record: one per call, success or failure.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::op::OpSpec;
+use crate::clock::SimTime;
+use crate::context::CallContext;
+use crate::engine::KmsError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+/// One audit record. It holds sizes, never contents: no plaintext, ciphertext,
+/// data key or key material ever reaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub event_id: String,
+    pub event_time: SimTime,
+    pub event_name: String,
+    pub action: String,
+    pub event_rw: String,
+    /// `ApiCall`, or `AliyunServiceEvent` for internal operations.
+    pub event_type: String,
+    pub service_name: String,
+    pub region: String,
+    pub account_id: String,
+    pub resource_type: String,
+    pub key_id: String,
+    pub key_arn: String,
+    pub key_spec: String,
+    pub key_version_id: String,
+    pub outcome: Outcome,
+    pub error_code: String,
+    pub error_message: String,
+    pub http_status: u16,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub plaintext_bytes: Option<u64>,
+    pub ciphertext_bytes: Option<u64>,
+    pub client_ip: String,
+    pub client_port: u16,
+    pub user_agent: String,
+    pub access_key_id: String,
+    pub request_id: String,
+    pub latency_us: u64,
+    pub request_parameters: Value,
+    pub response_elements: Value,
+    pub referenced_keys: Vec<String>,
+}
+
+/// What the call sent and got back, in sizes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PayloadSizes {
+    pub request_bytes: usize,
+    pub response_bytes: usize,
+}
+
+impl AuditRecord {
+    /// The record of an API call, from its context, what it learnt, and how it ended.
+    pub fn for_call(
+        op: &OpSpec,
+        cx: &CallContext,
+        request_parameters: Value,
+        sizes: PayloadSizes,
+        error: Option<&KmsError>,
+    ) -> AuditRecord {
+        let facts = cx.trail.snapshot();
+        let mut response_elements = facts.response_elements;
+        // Management calls name their key even when the API itself returns nothing.
+        if op.rw == super::ReadWrite::Write && !facts.key_arn.is_empty() && error.is_none() {
+            response_elements.entry("KeyId").or_insert_with(|| Value::String(facts.key_arn.clone()));
+        }
+        AuditRecord {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            event_time: cx.received_at,
+            event_name: op.event_name.to_owned(),
+            action: op.action.to_owned(),
+            event_rw: op.rw.as_str().to_owned(),
+            event_type: "ApiCall".to_owned(),
+            service_name: op.service.as_str().to_owned(),
+            region: cx.region.clone(),
+            account_id: cx.account_id.clone(),
+            resource_type: op.resource_type.to_owned(),
+            key_id: facts.key_id,
+            key_arn: facts.key_arn,
+            key_spec: facts.key_spec,
+            key_version_id: facts.key_version_id,
+            outcome: if error.is_some() { Outcome::Failure } else { Outcome::Success },
+            error_code: error.map(|e| e.code.as_str().to_owned()).unwrap_or_default(),
+            error_message: error.map(|e| e.message.clone()).unwrap_or_default(),
+            http_status: error.map_or(200, |e| e.code.http_status()),
+            request_bytes: sizes.request_bytes as u64,
+            response_bytes: sizes.response_bytes as u64,
+            plaintext_bytes: facts.plaintext_bytes,
+            ciphertext_bytes: facts.ciphertext_bytes,
+            client_ip: cx.client.map(|a| a.ip().to_string()).unwrap_or_default(),
+            client_port: cx.client.map_or(0, |a| a.port()),
+            user_agent: cx.user_agent.clone(),
+            access_key_id: cx.access_key_id.clone(),
+            request_id: cx.request_id.clone(),
+            latency_us: u64::try_from(cx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_parameters,
+            response_elements: Value::Object(response_elements),
+            referenced_keys: facts.referenced_keys,
+        }
+    }
+}
+
+/// Filters of ListAuditEvents; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub key_id: String,
+    pub event_name: String,
+    pub error_code: String,
+}

@@ -1,0 +1,412 @@
+//! Client subcommands: each builds a request, calls the server, and renders
+//! the answer. Errors print as `Code (HTTP): message` and exit non-zero.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tonic::Request;
+use tonic::transport::Channel;
+
+use super::output::{OutputFormat, render};
+use crate::proto as pb;
+use crate::proto::audit_service_client::AuditServiceClient;
+use crate::proto::key_management_service_client::KeyManagementServiceClient;
+use crate::proto::simulation_service_client::SimulationServiceClient;
+use crate::server::status::{ERROR_CODE_HEADER, HTTP_STATUS_HEADER};
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Server to talk to.
+    #[arg(long, global = true, env = "KMSIM_ENDPOINT", default_value = "http://127.0.0.1:9595")]
+    endpoint: String,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// Sent as `x-kms-access-key-id`; recorded in the audit trail.
+    #[arg(long, global = true, env = "KMSIM_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Manage keys.
+    Key {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Encrypt up to 6 KiB with a key; prints the ciphertext blob in base64.
+    #[command(after_help = "Examples:\n  kmsim encrypt --key-id alias/app --plaintext 'hello'\n  \
+                            kmsim encrypt --key-id alias/app --plaintext-file secret.bin --context app=billing")]
+    Encrypt {
+        #[command(flatten)]
+        conn: Connection,
+        /// Key id, ARN or alias/NAME.
+        #[arg(long)]
+        key_id: String,
+        #[command(flatten)]
+        input: PlaintextInput,
+        /// Encryption context entry KEY=VALUE; repeat for more.
+        #[arg(long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+    },
+    /// Decrypt a ciphertext blob (base64).
+    #[command(after_help = "Example:\n  kmsim decrypt --ciphertext-blob \"$BLOB\" --context app=billing")]
+    Decrypt {
+        #[command(flatten)]
+        conn: Connection,
+        /// The blob in base64, or `-` to read it from stdin.
+        #[arg(long)]
+        ciphertext_blob: String,
+        /// Encryption context entry KEY=VALUE, as given to encrypt.
+        #[arg(long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+    },
+    /// Read the audit trail.
+    Audit {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Read or advance the simulation clock.
+    Clock {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: ClockCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PlaintextInput {
+    /// The plaintext as text.
+    #[arg(long)]
+    plaintext: Option<String>,
+    /// Read the plaintext from a file, or `-` for stdin.
+    #[arg(long)]
+    plaintext_file: Option<PathBuf>,
+    /// The plaintext in base64.
+    #[arg(long)]
+    plaintext_base64: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key.
+    #[command(after_help = "Example:\n  kmsim key create --key-spec Aliyun_SM4 --description 'payments'")]
+    Create {
+        /// Aliyun_AES_256 (default), Aliyun_AES_128, Aliyun_AES_192 or Aliyun_SM4.
+        #[arg(long, default_value = "")]
+        key_spec: String,
+        /// ENCRYPT/DECRYPT (default for symmetric keys).
+        #[arg(long, default_value = "")]
+        key_usage: String,
+        /// Aliyun_KMS (default) or EXTERNAL.
+        #[arg(long, default_value = "")]
+        origin: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// SOFTWARE (default) or HSM.
+        #[arg(long, default_value = "")]
+        protection_level: String,
+    },
+    /// Show a key's metadata.
+    #[command(after_help = "Example:\n  kmsim key describe alias/payments")]
+    Describe { key_id: String },
+    /// List keys, oldest first.
+    #[command(after_help = "Example:\n  kmsim key list --page-size 50")]
+    List {
+        #[arg(long, default_value_t = 1)]
+        page_number: i32,
+        #[arg(long, default_value_t = 10)]
+        page_size: i32,
+    },
+    /// Enable a key.
+    #[command(after_help = "Example:\n  kmsim key enable alias/payments")]
+    Enable { key_id: String },
+    /// Disable a key: cryptographic calls then fail with Rejected.Disabled.
+    #[command(after_help = "Example:\n  kmsim key disable alias/payments")]
+    Disable { key_id: String },
+    /// Schedule a key for deletion after 7 to 366 days.
+    #[command(after_help = "Example:\n  kmsim key schedule-deletion alias/payments --pending-window-in-days 7")]
+    ScheduleDeletion {
+        key_id: String,
+        #[arg(long, default_value_t = 30)]
+        pending_window_in_days: i32,
+    },
+    /// Cancel a scheduled deletion.
+    #[command(after_help = "Example:\n  kmsim key cancel-deletion alias/payments")]
+    CancelDeletion { key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit records, newest first.
+    #[command(after_help = "Example:\n  kmsim audit list --error-code Rejected.Disabled")]
+    List {
+        #[arg(long, default_value = "")]
+        key_id: String,
+        #[arg(long, default_value = "")]
+        event_name: String,
+        #[arg(long, default_value = "")]
+        error_code: String,
+        #[arg(long, default_value_t = 20)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClockCommand {
+    /// Show the simulated time and its offset from real time.
+    #[command(after_help = "Example:\n  kmsim clock show")]
+    Show,
+    /// Move the clock forward, e.g. `30d`, `12h`, `1d12h`.
+    #[command(after_help = "Example:\n  kmsim clock advance 8d")]
+    Advance {
+        #[arg(value_parser = super::parse_duration)]
+        by: std::time::Duration,
+    },
+}
+
+/// A failure the CLI reports: a server error, or a local one (connection, input).
+struct Failure(String);
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Self {
+        let header = |name| status.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        match (header(ERROR_CODE_HEADER), header(HTTP_STATUS_HEADER)) {
+            (Some(code), Some(http)) => Failure(format!("{code} ({http}): {}", status.message())),
+            _ => Failure(format!("{:?}: {}", status.code(), status.message())),
+        }
+    }
+}
+
+impl ClientCommand {
+    pub async fn run(self) -> ExitCode {
+        let (conn, result) = match self {
+            ClientCommand::Key { conn, command } => {
+                let result = key(&conn, command).await;
+                (conn, result)
+            }
+            ClientCommand::Encrypt { conn, key_id, input, context } => {
+                let result = encrypt(&conn, key_id, input, context).await;
+                (conn, result)
+            }
+            ClientCommand::Decrypt { conn, ciphertext_blob, context } => {
+                let result = decrypt(&conn, ciphertext_blob, context).await;
+                (conn, result)
+            }
+            ClientCommand::Audit { conn, command } => {
+                let result = audit(&conn, command).await;
+                (conn, result)
+            }
+            ClientCommand::Clock { conn, command } => {
+                let result = clock(&conn, command).await;
+                (conn, result)
+            }
+        };
+        match result {
+            Ok(value) => {
+                println!("{}", render(&value, conn.output));
+                ExitCode::SUCCESS
+            }
+            Err(Failure(message)) => {
+                eprintln!("{message}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+impl Connection {
+    async fn channel(&self) -> Result<Channel, Failure> {
+        let endpoint = Channel::from_shared(self.endpoint.clone())
+            .map_err(|e| Failure(format!("invalid endpoint {:?}: {e}", self.endpoint)))?
+            .user_agent(format!("kmsim-cli/{}", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| Failure(e.to_string()))?;
+        endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(id) = self.access_key_id.as_deref().and_then(|id| id.parse().ok()) {
+            request.metadata_mut().insert("x-kms-access-key-id", id);
+        }
+        request
+    }
+
+    async fn kms(&self) -> Result<KeyManagementServiceClient<Channel>, Failure> {
+        Ok(KeyManagementServiceClient::new(self.channel().await?))
+    }
+}
+
+async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
+    let mut kms = conn.kms().await?;
+    let key_id_only = |key_id: &str| json!({ "keyId": key_id });
+    Ok(match command {
+        KeyCommand::Create { key_spec, key_usage, origin, description, protection_level } => {
+            let request = pb::CreateKeyRequest { key_spec, key_usage, origin, description, protection_level };
+            let response = kms.create_key(conn.request(request)).await?.into_inner();
+            key_metadata_json(response.key_metadata.unwrap_or_default())
+        }
+        KeyCommand::Describe { key_id } => {
+            let response = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
+            key_metadata_json(response.key_metadata.unwrap_or_default())
+        }
+        KeyCommand::List { page_number, page_size } => {
+            let response = kms.list_keys(conn.request(pb::ListKeysRequest { page_number, page_size })).await?.into_inner();
+            json!({
+                "totalCount": response.total_count,
+                "pageNumber": response.page_number,
+                "pageSize": response.page_size,
+                "keys": response.keys.iter().map(|k| json!({"keyId": k.key_id, "keyArn": k.key_arn})).collect::<Vec<_>>(),
+            })
+        }
+        KeyCommand::Enable { key_id } => {
+            kms.enable_key(conn.request(pb::EnableKeyRequest { key_id: key_id.clone() })).await?;
+            key_id_only(&key_id)
+        }
+        KeyCommand::Disable { key_id } => {
+            kms.disable_key(conn.request(pb::DisableKeyRequest { key_id: key_id.clone() })).await?;
+            key_id_only(&key_id)
+        }
+        KeyCommand::ScheduleDeletion { key_id, pending_window_in_days } => {
+            let request = pb::ScheduleKeyDeletionRequest { key_id, pending_window_in_days };
+            let response = kms.schedule_key_deletion(conn.request(request)).await?.into_inner();
+            json!({ "keyId": response.key_id, "deleteDate": response.delete_date })
+        }
+        KeyCommand::CancelDeletion { key_id } => {
+            kms.cancel_key_deletion(conn.request(pb::CancelKeyDeletionRequest { key_id: key_id.clone() })).await?;
+            key_id_only(&key_id)
+        }
+    })
+}
+
+async fn encrypt(
+    conn: &Connection,
+    key_id: String,
+    input: PlaintextInput,
+    context: Vec<(String, String)>,
+) -> Result<Value, Failure> {
+    let plaintext = match (input.plaintext, input.plaintext_file, input.plaintext_base64) {
+        (Some(text), _, _) => text.into_bytes(),
+        (_, Some(path), _) => read_input(&path)?,
+        (_, _, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| Failure(format!("--plaintext-base64: {e}")))?,
+        _ => return Err(Failure("give --plaintext, --plaintext-file or --plaintext-base64".into())),
+    };
+    let request = pb::EncryptRequest { key_id, plaintext, encryption_context: context.into_iter().collect() };
+    let response = conn.kms().await?.encrypt(conn.request(request)).await?.into_inner();
+    Ok(json!({
+        "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+    }))
+}
+
+async fn decrypt(conn: &Connection, ciphertext_blob: String, context: Vec<(String, String)>) -> Result<Value, Failure> {
+    let text = if ciphertext_blob == "-" {
+        String::from_utf8(read_input(&PathBuf::from("-"))?).map_err(|_| Failure("stdin is not base64 text".into()))?
+    } else {
+        ciphertext_blob
+    };
+    let blob = BASE64.decode(text.trim()).map_err(|e| Failure(format!("--ciphertext-blob is not base64: {e}")))?;
+    let request = pb::DecryptRequest { ciphertext_blob: blob, encryption_context: context.into_iter().collect::<HashMap<_, _>>() };
+    let response = conn.kms().await?.decrypt(conn.request(request)).await?.into_inner();
+    let mut value = json!({
+        "plaintextBase64": BASE64.encode(&response.plaintext),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+    });
+    if let Ok(text) = String::from_utf8(response.plaintext) {
+        value["plaintext"] = Value::String(text);
+    }
+    Ok(value)
+}
+
+async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failure> {
+    let AuditCommand::List { key_id, event_name, error_code, page_size, page_token } = command;
+    let request = pb::ListAuditEventsRequest { key_id, event_name, error_code, page_size, page_token };
+    let mut client = AuditServiceClient::new(conn.channel().await?);
+    let response = client.list_audit_events(conn.request(request)).await?.into_inner();
+    let events: Vec<Value> = response
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "eventTime": e.event_time,
+                "eventName": e.event_name,
+                "outcome": e.outcome,
+                "errorCode": e.error_code,
+                "keyId": e.key_id,
+                "clientIp": e.client_ip,
+                "userAgent": e.user_agent,
+                "requestId": e.request_id,
+            })
+        })
+        .collect();
+    Ok(json!({ "nextPageToken": response.next_page_token, "events": events }))
+}
+
+async fn clock(conn: &Connection, command: ClockCommand) -> Result<Value, Failure> {
+    let mut client = SimulationServiceClient::new(conn.channel().await?);
+    let response = match command {
+        ClockCommand::Show => client.get_clock(conn.request(pb::GetClockRequest {})).await?,
+        ClockCommand::Advance { by } => {
+            let advance = prost_types::Duration {
+                seconds: i64::try_from(by.as_secs()).map_err(|_| Failure("duration too large".into()))?,
+                nanos: 0,
+            };
+            client.advance_clock(conn.request(pb::AdvanceClockRequest { advance: Some(advance) })).await?
+        }
+    }
+    .into_inner();
+    let now = response.now.unwrap_or_default();
+    let now = crate::clock::SimTime(now.seconds * 1000 + i64::from(now.nanos / 1_000_000));
+    let offset = response.offset.unwrap_or_default();
+    Ok(json!({ "now": now.to_rfc3339(), "offsetSeconds": offset.seconds }))
+}
+
+fn key_metadata_json(m: pb::KeyMetadata) -> Value {
+    json!({
+        "keyId": m.key_id,
+        "arn": m.arn,
+        "keyState": m.key_state,
+        "keySpec": m.key_spec,
+        "keyUsage": m.key_usage,
+        "origin": m.origin,
+        "protectionLevel": m.protection_level,
+        "creationDate": m.creation_date,
+        "deleteDate": m.delete_date,
+        "primaryKeyVersion": m.primary_key_version,
+        "deletionProtection": m.deletion_protection,
+        "description": m.description,
+        "region": m.region,
+    })
+}
+
+fn read_input(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| Failure(format!("stdin: {e}")))?;
+    } else {
+        bytes = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    }
+    Ok(bytes)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}

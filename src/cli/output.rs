@@ -1,0 +1,103 @@
+//! Rendering command results: stable JSON for scripts, aligned text for people.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Renders `value`: as pretty JSON, or as `field  value` lines where a list of
+/// objects becomes a table with one column per field.
+pub fn render(value: &Value, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => serde_json::to_string_pretty(value).unwrap_or_default(),
+        OutputFormat::Table => {
+            let mut out = String::new();
+            render_table(value, &mut out);
+            out.trim_end().to_owned()
+        }
+    }
+}
+
+fn render_table(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(fields) => {
+            let width = fields.keys().map(String::len).max().unwrap_or(0);
+            let mut lists = Vec::new();
+            for (name, field) in fields {
+                if is_list_of_objects(field) {
+                    lists.push(field);
+                } else {
+                    out.push_str(&format!("{name:<width$}  {}\n", scalar(field)));
+                }
+            }
+            for list in lists {
+                out.push('\n');
+                render_table(list, out);
+            }
+        }
+        Value::Array(items) if is_list_of_objects(value) => {
+            let mut columns: Vec<&String> = Vec::new();
+            for item in items {
+                for name in item.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !columns.contains(&name) {
+                        columns.push(name);
+                    }
+                }
+            }
+            let cells: Vec<Vec<String>> = items
+                .iter()
+                .map(|item| columns.iter().map(|c| item.get(c.as_str()).map(scalar).unwrap_or_default()).collect())
+                .collect();
+            let widths: Vec<usize> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| cells.iter().map(|row| row[i].len()).max().unwrap_or(0).max(c.len()))
+                .collect();
+            let line = |row: Vec<&str>| {
+                row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+            };
+            out.push_str(&line(columns.iter().map(|c| c.as_str()).collect()));
+            out.push('\n');
+            for row in &cells {
+                out.push_str(&line(row.iter().map(String::as_str).collect()));
+                out.push('\n');
+            }
+            if items.is_empty() {
+                out.push_str("(none)\n");
+            }
+        }
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn is_list_of_objects(value: &Value) -> bool {
+    matches!(value, Value::Array(items) if items.iter().all(Value::is_object))
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_render_as_fields_and_lists_as_tables() {
+        let value = json!({"totalCount": 2, "keys": [{"keyId": "a", "arn": "x"}, {"keyId": "bb", "arn": "y"}]});
+        let table = render(&value, OutputFormat::Table);
+        assert_eq!(table, "totalCount  2\n\nkeyId  arn\na      x\nbb     y");
+        assert!(render(&value, OutputFormat::Json).contains("\"totalCount\": 2"));
+    }
+}

@@ -1,0 +1,83 @@
+//! `kmsim serve`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_REGION, ServerConfig};
+use crate::store::Location;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port. The bound address is printed as `listening on IP:PORT`.
+    #[arg(long, default_value = "127.0.0.1:9595", env = "KMSIM_LISTEN")]
+    listen: SocketAddr,
+    /// Region served, e.g. cn-hangzhou, cn-shanghai, ap-southeast-1.
+    #[arg(long, default_value = DEFAULT_REGION, env = "KMSIM_REGION")]
+    region: String,
+    /// The simulated account: 16 digits.
+    #[arg(long, default_value = DEFAULT_ACCOUNT_ID, env = "KMSIM_ACCOUNT_ID")]
+    account_id: String,
+    /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim].
+    #[arg(long, env = "KMSIM_DATA_DIR", conflicts_with = "in_memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory; nothing is written to disk.
+    #[arg(long)]
+    in_memory: bool,
+}
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let store = if args.in_memory {
+        Location::InMemory
+    } else {
+        Location::Dir(args.data_dir.unwrap_or_else(super::default_data_dir))
+    };
+    let config = ServerConfig { listen: args.listen, region: args.region, account_id: args.account_id, store };
+    tracing::info!(store = ?config.store, "starting kmsim");
+    let running = match server::start(config, shutdown_signal()).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.local_addr);
+    let _ = std::io::stdout().flush();
+    match running.wait().await {
+        Ok(()) => {
+            tracing::info!("kmsim stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,126 @@
+//! The simulation clock: the one source of "now" for everything in kmsim.
+//!
+//! It follows real time plus an offset that only ever grows, so a test can
+//! jump a year ahead while time keeps flowing normally from there.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// An instant on the simulation clock, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SimTime(pub i64);
+
+impl SimTime {
+    pub const MS_PER_DAY: i64 = 86_400_000;
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_days(self, days: i64) -> SimTime {
+        SimTime(self.0.saturating_add(days.saturating_mul(Self::MS_PER_DAY)))
+    }
+
+    /// RFC 3339 UTC with whole seconds, as Alibaba writes dates (`2024-05-01T08:00:00Z`).
+    pub fn to_rfc3339(self) -> String {
+        self.format(false)
+    }
+
+    /// RFC 3339 UTC with milliseconds, for audit records.
+    pub fn to_rfc3339_millis(self) -> String {
+        self.format(true)
+    }
+
+    fn format(self, millis: bool) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+            return String::new();
+        };
+        let (y, mo, d) = (dt.year(), dt.month() as u8, dt.day());
+        let (h, mi, s) = (dt.hour(), dt.minute(), dt.second());
+        if millis {
+            let ms = dt.millisecond();
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+        } else {
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+        }
+    }
+
+    pub fn parse_rfc3339(text: &str) -> Option<SimTime> {
+        let dt = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok().map(SimTime)
+    }
+}
+
+/// Real time plus a forward-only offset.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    offset_ms: AtomicI64,
+}
+
+impl SimClock {
+    pub fn with_offset(offset_ms: i64) -> Self {
+        SimClock { offset_ms: AtomicI64::new(offset_ms) }
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now_with_offset(self.offset_ms())
+    }
+
+    /// What `now` will read once the offset is `offset_ms`.
+    pub fn now_with_offset(&self, offset_ms: i64) -> SimTime {
+        SimTime(real_now_ms().saturating_add(offset_ms))
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Acquire)
+    }
+
+    /// The offset an advance by `by` would produce; the caller persists it and
+    /// then calls [`SimClock::set_offset`], so a crash never leaves the clock
+    /// ahead of what the store remembers.
+    pub fn offset_after(&self, by: Duration) -> i64 {
+        let by_ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms().saturating_add(by_ms)
+    }
+
+    /// Only ever moves the offset forward.
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.offset_ms.fetch_max(offset_ms, Ordering::AcqRel);
+    }
+}
+
+fn real_now_ms() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_rfc3339() {
+        let t = SimTime(1_700_000_000_123);
+        assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20Z");
+        assert_eq!(t.to_rfc3339_millis(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(SimTime::parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(t));
+        assert_eq!(SimTime::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn advancing_moves_now_forward_and_never_back() {
+        let clock = SimClock::default();
+        let before = clock.now();
+        clock.set_offset(clock.offset_after(Duration::from_secs(86_400 * 365)));
+        assert!(clock.now().millis() - before.millis() >= 86_400_000 * 365);
+        let ahead = clock.offset_ms();
+        clock.set_offset(0);
+        assert_eq!(clock.offset_ms(), ahead);
+    }
+}

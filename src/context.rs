@@ -1,0 +1,107 @@
+//! What the engine and the audit trail know about one call: who made it, from
+//! where, in which region, and the facts the operation learns as it runs
+//! (which key, which version, how many bytes) for its audit record.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::clock::SimTime;
+use crate::engine::key::KeyMeta;
+
+/// One call, as the dispatcher saw it arrive.
+#[derive(Debug)]
+pub struct CallContext {
+    pub request_id: String,
+    pub region: String,
+    pub account_id: String,
+    pub client: Option<SocketAddr>,
+    pub user_agent: String,
+    pub access_key_id: String,
+    /// When the call arrived, on the simulation clock.
+    pub received_at: SimTime,
+    /// When the call arrived, on the monotonic clock, for its latency.
+    pub started: Instant,
+    pub trail: Trail,
+}
+
+impl CallContext {
+    /// A context for internal work and unit tests: no client, no credentials.
+    pub fn internal(region: &str, account_id: &str, now: SimTime) -> Self {
+        CallContext {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            client: None,
+            user_agent: String::new(),
+            access_key_id: String::new(),
+            received_at: now,
+            started: Instant::now(),
+            trail: Trail::default(),
+        }
+    }
+}
+
+/// The audit facts an operation gathers while it runs. Failures keep whatever
+/// was learnt before the failure, so a rejected call on a disabled key still
+/// records which key it was.
+#[derive(Debug, Default)]
+pub struct Trail(Mutex<TrailFacts>);
+
+/// The facts themselves; see [`Trail`].
+#[derive(Debug, Default, Clone)]
+pub struct TrailFacts {
+    pub key_id: String,
+    pub key_arn: String,
+    pub key_spec: String,
+    pub key_version_id: String,
+    pub plaintext_bytes: Option<u64>,
+    pub ciphertext_bytes: Option<u64>,
+    /// Other keys the call touched (ReEncrypt's source key), by ARN.
+    pub referenced_keys: Vec<String>,
+    pub response_elements: Map<String, Value>,
+}
+
+impl Trail {
+    fn update(&self, change: impl FnOnce(&mut TrailFacts)) {
+        // A poisoned lock only means another thread panicked mid-update; the facts are still usable.
+        let mut facts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut facts);
+    }
+
+    pub fn key(&self, meta: &KeyMeta) {
+        self.update(|f| {
+            f.key_id.clone_from(&meta.key_id);
+            f.key_arn = meta.arn();
+            f.key_spec = meta.spec.as_str().to_owned();
+        });
+    }
+
+    pub fn key_version(&self, version_id: uuid::Uuid) {
+        self.update(|f| f.key_version_id = version_id.to_string());
+    }
+
+    pub fn plaintext_bytes(&self, n: usize) {
+        self.update(|f| f.plaintext_bytes = Some(n as u64));
+    }
+
+    pub fn ciphertext_bytes(&self, n: usize) {
+        self.update(|f| f.ciphertext_bytes = Some(n as u64));
+    }
+
+    pub fn referenced_key(&self, arn: String) {
+        self.update(|f| f.referenced_keys.push(arn));
+    }
+
+    pub fn response_element(&self, name: &str, value: impl Into<Value>) {
+        self.update(|f| {
+            f.response_elements.insert(name.to_owned(), value.into());
+        });
+    }
+
+    pub fn snapshot(&self) -> TrailFacts {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}

@@ -1,0 +1,275 @@
+//! The one error type of the domain: an Alibaba error code with its HTTP
+//! status and message. Protocol layers map it to their own shapes in one place
+//! (`server::status` for gRPC).
+
+use std::fmt;
+
+/// Every error code kmsim answers with, spelled as Alibaba spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidParameter,
+    MissingParameter,
+    UnsupportedOperation,
+    RejectedUnsupportedOperation,
+    LimitExceeded,
+    AliasAlreadyExists,
+    InvalidKeyMaterial,
+    InvalidImportToken,
+    ExpiredImportToken,
+    UnsupportedOrigin,
+    RequestTimeTooSkewed,
+    SignatureNotMatch,
+    NoPermission,
+    AccessKeyForbidden,
+    AccessKeyNotFound,
+    KeyNotFound,
+    KeyVersionNotFound,
+    AliasNotFound,
+    ResourceNotFound,
+    InstanceNotFound,
+    Disabled,
+    PendingDeletion,
+    PendingImport,
+    Unavailable,
+    StateModifiedFailed,
+    Enabled,
+    ResourceExist,
+    ResourceInDeleteWindow,
+    ResourceInUse,
+    Throttling,
+    InternalFailure,
+    ServiceUnavailable,
+}
+
+/// The gRPC status class of an error code, kept free of tonic so the engine
+/// stays protocol-neutral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcClass {
+    InvalidArgument,
+    FailedPrecondition,
+    ResourceExhausted,
+    AlreadyExists,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code as clients see it (`Rejected.Disabled`).
+    pub fn as_str(self) -> &'static str {
+        self.facts().0
+    }
+
+    pub fn http_status(self) -> u16 {
+        self.facts().1
+    }
+
+    pub fn grpc_class(self) -> GrpcClass {
+        self.facts().2
+    }
+
+    /// The reference's message; `<name>` is filled in by [`KmsError`]'s constructors.
+    pub fn message_template(self) -> &'static str {
+        self.facts().3
+    }
+
+    /// Whether a client may retry the call unchanged.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Throttling | Self::ServiceUnavailable | Self::InternalFailure)
+    }
+
+    /// The code, HTTP status, gRPC class and message of each error, in one table.
+    fn facts(self) -> (&'static str, u16, GrpcClass, &'static str) {
+        use GrpcClass as G;
+        match self {
+            Self::InvalidParameter => {
+                ("InvalidParameter", 400, G::InvalidArgument, "The specified parameter \"<name>\" is not valid.")
+            }
+            Self::MissingParameter => {
+                ("MissingParameter", 400, G::InvalidArgument, "The parameter \"<name>\" is needed but not provided.")
+            }
+            Self::UnsupportedOperation => {
+                ("UnsupportedOperation", 400, G::FailedPrecondition, "This action is not supported.")
+            }
+            Self::RejectedUnsupportedOperation => {
+                ("Rejected.UnsupportedOperation", 400, G::FailedPrecondition, "Unsupported operation.")
+            }
+            Self::LimitExceeded => (
+                "Rejected.LimitExceeded",
+                400,
+                G::ResourceExhausted,
+                "The request was rejected because user create resource limit was exceeded.",
+            ),
+            Self::AliasAlreadyExists => ("AliasAlreadyExists", 400, G::AlreadyExists, "AliasName Already Exists."),
+            Self::InvalidKeyMaterial => ("InvalidKeyMaterial", 400, G::InvalidArgument, "key material is invalid."),
+            Self::InvalidImportToken => ("InvalidImportToken", 400, G::InvalidArgument, "import token is invalid."),
+            Self::ExpiredImportToken => ("ExpiredImportToken", 400, G::InvalidArgument, "import token is expired."),
+            Self::UnsupportedOrigin => {
+                ("Unsupported.Origin", 400, G::FailedPrecondition, "This key origin is not valid for this api.")
+            }
+            Self::RequestTimeTooSkewed => (
+                "RequestTimeTooSkewed",
+                400,
+                G::Unauthenticated,
+                "Request time exceeds server time more than 15 minutes.",
+            ),
+            Self::SignatureNotMatch => ("SignatureNotMatch", 401, G::Unauthenticated, "Signature is not matched."),
+            Self::NoPermission => {
+                ("Forbidden.NoPermission", 403, G::PermissionDenied, "This operation is forbidden by permission system.")
+            }
+            Self::AccessKeyForbidden => {
+                ("Forbidden.AccessKey", 403, G::PermissionDenied, "This AccessKey is not enabled.")
+            }
+            Self::AccessKeyNotFound => (
+                "InvalidAccessKeyId.NotFound",
+                404,
+                G::Unauthenticated,
+                "The AccessKey ID provided does not exist in our records.",
+            ),
+            Self::KeyNotFound => ("Forbidden.KeyNotFound", 404, G::NotFound, "The specified Key is not found."),
+            Self::KeyVersionNotFound => {
+                ("Forbidden.KeyVersionNotFound", 404, G::NotFound, "The specified Key version is not found.")
+            }
+            Self::AliasNotFound => ("Forbidden.AliasNotFound", 404, G::NotFound, "The specified Alias is not found."),
+            Self::ResourceNotFound => ("Forbidden.ResourceNotFound", 404, G::NotFound, "The resource is not found."),
+            Self::InstanceNotFound => {
+                ("Forbidden.DKMSInstanceNotFound", 403, G::NotFound, "The KMS instance is not found.")
+            }
+            Self::Disabled => (
+                "Rejected.Disabled",
+                409,
+                G::FailedPrecondition,
+                "The request was rejected because the key state is Disabled.",
+            ),
+            Self::PendingDeletion => (
+                "Rejected.PendingDeletion",
+                409,
+                G::FailedPrecondition,
+                "The request was rejected because the key state is PendingDeletion.",
+            ),
+            Self::PendingImport => (
+                "Rejected.PendingImport",
+                409,
+                G::FailedPrecondition,
+                "The request was rejected because the key state is PendingImport.",
+            ),
+            Self::Unavailable => (
+                "Rejected.Unavailable",
+                409,
+                G::FailedPrecondition,
+                "The request was rejected because the key state is Unavailable.",
+            ),
+            Self::StateModifiedFailed => {
+                ("Rejected.StateModifiedFailed", 409, G::FailedPrecondition, "Keystate modified failed.")
+            }
+            Self::Enabled => (
+                "Rejected.Enabled",
+                409,
+                G::FailedPrecondition,
+                "The request was rejected because the key state is Enabled.",
+            ),
+            Self::ResourceExist => ("Rejected.ResourceExist", 409, G::AlreadyExists, "The resource already exists."),
+            Self::ResourceInDeleteWindow => (
+                "Rejected.ResourceInDeleteWindow",
+                409,
+                G::FailedPrecondition,
+                "The secret is planned to be deleted.",
+            ),
+            Self::ResourceInUse => ("Rejected.ResourceInUse", 409, G::FailedPrecondition, "The resource is in use."),
+            Self::Throttling => ("Rejected.Throttling", 429, G::ResourceExhausted, "The QPS upper limit is exceeded."),
+            Self::InternalFailure => ("InternalFailure", 500, G::Internal, "Internal Failure."),
+            Self::ServiceUnavailable => {
+                ("ServiceUnavailableTemporary", 503, G::Unavailable, "Service Unavailable Temporary.")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed operation: a code and the message the client sees.
+///
+/// Messages never carry plaintext, key material or secret values: they are
+/// built only from the reference's templates and parameter names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl KmsError {
+    pub fn new(code: ErrorCode) -> Self {
+        KmsError { code, message: code.message_template().to_owned() }
+    }
+
+    /// `InvalidParameter` naming the parameter at fault, e.g. `CiphertextBlob`.
+    pub fn invalid(parameter: &str) -> Self {
+        Self::naming(ErrorCode::InvalidParameter, parameter)
+    }
+
+    /// `MissingParameter` naming the parameter that was not given.
+    pub fn missing(parameter: &str) -> Self {
+        Self::naming(ErrorCode::MissingParameter, parameter)
+    }
+
+    /// `InvalidParameter` naming the parameter, with a reason a user can act on.
+    pub fn invalid_because(parameter: &str, reason: &str) -> Self {
+        let mut error = Self::invalid(parameter);
+        error.message.push(' ');
+        error.message.push_str(reason);
+        error
+    }
+
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::InternalFailure)
+    }
+
+    fn naming(code: ErrorCode, parameter: &str) -> Self {
+        KmsError { code, message: code.message_template().replace("<name>", parameter) }
+    }
+}
+
+impl From<ErrorCode> for KmsError {
+    fn from(code: ErrorCode) -> Self {
+        KmsError::new(code)
+    }
+}
+
+impl fmt::Display for KmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.code.http_status(), self.message)
+    }
+}
+
+impl std::error::Error for KmsError {}
+
+pub type KmsResult<T> = Result<T, KmsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_parameter() {
+        let e = KmsError::invalid("CiphertextBlob");
+        assert_eq!(e.message, "The specified parameter \"CiphertextBlob\" is not valid.");
+        assert_eq!(e.to_string(), "InvalidParameter (400): The specified parameter \"CiphertextBlob\" is not valid.");
+        assert_eq!(KmsError::missing("KeyId").message, "The parameter \"KeyId\" is needed but not provided.");
+    }
+
+    #[test]
+    fn state_rejections_are_409_failed_precondition() {
+        for code in [ErrorCode::Disabled, ErrorCode::PendingDeletion, ErrorCode::PendingImport, ErrorCode::Unavailable]
+        {
+            assert_eq!(code.http_status(), 409);
+            assert_eq!(code.grpc_class(), GrpcClass::FailedPrecondition);
+        }
+        assert_eq!(ErrorCode::Disabled.as_str(), "Rejected.Disabled");
+    }
+}

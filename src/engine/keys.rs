@@ -1,0 +1,392 @@
+//! Key lifecycle, aliases and tags: the management half of the KMS API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::crypto::random_secret;
+use super::error::{ErrorCode, KmsError, KmsResult};
+use super::key::{Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel};
+use super::paging::{Page, Paged};
+use super::{Change, Engine, Outcome, read_lock};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+
+pub const MAX_DESCRIPTION_CHARS: usize = 8192;
+pub const MAX_TAGS_PER_RESOURCE: usize = 20;
+pub const PENDING_WINDOW_DAYS: std::ops::RangeInclusive<i32> = 7..=366;
+
+/// CreateKey's parameters as the client gave them; empty means "default".
+#[derive(Debug, Default, Clone)]
+pub struct CreateKeyInput {
+    pub key_spec: String,
+    pub key_usage: String,
+    pub origin: String,
+    pub description: String,
+    pub protection_level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub region: String,
+    pub alias_name: String,
+    pub key_id: String,
+    pub account_id: String,
+}
+
+impl AliasRecord {
+    pub fn arn(&self) -> String {
+        format!("acs:kms:{}:{}:{}", self.region, self.account_id, self.alias_name)
+    }
+}
+
+impl Engine {
+    pub fn create_key(&self, cx: &CallContext, input: CreateKeyInput) -> KmsResult<Outcome<Arc<Key>>> {
+        let spec = or_default(&input.key_spec, KeySpec::Aes256, KeySpec::parse)?;
+        let usage = or_default(&input.key_usage, spec.default_usage(), KeyUsage::parse)?;
+        if !spec.allows_usage(usage) {
+            return Err(KmsError::invalid_because("KeyUsage", &format!("{spec} keys cannot be used for {usage}.")));
+        }
+        let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
+        let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
+        check_description(&input.description)?;
+
+        let now = self.clock.now();
+        let version = (origin == Origin::AliyunKms).then(|| {
+            Arc::new(KeyVersion {
+                version_id: Uuid::new_v4(),
+                created: now,
+                material: random_secret(spec.material_len()),
+            })
+        });
+        let meta = KeyMeta {
+            key_id: Uuid::new_v4().to_string(),
+            region: cx.region.clone(),
+            account_id: self.account_id.clone(),
+            state: if version.is_some() { KeyState::Enabled } else { KeyState::PendingImport },
+            spec,
+            usage,
+            origin,
+            protection_level,
+            description: input.description,
+            creator: self.account_id.clone(),
+            creation_date: now,
+            delete_date: None,
+            primary_version: version.as_ref().map(|v| v.version_id),
+            deletion_protection: false,
+            deletion_protection_description: String::new(),
+            tags: BTreeMap::new(),
+        };
+        cx.trail.key(&meta);
+        if let Some(v) = &version {
+            cx.trail.key_version(v.version_id);
+        }
+        let key = Arc::new(Key { meta, versions: version.iter().cloned().collect() });
+        let change = Change::SaveKey { key: key.clone(), new_version: version };
+        Ok(Outcome::write(key, vec![change], Vec::new()))
+    }
+
+    pub fn describe_key(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<KeyMeta>> {
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        key.allow(KeyOp::Inspect)?;
+        Ok(Outcome::read(key.meta.clone()))
+    }
+
+    /// Keys of the caller's region, oldest first, as (key id, ARN).
+    pub fn list_keys(&self, cx: &CallContext, page: Page) -> KmsResult<Outcome<Paged<(String, String)>>> {
+        let mut keys: Vec<(SimTime, String, String)> = read_lock(&self.keys)
+            .values()
+            .map(|slot| slot.snapshot())
+            .filter(|key| key.meta.region == cx.region)
+            .map(|key| (key.meta.creation_date, key.meta.key_id.clone(), key.meta.arn()))
+            .collect();
+        keys.sort();
+        Ok(Outcome::read(page.slice(keys.into_iter().map(|(_, id, arn)| (id, arn)).collect())))
+    }
+
+    pub async fn update_key_description(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        description: String,
+    ) -> KmsResult<Outcome<()>> {
+        check_description(&description)?;
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| Ok(key.with_meta(|m| m.description = description)))
+            .await
+    }
+
+    /// EnableKey (`enabled`) or DisableKey.
+    pub async fn set_key_enabled(&self, cx: &CallContext, key_id: &str, enabled: bool) -> KmsResult<Outcome<()>> {
+        let state = if enabled { KeyState::Enabled } else { KeyState::Disabled };
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| Ok(key.with_meta(|m| m.state = state))).await
+    }
+
+    /// Returns the date the key will be destroyed.
+    pub async fn schedule_key_deletion(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        pending_window_in_days: i32,
+    ) -> KmsResult<Outcome<SimTime>> {
+        if pending_window_in_days == 0 {
+            return Err(KmsError::missing("PendingWindowInDays"));
+        }
+        if !PENDING_WINDOW_DAYS.contains(&pending_window_in_days) {
+            return Err(KmsError::invalid_because("PendingWindowInDays", "It must be between 7 and 366."));
+        }
+        let delete_date = cx.received_at.plus_days(i64::from(pending_window_in_days));
+        let outcome = self
+            .change_key(cx, (key_id, "KeyId"), KeyOp::ScheduleDeletion, |key| {
+                if key.meta.deletion_protection {
+                    return Err(KmsError {
+                        code: ErrorCode::StateModifiedFailed,
+                        message: format!(
+                            "{} The key has deletion protection enabled.",
+                            ErrorCode::StateModifiedFailed.message_template()
+                        ),
+                    });
+                }
+                Ok(key.with_meta(|m| {
+                    m.state = KeyState::PendingDeletion;
+                    m.delete_date = Some(delete_date);
+                }))
+            })
+            .await?;
+        cx.trail.response_element("DeleteDate", delete_date.to_rfc3339());
+        Ok(outcome.map(|()| delete_date))
+    }
+
+    /// Restores the key to Enabled (as Alibaba does), or to PendingImport when it has no material.
+    pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<()>> {
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::CancelDeletion, |key| {
+            let restored = if key.primary().is_some() { KeyState::Enabled } else { KeyState::PendingImport };
+            Ok(key.with_meta(|m| {
+                m.state = restored;
+                m.delete_date = None;
+            }))
+        })
+        .await
+    }
+
+    pub async fn set_deletion_protection(
+        &self,
+        cx: &CallContext,
+        protected_resource_arn: &str,
+        enable: bool,
+        description: String,
+    ) -> KmsResult<Outcome<()>> {
+        check_description(&description)?;
+        self.change_key(cx, (protected_resource_arn, "ProtectedResourceArn"), KeyOp::Inspect, |key| {
+            Ok(key.with_meta(|m| {
+                m.deletion_protection = enable;
+                m.deletion_protection_description = if enable { description } else { String::new() };
+            }))
+        })
+        .await
+    }
+
+    pub async fn create_alias(&self, cx: &CallContext, alias_name: &str, key_id: &str) -> KmsResult<Outcome<()>> {
+        check_alias_name(alias_name)?;
+        let alias_gate = self.alias_gates.lock(&format!("{}/{alias_name}", cx.region)).await;
+        let slot = self.resolve(cx, key_id, "KeyId")?;
+        let key_gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        key.allow(KeyOp::CreateAlias)?;
+        if read_lock(&self.aliases).contains_key(&(cx.region.clone(), alias_name.to_owned())) {
+            return Err(ErrorCode::AliasAlreadyExists.into());
+        }
+        let alias = self.alias_record(cx, alias_name, &key.meta.key_id);
+        cx.trail.response_element("AliasArn", alias.arn());
+        Ok(Outcome::write((), vec![Change::SaveAlias(alias)], vec![alias_gate, key_gate]))
+    }
+
+    /// Points an existing alias at another key; judged on the target key's state only.
+    pub async fn update_alias(
+        &self,
+        cx: &CallContext,
+        alias_name: &str,
+        target_key_id: &str,
+    ) -> KmsResult<Outcome<()>> {
+        check_alias_name(alias_name)?;
+        let alias_gate = self.alias_gates.lock(&format!("{}/{alias_name}", cx.region)).await;
+        if !read_lock(&self.aliases).contains_key(&(cx.region.clone(), alias_name.to_owned())) {
+            return Err(ErrorCode::AliasNotFound.into());
+        }
+        let slot = self.resolve(cx, target_key_id, "TargetKeyId")?;
+        let key_gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        key.allow(KeyOp::BeAliasTarget)?;
+        let alias = self.alias_record(cx, alias_name, &key.meta.key_id);
+        cx.trail.response_element("AliasArn", alias.arn());
+        Ok(Outcome::write((), vec![Change::SaveAlias(alias)], vec![alias_gate, key_gate]))
+    }
+
+    pub async fn delete_alias(&self, cx: &CallContext, alias_name: &str) -> KmsResult<Outcome<()>> {
+        check_alias_name(alias_name)?;
+        let alias_gate = self.alias_gates.lock(&format!("{}/{alias_name}", cx.region)).await;
+        let alias = read_lock(&self.aliases)
+            .get(&(cx.region.clone(), alias_name.to_owned()))
+            .cloned()
+            .ok_or(ErrorCode::AliasNotFound)?;
+        if let Some(slot) = read_lock(&self.keys).get(&alias.key_id) {
+            cx.trail.key(&slot.snapshot().meta);
+        }
+        cx.trail.response_element("AliasArn", alias.arn());
+        let change = Change::RemoveAlias { region: alias.region, alias_name: alias.alias_name };
+        Ok(Outcome::write((), vec![change], vec![alias_gate]))
+    }
+
+    /// Aliases of the caller's region, by name; only those of `key_id` when given.
+    pub fn list_aliases(
+        &self,
+        cx: &CallContext,
+        key_id: Option<&str>,
+        page: Page,
+    ) -> KmsResult<Outcome<Paged<AliasRecord>>> {
+        let only = match key_id {
+            Some(name) => Some(self.key_for_use(cx, name, "KeyId")?.meta.key_id.clone()),
+            None => None,
+        };
+        let mut aliases: Vec<AliasRecord> = read_lock(&self.aliases)
+            .values()
+            .filter(|a| a.region == cx.region && only.as_ref().is_none_or(|id| &a.key_id == id))
+            .cloned()
+            .collect();
+        aliases.sort_by(|a, b| a.alias_name.cmp(&b.alias_name));
+        Ok(Outcome::read(page.slice(aliases)))
+    }
+
+    pub async fn tag_resource(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        tags: Vec<(String, String)>,
+    ) -> KmsResult<Outcome<()>> {
+        if tags.is_empty() {
+            return Err(KmsError::missing("Tags"));
+        }
+        for (tag_key, tag_value) in &tags {
+            check_tag(tag_key, tag_value)?;
+        }
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
+            let next = key.with_meta(|m| m.tags.extend(tags));
+            if next.meta.tags.len() > MAX_TAGS_PER_RESOURCE {
+                return Err(KmsError::invalid_because("Tags", "A resource can have at most 20 tags."));
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    pub async fn untag_resource(&self, cx: &CallContext, key_id: &str, tag_keys: Vec<String>) -> KmsResult<Outcome<()>> {
+        if tag_keys.is_empty() {
+            return Err(KmsError::missing("TagKeys"));
+        }
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
+            Ok(key.with_meta(|m| {
+                for tag_key in &tag_keys {
+                    m.tags.remove(tag_key);
+                }
+            }))
+        })
+        .await
+    }
+
+    pub fn list_resource_tags(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<BTreeMap<String, String>>> {
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        Ok(Outcome::read(key.meta.tags.clone()))
+    }
+
+    /// The one path for changing a key's metadata: resolve, take the key's
+    /// gate, apply the state table for `op`, then let `change` build the next
+    /// snapshot from the current one.
+    async fn change_key(
+        &self,
+        cx: &CallContext,
+        (key_name, param): (&str, &str),
+        op: KeyOp,
+        change: impl FnOnce(&Key) -> KmsResult<Key>,
+    ) -> KmsResult<Outcome<()>> {
+        let slot = self.resolve(cx, key_name, param)?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        key.allow(op)?;
+        let next = Arc::new(change(&key)?);
+        Ok(Outcome::write((), vec![Change::SaveKey { key: next, new_version: None }], vec![gate]))
+    }
+
+    fn alias_record(&self, cx: &CallContext, alias_name: &str, key_id: &str) -> AliasRecord {
+        AliasRecord {
+            region: cx.region.clone(),
+            alias_name: alias_name.to_owned(),
+            key_id: key_id.to_owned(),
+            account_id: self.account_id.clone(),
+        }
+    }
+}
+
+fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> KmsResult<T> {
+    if text.is_empty() { Ok(default) } else { parse(text) }
+}
+
+fn check_description(description: &str) -> KmsResult<()> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(KmsError::invalid_because("Description", "It can be at most 8192 characters."));
+    }
+    Ok(())
+}
+
+/// `alias/` followed by 1 to 255 characters of letters, digits, `_`, `-`, `/`
+/// and `:`; names under `alias/acs` are reserved.
+fn check_alias_name(alias_name: &str) -> KmsResult<()> {
+    if alias_name.is_empty() {
+        return Err(KmsError::missing("AliasName"));
+    }
+    let Some(name) = alias_name.strip_prefix("alias/") else {
+        return Err(KmsError::invalid_because("AliasName", "It must start with \"alias/\"."));
+    };
+    let valid_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || "_-/:".contains(c));
+    if name.is_empty() || name.len() > 255 || !valid_chars || name.starts_with("acs") {
+        return Err(KmsError::invalid("AliasName"));
+    }
+    Ok(())
+}
+
+fn check_tag(tag_key: &str, tag_value: &str) -> KmsResult<()> {
+    let reserved = ["aliyun", "acs:"].iter().any(|prefix| tag_key.to_ascii_lowercase().starts_with(prefix));
+    if tag_key.is_empty() || tag_key.chars().count() > 128 || reserved {
+        return Err(KmsError::invalid("TagKey"));
+    }
+    if tag_value.chars().count() > 128 {
+        return Err(KmsError::invalid("TagValue"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_names_follow_the_rules() {
+        assert!(check_alias_name("alias/payments-prod_1").is_ok());
+        assert_eq!(check_alias_name("").unwrap_err().code, ErrorCode::MissingParameter);
+        for bad in ["payments", "alias/", "alias/acs-reserved", "alias/sp ace", &format!("alias/{}", "a".repeat(256))] {
+            assert_eq!(check_alias_name(bad).unwrap_err().code, ErrorCode::InvalidParameter, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_follow_the_rules() {
+        assert!(check_tag("team", "payments").is_ok());
+        assert!(check_tag("", "x").is_err());
+        assert!(check_tag("acs:owner", "x").is_err());
+        assert!(check_tag("Aliyun-tag", "x").is_err());
+        assert!(check_tag("k", &"v".repeat(129)).is_err());
+    }
+}

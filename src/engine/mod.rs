@@ -1,0 +1,227 @@
+//! The domain: keys and their versions, aliases, tags, the key-state machine
+//! and the cryptography. Pure Rust: no gRPC, no SQL.
+//!
+//! Every operation takes a [`CallContext`] and returns an [`Outcome`]: the
+//! answer plus the [`Change`]s it wants made. The dispatcher commits those
+//! changes together with the call's audit record and only then calls
+//! [`Engine::apply`], so memory never runs ahead of the store. Mutations of one
+//! key (or one alias name) are serialised by a per-resource gate that the
+//! outcome holds until the change is applied; reads never wait on a gate.
+
+pub mod crypto;
+pub mod error;
+pub mod key;
+mod keys;
+mod paging;
+mod symmetric;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use self::error::{ErrorCode, KmsError, KmsResult};
+pub use self::keys::{AliasRecord, CreateKeyInput};
+pub use self::paging::{Page, Paged};
+pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
+use self::crypto::ciphertext::BlobCodec;
+use self::key::{Key, KeyVersion};
+use crate::clock::SimClock;
+use crate::context::CallContext;
+
+/// A durable change an operation asks for; applied to memory only after it is committed.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Insert or replace a key's metadata; `new_version` is a version the key gained.
+    SaveKey { key: Arc<Key>, new_version: Option<Arc<KeyVersion>> },
+    SaveAlias(AliasRecord),
+    RemoveAlias { region: String, alias_name: String },
+    SetClockOffset(i64),
+}
+
+/// What an operation produced: its answer, the changes to commit, and the
+/// gates to hold until those changes are applied.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub changes: Vec<Change>,
+    pub gates: Vec<Gate>,
+}
+
+/// Exclusive right to change one resource; released when dropped.
+pub type Gate = OwnedMutexGuard<()>;
+
+impl<T> Outcome<T> {
+    pub fn read(value: T) -> Self {
+        Outcome { value, changes: Vec::new(), gates: Vec::new() }
+    }
+
+    pub fn write(value: T, changes: Vec<Change>, gates: Vec<Gate>) -> Self {
+        Outcome { value, changes, gates }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        Outcome { value: f(self.value), changes: self.changes, gates: self.gates }
+    }
+}
+
+/// The state the engine starts from: whatever the store holds.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub keys: Vec<Key>,
+    pub aliases: Vec<AliasRecord>,
+}
+
+/// The simulated KMS of one account.
+pub struct Engine {
+    account_id: String,
+    clock: Arc<SimClock>,
+    blobs: BlobCodec,
+    keys: RwLock<HashMap<String, Arc<KeySlot>>>,
+    /// (region, alias name) to key id.
+    aliases: RwLock<HashMap<(String, String), AliasRecord>>,
+    alias_gates: GateTable,
+    clock_gate: Arc<Mutex<()>>,
+}
+
+struct KeySlot {
+    gate: Arc<Mutex<()>>,
+    current: RwLock<Arc<Key>>,
+}
+
+impl KeySlot {
+    fn new(key: Arc<Key>) -> Self {
+        KeySlot { gate: Arc::new(Mutex::new(())), current: RwLock::new(key) }
+    }
+
+    fn snapshot(&self) -> Arc<Key> {
+        read_lock(&self.current).clone()
+    }
+}
+
+impl Engine {
+    /// `blob_secret` keys the header tag of ciphertext blobs; it must survive restarts.
+    pub fn new(account_id: String, clock: Arc<SimClock>, blob_secret: [u8; 32], snapshot: Snapshot) -> Self {
+        let keys = snapshot.keys.into_iter().map(|k| (k.meta.key_id.clone(), Arc::new(KeySlot::new(Arc::new(k)))));
+        let aliases = snapshot.aliases.into_iter().map(|a| ((a.region.clone(), a.alias_name.clone()), a));
+        Engine {
+            account_id,
+            clock,
+            blobs: BlobCodec::new(blob_secret),
+            keys: RwLock::new(keys.collect()),
+            aliases: RwLock::new(aliases.collect()),
+            alias_gates: GateTable::default(),
+            clock_gate: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Makes committed changes visible. Called by the dispatcher after the store commit.
+    pub fn apply(&self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::SaveKey { key, .. } => {
+                    let id = key.meta.key_id.clone();
+                    let existing = read_lock(&self.keys).get(&id).cloned();
+                    match existing {
+                        Some(slot) => *write_lock(&slot.current) = key,
+                        None => {
+                            write_lock(&self.keys).insert(id, Arc::new(KeySlot::new(key)));
+                        }
+                    }
+                }
+                Change::SaveAlias(alias) => {
+                    write_lock(&self.aliases).insert((alias.region.clone(), alias.alias_name.clone()), alias);
+                }
+                Change::RemoveAlias { region, alias_name } => {
+                    write_lock(&self.aliases).remove(&(region, alias_name));
+                }
+                Change::SetClockOffset(offset) => self.clock.set_offset(offset),
+            }
+        }
+    }
+
+    /// Moves the simulation clock forward by `by`; answers the offset it will have.
+    pub async fn advance_clock(&self, by: std::time::Duration) -> KmsResult<Outcome<i64>> {
+        let gate = self.clock_gate.clone().lock_owned().await;
+        let offset = self.clock.offset_after(by);
+        Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))
+    }
+
+    /// Finds the key a client named by id, ARN or alias, in the caller's region.
+    fn resolve(&self, cx: &CallContext, name: &str, param: &str) -> KmsResult<Arc<KeySlot>> {
+        if name.is_empty() {
+            return Err(KmsError::missing(param));
+        }
+        let key_id = if let Some(rest) = name.strip_prefix("acs:kms:") {
+            let mut parts = rest.splitn(3, ':');
+            let (Some(region), Some(account), Some(resource)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(KmsError::invalid(param));
+            };
+            if region != cx.region || account != self.account_id {
+                return Err(ErrorCode::KeyNotFound.into());
+            }
+            if let Some(id) = resource.strip_prefix("key/") {
+                id.to_owned()
+            } else if resource.starts_with("alias/") {
+                self.alias_target(cx, resource)?
+            } else {
+                return Err(KmsError::invalid(param));
+            }
+        } else if name.starts_with("alias/") {
+            self.alias_target(cx, name)?
+        } else {
+            name.to_owned()
+        };
+        let slot = read_lock(&self.keys).get(&key_id).cloned().ok_or(ErrorCode::KeyNotFound)?;
+        if slot.snapshot().meta.region != cx.region {
+            return Err(ErrorCode::KeyNotFound.into());
+        }
+        Ok(slot)
+    }
+
+    fn alias_target(&self, cx: &CallContext, alias_name: &str) -> KmsResult<String> {
+        read_lock(&self.aliases)
+            .get(&(cx.region.clone(), alias_name.to_owned()))
+            .map(|a| a.key_id.clone())
+            .ok_or_else(|| ErrorCode::AliasNotFound.into())
+    }
+
+    /// The current snapshot of a named key, recorded in the call's trail.
+    fn key_for_use(&self, cx: &CallContext, name: &str, param: &str) -> KmsResult<Arc<Key>> {
+        let key = self.resolve(cx, name, param)?.snapshot();
+        cx.trail.key(&key.meta);
+        Ok(key)
+    }
+}
+
+/// Per-name async gates, created on first use.
+#[derive(Default)]
+struct GateTable(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl GateTable {
+    async fn lock(&self, name: &str) -> Gate {
+        let gate = {
+            let mut gates = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            gates.entry(name.to_owned()).or_default().clone()
+        };
+        gate.lock_owned().await
+    }
+}
+
+// Locks guard plain data that stays consistent even if a holder panicked, so a
+// poisoned lock is used as is rather than taking the server down.
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,110 @@
+//! The one dispatcher every RPC goes through.
+//!
+//! It builds the [`CallContext`], runs the operation, builds the audit record
+//! from the operation's [`OpSpec`], the context and the outcome, commits the
+//! operation's changes and that record in one store transaction, applies the
+//! changes to memory, and only then answers. Success or failure, every call
+//! leaves exactly one record; if the record cannot be stored, the call fails
+//! and its change is not applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::params::AuditParams;
+use super::status::{REQUEST_ID_HEADER, to_status};
+use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::context::{CallContext, Trail};
+use crate::engine::{Engine, KmsError, KmsResult, Outcome};
+use crate::store::Store;
+
+/// What every service handler can reach.
+pub struct App {
+    pub engine: Engine,
+    pub store: Store,
+    pub region: String,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    app: Arc<App>,
+}
+
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+impl Dispatcher {
+    pub fn new(app: Arc<App>) -> Self {
+        Dispatcher { app }
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Runs `operation` as the RPC described by `op`.
+    pub async fn run<Req, Resp, F, Fut>(&self, op: &'static OpSpec, request: Request<Req>, operation: F) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + AuditParams,
+        Resp: Message,
+        F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
+        Fut: Future<Output = KmsResult<Outcome<Resp>>>,
+    {
+        let cx = Arc::new(self.context(&request));
+        let request = request.into_inner();
+        let request_parameters = request.audit_params();
+        let request_bytes = request.encoded_len();
+
+        let (response, changes, gates, error) = match operation(self.app.clone(), cx.clone(), request).await {
+            Ok(outcome) => (Some(outcome.value), outcome.changes, outcome.gates, None),
+            Err(error) => (None, Vec::new(), Vec::new(), Some(error)),
+        };
+        let sizes = PayloadSizes { request_bytes, response_bytes: response.as_ref().map_or(0, Message::encoded_len) };
+        let record = AuditRecord::for_call(op, &cx, request_parameters, sizes, error.as_ref());
+
+        if let Err(e) = self.app.store.commit(changes.clone(), vec![record]).await {
+            tracing::error!(error = %e, request_id = %cx.request_id, event = op.event_name, "call failed closed");
+            return Err(to_status(&KmsError::internal(), &cx.request_id));
+        }
+        self.app.engine.apply(changes);
+        drop(gates);
+
+        match (response, error) {
+            (Some(body), _) => {
+                let mut response = Response::new(body);
+                if let Ok(value) = cx.request_id.parse() {
+                    response.metadata_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                Ok(response)
+            }
+            (None, Some(error)) => Err(to_status(&error, &cx.request_id)),
+            (None, None) => Err(to_status(&KmsError::internal(), &cx.request_id)),
+        }
+    }
+
+    fn context<T>(&self, request: &Request<T>) -> CallContext {
+        let metadata = request.metadata();
+        let request_id = header(metadata, "x-request-id")
+            .filter(|id| id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        CallContext {
+            request_id,
+            region: self.app.region.clone(),
+            account_id: self.app.engine.account_id().to_owned(),
+            client: request.remote_addr(),
+            user_agent: header(metadata, "user-agent").unwrap_or_default(),
+            access_key_id: header(metadata, "x-kms-access-key-id").unwrap_or_default(),
+            received_at: self.app.engine.clock().now(),
+            started: Instant::now(),
+            trail: Trail::default(),
+        }
+    }
+}
+
+fn header(metadata: &MetadataMap, name: &str) -> Option<String> {
+    let value = metadata.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}

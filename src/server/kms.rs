@@ -1,0 +1,364 @@
+//! `kmsim.v1.KeyManagementService`: decodes each request into engine terms and
+//! encodes the answer; the dispatcher does the rest.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tonic::{Request, Response, Status};
+
+use super::dispatch::Dispatcher;
+use crate::audit::OpSpec;
+use crate::engine::key::KeyMeta;
+use crate::engine::{AliasRecord, CreateKeyInput, Page, Paged, Sealed};
+use crate::proto as pb;
+use crate::proto::key_management_service_server::KeyManagementService;
+
+pub struct KmsApi {
+    dispatch: Dispatcher,
+}
+
+impl KmsApi {
+    pub fn new(dispatch: Dispatcher) -> Self {
+        KmsApi { dispatch }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl KeyManagementService for KmsApi {
+    async fn create_key(&self, request: Request<pb::CreateKeyRequest>) -> Reply<pb::CreateKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::CREATE_KEY, request, |app, cx, req| async move {
+                let input = CreateKeyInput {
+                    key_spec: req.key_spec,
+                    key_usage: req.key_usage,
+                    origin: req.origin,
+                    description: req.description,
+                    protection_level: req.protection_level,
+                };
+                let outcome = app.engine.create_key(&cx, input)?;
+                Ok(outcome.map(|key| pb::CreateKeyResponse { key_metadata: Some(key_metadata(&key.meta)) }))
+            })
+            .await
+    }
+
+    async fn describe_key(&self, request: Request<pb::DescribeKeyRequest>) -> Reply<pb::DescribeKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::DESCRIBE_KEY, request, |app, cx, req| async move {
+                let outcome = app.engine.describe_key(&cx, &req.key_id)?;
+                Ok(outcome.map(|meta| pb::DescribeKeyResponse { key_metadata: Some(key_metadata(&meta)) }))
+            })
+            .await
+    }
+
+    async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Reply<pb::ListKeysResponse> {
+        self.dispatch
+            .run(&OpSpec::LIST_KEYS, request, |app, cx, req| async move {
+                let page = Page::from_request(req.page_number, req.page_size)?;
+                Ok(app.engine.list_keys(&cx, page)?.map(|paged| {
+                    let (total_count, page_number, page_size) = page_fields(&paged);
+                    pb::ListKeysResponse {
+                        keys: paged.items.into_iter().map(|(key_id, key_arn)| pb::KeyListEntry { key_id, key_arn }).collect(),
+                        total_count,
+                        page_number,
+                        page_size,
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn update_key_description(
+        &self,
+        request: Request<pb::UpdateKeyDescriptionRequest>,
+    ) -> Reply<pb::UpdateKeyDescriptionResponse> {
+        self.dispatch
+            .run(&OpSpec::UPDATE_KEY_DESCRIPTION, request, |app, cx, req| async move {
+                let outcome = app.engine.update_key_description(&cx, &req.key_id, req.description).await?;
+                Ok(outcome.map(|()| pb::UpdateKeyDescriptionResponse {}))
+            })
+            .await
+    }
+
+    async fn enable_key(&self, request: Request<pb::EnableKeyRequest>) -> Reply<pb::EnableKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::ENABLE_KEY, request, |app, cx, req| async move {
+                Ok(app.engine.set_key_enabled(&cx, &req.key_id, true).await?.map(|()| pb::EnableKeyResponse {}))
+            })
+            .await
+    }
+
+    async fn disable_key(&self, request: Request<pb::DisableKeyRequest>) -> Reply<pb::DisableKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::DISABLE_KEY, request, |app, cx, req| async move {
+                Ok(app.engine.set_key_enabled(&cx, &req.key_id, false).await?.map(|()| pb::DisableKeyResponse {}))
+            })
+            .await
+    }
+
+    async fn schedule_key_deletion(
+        &self,
+        request: Request<pb::ScheduleKeyDeletionRequest>,
+    ) -> Reply<pb::ScheduleKeyDeletionResponse> {
+        self.dispatch
+            .run(&OpSpec::SCHEDULE_KEY_DELETION, request, |app, cx, req| async move {
+                let outcome = app.engine.schedule_key_deletion(&cx, &req.key_id, req.pending_window_in_days).await?;
+                let key_id = cx.trail.snapshot().key_id;
+                Ok(outcome.map(|date| pb::ScheduleKeyDeletionResponse { key_id, delete_date: date.to_rfc3339() }))
+            })
+            .await
+    }
+
+    async fn cancel_key_deletion(
+        &self,
+        request: Request<pb::CancelKeyDeletionRequest>,
+    ) -> Reply<pb::CancelKeyDeletionResponse> {
+        self.dispatch
+            .run(&OpSpec::CANCEL_KEY_DELETION, request, |app, cx, req| async move {
+                Ok(app.engine.cancel_key_deletion(&cx, &req.key_id).await?.map(|()| pb::CancelKeyDeletionResponse {}))
+            })
+            .await
+    }
+
+    async fn set_deletion_protection(
+        &self,
+        request: Request<pb::SetDeletionProtectionRequest>,
+    ) -> Reply<pb::SetDeletionProtectionResponse> {
+        self.dispatch
+            .run(&OpSpec::SET_DELETION_PROTECTION, request, |app, cx, req| async move {
+                let outcome = app
+                    .engine
+                    .set_deletion_protection(
+                        &cx,
+                        &req.protected_resource_arn,
+                        req.enable_deletion_protection,
+                        req.deletion_protection_description,
+                    )
+                    .await?;
+                Ok(outcome.map(|()| pb::SetDeletionProtectionResponse {}))
+            })
+            .await
+    }
+
+    async fn create_alias(&self, request: Request<pb::CreateAliasRequest>) -> Reply<pb::CreateAliasResponse> {
+        self.dispatch
+            .run(&OpSpec::CREATE_ALIAS, request, |app, cx, req| async move {
+                Ok(app.engine.create_alias(&cx, &req.alias_name, &req.key_id).await?.map(|()| pb::CreateAliasResponse {}))
+            })
+            .await
+    }
+
+    async fn update_alias(&self, request: Request<pb::UpdateAliasRequest>) -> Reply<pb::UpdateAliasResponse> {
+        self.dispatch
+            .run(&OpSpec::UPDATE_ALIAS, request, |app, cx, req| async move {
+                let outcome = app.engine.update_alias(&cx, &req.alias_name, &req.target_key_id).await?;
+                Ok(outcome.map(|()| pb::UpdateAliasResponse {}))
+            })
+            .await
+    }
+
+    async fn delete_alias(&self, request: Request<pb::DeleteAliasRequest>) -> Reply<pb::DeleteAliasResponse> {
+        self.dispatch
+            .run(&OpSpec::DELETE_ALIAS, request, |app, cx, req| async move {
+                Ok(app.engine.delete_alias(&cx, &req.alias_name).await?.map(|()| pb::DeleteAliasResponse {}))
+            })
+            .await
+    }
+
+    async fn list_aliases(&self, request: Request<pb::ListAliasesRequest>) -> Reply<pb::ListAliasesResponse> {
+        self.dispatch
+            .run(&OpSpec::LIST_ALIASES, request, |app, cx, req| async move {
+                let page = Page::from_request(req.page_number, req.page_size)?;
+                Ok(app.engine.list_aliases(&cx, None, page)?.map(aliases_response))
+            })
+            .await
+    }
+
+    async fn list_aliases_by_key_id(
+        &self,
+        request: Request<pb::ListAliasesByKeyIdRequest>,
+    ) -> Reply<pb::ListAliasesResponse> {
+        self.dispatch
+            .run(&OpSpec::LIST_ALIASES_BY_KEY_ID, request, |app, cx, req| async move {
+                let page = Page::from_request(req.page_number, req.page_size)?;
+                Ok(app.engine.list_aliases(&cx, Some(&req.key_id), page)?.map(aliases_response))
+            })
+            .await
+    }
+
+    async fn tag_resource(&self, request: Request<pb::TagResourceRequest>) -> Reply<pb::TagResourceResponse> {
+        self.dispatch
+            .run(&OpSpec::TAG_RESOURCE, request, |app, cx, req| async move {
+                let tags = req.tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect();
+                Ok(app.engine.tag_resource(&cx, &req.key_id, tags).await?.map(|()| pb::TagResourceResponse {}))
+            })
+            .await
+    }
+
+    async fn untag_resource(&self, request: Request<pb::UntagResourceRequest>) -> Reply<pb::UntagResourceResponse> {
+        self.dispatch
+            .run(&OpSpec::UNTAG_RESOURCE, request, |app, cx, req| async move {
+                let outcome = app.engine.untag_resource(&cx, &req.key_id, req.tag_keys).await?;
+                Ok(outcome.map(|()| pb::UntagResourceResponse {}))
+            })
+            .await
+    }
+
+    async fn list_resource_tags(
+        &self,
+        request: Request<pb::ListResourceTagsRequest>,
+    ) -> Reply<pb::ListResourceTagsResponse> {
+        self.dispatch
+            .run(&OpSpec::LIST_RESOURCE_TAGS, request, |app, cx, req| async move {
+                Ok(app.engine.list_resource_tags(&cx, &req.key_id)?.map(|tags| pb::ListResourceTagsResponse {
+                    tags: tags.into_iter().map(|(tag_key, tag_value)| pb::Tag { tag_key, tag_value }).collect(),
+                }))
+            })
+            .await
+    }
+
+    async fn encrypt(&self, request: Request<pb::EncryptRequest>) -> Reply<pb::EncryptResponse> {
+        self.dispatch
+            .run(&OpSpec::ENCRYPT, request, |app, cx, req| async move {
+                let outcome = app.engine.encrypt(&cx, &req.key_id, &req.plaintext, sorted(req.encryption_context))?;
+                Ok(outcome.map(|sealed| {
+                    let (ciphertext_blob, key_id, key_version_id) = sealed_fields(sealed);
+                    pb::EncryptResponse { ciphertext_blob, key_id, key_version_id }
+                }))
+            })
+            .await
+    }
+
+    async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Reply<pb::DecryptResponse> {
+        self.dispatch
+            .run(&OpSpec::DECRYPT, request, |app, cx, req| async move {
+                let outcome = app.engine.decrypt(&cx, &req.ciphertext_blob, sorted(req.encryption_context))?;
+                Ok(outcome.map(|opened| pb::DecryptResponse {
+                    plaintext: opened.plaintext.to_vec(),
+                    key_id: opened.key_id,
+                    key_version_id: opened.key_version_id.to_string(),
+                }))
+            })
+            .await
+    }
+
+    async fn re_encrypt(&self, request: Request<pb::ReEncryptRequest>) -> Reply<pb::ReEncryptResponse> {
+        self.dispatch
+            .run(&OpSpec::RE_ENCRYPT, request, |app, cx, req| async move {
+                let outcome = app.engine.re_encrypt(
+                    &cx,
+                    &req.ciphertext_blob,
+                    sorted(req.source_encryption_context),
+                    &req.destination_key_id,
+                    sorted(req.destination_encryption_context),
+                )?;
+                Ok(outcome.map(|re| {
+                    let (ciphertext_blob, key_id, key_version_id) = sealed_fields(re.sealed);
+                    pb::ReEncryptResponse {
+                        ciphertext_blob,
+                        key_id,
+                        key_version_id,
+                        source_key_id: re.source_key_id,
+                        source_key_version_id: re.source_key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn generate_data_key(&self, request: Request<pb::GenerateDataKeyRequest>) -> Reply<pb::GenerateDataKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::GENERATE_DATA_KEY, request, |app, cx, req| async move {
+                let outcome = app.engine.generate_data_key(
+                    &cx,
+                    &req.key_id,
+                    &req.key_spec,
+                    req.number_of_bytes,
+                    sorted(req.encryption_context),
+                )?;
+                Ok(outcome.map(|data_key| {
+                    let plaintext = data_key.plaintext.to_vec();
+                    let (ciphertext_blob, key_id, key_version_id) = sealed_fields(data_key.sealed);
+                    pb::GenerateDataKeyResponse { ciphertext_blob, plaintext, key_id, key_version_id }
+                }))
+            })
+            .await
+    }
+
+    async fn generate_data_key_without_plaintext(
+        &self,
+        request: Request<pb::GenerateDataKeyRequest>,
+    ) -> Reply<pb::GenerateDataKeyWithoutPlaintextResponse> {
+        self.dispatch
+            .run(&OpSpec::GENERATE_DATA_KEY_WITHOUT_PLAINTEXT, request, |app, cx, req| async move {
+                let outcome = app.engine.generate_data_key(
+                    &cx,
+                    &req.key_id,
+                    &req.key_spec,
+                    req.number_of_bytes,
+                    sorted(req.encryption_context),
+                )?;
+                Ok(outcome.map(|data_key| {
+                    let (ciphertext_blob, key_id, key_version_id) = sealed_fields(data_key.sealed);
+                    pb::GenerateDataKeyWithoutPlaintextResponse { ciphertext_blob, key_id, key_version_id }
+                }))
+            })
+            .await
+    }
+
+    async fn generate_random(&self, request: Request<pb::GenerateRandomRequest>) -> Reply<pb::GenerateRandomResponse> {
+        self.dispatch
+            .run(&OpSpec::GENERATE_RANDOM, request, |app, _cx, req| async move {
+                Ok(app.engine.generate_random(req.length)?.map(|random| pb::GenerateRandomResponse { random: random.to_vec() }))
+            })
+            .await
+    }
+}
+
+pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
+    pb::KeyMetadata {
+        key_id: meta.key_id.clone(),
+        arn: meta.arn(),
+        key_state: meta.state.as_str().to_owned(),
+        key_spec: meta.spec.as_str().to_owned(),
+        key_usage: meta.usage.as_str().to_owned(),
+        origin: meta.origin.as_str().to_owned(),
+        creation_date: meta.creation_date.to_rfc3339(),
+        delete_date: meta.delete_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
+        primary_key_version: meta.primary_version.map(|v| v.to_string()).unwrap_or_default(),
+        deletion_protection: meta.deletion_protection,
+        description: meta.description.clone(),
+        creator: meta.creator.clone(),
+        protection_level: meta.protection_level.as_str().to_owned(),
+        deletion_protection_description: meta.deletion_protection_description.clone(),
+        region: meta.region.clone(),
+    }
+}
+
+fn aliases_response(paged: Paged<AliasRecord>) -> pb::ListAliasesResponse {
+    let (total_count, page_number, page_size) = page_fields(&paged);
+    pb::ListAliasesResponse {
+        aliases: paged
+            .items
+            .into_iter()
+            .map(|a| pb::Alias { alias_arn: a.arn(), alias_name: a.alias_name, key_id: a.key_id })
+            .collect(),
+        total_count,
+        page_number,
+        page_size,
+    }
+}
+
+fn page_fields<T>(paged: &Paged<T>) -> (i32, i32, i32) {
+    let clamp = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    (clamp(paged.total), clamp(paged.page.number), clamp(paged.page.size))
+}
+
+fn sealed_fields(sealed: Sealed) -> (Vec<u8>, String, String) {
+    (sealed.ciphertext_blob, sealed.key_id, sealed.key_version_id.to_string())
+}
+
+/// Encryption contexts are compared as sets of entries; order on the wire does not matter.
+fn sorted(context: HashMap<String, String>) -> BTreeMap<String, String> {
+    context.into_iter().collect()
+}

@@ -1,0 +1,100 @@
+//! The gRPC server: tonic wiring of the kmsim services, health, reflection and
+//! graceful shutdown. Handlers only translate; the [`dispatch`] module runs
+//! and audits every call.
+
+pub mod audit;
+pub mod dispatch;
+pub mod kms;
+pub mod params;
+pub mod simulation;
+pub mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use self::dispatch::{App, Dispatcher};
+use crate::clock::SimClock;
+use crate::engine::Engine;
+use crate::proto::audit_service_server::AuditServiceServer;
+use crate::proto::key_management_service_server::KeyManagementServiceServer;
+use crate::proto::simulation_service_server::SimulationServiceServer;
+use crate::store::{Location, Store};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const DEFAULT_REGION: &str = "cn-hangzhou";
+pub const DEFAULT_ACCOUNT_ID: &str = "1192853035118460";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub region: String,
+    pub account_id: String,
+    pub store: Location,
+}
+
+/// A server that is bound and serving.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    task: JoinHandle<Result<(), BoxError>>,
+}
+
+impl RunningServer {
+    /// Waits for the server to stop (after its shutdown signal) and its store to close.
+    pub async fn wait(self) -> Result<(), BoxError> {
+        self.task.await?
+    }
+}
+
+/// Opens the store, binds `config.listen`, and serves until `shutdown` completes.
+pub async fn start(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningServer, BoxError> {
+    if config.account_id.len() != 16 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("account id must be 16 digits, got {:?}", config.account_id).into());
+    }
+    let (store, loaded) = Store::open(&config.store)?;
+    let clock = Arc::new(SimClock::with_offset(loaded.clock_offset_ms));
+    let engine = Engine::new(config.account_id.clone(), clock, loaded.blob_secret, loaded.snapshot);
+    let dispatch = Dispatcher::new(Arc::new(App { engine, store: store.clone(), region: config.region.clone() }));
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<KeyManagementServiceServer<kms::KmsApi>>().await;
+    health_reporter.set_serving::<AuditServiceServer<audit::AuditApi>>().await;
+    health_reporter.set_serving::<SimulationServiceServer<simulation::SimulationApi>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+
+    let router = Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone())))
+        .add_service(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone())))
+        .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
+
+    let task = tokio::spawn(async move {
+        let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+        // In-flight calls have been answered, so every record they wrote is committed; flush and close.
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        served.map_err(BoxError::from)
+    });
+    tracing::info!(%local_addr, region = %config.region, "kmsim serving");
+    Ok(RunningServer { local_addr, task })
+}

@@ -1,0 +1,190 @@
+//! Tables, migrations, and the translation of engine changes and audit records to rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{AuditPage, Loaded, StoreError, StoreResult, meta_value};
+use crate::audit::{AuditFilter, AuditRecord};
+use crate::clock::SimTime;
+use crate::engine::key::{Key, KeyMeta, KeyVersion};
+use crate::engine::{AliasRecord, Change, Snapshot};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE keys (key_id TEXT PRIMARY KEY, meta TEXT NOT NULL);
+CREATE TABLE key_versions (
+    key_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    material BLOB NOT NULL,
+    PRIMARY KEY (key_id, version_id)
+);
+CREATE TABLE aliases (
+    region TEXT NOT NULL,
+    alias_name TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (region, alias_name)
+);
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    time_ms INTEGER NOT NULL,
+    service_name TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    error_code TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_key ON audit_events (key_id, seq);
+"#];
+
+pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk before the call that made it is answered.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError(format!(
+            "the data directory was written by a newer kmsim (schema {applied}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", number + 1))?;
+    }
+    Ok(())
+}
+
+pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
+    let blob_secret = match meta_value(conn, "blob_secret")? {
+        Some(bytes) => bytes.try_into().map_err(|_| StoreError("blob_secret is corrupt".into()))?,
+        None => {
+            let secret: [u8; 32] = crate::engine::crypto::random_array();
+            conn.execute("INSERT INTO meta (name, value) VALUES ('blob_secret', ?1)", params![&secret[..]])?;
+            secret
+        }
+    };
+    let clock_offset_ms = match meta_value(conn, "clock_offset_ms")? {
+        Some(bytes) => {
+            i64::from_be_bytes(bytes.try_into().map_err(|_| StoreError("clock_offset_ms is corrupt".into()))?)
+        }
+        None => 0,
+    };
+    Ok(Loaded { blob_secret, clock_offset_ms, snapshot: Snapshot { keys: load_keys(conn)?, aliases: load_aliases(conn)? } })
+}
+
+fn load_keys(conn: &Connection) -> StoreResult<Vec<Key>> {
+    let mut versions: HashMap<String, Vec<Arc<KeyVersion>>> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT key_id, version_id, created_ms, material FROM key_versions ORDER BY created_ms")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let version_id: String = row.get(1)?;
+        let version = KeyVersion {
+            version_id: Uuid::parse_str(&version_id).map_err(|e| StoreError(e.to_string()))?,
+            created: SimTime(row.get(2)?),
+            material: Zeroizing::new(row.get(3)?),
+        };
+        versions.entry(row.get(0)?).or_default().push(Arc::new(version));
+    }
+    let mut stmt = conn.prepare("SELECT meta FROM keys")?;
+    let metas = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    let mut keys = Vec::new();
+    for meta in metas {
+        let meta: KeyMeta = serde_json::from_str(&meta?)?;
+        let versions = versions.remove(&meta.key_id).unwrap_or_default();
+        keys.push(Key { meta, versions });
+    }
+    Ok(keys)
+}
+
+fn load_aliases(conn: &Connection) -> StoreResult<Vec<AliasRecord>> {
+    let mut stmt = conn.prepare("SELECT record FROM aliases")?;
+    let records = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    records.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+}
+
+pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRecord]) -> StoreResult<()> {
+    for change in changes {
+        match change {
+            Change::SaveKey { key, new_version } => {
+                conn.prepare_cached("INSERT OR REPLACE INTO keys (key_id, meta) VALUES (?1, ?2)")?
+                    .execute(params![key.meta.key_id, serde_json::to_string(&key.meta)?])?;
+                if let Some(v) = new_version {
+                    conn.prepare_cached(
+                        "INSERT INTO key_versions (key_id, version_id, created_ms, material) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![key.meta.key_id, v.version_id.to_string(), v.created.0, &v.material[..]])?;
+                }
+            }
+            Change::SaveAlias(alias) => {
+                conn.prepare_cached("INSERT OR REPLACE INTO aliases (region, alias_name, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![alias.region, alias.alias_name, serde_json::to_string(alias)?])?;
+            }
+            Change::RemoveAlias { region, alias_name } => {
+                conn.prepare_cached("DELETE FROM aliases WHERE region = ?1 AND alias_name = ?2")?
+                    .execute(params![region, alias_name])?;
+            }
+            Change::SetClockOffset(offset) => {
+                conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('clock_offset_ms', ?1)")?
+                    .execute(params![&offset.to_be_bytes()[..]])?;
+            }
+        }
+    }
+    for record in records {
+        conn.prepare_cached(
+            "INSERT INTO audit_events (event_id, time_ms, service_name, event_name, key_id, error_code, record) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            record.event_id,
+            record.event_time.0,
+            record.service_name,
+            record.event_name,
+            record.key_id,
+            record.error_code,
+            serde_json::to_string(record)?,
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn list_audit(
+    conn: &Connection,
+    filter: &AuditFilter,
+    limit: usize,
+    before: Option<i64>,
+) -> StoreResult<AuditPage> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, record FROM audit_events \
+         WHERE seq < ?1 AND (?2 = '' OR key_id = ?2) AND (?3 = '' OR event_name = ?3) AND (?4 = '' OR error_code = ?4) \
+         ORDER BY seq DESC LIMIT ?5",
+    )?;
+    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let rows = stmt.query_map(
+        params![before.unwrap_or(i64::MAX), filter.key_id, filter.event_name, filter.error_code, fetch],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+    )?;
+    let mut records = Vec::new();
+    let mut last_seq = None;
+    let mut more = false;
+    for row in rows {
+        let (seq, json) = row?;
+        if records.len() == limit {
+            more = true;
+            break;
+        }
+        records.push(serde_json::from_str(&json)?);
+        last_seq = Some(seq);
+    }
+    Ok(AuditPage { records, next_before: if more { last_seq } else { None } })
+}

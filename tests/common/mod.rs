@@ -1,0 +1,134 @@
+//! Shared test harness: a real kmsim server on 127.0.0.1:0 and generated
+//! tonic clients talking to it.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use kmsim::proto as pb;
+use kmsim::proto::audit_service_client::AuditServiceClient;
+use kmsim::proto::key_management_service_client::KeyManagementServiceClient;
+use kmsim::proto::simulation_service_client::SimulationServiceClient;
+use kmsim::server::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, RunningServer, ServerConfig};
+use kmsim::store::Location;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub type Kms = KeyManagementServiceClient<Channel>;
+
+pub const TEST_USER_AGENT: &str = "kmsim-tests/1.0";
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<RunningServer>,
+}
+
+impl TestServer {
+    /// A server whose store lives only in memory.
+    pub async fn start() -> TestServer {
+        Self::start_with(Location::InMemory).await
+    }
+
+    /// A server whose durable store lives in `dir`.
+    pub async fn start_in(dir: &Path) -> TestServer {
+        Self::start_with(Location::Dir(dir.to_path_buf())).await
+    }
+
+    async fn start_with(store: Location) -> TestServer {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            region: DEFAULT_REGION.to_owned(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            store,
+        };
+        let running = kmsim::server::start(config, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server starts");
+        TestServer { addr: running.local_addr, stop: Some(stop), running: Some(running) }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .unwrap()
+            .user_agent(TEST_USER_AGENT)
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    pub async fn kms(&self) -> Kms {
+        KeyManagementServiceClient::new(self.channel().await)
+    }
+
+    pub async fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel().await)
+    }
+
+    pub async fn simulation(&self) -> SimulationServiceClient<Channel> {
+        SimulationServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server gracefully and waits until its store is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.wait().await.expect("server stops cleanly");
+        }
+    }
+}
+
+/// The Alibaba error code a failed call carried in `x-kms-error-code`.
+pub fn error_code(status: &tonic::Status) -> String {
+    metadata(status, "x-kms-error-code")
+}
+
+pub fn http_status(status: &tonic::Status) -> String {
+    metadata(status, "x-kms-http-status")
+}
+
+fn metadata(status: &tonic::Status, name: &str) -> String {
+    status.metadata().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// Creates a key of `spec` ("" for the default) and returns its id.
+pub async fn create_key(kms: &mut Kms, spec: &str) -> String {
+    let request = pb::CreateKeyRequest { key_spec: spec.to_owned(), ..Default::default() };
+    kms.create_key(request).await.expect("create key").into_inner().key_metadata.unwrap().key_id
+}
+
+/// Creates a key with origin EXTERNAL, which starts in PendingImport.
+pub async fn create_external_key(kms: &mut Kms) -> String {
+    let request = pb::CreateKeyRequest { origin: "EXTERNAL".to_owned(), ..Default::default() };
+    kms.create_key(request).await.expect("create external key").into_inner().key_metadata.unwrap().key_id
+}
+
+pub async fn key_state(kms: &mut Kms, key_id: &str) -> String {
+    let request = pb::DescribeKeyRequest { key_id: key_id.to_owned() };
+    kms.describe_key(request).await.expect("describe").into_inner().key_metadata.unwrap().key_state
+}
+
+/// Every audit record, newest first.
+pub async fn all_audit_events(server: &TestServer) -> Vec<pb::AuditEvent> {
+    let mut audit = server.audit().await;
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListAuditEventsRequest { page_size: 1000, page_token, ..Default::default() };
+        let page = audit.list_audit_events(request).await.expect("list audit events").into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        page_token = page.next_page_token;
+    }
+}
