@@ -23,9 +23,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("kmsim_descriptor.bin");
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor)
-        .compile_protos(
-            &protos,
-            &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?],
-        )?;
+        .compile_protos(&protos, &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?])?;
     Ok(())
 }

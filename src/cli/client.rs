@@ -265,7 +265,8 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             key_metadata_json(response.key_metadata.unwrap_or_default())
         }
         KeyCommand::List { page_number, page_size } => {
-            let response = kms.list_keys(conn.request(pb::ListKeysRequest { page_number, page_size })).await?.into_inner();
+            let response =
+                kms.list_keys(conn.request(pb::ListKeysRequest { page_number, page_size })).await?.into_inner();
             json!({
                 "totalCount": response.total_count,
                 "pageNumber": response.page_number,
@@ -321,7 +322,10 @@ async fn decrypt(conn: &Connection, ciphertext_blob: String, context: Vec<(Strin
         ciphertext_blob
     };
     let blob = BASE64.decode(text.trim()).map_err(|e| Failure(format!("--ciphertext-blob is not base64: {e}")))?;
-    let request = pb::DecryptRequest { ciphertext_blob: blob, encryption_context: context.into_iter().collect::<HashMap<_, _>>() };
+    let request = pb::DecryptRequest {
+        ciphertext_blob: blob,
+        encryption_context: context.into_iter().collect::<HashMap<_, _>>(),
+    };
     let response = conn.kms().await?.decrypt(conn.request(request)).await?.into_inner();
     let mut value = json!({
         "plaintextBase64": BASE64.encode(&response.plaintext),

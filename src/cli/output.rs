@@ -57,7 +57,13 @@ fn render_table(value: &Value, out: &mut String) {
                 .map(|(i, c)| cells.iter().map(|row| row[i].len()).max().unwrap_or(0).max(c.len()))
                 .collect();
             let line = |row: Vec<&str>| {
-                row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+                row.iter()
+                    .zip(&widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
             };
             out.push_str(&line(columns.iter().map(|c| c.as_str()).collect()));
             out.push('\n');

@@ -116,9 +116,12 @@ impl ErrorCode {
                 "Request time exceeds server time more than 15 minutes.",
             ),
             Self::SignatureNotMatch => ("SignatureNotMatch", 401, G::Unauthenticated, "Signature is not matched."),
-            Self::NoPermission => {
-                ("Forbidden.NoPermission", 403, G::PermissionDenied, "This operation is forbidden by permission system.")
-            }
+            Self::NoPermission => (
+                "Forbidden.NoPermission",
+                403,
+                G::PermissionDenied,
+                "This operation is forbidden by permission system.",
+            ),
             Self::AccessKeyForbidden => {
                 ("Forbidden.AccessKey", 403, G::PermissionDenied, "This AccessKey is not enabled.")
             }
@@ -171,12 +174,9 @@ impl ErrorCode {
                 "The request was rejected because the key state is Enabled.",
             ),
             Self::ResourceExist => ("Rejected.ResourceExist", 409, G::AlreadyExists, "The resource already exists."),
-            Self::ResourceInDeleteWindow => (
-                "Rejected.ResourceInDeleteWindow",
-                409,
-                G::FailedPrecondition,
-                "The secret is planned to be deleted.",
-            ),
+            Self::ResourceInDeleteWindow => {
+                ("Rejected.ResourceInDeleteWindow", 409, G::FailedPrecondition, "The secret is planned to be deleted.")
+            }
             Self::ResourceInUse => ("Rejected.ResourceInUse", 409, G::FailedPrecondition, "The resource is in use."),
             Self::Throttling => ("Rejected.Throttling", 429, G::ResourceExhausted, "The QPS upper limit is exceeded."),
             Self::InternalFailure => ("InternalFailure", 500, G::Internal, "Internal Failure."),

@@ -244,3 +244,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&KeySpec::Sm4).unwrap(), "\"Aliyun_SM4\"");
     }
 }
+
+#[cfg(test)]
+mod state_table_tests {
+    use super::*;
+
+    /// The Unavailable column (an expired KMS instance) cannot be reached over gRPC
+    /// until instances exist; every cryptographic call answers Rejected.Unavailable.
+    #[test]
+    fn unavailable_keys_refuse_cryptography_but_can_be_inspected() {
+        assert_eq!(KeyOp::Cryptographic.check(KeyState::Unavailable), Err(ErrorCode::Unavailable));
+        assert_eq!(KeyOp::Inspect.check(KeyState::Unavailable), Ok(()));
+    }
+}

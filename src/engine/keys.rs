@@ -113,14 +113,17 @@ impl Engine {
         description: String,
     ) -> KmsResult<Outcome<()>> {
         check_description(&description)?;
-        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| Ok(key.with_meta(|m| m.description = description)))
-            .await
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
+            Ok(key.with_meta(|m| m.description = description))
+        })
+        .await
     }
 
     /// EnableKey (`enabled`) or DisableKey.
     pub async fn set_key_enabled(&self, cx: &CallContext, key_id: &str, enabled: bool) -> KmsResult<Outcome<()>> {
         let state = if enabled { KeyState::Enabled } else { KeyState::Disabled };
-        self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| Ok(key.with_meta(|m| m.state = state))).await
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| Ok(key.with_meta(|m| m.state = state)))
+            .await
     }
 
     /// Returns the date the key will be destroyed.
@@ -282,7 +285,12 @@ impl Engine {
         .await
     }
 
-    pub async fn untag_resource(&self, cx: &CallContext, key_id: &str, tag_keys: Vec<String>) -> KmsResult<Outcome<()>> {
+    pub async fn untag_resource(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        tag_keys: Vec<String>,
+    ) -> KmsResult<Outcome<()>> {
         if tag_keys.is_empty() {
             return Err(KmsError::missing("TagKeys"));
         }

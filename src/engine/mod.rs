@@ -20,12 +20,12 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
+use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::paging::{Page, Paged};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
-use self::crypto::ciphertext::BlobCodec;
-use self::key::{Key, KeyVersion};
 use crate::clock::SimClock;
 use crate::context::CallContext;
 
@@ -33,9 +33,15 @@ use crate::context::CallContext;
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Insert or replace a key's metadata; `new_version` is a version the key gained.
-    SaveKey { key: Arc<Key>, new_version: Option<Arc<KeyVersion>> },
+    SaveKey {
+        key: Arc<Key>,
+        new_version: Option<Arc<KeyVersion>>,
+    },
     SaveAlias(AliasRecord),
-    RemoveAlias { region: String, alias_name: String },
+    RemoveAlias {
+        region: String,
+        alias_name: String,
+    },
     SetClockOffset(i64),
 }
 

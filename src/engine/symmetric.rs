@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(data_key_len("", 1024).unwrap(), 1024);
         assert!(data_key_len("", 1025).is_err());
         assert!(data_key_len("", -1).is_err());
-        assert_eq!(data_key_len("AES_512", 0).unwrap_err().message, "The specified parameter \"KeySpec\" is not valid.");
+        assert_eq!(
+            data_key_len("AES_512", 0).unwrap_err().message,
+            "The specified parameter \"KeySpec\" is not valid."
+        );
     }
 
     #[test]

@@ -46,7 +46,12 @@ impl Dispatcher {
     }
 
     /// Runs `operation` as the RPC described by `op`.
-    pub async fn run<Req, Resp, F, Fut>(&self, op: &'static OpSpec, request: Request<Req>, operation: F) -> Result<Response<Resp>, Status>
+    pub async fn run<Req, Resp, F, Fut>(
+        &self,
+        op: &'static OpSpec,
+        request: Request<Req>,
+        operation: F,
+    ) -> Result<Response<Resp>, Status>
     where
         Req: Message + AuditParams,
         Resp: Message,

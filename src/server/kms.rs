@@ -58,7 +58,11 @@ impl KeyManagementService for KmsApi {
                 Ok(app.engine.list_keys(&cx, page)?.map(|paged| {
                     let (total_count, page_number, page_size) = page_fields(&paged);
                     pb::ListKeysResponse {
-                        keys: paged.items.into_iter().map(|(key_id, key_arn)| pb::KeyListEntry { key_id, key_arn }).collect(),
+                        keys: paged
+                            .items
+                            .into_iter()
+                            .map(|(key_id, key_arn)| pb::KeyListEntry { key_id, key_arn })
+                            .collect(),
                         total_count,
                         page_number,
                         page_size,
@@ -143,7 +147,11 @@ impl KeyManagementService for KmsApi {
     async fn create_alias(&self, request: Request<pb::CreateAliasRequest>) -> Reply<pb::CreateAliasResponse> {
         self.dispatch
             .run(&OpSpec::CREATE_ALIAS, request, |app, cx, req| async move {
-                Ok(app.engine.create_alias(&cx, &req.alias_name, &req.key_id).await?.map(|()| pb::CreateAliasResponse {}))
+                Ok(app
+                    .engine
+                    .create_alias(&cx, &req.alias_name, &req.key_id)
+                    .await?
+                    .map(|()| pb::CreateAliasResponse {}))
             })
             .await
     }
@@ -266,7 +274,10 @@ impl KeyManagementService for KmsApi {
             .await
     }
 
-    async fn generate_data_key(&self, request: Request<pb::GenerateDataKeyRequest>) -> Reply<pb::GenerateDataKeyResponse> {
+    async fn generate_data_key(
+        &self,
+        request: Request<pb::GenerateDataKeyRequest>,
+    ) -> Reply<pb::GenerateDataKeyResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_DATA_KEY, request, |app, cx, req| async move {
                 let outcome = app.engine.generate_data_key(
@@ -309,7 +320,10 @@ impl KeyManagementService for KmsApi {
     async fn generate_random(&self, request: Request<pb::GenerateRandomRequest>) -> Reply<pb::GenerateRandomResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_RANDOM, request, |app, _cx, req| async move {
-                Ok(app.engine.generate_random(req.length)?.map(|random| pb::GenerateRandomResponse { random: random.to_vec() }))
+                Ok(app
+                    .engine
+                    .generate_random(req.length)?
+                    .map(|random| pb::GenerateRandomResponse { random: random.to_vec() }))
             })
             .await
     }

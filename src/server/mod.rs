@@ -31,6 +31,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 pub const DEFAULT_ACCOUNT_ID: &str = "1192853035118460";
 
+/// How long a shutdown waits for in-flight calls before it stops regardless.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -90,7 +93,26 @@ pub async fn start(
         .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
 
     let task = tokio::spawn(async move {
-        let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        };
+        let serving = router.serve_with_incoming_shutdown(incoming, shutdown);
+        // Streams left open by clients must not hold the process up for ever.
+        let grace_expired = async move {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let served = tokio::select! {
+            served = serving => served,
+            () = grace_expired => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still open after the shutdown grace period; stopping");
+                Ok(())
+            }
+        };
         // In-flight calls have been answered, so every record they wrote is committed; flush and close.
         tokio::task::spawn_blocking(move || store.close()).await?;
         served.map_err(BoxError::from)

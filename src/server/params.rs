@@ -56,9 +56,7 @@ impl Param for Vec<pb::Tag> {
     fn param(&self) -> Option<Value> {
         (!self.is_empty()).then(|| {
             Value::Array(
-                self.iter()
-                    .map(|t| serde_json::json!({"TagKey": t.tag_key, "TagValue": t.tag_value}))
-                    .collect(),
+                self.iter().map(|t| serde_json::json!({"TagKey": t.tag_key, "TagValue": t.tag_value})).collect(),
             )
         })
     }
@@ -142,6 +140,6 @@ mod tests {
             encryption_context: HashMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
         };
         let params = request.audit_params().to_string();
-        assert_eq!(params, r#"{"EncryptionContext":{"a":"1","b":"2"},"KeyId":"alias/app"}"#);
+        assert_eq!(params, r#"{"KeyId":"alias/app","EncryptionContext":{"a":"1","b":"2"}}"#);
     }
 }

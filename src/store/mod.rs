@@ -68,8 +68,15 @@ pub struct Loaded {
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
+/// One call's changes and audit records, and where to report their fate.
+struct PendingCommit {
+    changes: Vec<Change>,
+    records: Vec<AuditRecord>,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
 enum Job {
-    Commit { changes: Vec<Change>, records: Vec<AuditRecord>, done: oneshot::Sender<StoreResult<()>> },
+    Commit(PendingCommit),
     Read(ReadJob),
     /// Finish what is queued before this, then stop.
     Stop,
@@ -118,7 +125,7 @@ impl Store {
     pub async fn commit(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
         self.jobs
-            .send(Job::Commit { changes, records, done })
+            .send(Job::Commit(PendingCommit { changes, records, done }))
             .map_err(|_| StoreError("the store is closed".into()))?;
         wait.await.map_err(|_| StoreError("the store writer stopped".into()))?
     }
@@ -185,7 +192,7 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
         let mut reads = Vec::new();
         for job in batch {
             match job {
-                Job::Commit { changes, records, done } => commits.push((changes, records, done)),
+                Job::Commit(commit) => commits.push(commit),
                 Job::Read(read) => reads.push(read),
                 Job::Stop => stopping = true,
             }
@@ -199,12 +206,12 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_group(conn: &mut Connection, commits: Vec<(Vec<Change>, Vec<AuditRecord>, oneshot::Sender<StoreResult<()>>)>) {
+fn commit_group(conn: &mut Connection, commits: Vec<PendingCommit>) {
     let mut outcomes = Vec::with_capacity(commits.len());
     let group = (|| -> StoreResult<()> {
         let mut tx = conn.transaction()?;
-        for (changes, records, done) in commits {
-            outcomes.push((persist_in_savepoint(&mut tx, &changes, &records), done));
+        for commit in commits {
+            outcomes.push((persist_in_savepoint(&mut tx, &commit.changes, &commit.records), commit.done));
         }
         tx.commit()?;
         Ok(())

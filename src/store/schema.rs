@@ -80,12 +80,17 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
         }
         None => 0,
     };
-    Ok(Loaded { blob_secret, clock_offset_ms, snapshot: Snapshot { keys: load_keys(conn)?, aliases: load_aliases(conn)? } })
+    Ok(Loaded {
+        blob_secret,
+        clock_offset_ms,
+        snapshot: Snapshot { keys: load_keys(conn)?, aliases: load_aliases(conn)? },
+    })
 }
 
 fn load_keys(conn: &Connection) -> StoreResult<Vec<Key>> {
     let mut versions: HashMap<String, Vec<Arc<KeyVersion>>> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT key_id, version_id, created_ms, material FROM key_versions ORDER BY created_ms")?;
+    let mut stmt =
+        conn.prepare("SELECT key_id, version_id, created_ms, material FROM key_versions ORDER BY created_ms")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let version_id: String = row.get(1)?;
@@ -123,7 +128,12 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
                     conn.prepare_cached(
                         "INSERT INTO key_versions (key_id, version_id, created_ms, material) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![key.meta.key_id, v.version_id.to_string(), v.created.0, &v.material[..]])?;
+                    .execute(params![
+                        key.meta.key_id,
+                        v.version_id.to_string(),
+                        v.created.0,
+                        &v.material[..]
+                    ])?;
                 }
             }
             Change::SaveAlias(alias) => {

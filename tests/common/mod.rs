@@ -2,6 +2,8 @@
 //! tonic clients talking to it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::Path;
 
 use kmsim::proto as pb;

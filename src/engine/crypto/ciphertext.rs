@@ -72,7 +72,8 @@ impl BlobCodec {
     ) -> Result<Vec<u8>, InvalidBlob> {
         let id_len = u8::try_from(key_id.len()).map_err(|_| InvalidBlob)?;
         let nonce: [u8; NONCE_LEN] = random_array();
-        let mut blob = Vec::with_capacity(2 + key_id.len() + 16 + NONCE_LEN + HEADER_TAG_LEN + plaintext.len() + TAG_LEN);
+        let mut blob =
+            Vec::with_capacity(2 + key_id.len() + 16 + NONCE_LEN + HEADER_TAG_LEN + plaintext.len() + TAG_LEN);
         blob.push(FORMAT_VERSION);
         blob.push(id_len);
         blob.extend_from_slice(key_id.as_bytes());
@@ -115,7 +116,8 @@ impl BlobCodec {
     }
 
     fn header_tag(&self, signed: &[u8]) -> [u8; HEADER_TAG_LEN] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.header_secret[..]).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.header_secret[..]).expect("HMAC takes any key length");
         mac.update(signed);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; HEADER_TAG_LEN];

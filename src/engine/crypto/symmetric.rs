@@ -33,7 +33,13 @@ impl Cipher {
         }
     }
 
-    pub fn seal(self, key: &[u8], nonce: &[u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, AeadFailure> {
+    pub fn seal(
+        self,
+        key: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, AeadFailure> {
         let payload = Payload { msg: plaintext, aad };
         let nonce = Nonce::<U12>::from(*nonce);
         match self {
