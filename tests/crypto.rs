@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use common::*;
 use kmsim::proto as pb;
 use tonic::Code;
-use tonic_types::StatusExt;
 
 const SYMMETRIC_SPECS: [&str; 4] = ["Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4"];
 
@@ -19,31 +18,6 @@ fn context(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
     map
-}
-
-/// Asserts a failure is `code` (an Alibaba code) with the gRPC code, HTTP
-/// status and ErrorInfo reason that go with it, and a message naming `param`.
-fn assert_error(status: &tonic::Status, grpc: Code, code: &str, http: &str, param: Option<&str>, what: &str) {
-    assert_ne!(status.code(), Code::Internal, "{what}: answered INTERNAL: {status:?}");
-    assert_eq!(status.code(), grpc, "{what}: {status:?}");
-    assert_eq!(error_code(status), code, "{what}: {status:?}");
-    assert_eq!(http_status(status), http, "{what}: {status:?}");
-    let info = status.get_details_error_info().unwrap_or_else(|| panic!("{what}: no ErrorInfo in {status:?}"));
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), (code, "kmsim"), "{what}");
-    if let Some(param) = param {
-        assert!(
-            status.message().contains(&format!("\"{param}\"")),
-            "{what}: message does not name {param}: {status:?}"
-        );
-    }
-}
-
-fn assert_invalid(status: &tonic::Status, param: &str, what: &str) {
-    assert_error(status, Code::InvalidArgument, "InvalidParameter", "400", Some(param), what);
-}
-
-fn assert_missing(status: &tonic::Status, param: &str, what: &str) {
-    assert_error(status, Code::InvalidArgument, "MissingParameter", "400", Some(param), what);
 }
 
 async fn encrypt(kms: &mut Kms, key_id: &str, plaintext: &[u8], ctx: HashMap<String, String>) -> pb::EncryptResponse {

@@ -30,28 +30,6 @@ fn with_metadata<T>(message: T, pairs: &[(&'static str, &str)]) -> tonic::Reques
     request
 }
 
-/// Asserts a failure is `code` (an Alibaba code) with the gRPC code, HTTP
-/// status and ErrorInfo that go with it, and a message naming `param`.
-fn assert_error(status: &tonic::Status, grpc: Code, code: &str, http: &str, param: Option<&str>, what: &str) {
-    assert_ne!(status.code(), Code::Internal, "{what}: answered INTERNAL: {status:?}");
-    assert_eq!(status.code(), grpc, "{what}: {status:?}");
-    assert_eq!(error_code(status), code, "{what}: {status:?}");
-    assert_eq!(http_status(status), http, "{what}: {status:?}");
-    assert!(!status_request_id(status).is_empty(), "{what}: no request id: {status:?}");
-    let info = status.get_details_error_info().unwrap_or_else(|| panic!("{what}: no ErrorInfo in {status:?}"));
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), (code, "kmsim"), "{what}");
-    if let Some(param) = param {
-        assert!(
-            status.message().contains(&format!("\"{param}\"")),
-            "{what}: message does not name {param}: {status:?}"
-        );
-    }
-}
-
-fn assert_invalid(status: &tonic::Status, param: &str, what: &str) {
-    assert_error(status, Code::InvalidArgument, "InvalidParameter", "400", Some(param), what);
-}
-
 async fn audit_events_with_request_id(server: &TestServer, request_id: &str) -> Vec<pb::AuditEvent> {
     all_audit_events(server).await.into_iter().filter(|e| e.request_id == request_id).collect()
 }

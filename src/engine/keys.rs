@@ -111,7 +111,7 @@ impl Engine {
         cx: &CallContext,
         key_id: &str,
         description: String,
-    ) -> KmsResult<Outcome<()>> {
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         check_description(&description)?;
         self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
             Ok(key.with_meta(|m| m.description = description))
@@ -120,19 +120,19 @@ impl Engine {
     }
 
     /// EnableKey (`enabled`) or DisableKey.
-    pub async fn set_key_enabled(&self, cx: &CallContext, key_id: &str, enabled: bool) -> KmsResult<Outcome<()>> {
+    pub async fn set_key_enabled(&self, cx: &CallContext, key_id: &str, enabled: bool) -> KmsResult<Outcome<Arc<Key>>> {
         let state = if enabled { KeyState::Enabled } else { KeyState::Disabled };
         self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| Ok(key.with_meta(|m| m.state = state)))
             .await
     }
 
-    /// Returns the date the key will be destroyed.
+    /// Returns the key's id and the date it will be destroyed.
     pub async fn schedule_key_deletion(
         &self,
         cx: &CallContext,
         key_id: &str,
         pending_window_in_days: i32,
-    ) -> KmsResult<Outcome<SimTime>> {
+    ) -> KmsResult<Outcome<(String, SimTime)>> {
         if pending_window_in_days == 0 {
             return Err(KmsError::missing("PendingWindowInDays"));
         }
@@ -158,11 +158,11 @@ impl Engine {
             })
             .await?;
         cx.trail.response_element("DeleteDate", delete_date.to_rfc3339());
-        Ok(outcome.map(|()| delete_date))
+        Ok(outcome.map(|key| (key.meta.key_id.clone(), delete_date)))
     }
 
     /// Restores the key to Enabled (as Alibaba does), or to PendingImport when it has no material.
-    pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<()>> {
+    pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
         self.change_key(cx, (key_id, "KeyId"), KeyOp::CancelDeletion, |key| {
             let restored = if key.primary().is_some() { KeyState::Enabled } else { KeyState::PendingImport };
             Ok(key.with_meta(|m| {
@@ -179,7 +179,7 @@ impl Engine {
         protected_resource_arn: &str,
         enable: bool,
         description: String,
-    ) -> KmsResult<Outcome<()>> {
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         check_description(&description)?;
         self.change_key(cx, (protected_resource_arn, "ProtectedResourceArn"), KeyOp::Inspect, |key| {
             Ok(key.with_meta(|m| {
@@ -268,7 +268,7 @@ impl Engine {
         cx: &CallContext,
         key_id: &str,
         tags: Vec<(String, String)>,
-    ) -> KmsResult<Outcome<()>> {
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         if tags.is_empty() {
             return Err(KmsError::missing("Tags"));
         }
@@ -290,7 +290,7 @@ impl Engine {
         cx: &CallContext,
         key_id: &str,
         tag_keys: Vec<String>,
-    ) -> KmsResult<Outcome<()>> {
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         if tag_keys.is_empty() {
             return Err(KmsError::missing("TagKeys"));
         }
@@ -318,14 +318,14 @@ impl Engine {
         (key_name, param): (&str, &str),
         op: KeyOp,
         change: impl FnOnce(&Key) -> KmsResult<Key>,
-    ) -> KmsResult<Outcome<()>> {
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         let slot = self.resolve(cx, key_name, param)?;
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
         key.allow(op)?;
         let next = Arc::new(change(&key)?);
-        Ok(Outcome::write((), vec![Change::SaveKey { key: next, new_version: None }], vec![gate]))
+        Ok(Outcome::write(next.clone(), vec![Change::SaveKey { key: next, new_version: None }], vec![gate]))
     }
 
     fn alias_record(&self, cx: &CallContext, alias_name: &str, key_id: &str) -> AliasRecord {

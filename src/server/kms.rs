@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use tonic::{Request, Response, Status};
 
+use super::dispatch::App;
 use super::dispatch::Dispatcher;
 use crate::audit::OpSpec;
+use crate::context::CallContext;
 use crate::engine::key::KeyMeta;
-use crate::engine::{AliasRecord, CreateKeyInput, Page, Paged, Sealed};
+use crate::engine::{AliasRecord, CreateKeyInput, DataKey, KmsResult, Outcome, Page, Paged, Sealed};
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
 
@@ -79,7 +81,7 @@ impl KeyManagementService for KmsApi {
         self.dispatch
             .run(&OpSpec::UPDATE_KEY_DESCRIPTION, request, |app, cx, req| async move {
                 let outcome = app.engine.update_key_description(&cx, &req.key_id, req.description).await?;
-                Ok(outcome.map(|()| pb::UpdateKeyDescriptionResponse {}))
+                Ok(outcome.map(|_| pb::UpdateKeyDescriptionResponse {}))
             })
             .await
     }
@@ -87,7 +89,7 @@ impl KeyManagementService for KmsApi {
     async fn enable_key(&self, request: Request<pb::EnableKeyRequest>) -> Reply<pb::EnableKeyResponse> {
         self.dispatch
             .run(&OpSpec::ENABLE_KEY, request, |app, cx, req| async move {
-                Ok(app.engine.set_key_enabled(&cx, &req.key_id, true).await?.map(|()| pb::EnableKeyResponse {}))
+                Ok(app.engine.set_key_enabled(&cx, &req.key_id, true).await?.map(|_| pb::EnableKeyResponse {}))
             })
             .await
     }
@@ -95,7 +97,7 @@ impl KeyManagementService for KmsApi {
     async fn disable_key(&self, request: Request<pb::DisableKeyRequest>) -> Reply<pb::DisableKeyResponse> {
         self.dispatch
             .run(&OpSpec::DISABLE_KEY, request, |app, cx, req| async move {
-                Ok(app.engine.set_key_enabled(&cx, &req.key_id, false).await?.map(|()| pb::DisableKeyResponse {}))
+                Ok(app.engine.set_key_enabled(&cx, &req.key_id, false).await?.map(|_| pb::DisableKeyResponse {}))
             })
             .await
     }
@@ -107,8 +109,8 @@ impl KeyManagementService for KmsApi {
         self.dispatch
             .run(&OpSpec::SCHEDULE_KEY_DELETION, request, |app, cx, req| async move {
                 let outcome = app.engine.schedule_key_deletion(&cx, &req.key_id, req.pending_window_in_days).await?;
-                let key_id = cx.trail.snapshot().key_id;
-                Ok(outcome.map(|date| pb::ScheduleKeyDeletionResponse { key_id, delete_date: date.to_rfc3339() }))
+                Ok(outcome
+                    .map(|(key_id, date)| pb::ScheduleKeyDeletionResponse { key_id, delete_date: date.to_rfc3339() }))
             })
             .await
     }
@@ -119,7 +121,7 @@ impl KeyManagementService for KmsApi {
     ) -> Reply<pb::CancelKeyDeletionResponse> {
         self.dispatch
             .run(&OpSpec::CANCEL_KEY_DELETION, request, |app, cx, req| async move {
-                Ok(app.engine.cancel_key_deletion(&cx, &req.key_id).await?.map(|()| pb::CancelKeyDeletionResponse {}))
+                Ok(app.engine.cancel_key_deletion(&cx, &req.key_id).await?.map(|_| pb::CancelKeyDeletionResponse {}))
             })
             .await
     }
@@ -139,7 +141,7 @@ impl KeyManagementService for KmsApi {
                         req.deletion_protection_description,
                     )
                     .await?;
-                Ok(outcome.map(|()| pb::SetDeletionProtectionResponse {}))
+                Ok(outcome.map(|_| pb::SetDeletionProtectionResponse {}))
             })
             .await
     }
@@ -198,7 +200,7 @@ impl KeyManagementService for KmsApi {
         self.dispatch
             .run(&OpSpec::TAG_RESOURCE, request, |app, cx, req| async move {
                 let tags = req.tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect();
-                Ok(app.engine.tag_resource(&cx, &req.key_id, tags).await?.map(|()| pb::TagResourceResponse {}))
+                Ok(app.engine.tag_resource(&cx, &req.key_id, tags).await?.map(|_| pb::TagResourceResponse {}))
             })
             .await
     }
@@ -207,7 +209,7 @@ impl KeyManagementService for KmsApi {
         self.dispatch
             .run(&OpSpec::UNTAG_RESOURCE, request, |app, cx, req| async move {
                 let outcome = app.engine.untag_resource(&cx, &req.key_id, req.tag_keys).await?;
-                Ok(outcome.map(|()| pb::UntagResourceResponse {}))
+                Ok(outcome.map(|_| pb::UntagResourceResponse {}))
             })
             .await
     }
@@ -280,14 +282,7 @@ impl KeyManagementService for KmsApi {
     ) -> Reply<pb::GenerateDataKeyResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_DATA_KEY, request, |app, cx, req| async move {
-                let outcome = app.engine.generate_data_key(
-                    &cx,
-                    &req.key_id,
-                    &req.key_spec,
-                    req.number_of_bytes,
-                    sorted(req.encryption_context),
-                )?;
-                Ok(outcome.map(|data_key| {
+                Ok(generate_data_key(&app, &cx, req)?.map(|data_key| {
                     let plaintext = data_key.plaintext.to_vec();
                     let (ciphertext_blob, key_id, key_version_id) = sealed_fields(data_key.sealed);
                     pb::GenerateDataKeyResponse { ciphertext_blob, plaintext, key_id, key_version_id }
@@ -302,14 +297,7 @@ impl KeyManagementService for KmsApi {
     ) -> Reply<pb::GenerateDataKeyWithoutPlaintextResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_DATA_KEY_WITHOUT_PLAINTEXT, request, |app, cx, req| async move {
-                let outcome = app.engine.generate_data_key(
-                    &cx,
-                    &req.key_id,
-                    &req.key_spec,
-                    req.number_of_bytes,
-                    sorted(req.encryption_context),
-                )?;
-                Ok(outcome.map(|data_key| {
+                Ok(generate_data_key(&app, &cx, req)?.map(|data_key| {
                     let (ciphertext_blob, key_id, key_version_id) = sealed_fields(data_key.sealed);
                     pb::GenerateDataKeyWithoutPlaintextResponse { ciphertext_blob, key_id, key_version_id }
                 }))
@@ -347,6 +335,11 @@ pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
         deletion_protection_description: meta.deletion_protection_description.clone(),
         region: meta.region.clone(),
     }
+}
+
+/// Shared by GenerateDataKey and GenerateDataKeyWithoutPlaintext, which differ only in what they return.
+fn generate_data_key(app: &App, cx: &CallContext, req: pb::GenerateDataKeyRequest) -> KmsResult<Outcome<DataKey>> {
+    app.engine.generate_data_key(cx, &req.key_id, &req.key_spec, req.number_of_bytes, sorted(req.encryption_context))
 }
 
 fn aliases_response(paged: Paged<AliasRecord>) -> pb::ListAliasesResponse {

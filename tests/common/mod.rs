@@ -134,3 +134,37 @@ pub async fn all_audit_events(server: &TestServer) -> Vec<pb::AuditEvent> {
         page_token = page.next_page_token;
     }
 }
+
+/// Asserts a failure's gRPC code, Alibaba code, HTTP status, ErrorInfo (reason
+/// and domain `kmsim`), request id, and that the message names `param`.
+pub fn assert_error(
+    status: &tonic::Status,
+    grpc: tonic::Code,
+    code: &str,
+    http: &str,
+    param: Option<&str>,
+    what: &str,
+) {
+    use tonic_types::StatusExt;
+    assert_ne!(status.code(), tonic::Code::Internal, "{what}: answered INTERNAL: {status:?}");
+    assert_eq!(status.code(), grpc, "{what}: {status:?}");
+    assert_eq!(error_code(status), code, "{what}: {status:?}");
+    assert_eq!(http_status(status), http, "{what}: {status:?}");
+    assert!(!metadata(status, "x-kms-request-id").is_empty(), "{what}: no request id: {status:?}");
+    let info = status.get_details_error_info().unwrap_or_else(|| panic!("{what}: no ErrorInfo in {status:?}"));
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), (code, "kmsim"), "{what}");
+    if let Some(param) = param {
+        assert!(
+            status.message().contains(&format!("\"{param}\"")),
+            "{what}: message does not name {param}: {status:?}"
+        );
+    }
+}
+
+pub fn assert_invalid(status: &tonic::Status, param: &str, what: &str) {
+    assert_error(status, tonic::Code::InvalidArgument, "InvalidParameter", "400", Some(param), what);
+}
+
+pub fn assert_missing(status: &tonic::Status, param: &str, what: &str) {
+    assert_error(status, tonic::Code::InvalidArgument, "MissingParameter", "400", Some(param), what);
+}
