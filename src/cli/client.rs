@@ -350,11 +350,13 @@ async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failur
             json!({
                 "eventTime": e.event_time,
                 "eventName": e.event_name,
+                "action": e.action,
                 "outcome": e.outcome,
                 "errorCode": e.error_code,
                 "keyId": e.key_id,
                 "clientIp": e.client_ip,
                 "userAgent": e.user_agent,
+                "accessKeyId": e.access_key_id,
                 "requestId": e.request_id,
             })
         })

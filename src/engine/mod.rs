@@ -231,3 +231,52 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::context::CallContext;
+
+    fn engine() -> Engine {
+        Engine::new("1192853035118460".into(), Arc::new(SimClock::default()), [7; 32], Snapshot::default())
+    }
+
+    fn cx(engine: &Engine) -> CallContext {
+        CallContext::internal("cn-hangzhou", engine.account_id(), engine.clock().now())
+    }
+
+    fn create(engine: &Engine) -> String {
+        let outcome = engine.create_key(&cx(engine), CreateKeyInput::default()).unwrap();
+        let id = outcome.value.meta.key_id.clone();
+        engine.apply(outcome.changes);
+        id
+    }
+
+    fn is_ready<F: Future>(future: F) -> bool {
+        let mut future = pin!(future);
+        matches!(future.as_mut().poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(_))
+    }
+
+    /// While a mutation of key A waits for its commit (holding A's gate), reads of A
+    /// and changes to other keys go ahead; only a second change to A waits.
+    #[tokio::test]
+    async fn a_pending_change_blocks_only_changes_to_the_same_key() {
+        let engine = engine();
+        let (a, b) = (create(&engine), create(&engine));
+        let pending = engine.set_key_enabled(&cx(&engine), &a, false).await.unwrap();
+
+        assert!(engine.encrypt(&cx(&engine), &a, b"still readable", Default::default()).is_ok());
+        assert!(is_ready(engine.set_key_enabled(&cx(&engine), &b, false)), "another key's change waits");
+        assert!(!is_ready(engine.set_key_enabled(&cx(&engine), &a, true)), "a second change to A did not wait");
+
+        engine.apply(pending.changes);
+        drop(pending.gates);
+        assert!(is_ready(engine.set_key_enabled(&cx(&engine), &a, true)));
+        let encrypt = engine.encrypt(&cx(&engine), &a, b"x", Default::default());
+        assert_eq!(encrypt.unwrap_err().code, ErrorCode::Disabled);
+    }
+}
