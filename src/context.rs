@@ -59,6 +59,10 @@ pub struct TrailFacts {
     pub key_version_id: String,
     pub plaintext_bytes: Option<u64>,
     pub ciphertext_bytes: Option<u64>,
+    /// The digest or message signed, verified or MACed.
+    pub message_bytes: Option<u64>,
+    pub signature_bytes: Option<u64>,
+    pub mac_bytes: Option<u64>,
     /// Other keys the call touched (ReEncrypt's source key), by ARN.
     pub referenced_keys: Vec<String>,
     pub response_elements: Map<String, Value>,
@@ -89,6 +93,18 @@ impl Trail {
 
     pub fn ciphertext_bytes(&self, n: usize) {
         self.update(|f| f.ciphertext_bytes = Some(n as u64));
+    }
+
+    pub fn message_bytes(&self, n: usize) {
+        self.update(|f| f.message_bytes = Some(n as u64));
+    }
+
+    pub fn signature_bytes(&self, n: usize) {
+        self.update(|f| f.signature_bytes = Some(n as u64));
+    }
+
+    pub fn mac_bytes(&self, n: usize) {
+        self.update(|f| f.mac_bytes = Some(n as u64));
     }
 
     pub fn referenced_key(&self, arn: String) {

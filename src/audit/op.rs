@@ -91,6 +91,13 @@ ops! {
     GENERATE_DATA_KEY = Kms "GenerateDataKey" "kms.encrypt" Read "kms_key";
     GENERATE_DATA_KEY_WITHOUT_PLAINTEXT = Kms "GenerateDataKeyWithoutPlaintext" "kms.encrypt" Read "kms_key";
     GENERATE_RANDOM = Kms "GenerateRandom" "kms.generate_random" Read "";
+    ASYMMETRIC_SIGN = Kms "AsymmetricSign" "kms.sign" Read "kms_key";
+    ASYMMETRIC_VERIFY = Kms "AsymmetricVerify" "kms.verify" Read "kms_key";
+    ASYMMETRIC_ENCRYPT = Kms "AsymmetricEncrypt" "kms.encrypt" Read "kms_key";
+    ASYMMETRIC_DECRYPT = Kms "AsymmetricDecrypt" "kms.decrypt" Read "kms_key";
+    GET_PUBLIC_KEY = Kms "GetPublicKey" "kms.get_public_key" Read "kms_key";
+    GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
+    VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";

@@ -42,6 +42,12 @@ pub struct AuditRecord {
     pub response_bytes: u64,
     pub plaintext_bytes: Option<u64>,
     pub ciphertext_bytes: Option<u64>,
+    #[serde(default)]
+    pub message_bytes: Option<u64>,
+    #[serde(default)]
+    pub signature_bytes: Option<u64>,
+    #[serde(default)]
+    pub mac_bytes: Option<u64>,
     pub client_ip: String,
     pub client_port: u16,
     pub user_agent: String,
@@ -98,6 +104,9 @@ impl AuditRecord {
             response_bytes: sizes.response_bytes as u64,
             plaintext_bytes: facts.plaintext_bytes,
             ciphertext_bytes: facts.ciphertext_bytes,
+            message_bytes: facts.message_bytes,
+            signature_bytes: facts.signature_bytes,
+            mac_bytes: facts.mac_bytes,
             client_ip: cx.client.map(|a| a.ip().to_string()).unwrap_or_default(),
             client_port: cx.client.map_or(0, |a| a.port()),
             user_agent: cx.user_agent.clone(),

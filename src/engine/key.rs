@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::crypto::asymmetric::{AsymmetricKind, EncryptScheme, SignScheme};
+use super::crypto::random_secret;
 use super::crypto::symmetric::Cipher;
+use super::crypto::{HashAlg, ParsedKey};
 use super::error::{ErrorCode, KmsError, KmsResult};
 use crate::clock::SimTime;
 
@@ -64,7 +67,100 @@ wire_enum!(KeySpec, "KeySpec" {
     Aes128 => "Aliyun_AES_128",
     Aes192 => "Aliyun_AES_192",
     Sm4 => "Aliyun_SM4",
+    Rsa2048 => "RSA_2048",
+    Rsa3072 => "RSA_3072",
+    Rsa4096 => "RSA_4096",
+    EcP256 => "EC_P256",
+    EcP256k => "EC_P256K",
+    EcP384 => "EC_P384",
+    EcSm2 => "EC_SM2",
+    Hmac256 => "HMAC_256",
+    Hmac384 => "HMAC_384",
+    Hmac512 => "HMAC_512",
 });
+
+wire_enum!(
+    /// AsymmetricSign / AsymmetricVerify algorithms.
+    SigningAlgorithm, "Algorithm" {
+        RsaPssSha256 => "RSA_PSS_SHA_256",
+        RsaPssSha384 => "RSA_PSS_SHA_384",
+        RsaPssSha512 => "RSA_PSS_SHA_512",
+        RsaPkcs1Sha256 => "RSA_PKCS1_SHA_256",
+        RsaPkcs1Sha384 => "RSA_PKCS1_SHA_384",
+        RsaPkcs1Sha512 => "RSA_PKCS1_SHA_512",
+        EcdsaSha256 => "ECDSA_SHA_256",
+        EcdsaSha384 => "ECDSA_SHA_384",
+        Sm2Dsa => "SM2DSA",
+    }
+);
+
+wire_enum!(
+    /// AsymmetricEncrypt / AsymmetricDecrypt algorithms.
+    EncryptionAlgorithm, "Algorithm" {
+        RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+        RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+        Sm2Pke => "SM2PKE",
+    }
+);
+
+wire_enum!(MacAlgorithm, "Algorithm" {
+    HmacSha256 => "HMAC_SHA_256",
+    HmacSha384 => "HMAC_SHA_384",
+    HmacSha512 => "HMAC_SHA_512",
+});
+
+wire_enum!(
+    /// Whether AsymmetricSign's input is a digest (the default) or a raw message.
+    MessageType, "MessageType" {
+        Digest => "DIGEST",
+        Raw => "RAW",
+    }
+);
+
+impl SigningAlgorithm {
+    pub fn scheme(self) -> SignScheme {
+        use SigningAlgorithm as A;
+        match self {
+            A::RsaPssSha256 => SignScheme::RsaPss(HashAlg::Sha256),
+            A::RsaPssSha384 => SignScheme::RsaPss(HashAlg::Sha384),
+            A::RsaPssSha512 => SignScheme::RsaPss(HashAlg::Sha512),
+            A::RsaPkcs1Sha256 => SignScheme::RsaPkcs1(HashAlg::Sha256),
+            A::RsaPkcs1Sha384 => SignScheme::RsaPkcs1(HashAlg::Sha384),
+            A::RsaPkcs1Sha512 => SignScheme::RsaPkcs1(HashAlg::Sha512),
+            A::EcdsaSha256 => SignScheme::Ecdsa(HashAlg::Sha256),
+            A::EcdsaSha384 => SignScheme::Ecdsa(HashAlg::Sha384),
+            A::Sm2Dsa => SignScheme::Sm2Dsa,
+        }
+    }
+}
+
+impl EncryptionAlgorithm {
+    pub fn scheme(self) -> EncryptScheme {
+        match self {
+            EncryptionAlgorithm::RsaesOaepSha256 => EncryptScheme::RsaOaep(HashAlg::Sha256),
+            EncryptionAlgorithm::RsaesOaepSha1 => EncryptScheme::RsaOaep(HashAlg::Sha1),
+            EncryptionAlgorithm::Sm2Pke => EncryptScheme::Sm2Pke,
+        }
+    }
+}
+
+impl MacAlgorithm {
+    pub fn hash(self) -> HashAlg {
+        match self {
+            MacAlgorithm::HmacSha256 => HashAlg::Sha256,
+            MacAlgorithm::HmacSha384 => HashAlg::Sha384,
+            MacAlgorithm::HmacSha512 => HashAlg::Sha512,
+        }
+    }
+}
+
+/// What kind of material a spec has, and so which family of operations it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecKind {
+    Symmetric(Cipher),
+    Asymmetric(AsymmetricKind),
+    Hmac(HashAlg),
+}
 
 wire_enum!(KeyUsage, "KeyUsage" {
     EncryptDecrypt => "ENCRYPT/DECRYPT",
@@ -83,26 +179,53 @@ wire_enum!(ProtectionLevel, "ProtectionLevel" {
 });
 
 impl KeySpec {
-    pub fn cipher(self) -> Cipher {
+    pub fn kind(self) -> SpecKind {
+        use AsymmetricKind as A;
         match self {
-            KeySpec::Aes256 => Cipher::Aes256,
-            KeySpec::Aes128 => Cipher::Aes128,
-            KeySpec::Aes192 => Cipher::Aes192,
-            KeySpec::Sm4 => Cipher::Sm4,
+            KeySpec::Aes256 => SpecKind::Symmetric(Cipher::Aes256),
+            KeySpec::Aes128 => SpecKind::Symmetric(Cipher::Aes128),
+            KeySpec::Aes192 => SpecKind::Symmetric(Cipher::Aes192),
+            KeySpec::Sm4 => SpecKind::Symmetric(Cipher::Sm4),
+            KeySpec::Rsa2048 => SpecKind::Asymmetric(A::Rsa { bits: 2048 }),
+            KeySpec::Rsa3072 => SpecKind::Asymmetric(A::Rsa { bits: 3072 }),
+            KeySpec::Rsa4096 => SpecKind::Asymmetric(A::Rsa { bits: 4096 }),
+            KeySpec::EcP256 => SpecKind::Asymmetric(A::P256),
+            KeySpec::EcP256k => SpecKind::Asymmetric(A::P256k),
+            KeySpec::EcP384 => SpecKind::Asymmetric(A::P384),
+            KeySpec::EcSm2 => SpecKind::Asymmetric(A::Sm2),
+            KeySpec::Hmac256 => SpecKind::Hmac(HashAlg::Sha256),
+            KeySpec::Hmac384 => SpecKind::Hmac(HashAlg::Sha384),
+            KeySpec::Hmac512 => SpecKind::Hmac(HashAlg::Sha512),
         }
-    }
-
-    pub fn material_len(self) -> usize {
-        self.cipher().key_len()
     }
 
     /// The usages a key of this spec may be created with.
     pub fn allows_usage(self, usage: KeyUsage) -> bool {
-        usage == KeyUsage::EncryptDecrypt
+        match self.kind() {
+            SpecKind::Symmetric(_) => usage == KeyUsage::EncryptDecrypt,
+            SpecKind::Hmac(_) => usage == KeyUsage::GenerateVerifyMac,
+            SpecKind::Asymmetric(kind) => {
+                usage == KeyUsage::SignVerify || (usage == KeyUsage::EncryptDecrypt && kind.can_encrypt())
+            }
+        }
     }
 
+    /// SIGN/VERIFY when the spec can sign, GENERATE/VERIFY_MAC for HMAC, else ENCRYPT/DECRYPT.
     pub fn default_usage(self) -> KeyUsage {
-        KeyUsage::EncryptDecrypt
+        match self.kind() {
+            SpecKind::Symmetric(_) => KeyUsage::EncryptDecrypt,
+            SpecKind::Asymmetric(_) => KeyUsage::SignVerify,
+            SpecKind::Hmac(_) => KeyUsage::GenerateVerifyMac,
+        }
+    }
+
+    /// Fresh material for a new version: raw key bytes, or a PKCS#8 private key.
+    pub fn generate_material(self) -> Zeroizing<Vec<u8>> {
+        match self.kind() {
+            SpecKind::Symmetric(cipher) => random_secret(cipher.key_len()),
+            SpecKind::Hmac(hash) => random_secret(hash.output_len()),
+            SpecKind::Asymmetric(kind) => kind.generate(),
+        }
     }
 }
 
@@ -186,6 +309,23 @@ pub struct KeyVersion {
     pub version_id: Uuid,
     pub created: SimTime,
     pub material: Zeroizing<Vec<u8>>,
+    /// The asymmetric private key, parsed from `material` on first use.
+    parsed: std::sync::OnceLock<Arc<ParsedKey>>,
+}
+
+impl KeyVersion {
+    pub fn new(version_id: Uuid, created: SimTime, material: Zeroizing<Vec<u8>>) -> Self {
+        KeyVersion { version_id, created, material, parsed: std::sync::OnceLock::new() }
+    }
+
+    /// The private key of an asymmetric version, parsed once and then shared.
+    pub fn private_key(&self, kind: AsymmetricKind) -> KmsResult<Arc<ParsedKey>> {
+        if let Some(parsed) = self.parsed.get() {
+            return Ok(parsed.clone());
+        }
+        let parsed = Arc::new(ParsedKey::from_pkcs8(kind, &self.material).map_err(|_| KmsError::internal())?);
+        Ok(self.parsed.get_or_init(|| parsed).clone())
+    }
 }
 
 impl std::fmt::Debug for KeyVersion {

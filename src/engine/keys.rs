@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::crypto::random_secret;
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel};
 use super::paging::{Page, Paged};
@@ -54,13 +53,8 @@ impl Engine {
         check_description(&input.description)?;
 
         let now = self.clock.now();
-        let version = (origin == Origin::AliyunKms).then(|| {
-            Arc::new(KeyVersion {
-                version_id: Uuid::new_v4(),
-                created: now,
-                material: random_secret(spec.material_len()),
-            })
-        });
+        let version = (origin == Origin::AliyunKms)
+            .then(|| Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material())));
         let meta = KeyMeta {
             key_id: Uuid::new_v4().to_string(),
             region: cx.region.clone(),

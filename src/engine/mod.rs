@@ -8,10 +8,12 @@
 //! key (or one alias name) are serialised by a per-resource gate that the
 //! outcome holds until the change is applied; reads never wait on a gate.
 
+mod asymmetric;
 pub mod crypto;
 pub mod error;
 pub mod key;
 mod keys;
+mod mac;
 mod paging;
 mod symmetric;
 
@@ -20,6 +22,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+pub use self::asymmetric::{SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
 use self::key::{Key, KeyVersion};

@@ -8,8 +8,9 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::crypto::random_secret;
+use super::crypto::symmetric::Cipher;
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{Key, KeyOp, KeyUsage};
+use super::key::{Key, KeyOp, KeyUsage, SpecKind};
 use super::{Engine, Outcome, read_lock};
 use crate::context::CallContext;
 
@@ -142,12 +143,12 @@ impl Engine {
         plaintext: &[u8],
         context: &BTreeMap<String, String>,
     ) -> KmsResult<Sealed> {
-        check_symmetric_use(key)?;
+        let cipher = symmetric_cipher(key)?;
         let version = key.primary().ok_or(ErrorCode::PendingImport)?;
         cx.trail.key_version(version.version_id);
         let blob = self
             .blobs
-            .seal(&key.meta.key_id, version.version_id, key.meta.spec.cipher(), &version.material, plaintext, context)
+            .seal(&key.meta.key_id, version.version_id, cipher, &version.material, plaintext, context)
             .map_err(|_| KmsError::internal())?;
         cx.trail.ciphertext_bytes(blob.len());
         Ok(Sealed { ciphertext_blob: blob, key_id: key.meta.key_id.clone(), key_version_id: version.version_id })
@@ -169,21 +170,21 @@ impl Engine {
             .ok_or(ErrorCode::KeyNotFound)?;
         cx.trail.key(&key.meta);
         cx.trail.key_version(parsed.key_version_id);
-        check_symmetric_use(&key)?;
+        let cipher = symmetric_cipher(&key)?;
         let version = key.version(parsed.key_version_id).ok_or_else(bad_blob)?;
-        let plaintext = parsed.open(key.meta.spec.cipher(), &version.material, context).map_err(|_| bad_blob())?;
+        let plaintext = parsed.open(cipher, &version.material, context).map_err(|_| bad_blob())?;
         Ok(Opened { plaintext, key_id: key.meta.key_id.clone(), key_version_id: version.version_id })
     }
 }
 
 /// The state table first (a disabled key answers Rejected.Disabled whatever
-/// its usage), then the usage.
-fn check_symmetric_use(key: &Key) -> KmsResult<()> {
+/// its usage), then the spec and usage; answers the key's cipher.
+fn symmetric_cipher(key: &Key) -> KmsResult<Cipher> {
     key.allow(KeyOp::Cryptographic)?;
-    if key.meta.usage != KeyUsage::EncryptDecrypt {
-        return Err(ErrorCode::UnsupportedOperation.into());
+    match key.meta.spec.kind() {
+        SpecKind::Symmetric(cipher) if key.meta.usage == KeyUsage::EncryptDecrypt => Ok(cipher),
+        _ => Err(ErrorCode::UnsupportedOperation.into()),
     }
-    Ok(())
 }
 
 fn check_plaintext(plaintext: &[u8]) -> KmsResult<()> {

@@ -84,5 +84,8 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         latency_us: r.latency_us,
         request_parameters: r.request_parameters.to_string(),
         response_elements: r.response_elements.to_string(),
+        message_bytes: r.message_bytes,
+        signature_bytes: r.signature_bytes,
+        mac_bytes: r.mac_bytes,
     }
 }

@@ -10,7 +10,9 @@ use super::dispatch::Dispatcher;
 use crate::audit::OpSpec;
 use crate::context::CallContext;
 use crate::engine::key::KeyMeta;
-use crate::engine::{AliasRecord, CreateKeyInput, DataKey, KmsResult, Outcome, Page, Paged, Sealed};
+use crate::engine::{
+    AliasRecord, CreateKeyInput, DataKey, KmsError, KmsResult, Outcome, Page, Paged, Sealed, SignRequest,
+};
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
 
@@ -38,7 +40,10 @@ impl KeyManagementService for KmsApi {
                     description: req.description,
                     protection_level: req.protection_level,
                 };
-                let outcome = app.engine.create_key(&cx, input)?;
+                // RSA key generation takes long enough to stall other calls on this worker.
+                let outcome = tokio::task::spawn_blocking(move || app.engine.create_key(&cx, input))
+                    .await
+                    .map_err(|_| KmsError::internal())??;
                 Ok(outcome.map(|key| pb::CreateKeyResponse { key_metadata: Some(key_metadata(&key.meta)) }))
             })
             .await
@@ -312,6 +317,129 @@ impl KeyManagementService for KmsApi {
                     .engine
                     .generate_random(req.length)?
                     .map(|random| pb::GenerateRandomResponse { random: random.to_vec() }))
+            })
+            .await
+    }
+
+    async fn asymmetric_sign(&self, request: Request<pb::AsymmetricSignRequest>) -> Reply<pb::AsymmetricSignResponse> {
+        self.dispatch
+            .run(&OpSpec::ASYMMETRIC_SIGN, request, |app, cx, req| async move {
+                let sign = SignRequest {
+                    key_id: &req.key_id,
+                    key_version_id: &req.key_version_id,
+                    algorithm: &req.algorithm,
+                    digest: &req.digest,
+                    message: &req.message,
+                    message_type: &req.message_type,
+                };
+                Ok(app.engine.asymmetric_sign(&cx, sign)?.map(|signed| pb::AsymmetricSignResponse {
+                    signature: signed.value,
+                    key_id: signed.key_id,
+                    key_version_id: signed.key_version_id.to_string(),
+                }))
+            })
+            .await
+    }
+
+    async fn asymmetric_verify(
+        &self,
+        request: Request<pb::AsymmetricVerifyRequest>,
+    ) -> Reply<pb::AsymmetricVerifyResponse> {
+        self.dispatch
+            .run(&OpSpec::ASYMMETRIC_VERIFY, request, |app, cx, req| async move {
+                let sign = SignRequest {
+                    key_id: &req.key_id,
+                    key_version_id: &req.key_version_id,
+                    algorithm: &req.algorithm,
+                    digest: &req.digest,
+                    message: &req.message,
+                    message_type: &req.message_type,
+                };
+                Ok(app.engine.asymmetric_verify(&cx, sign, &req.signature)?.map(|checked| {
+                    pb::AsymmetricVerifyResponse {
+                        valid: checked.value,
+                        key_id: checked.key_id,
+                        key_version_id: checked.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn asymmetric_encrypt(
+        &self,
+        request: Request<pb::AsymmetricEncryptRequest>,
+    ) -> Reply<pb::AsymmetricEncryptResponse> {
+        self.dispatch
+            .run(&OpSpec::ASYMMETRIC_ENCRYPT, request, |app, cx, req| async move {
+                let key = (req.key_id.as_str(), req.key_version_id.as_str());
+                Ok(app.engine.asymmetric_encrypt(&cx, key, &req.algorithm, &req.plaintext)?.map(|sealed| {
+                    pb::AsymmetricEncryptResponse {
+                        ciphertext_blob: sealed.value,
+                        key_id: sealed.key_id,
+                        key_version_id: sealed.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn asymmetric_decrypt(
+        &self,
+        request: Request<pb::AsymmetricDecryptRequest>,
+    ) -> Reply<pb::AsymmetricDecryptResponse> {
+        self.dispatch
+            .run(&OpSpec::ASYMMETRIC_DECRYPT, request, |app, cx, req| async move {
+                let key = (req.key_id.as_str(), req.key_version_id.as_str());
+                Ok(app.engine.asymmetric_decrypt(&cx, key, &req.algorithm, &req.ciphertext_blob)?.map(|opened| {
+                    pb::AsymmetricDecryptResponse {
+                        plaintext: opened.value.to_vec(),
+                        key_id: opened.key_id,
+                        key_version_id: opened.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn get_public_key(&self, request: Request<pb::GetPublicKeyRequest>) -> Reply<pb::GetPublicKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::GET_PUBLIC_KEY, request, |app, cx, req| async move {
+                Ok(app.engine.get_public_key(&cx, &req.key_id, &req.key_version_id)?.map(|pem| {
+                    pb::GetPublicKeyResponse {
+                        public_key: pem.value,
+                        key_id: pem.key_id,
+                        key_version_id: pem.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn generate_mac(&self, request: Request<pb::GenerateMacRequest>) -> Reply<pb::GenerateMacResponse> {
+        self.dispatch
+            .run(&OpSpec::GENERATE_MAC, request, |app, cx, req| async move {
+                Ok(app.engine.generate_mac(&cx, &req.key_id, &req.algorithm, &req.message)?.map(|mac| {
+                    pb::GenerateMacResponse {
+                        mac: mac.value,
+                        key_id: mac.key_id,
+                        key_version_id: mac.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn verify_mac(&self, request: Request<pb::VerifyMacRequest>) -> Reply<pb::VerifyMacResponse> {
+        self.dispatch
+            .run(&OpSpec::VERIFY_MAC, request, |app, cx, req| async move {
+                Ok(app.engine.verify_mac(&cx, &req.key_id, &req.algorithm, &req.message, &req.mac)?.map(|checked| {
+                    pb::VerifyMacResponse {
+                        valid: checked.value,
+                        key_id: checked.key_id,
+                        key_version_id: checked.key_version_id.to_string(),
+                    }
+                }))
             })
             .await
     }

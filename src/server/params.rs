@@ -120,6 +120,19 @@ audit_params! {
         "EncryptionContext" => encryption_context,
     }
     GenerateRandomRequest { "Length" => length }
+    AsymmetricSignRequest {
+        "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm,
+        "MessageType" => message_type,
+    }
+    AsymmetricVerifyRequest {
+        "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm,
+        "MessageType" => message_type,
+    }
+    AsymmetricEncryptRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm }
+    AsymmetricDecryptRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm }
+    GetPublicKeyRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id }
+    GenerateMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
+    VerifyMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     ListAuditEventsRequest {
         "KeyId" => key_id, "EventName" => event_name, "ErrorCode" => error_code,
         "PageSize" => page_size, "PageToken" => page_token,

@@ -94,11 +94,8 @@ fn load_keys(conn: &Connection) -> StoreResult<Vec<Key>> {
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let version_id: String = row.get(1)?;
-        let version = KeyVersion {
-            version_id: Uuid::parse_str(&version_id).map_err(|e| StoreError(e.to_string()))?,
-            created: SimTime(row.get(2)?),
-            material: Zeroizing::new(row.get(3)?),
-        };
+        let version_id = Uuid::parse_str(&version_id).map_err(|e| StoreError(e.to_string()))?;
+        let version = KeyVersion::new(version_id, SimTime(row.get(2)?), Zeroizing::new(row.get(3)?));
         versions.entry(row.get(0)?).or_default().push(Arc::new(version));
     }
     let mut stmt = conn.prepare("SELECT meta FROM keys")?;

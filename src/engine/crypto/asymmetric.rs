@@ -1,0 +1,292 @@
+//! Asymmetric keys: RSA (PSS, PKCS#1 v1.5, OAEP), ECDSA on P-256, secp256k1 and
+//! P-384, and SM2 (SM2DSA, SM2PKE). Private keys are kept as PKCS#8 DER;
+//! signatures sign a precomputed digest; ECDSA and SM2 signatures and SM2
+//! ciphertexts are ASN.1 DER, as Alibaba and AWS return them.
+
+use p256::elliptic_curve::Generate;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::{Oaep, Pkcs1v15Sign, Pss, RsaPrivateKey, RsaPublicKey};
+use zeroize::Zeroizing;
+
+use super::{CryptoFailure, HashAlg};
+
+/// Runs `$body` with `$digest` bound to the SHA-2 type of `$hash`; `None` for other hashes.
+macro_rules! with_sha2 {
+    ($hash:expr, $digest:ident => $body:expr) => {
+        match $hash {
+            HashAlg::Sha256 => {
+                type $digest = sha2::Sha256;
+                Some($body)
+            }
+            HashAlg::Sha384 => {
+                type $digest = sha2::Sha384;
+                Some($body)
+            }
+            HashAlg::Sha512 => {
+                type $digest = sha2::Sha512;
+                Some($body)
+            }
+            _ => None,
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsymmetricKind {
+    Rsa { bits: usize },
+    P256,
+    P256k,
+    P384,
+    Sm2,
+}
+
+/// A signature scheme over a digest of the named hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignScheme {
+    RsaPss(HashAlg),
+    RsaPkcs1(HashAlg),
+    Ecdsa(HashAlg),
+    /// Over e = SM3(Z_A || M), with the default distinguishing identifier.
+    Sm2Dsa,
+}
+
+/// What is signed: a digest the client computed, or a message kmsim hashes
+/// (for SM2DSA, with Z_A, as GB/T 32918 prescribes).
+#[derive(Debug, Clone, Copy)]
+pub enum Signable<'a> {
+    Digest(&'a [u8]),
+    Message(&'a [u8]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptScheme {
+    RsaOaep(HashAlg),
+    Sm2Pke,
+}
+
+impl SignScheme {
+    /// The hash whose output the scheme signs.
+    pub fn hash(self) -> HashAlg {
+        match self {
+            SignScheme::RsaPss(h) | SignScheme::RsaPkcs1(h) | SignScheme::Ecdsa(h) => h,
+            SignScheme::Sm2Dsa => HashAlg::Sm3,
+        }
+    }
+}
+
+/// The largest SM2PKE plaintext accepted, as Alibaba documents.
+pub const SM2_MAX_PLAINTEXT: usize = 6047;
+
+impl AsymmetricKind {
+    pub fn can_encrypt(self) -> bool {
+        matches!(self, AsymmetricKind::Rsa { .. } | AsymmetricKind::Sm2)
+    }
+
+    /// The schemes a key of this kind signs with.
+    pub fn signs_with(self, scheme: SignScheme) -> bool {
+        match (self, scheme) {
+            (AsymmetricKind::Rsa { .. }, SignScheme::RsaPss(h) | SignScheme::RsaPkcs1(h)) => {
+                matches!(h, HashAlg::Sha256 | HashAlg::Sha384 | HashAlg::Sha512)
+            }
+            (AsymmetricKind::P256 | AsymmetricKind::P256k, SignScheme::Ecdsa(HashAlg::Sha256)) => true,
+            (AsymmetricKind::P384, SignScheme::Ecdsa(HashAlg::Sha384)) => true,
+            (AsymmetricKind::Sm2, SignScheme::Sm2Dsa) => true,
+            _ => false,
+        }
+    }
+
+    pub fn encrypts_with(self, scheme: EncryptScheme) -> bool {
+        matches!(
+            (self, scheme),
+            (AsymmetricKind::Rsa { .. }, EncryptScheme::RsaOaep(HashAlg::Sha1 | HashAlg::Sha256))
+                | (AsymmetricKind::Sm2, EncryptScheme::Sm2Pke)
+        )
+    }
+
+    /// The largest plaintext `scheme` can encrypt under a key of this kind.
+    pub fn max_plaintext(self, scheme: EncryptScheme) -> usize {
+        match (self, scheme) {
+            // RFC 8017 7.1.1: k - 2 hLen - 2.
+            (AsymmetricKind::Rsa { bits }, EncryptScheme::RsaOaep(h)) => bits / 8 - 2 * h.output_len() - 2,
+            _ => SM2_MAX_PLAINTEXT,
+        }
+    }
+
+    /// A new private key, as PKCS#8 DER.
+    pub fn generate(self) -> Zeroizing<Vec<u8>> {
+        let mut rng = rand::rng();
+        let document = match self {
+            AsymmetricKind::Rsa { bits } => {
+                RsaPrivateKey::new(&mut rng, bits).expect("RSA key generation").to_pkcs8_der()
+            }
+            AsymmetricKind::P256 => p256::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
+            AsymmetricKind::P256k => k256::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
+            AsymmetricKind::P384 => p384::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
+            AsymmetricKind::Sm2 => sm2::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
+        }
+        .expect("a fresh key encodes as PKCS#8");
+        Zeroizing::new(document.as_bytes().to_vec())
+    }
+}
+
+/// A private key ready for use.
+pub enum ParsedKey {
+    Rsa(Box<RsaPrivateKey>),
+    P256(p256::ecdsa::SigningKey),
+    P256k(k256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    Sm2(sm2::SecretKey),
+}
+
+impl ParsedKey {
+    pub fn from_pkcs8(kind: AsymmetricKind, der: &[u8]) -> Result<ParsedKey, CryptoFailure> {
+        let parsed = match kind {
+            AsymmetricKind::Rsa { .. } => RsaPrivateKey::from_pkcs8_der(der).map(|k| ParsedKey::Rsa(Box::new(k))).ok(),
+            AsymmetricKind::P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256).ok(),
+            AsymmetricKind::P256k => k256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256k).ok(),
+            AsymmetricKind::P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P384).ok(),
+            AsymmetricKind::Sm2 => sm2::SecretKey::from_pkcs8_der(der).map(ParsedKey::Sm2).ok(),
+        };
+        parsed.ok_or(CryptoFailure)
+    }
+
+    /// The public key as PEM SubjectPublicKeyInfo.
+    pub fn public_key_pem(&self) -> String {
+        let pem = match self {
+            ParsedKey::Rsa(key) => RsaPublicKey::from(key.as_ref()).to_public_key_pem(LineEnding::LF),
+            ParsedKey::P256(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
+            ParsedKey::P256k(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
+            ParsedKey::P384(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
+            ParsedKey::Sm2(key) => key.public_key().to_public_key_pem(LineEnding::LF),
+        };
+        pem.expect("a valid public key encodes as PEM")
+    }
+
+    /// Signs a digest (whose length the caller has checked) or a message.
+    pub fn sign(&self, scheme: SignScheme, input: Signable<'_>) -> Result<Vec<u8>, CryptoFailure> {
+        let digest = match (self, scheme, input) {
+            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa, Signable::Message(message)) => {
+                let signer = sm2::dsa::SigningKey::new(sm2_default_id(), key).map_err(|_| CryptoFailure)?;
+                let signature: sm2::dsa::Signature = signer.try_sign(message).map_err(|_| CryptoFailure)?;
+                return Ok(sm2::dsa::DerSignature::from(signature).to_vec());
+            }
+            (_, _, Signable::Message(message)) => scheme.hash().digest(message),
+            (_, _, Signable::Digest(digest)) => digest.to_vec(),
+        };
+        self.sign_digest(scheme, &digest)
+    }
+
+    /// Whether `signature` is valid for the digest or message; malformed signatures are simply invalid.
+    pub fn verify(&self, scheme: SignScheme, input: Signable<'_>, signature: &[u8]) -> bool {
+        let digest = match (self, scheme, input) {
+            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa, Signable::Message(message)) => {
+                let Ok(verifier) = sm2::dsa::VerifyingKey::new(sm2_default_id(), key.public_key()) else {
+                    return false;
+                };
+                return sm2::dsa::DerSignature::try_from(signature)
+                    .and_then(sm2::dsa::Signature::try_from)
+                    .is_ok_and(|s| verifier.verify(message, &s).is_ok());
+            }
+            (_, _, Signable::Message(message)) => scheme.hash().digest(message),
+            (_, _, Signable::Digest(digest)) => digest.to_vec(),
+        };
+        self.verify_digest(scheme, &digest, signature)
+    }
+
+    fn sign_digest(&self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+        let signature = match (self, scheme) {
+            (ParsedKey::Rsa(key), SignScheme::RsaPss(h)) => {
+                with_sha2!(h, D => key.sign_with_rng(&mut rand::rng(), Pss::<D>::new(), digest).ok()).flatten()
+            }
+            (ParsedKey::Rsa(key), SignScheme::RsaPkcs1(h)) => {
+                with_sha2!(h, D => key.sign(Pkcs1v15Sign::new::<D>(), digest).ok()).flatten()
+            }
+            (ParsedKey::P256(key), SignScheme::Ecdsa(_)) => {
+                PrehashSigner::<p256::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
+            }
+            (ParsedKey::P256k(key), SignScheme::Ecdsa(_)) => {
+                PrehashSigner::<k256::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
+            }
+            (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => {
+                PrehashSigner::<p384::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
+            }
+            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa) => {
+                let signer = sm2::dsa::SigningKey::new(sm2_default_id(), key).map_err(|_| CryptoFailure)?;
+                PrehashSigner::<sm2::dsa::Signature>::sign_prehash(&signer, digest)
+                    .ok()
+                    .map(|s| sm2::dsa::DerSignature::from(s).to_vec())
+            }
+            _ => None,
+        };
+        signature.ok_or(CryptoFailure)
+    }
+
+    fn verify_digest(&self, scheme: SignScheme, digest: &[u8], signature: &[u8]) -> bool {
+        match (self, scheme) {
+            (ParsedKey::Rsa(key), SignScheme::RsaPss(h)) => {
+                let public = RsaPublicKey::from(key.as_ref());
+                with_sha2!(h, D => public.verify(Pss::<D>::new(), digest, signature).is_ok()) == Some(true)
+            }
+            (ParsedKey::Rsa(key), SignScheme::RsaPkcs1(h)) => {
+                let public = RsaPublicKey::from(key.as_ref());
+                with_sha2!(h, D => public.verify(Pkcs1v15Sign::new::<D>(), digest, signature).is_ok()) == Some(true)
+            }
+            (ParsedKey::P256(key), SignScheme::Ecdsa(_)) => p256::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
+            (ParsedKey::P256k(key), SignScheme::Ecdsa(_)) => k256::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
+            (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => p384::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
+            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa) => {
+                let Ok(verifier) = sm2::dsa::VerifyingKey::new(sm2_default_id(), key.public_key()) else {
+                    return false;
+                };
+                sm2::dsa::DerSignature::try_from(signature)
+                    .and_then(sm2::dsa::Signature::try_from)
+                    .is_ok_and(|s| verifier.verify_prehash(digest, &s).is_ok())
+            }
+            _ => false,
+        }
+    }
+
+    pub fn encrypt(&self, scheme: EncryptScheme, plaintext: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+        let mut rng = rand::rng();
+        let ciphertext = match (self, scheme) {
+            (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha256)) => {
+                RsaPublicKey::from(key.as_ref()).encrypt(&mut rng, Oaep::<sha2::Sha256>::new(), plaintext).ok()
+            }
+            (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha1)) => {
+                RsaPublicKey::from(key.as_ref()).encrypt(&mut rng, Oaep::<sha1::Sha1>::new(), plaintext).ok()
+            }
+            (ParsedKey::Sm2(key), EncryptScheme::Sm2Pke) => {
+                sm2::pke::EncryptingKey::new(key.public_key()).encrypt_der(&mut rng, plaintext).ok()
+            }
+            _ => None,
+        };
+        ciphertext.ok_or(CryptoFailure)
+    }
+
+    pub fn decrypt(&self, scheme: EncryptScheme, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        let plaintext = match (self, scheme) {
+            (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha256)) => {
+                key.decrypt(Oaep::<sha2::Sha256>::new(), ciphertext).ok()
+            }
+            (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha1)) => {
+                key.decrypt(Oaep::<sha1::Sha1>::new(), ciphertext).ok()
+            }
+            (ParsedKey::Sm2(key), EncryptScheme::Sm2Pke) => {
+                sm2::pke::DecryptingKey::new(key.clone()).decrypt_der(ciphertext).ok()
+            }
+            _ => None,
+        };
+        plaintext.map(Zeroizing::new).ok_or(CryptoFailure)
+    }
+}
+
+/// SM2's default distinguishing identifier (GB/T 35276): only used to build
+/// the signer; AsymmetricSign receives e = SM3(Z_A || M) already computed.
+fn sm2_default_id() -> &'static str {
+    "1234567812345678"
+}
