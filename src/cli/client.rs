@@ -20,7 +20,7 @@ use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
 use crate::server::status::{ERROR_CODE_HEADER, HTTP_STATUS_HEADER};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Server to talk to.
     #[arg(long, global = true, env = "KMSIM_ENDPOINT", default_value = "http://127.0.0.1:9595")]
@@ -69,6 +69,108 @@ pub enum ClientCommand {
         #[arg(long = "context", value_parser = parse_pair)]
         context: Vec<(String, String)>,
     },
+    /// Sign a digest (or a message, hashed by the server) with an asymmetric key; prints the signature in base64.
+    #[command(
+        after_help = "Examples:\n  kmsim sign --key-id alias/signer --algorithm ECDSA_SHA_256 --message-file contract.pdf\n  \
+                            kmsim sign --key-id alias/signer --algorithm RSA_PSS_SHA_256 \\\n    \
+                            --digest-base64 \"$(openssl dgst -sha256 -binary contract.pdf | base64)\""
+    )]
+    Sign {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+        /// RSA_PSS_SHA_256, RSA_PKCS1_SHA_256 (and _384, _512), ECDSA_SHA_256, ECDSA_SHA_384 or SM2DSA.
+        #[arg(long)]
+        algorithm: String,
+        #[command(flatten)]
+        input: SignInput,
+    },
+    /// Verify a signature; prints `valid true|false`.
+    #[command(after_help = "Example:\n  kmsim verify --key-id alias/signer --algorithm ECDSA_SHA_256 \\\n    \
+                            --message-file contract.pdf --signature \"$SIG\"")]
+    Verify {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+        #[arg(long)]
+        algorithm: String,
+        #[command(flatten)]
+        input: SignInput,
+        /// The signature in base64.
+        #[arg(long)]
+        signature: String,
+    },
+    /// Print an asymmetric key's public key (PEM, SubjectPublicKeyInfo).
+    #[command(after_help = "Example:\n  kmsim public-key --key-id alias/signer > signer.pem")]
+    PublicKey {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+    },
+    /// Compute an HMAC with an HMAC key; prints the MAC in base64.
+    #[command(
+        after_help = "Example:\n  kmsim mac --key-id alias/webhooks --algorithm HMAC_SHA_256 --message-file body.json"
+    )]
+    Mac {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        key_id: String,
+        /// HMAC_SHA_256, HMAC_SHA_384 or HMAC_SHA_512, matching the key spec.
+        #[arg(long)]
+        algorithm: String,
+        #[command(flatten)]
+        message: MessageInput,
+    },
+    /// Verify an HMAC; prints `valid true|false`.
+    #[command(after_help = "Example:\n  kmsim verify-mac --key-id alias/webhooks --algorithm HMAC_SHA_256 \\\n    \
+                            --message-file body.json --mac \"$MAC\"")]
+    VerifyMac {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        algorithm: String,
+        #[command(flatten)]
+        message: MessageInput,
+        /// The MAC in base64.
+        #[arg(long)]
+        mac: String,
+    },
+    /// Encrypt with an asymmetric key's public key; prints the ciphertext in base64.
+    #[command(
+        after_help = "Example:\n  kmsim asym-encrypt --key-id alias/rsa --algorithm RSAES_OAEP_SHA_256 --plaintext 'hello'"
+    )]
+    AsymEncrypt {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+        /// RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1 or SM2PKE.
+        #[arg(long)]
+        algorithm: String,
+        #[command(flatten)]
+        input: PlaintextInput,
+    },
+    /// Decrypt with an asymmetric key's private key.
+    #[command(
+        after_help = "Example:\n  kmsim asym-decrypt --key-id alias/rsa --algorithm RSAES_OAEP_SHA_256 --ciphertext-blob \"$CT\""
+    )]
+    AsymDecrypt {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+        #[arg(long)]
+        algorithm: String,
+        /// The ciphertext in base64, or `-` to read it from stdin.
+        #[arg(long)]
+        ciphertext_blob: String,
+    },
     /// Read the audit trail.
     Audit {
         #[command(flatten)]
@@ -97,6 +199,48 @@ pub struct PlaintextInput {
     /// The plaintext in base64.
     #[arg(long)]
     plaintext_base64: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyVersionArgs {
+    /// Key id, ARN or alias/NAME.
+    #[arg(long)]
+    key_id: String,
+    /// A key version id; the primary version when omitted.
+    #[arg(long, default_value = "")]
+    key_version_id: String,
+}
+
+/// A digest to sign (as the client computed it) or a message the server hashes.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SignInput {
+    /// The digest in base64.
+    #[arg(long)]
+    digest_base64: Option<String>,
+    /// Read the digest (raw bytes) from a file, or `-` for stdin.
+    #[arg(long)]
+    digest_file: Option<PathBuf>,
+    /// A message (text) for the server to hash (message type RAW).
+    #[arg(long)]
+    message: Option<String>,
+    /// Read the message from a file, or `-` for stdin (message type RAW).
+    #[arg(long)]
+    message_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct MessageInput {
+    /// The message as text.
+    #[arg(long)]
+    message: Option<String>,
+    /// Read the message from a file, or `-` for stdin.
+    #[arg(long)]
+    message_file: Option<PathBuf>,
+    /// The message in base64.
+    #[arg(long)]
+    message_base64: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,27 +337,45 @@ impl From<tonic::Status> for Failure {
 }
 
 impl ClientCommand {
+    fn connection(&self) -> &Connection {
+        match self {
+            ClientCommand::Key { conn, .. }
+            | ClientCommand::Encrypt { conn, .. }
+            | ClientCommand::Decrypt { conn, .. }
+            | ClientCommand::Audit { conn, .. }
+            | ClientCommand::Clock { conn, .. }
+            | ClientCommand::Sign { conn, .. }
+            | ClientCommand::Verify { conn, .. }
+            | ClientCommand::PublicKey { conn, .. }
+            | ClientCommand::Mac { conn, .. }
+            | ClientCommand::VerifyMac { conn, .. }
+            | ClientCommand::AsymEncrypt { conn, .. }
+            | ClientCommand::AsymDecrypt { conn, .. } => conn,
+        }
+    }
+
     pub async fn run(self) -> ExitCode {
-        let (conn, result) = match self {
-            ClientCommand::Key { conn, command } => {
-                let result = key(&conn, command).await;
-                (conn, result)
+        let conn = self.connection().clone();
+        let result = match self {
+            ClientCommand::Key { command, .. } => key(&conn, command).await,
+            ClientCommand::Encrypt { key_id, input, context, .. } => encrypt(&conn, key_id, input, context).await,
+            ClientCommand::Decrypt { ciphertext_blob, context, .. } => decrypt(&conn, ciphertext_blob, context).await,
+            ClientCommand::Audit { command, .. } => audit(&conn, command).await,
+            ClientCommand::Clock { command, .. } => clock(&conn, command).await,
+            ClientCommand::Sign { key, algorithm, input, .. } => sign(&conn, key, algorithm, input).await,
+            ClientCommand::Verify { key, algorithm, input, signature, .. } => {
+                verify(&conn, key, algorithm, input, signature).await
             }
-            ClientCommand::Encrypt { conn, key_id, input, context } => {
-                let result = encrypt(&conn, key_id, input, context).await;
-                (conn, result)
+            ClientCommand::PublicKey { key, .. } => public_key(&conn, key).await,
+            ClientCommand::Mac { key_id, algorithm, message, .. } => mac(&conn, key_id, algorithm, message, None).await,
+            ClientCommand::VerifyMac { key_id, algorithm, message, mac: value, .. } => {
+                mac(&conn, key_id, algorithm, message, Some(value)).await
             }
-            ClientCommand::Decrypt { conn, ciphertext_blob, context } => {
-                let result = decrypt(&conn, ciphertext_blob, context).await;
-                (conn, result)
+            ClientCommand::AsymEncrypt { key, algorithm, input, .. } => {
+                asym_encrypt(&conn, key, algorithm, input).await
             }
-            ClientCommand::Audit { conn, command } => {
-                let result = audit(&conn, command).await;
-                (conn, result)
-            }
-            ClientCommand::Clock { conn, command } => {
-                let result = clock(&conn, command).await;
-                (conn, result)
+            ClientCommand::AsymDecrypt { key, algorithm, ciphertext_blob, .. } => {
+                asym_decrypt(&conn, key, algorithm, ciphertext_blob).await
             }
         };
         match result {
@@ -300,12 +462,7 @@ async fn encrypt(
     input: PlaintextInput,
     context: Vec<(String, String)>,
 ) -> Result<Value, Failure> {
-    let plaintext = match (input.plaintext, input.plaintext_file, input.plaintext_base64) {
-        (Some(text), _, _) => text.into_bytes(),
-        (_, Some(path), _) => read_input(&path)?,
-        (_, _, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| Failure(format!("--plaintext-base64: {e}")))?,
-        _ => return Err(Failure("give --plaintext, --plaintext-file or --plaintext-base64".into())),
-    };
+    let plaintext = input.bytes()?;
     let request = pb::EncryptRequest { key_id, plaintext, encryption_context: context.into_iter().collect() };
     let response = conn.kms().await?.encrypt(conn.request(request)).await?.into_inner();
     Ok(json!({
@@ -316,26 +473,13 @@ async fn encrypt(
 }
 
 async fn decrypt(conn: &Connection, ciphertext_blob: String, context: Vec<(String, String)>) -> Result<Value, Failure> {
-    let text = if ciphertext_blob == "-" {
-        String::from_utf8(read_input(&PathBuf::from("-"))?).map_err(|_| Failure("stdin is not base64 text".into()))?
-    } else {
-        ciphertext_blob
-    };
-    let blob = BASE64.decode(text.trim()).map_err(|e| Failure(format!("--ciphertext-blob is not base64: {e}")))?;
+    let blob = base64_arg(ciphertext_blob, "--ciphertext-blob")?;
     let request = pb::DecryptRequest {
         ciphertext_blob: blob,
         encryption_context: context.into_iter().collect::<HashMap<_, _>>(),
     };
     let response = conn.kms().await?.decrypt(conn.request(request)).await?.into_inner();
-    let mut value = json!({
-        "plaintextBase64": BASE64.encode(&response.plaintext),
-        "keyId": response.key_id,
-        "keyVersionId": response.key_version_id,
-    });
-    if let Ok(text) = String::from_utf8(response.plaintext) {
-        value["plaintext"] = Value::String(text);
-    }
-    Ok(value)
+    Ok(plaintext_json(response.plaintext, response.key_id, response.key_version_id))
 }
 
 async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failure> {
@@ -381,6 +525,185 @@ async fn clock(conn: &Connection, command: ClockCommand) -> Result<Value, Failur
     let now = crate::clock::SimTime(now.seconds * 1000 + i64::from(now.nanos / 1_000_000));
     let offset = response.offset.unwrap_or_default();
     Ok(json!({ "now": now.to_rfc3339(), "offsetSeconds": offset.seconds }))
+}
+
+impl PlaintextInput {
+    fn bytes(self) -> Result<Vec<u8>, Failure> {
+        bytes_from(self.plaintext, self.plaintext_file, self.plaintext_base64, "--plaintext-base64")
+    }
+}
+
+impl MessageInput {
+    fn bytes(self) -> Result<Vec<u8>, Failure> {
+        bytes_from(self.message, self.message_file, self.message_base64, "--message-base64")
+    }
+}
+
+impl SignInput {
+    /// (digest, message, message type) as AsymmetricSign and AsymmetricVerify take them.
+    fn into_fields(self) -> Result<(Vec<u8>, Vec<u8>, String), Failure> {
+        if self.message.is_some() || self.message_file.is_some() {
+            let message = bytes_from(self.message, self.message_file, None, "")?;
+            return Ok((Vec::new(), message, "RAW".into()));
+        }
+        let digest = bytes_from(None, self.digest_file, self.digest_base64, "--digest-base64")?;
+        Ok((digest, Vec::new(), "DIGEST".into()))
+    }
+}
+
+/// Input given as text, as a file (`-` for stdin), or as base64; clap makes sure exactly one is given.
+fn bytes_from(
+    text: Option<String>,
+    file: Option<PathBuf>,
+    b64: Option<String>,
+    b64_flag: &str,
+) -> Result<Vec<u8>, Failure> {
+    match (text, file, b64) {
+        (Some(text), _, _) => Ok(text.into_bytes()),
+        (_, Some(path), _) => read_input(&path),
+        (_, _, Some(b64)) => decode_base64(&b64, b64_flag),
+        _ => Err(Failure("no input given".into())),
+    }
+}
+
+fn decode_base64(text: &str, flag: &str) -> Result<Vec<u8>, Failure> {
+    BASE64.decode(text.trim()).map_err(|e| Failure(format!("{flag} is not base64: {e}")))
+}
+
+/// A base64 argument, or `-` to read base64 text from stdin.
+fn base64_arg(value: String, flag: &str) -> Result<Vec<u8>, Failure> {
+    let text = if value == "-" {
+        String::from_utf8(read_input(&PathBuf::from("-"))?).map_err(|_| Failure("stdin is not base64 text".into()))?
+    } else {
+        value
+    };
+    decode_base64(&text, flag)
+}
+
+async fn sign(conn: &Connection, key: KeyVersionArgs, algorithm: String, input: SignInput) -> Result<Value, Failure> {
+    let (digest, message, message_type) = input.into_fields()?;
+    let request = pb::AsymmetricSignRequest {
+        key_id: key.key_id,
+        key_version_id: key.key_version_id,
+        algorithm,
+        digest,
+        message,
+        message_type,
+    };
+    let response = conn.kms().await?.asymmetric_sign(conn.request(request)).await?.into_inner();
+    Ok(json!({
+        "signature": BASE64.encode(&response.signature),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+    }))
+}
+
+async fn verify(
+    conn: &Connection,
+    key: KeyVersionArgs,
+    algorithm: String,
+    input: SignInput,
+    signature: String,
+) -> Result<Value, Failure> {
+    let (digest, message, message_type) = input.into_fields()?;
+    let request = pb::AsymmetricVerifyRequest {
+        key_id: key.key_id,
+        key_version_id: key.key_version_id,
+        algorithm,
+        digest,
+        message,
+        message_type,
+        signature: base64_arg(signature, "--signature")?,
+    };
+    let response = conn.kms().await?.asymmetric_verify(conn.request(request)).await?.into_inner();
+    Ok(json!({ "valid": response.valid, "keyId": response.key_id, "keyVersionId": response.key_version_id }))
+}
+
+async fn public_key(conn: &Connection, key: KeyVersionArgs) -> Result<Value, Failure> {
+    let request = pb::GetPublicKeyRequest { key_id: key.key_id, key_version_id: key.key_version_id };
+    let response = conn.kms().await?.get_public_key(conn.request(request)).await?.into_inner();
+    Ok(match conn.output {
+        // People (and `> key.pem`) want the PEM itself.
+        OutputFormat::Table => Value::String(response.public_key.trim_end().to_owned()),
+        OutputFormat::Json => json!({
+            "publicKey": response.public_key,
+            "keyId": response.key_id,
+            "keyVersionId": response.key_version_id,
+        }),
+    })
+}
+
+/// GenerateMac, or VerifyMac when `expected` is given.
+async fn mac(
+    conn: &Connection,
+    key_id: String,
+    algorithm: String,
+    message: MessageInput,
+    expected: Option<String>,
+) -> Result<Value, Failure> {
+    let message = message.bytes()?;
+    let mut kms = conn.kms().await?;
+    Ok(match expected {
+        None => {
+            let request = pb::GenerateMacRequest { key_id, algorithm, message };
+            let response = kms.generate_mac(conn.request(request)).await?.into_inner();
+            json!({ "mac": BASE64.encode(&response.mac), "keyId": response.key_id, "keyVersionId": response.key_version_id })
+        }
+        Some(mac) => {
+            let request = pb::VerifyMacRequest { key_id, algorithm, message, mac: base64_arg(mac, "--mac")? };
+            let response = kms.verify_mac(conn.request(request)).await?.into_inner();
+            json!({ "valid": response.valid, "keyId": response.key_id, "keyVersionId": response.key_version_id })
+        }
+    })
+}
+
+async fn asym_encrypt(
+    conn: &Connection,
+    key: KeyVersionArgs,
+    algorithm: String,
+    input: PlaintextInput,
+) -> Result<Value, Failure> {
+    let request = pb::AsymmetricEncryptRequest {
+        key_id: key.key_id,
+        key_version_id: key.key_version_id,
+        algorithm,
+        plaintext: input.bytes()?,
+    };
+    let response = conn.kms().await?.asymmetric_encrypt(conn.request(request)).await?.into_inner();
+    Ok(json!({
+        "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+    }))
+}
+
+async fn asym_decrypt(
+    conn: &Connection,
+    key: KeyVersionArgs,
+    algorithm: String,
+    ciphertext_blob: String,
+) -> Result<Value, Failure> {
+    let request = pb::AsymmetricDecryptRequest {
+        key_id: key.key_id,
+        key_version_id: key.key_version_id,
+        algorithm,
+        ciphertext_blob: base64_arg(ciphertext_blob, "--ciphertext-blob")?,
+    };
+    let response = conn.kms().await?.asymmetric_decrypt(conn.request(request)).await?.into_inner();
+    Ok(plaintext_json(response.plaintext, response.key_id, response.key_version_id))
+}
+
+/// The plaintext in base64, and as text too when it is UTF-8.
+fn plaintext_json(plaintext: Vec<u8>, key_id: String, key_version_id: String) -> Value {
+    let mut value = json!({
+        "plaintextBase64": BASE64.encode(&plaintext),
+        "keyId": key_id,
+        "keyVersionId": key_version_id,
+    });
+    if let Ok(text) = String::from_utf8(plaintext) {
+        value["plaintext"] = Value::String(text);
+    }
+    value
 }
 
 fn key_metadata_json(m: pb::KeyMetadata) -> Value {

@@ -1,0 +1,542 @@
+//! The `kmsim` command-line client, run as a real child process against an
+//! in-process server: JSON and table output, error messages and exit codes,
+//! plaintext from files and stdin, and what the audit trail records about it.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::*;
+use kmsim::proto as pb;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How a command is told where the server is.
+enum Endpoint {
+    /// Neither flag nor environment variable: the built-in default.
+    Default,
+    /// `KMSIM_ENDPOINT=...`
+    Env(String),
+    /// `--endpoint ...` after the other arguments.
+    Flag(String),
+}
+
+/// One invocation of the `kmsim` binary.
+struct Kmsim {
+    args: Vec<String>,
+    endpoint: Endpoint,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+}
+
+/// What a finished `kmsim` process left behind.
+#[derive(Debug)]
+struct Run {
+    what: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn kmsim(args: &[&str]) -> Kmsim {
+    Kmsim {
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        endpoint: Endpoint::Default,
+        stdin: None,
+        env: Vec::new(),
+    }
+}
+
+impl Kmsim {
+    fn env_endpoint(mut self, server: &TestServer) -> Self {
+        self.endpoint = Endpoint::Env(server.endpoint());
+        self
+    }
+
+    fn flag_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Endpoint::Flag(endpoint.into());
+        self
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// Runs the process to completion on the calling thread.
+    fn run_blocking(self) -> Run {
+        let mut args = self.args.clone();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
+        // Nothing from the environment of the test run may leak into the child.
+        command.env_remove("KMSIM_ENDPOINT").env_remove("KMSIM_ACCESS_KEY_ID").env_remove("RUST_LOG");
+        match &self.endpoint {
+            Endpoint::Default => {}
+            Endpoint::Env(endpoint) => {
+                command.env("KMSIM_ENDPOINT", endpoint);
+            }
+            Endpoint::Flag(endpoint) => args.extend(["--endpoint".to_owned(), endpoint.clone()]),
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let what = format!("kmsim {}", args.join(" "));
+        command
+            .args(&args)
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+        if let Some(bytes) = &self.stdin {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            pipe.write_all(bytes).unwrap_or_else(|e| panic!("{what}: writing stdin: {e}"));
+            // Dropping the pipe closes it: the child sees end of input.
+        }
+        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{what}: waiting: {e}"));
+        Run {
+            what,
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// Runs the process on a blocking thread, so the in-process server keeps answering.
+    async fn run(self) -> Run {
+        tokio::task::spawn_blocking(move || self.run_blocking()).await.expect("the kmsim runner thread")
+    }
+
+    /// Runs, asserts success, and parses stdout as JSON.
+    async fn json(self) -> Value {
+        self.run().await.ok_json()
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "{}: failed: {self:#?}", self.what);
+        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
+        &self.stdout
+    }
+
+    #[track_caller]
+    fn ok_json(&self) -> Value {
+        let stdout = self.ok();
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}): {self:#?}", self.what))
+    }
+
+    /// Asserts the process failed (non-zero exit, no panic) and returns its trimmed stderr.
+    #[track_caller]
+    fn failed(&self) -> &str {
+        assert!(self.code.is_some(), "{}: killed by a signal: {self:#?}", self.what);
+        assert_ne!(self.code, Some(0), "{}: succeeded but should have failed: {self:#?}", self.what);
+        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
+        assert!(!self.stderr.trim().is_empty(), "{}: failed without a message: {self:#?}", self.what);
+        self.stderr.trim()
+    }
+}
+
+#[track_caller]
+fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
+    value.get(name).and_then(Value::as_str).unwrap_or_else(|| panic!("no string field {name:?} in {value:#}"))
+}
+
+#[track_caller]
+fn int_field(value: &Value, name: &str) -> i64 {
+    value.get(name).and_then(Value::as_i64).unwrap_or_else(|| panic!("no integer field {name:?} in {value:#}"))
+}
+
+#[track_caller]
+fn events(value: &Value) -> &Vec<Value> {
+    value.get("events").and_then(Value::as_array).unwrap_or_else(|| panic!("no events array in {value:#}"))
+}
+
+#[track_caller]
+fn rfc3339(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &Rfc3339).unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
+}
+
+/// Creates a key through the CLI and returns its id.
+async fn create_key_cli(server: &TestServer) -> String {
+    let created = kmsim(&["key", "create", "--output", "json"]).env_endpoint(server).json().await;
+    str_field(&created, "keyId").to_owned()
+}
+
+async fn key_state_cli(server: &TestServer, key_id: &str) -> Value {
+    kmsim(&["key", "describe", key_id, "--output", "json"]).flag_endpoint(server.endpoint()).json().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_lives_through_create_describe_list_encrypt_and_decrypt() {
+    let server = TestServer::start().await;
+
+    let created =
+        kmsim(&["key", "create", "--description", "demo", "--output", "json"]).env_endpoint(&server).json().await;
+    let key_id = str_field(&created, "keyId").to_owned();
+    assert!(!key_id.is_empty(), "{created:#}");
+    assert_eq!(str_field(&created, "keyState"), "Enabled", "{created:#}");
+    assert_eq!(str_field(&created, "keySpec"), "Aliyun_AES_256", "{created:#}");
+    assert_eq!(str_field(&created, "description"), "demo", "{created:#}");
+    assert!(str_field(&created, "arn").ends_with(&format!(":key/{key_id}")), "{created:#}");
+
+    let described =
+        kmsim(&["key", "describe", &key_id, "--output", "json"]).flag_endpoint(server.endpoint()).json().await;
+    assert_eq!(str_field(&described, "keyId"), key_id);
+    assert_eq!(str_field(&described, "keyState"), "Enabled");
+    assert_eq!(str_field(&described, "keySpec"), "Aliyun_AES_256");
+    assert_eq!(str_field(&described, "description"), "demo");
+    assert_eq!(str_field(&described, "arn"), str_field(&created, "arn"));
+
+    // The same key as seen by the server itself.
+    let mut kms = server.kms().await;
+    assert_eq!(key_state(&mut kms, &key_id).await, "Enabled");
+
+    let listed = kmsim(&["key", "list", "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(int_field(&listed, "totalCount"), 1, "{listed:#}");
+    let keys = listed.get("keys").and_then(Value::as_array).unwrap_or_else(|| panic!("no keys in {listed:#}"));
+    assert_eq!(keys.len(), 1, "{listed:#}");
+    assert_eq!(str_field(&keys[0], "keyId"), key_id);
+    assert_eq!(str_field(&keys[0], "keyArn"), str_field(&created, "arn"));
+
+    // `--output` is global: it may come before the command's own options.
+    let sealed_json = kmsim(&[
+        "encrypt",
+        "--output",
+        "json",
+        "--key-id",
+        &key_id,
+        "--plaintext",
+        "hello",
+        "--context",
+        "app=billing",
+    ])
+    .flag_endpoint(server.endpoint())
+    .json()
+    .await;
+    assert_eq!(str_field(&sealed_json, "keyId"), key_id);
+    assert!(!str_field(&sealed_json, "keyVersionId").is_empty(), "{sealed_json:#}");
+    let blob = str_field(&sealed_json, "ciphertextBlob").to_owned();
+    let blob_bytes = BASE64.decode(&blob).unwrap_or_else(|e| panic!("ciphertextBlob {blob:?} is not base64: {e}"));
+    assert!(blob_bytes.len() > "hello".len(), "a blob of {} bytes", blob_bytes.len());
+    assert!(!blob_bytes.windows(5).any(|w| w == b"hello"), "the plaintext shows in the blob");
+
+    let opened = kmsim(&["decrypt", "--ciphertext-blob", &blob, "--context", "app=billing", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    assert_eq!(str_field(&opened, "plaintext"), "hello", "{opened:#}");
+    assert_eq!(str_field(&opened, "plaintextBase64"), BASE64.encode("hello"), "{opened:#}");
+    assert_eq!(str_field(&opened, "keyId"), key_id);
+
+    // Encrypt's table (default) output carries a blob that decrypts too.
+    let sealed = kmsim(&["encrypt", "--key-id", &key_id, "--plaintext", "hello", "--context", "app=billing"])
+        .env_endpoint(&server)
+        .run()
+        .await;
+    sealed.ok();
+    let table_blob = sealed
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ciphertextBlob"))
+        .unwrap_or_else(|| panic!("no ciphertextBlob line in {:?}", sealed.stdout))
+        .trim()
+        .to_owned();
+    let opened = kmsim(&["decrypt", "--ciphertext-blob", &table_blob, "--context", "app=billing", "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .json()
+        .await;
+    assert_eq!(str_field(&opened, "plaintext"), "hello", "{opened:#}");
+
+    for context in [None, Some("app=payroll")] {
+        let mut args = vec!["decrypt", "--ciphertext-blob", &blob, "--output", "json"];
+        if let Some(context) = context {
+            args.extend(["--context", context]);
+        }
+        let run = kmsim(&args).env_endpoint(&server).run().await;
+        assert_eq!(
+            run.failed(),
+            "InvalidParameter (400): The specified parameter \"CiphertextBlob\" is not valid.",
+            "{run:#?}"
+        );
+        assert!(run.stdout.is_empty(), "{run:#?}");
+    }
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_key_is_refused_and_the_refusal_is_in_the_audit_trail() {
+    let server = TestServer::start().await;
+    let key_id = create_key_cli(&server).await;
+
+    let disabled = kmsim(&["key", "disable", &key_id, "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(str_field(&disabled, "keyId"), key_id);
+    assert_eq!(str_field(&key_state_cli(&server, &key_id).await, "keyState"), "Disabled");
+
+    let run =
+        kmsim(&["encrypt", "--key-id", &key_id, "--plaintext", "refused"]).flag_endpoint(server.endpoint()).run().await;
+    let stderr = run.failed();
+    assert!(
+        stderr.starts_with("Rejected.Disabled (409): The request was rejected because the key state is Disabled."),
+        "{run:#?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:#?}");
+
+    let listed = kmsim(&["audit", "list", "--error-code", "Rejected.Disabled", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    let found = events(&listed);
+    assert_eq!(found.len(), 1, "{listed:#}");
+    let event = &found[0];
+    assert_eq!(str_field(event, "eventName"), "Encrypt", "{event:#}");
+    assert_eq!(str_field(event, "action"), "kms.encrypt", "{event:#}");
+    assert_eq!(str_field(event, "outcome"), "Failure", "{event:#}");
+    assert_eq!(str_field(event, "errorCode"), "Rejected.Disabled", "{event:#}");
+    assert_eq!(str_field(event, "keyId"), key_id, "{event:#}");
+    assert_eq!(str_field(event, "clientIp"), "127.0.0.1", "{event:#}");
+    assert!(str_field(event, "userAgent").contains("kmsim-cli/"), "{event:#}");
+    assert!(!str_field(event, "requestId").is_empty(), "{event:#}");
+    rfc3339(str_field(event, "eventTime"));
+
+    // Enabling the key again lets the same call through.
+    kmsim(&["key", "enable", &key_id]).flag_endpoint(server.endpoint()).run().await.ok();
+    let sealed = kmsim(&["encrypt", "--key-id", &key_id, "--plaintext", "accepted", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    assert!(!str_field(&sealed, "ciphertextBlob").is_empty());
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_key_id_is_recorded_in_the_audit_trail() {
+    let server = TestServer::start().await;
+    let key_id = create_key_cli(&server).await;
+
+    kmsim(&["key", "describe", &key_id, "--access-key-id", "AK123", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    // KMSIM_ACCESS_KEY_ID works like the flag.
+    kmsim(&["key", "describe", &key_id, "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .env("KMSIM_ACCESS_KEY_ID", "AK-FROM-ENV")
+        .json()
+        .await;
+
+    let listed = kmsim(&["audit", "list", "--event-name", "DescribeKey", "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .json()
+        .await;
+    let found = events(&listed);
+    assert_eq!(found.len(), 2, "{listed:#}");
+    // Newest first.
+    assert_eq!(str_field(&found[0], "accessKeyId"), "AK-FROM-ENV", "{listed:#}");
+    assert_eq!(str_field(&found[1], "accessKeyId"), "AK123", "{listed:#}");
+    for event in found {
+        assert_eq!(str_field(event, "keyId"), key_id, "{event:#}");
+        assert_eq!(str_field(event, "outcome"), "Success", "{event:#}");
+        assert!(str_field(event, "userAgent").contains("kmsim-cli/"), "{event:#}");
+    }
+
+    // A call without it records none.
+    let created =
+        kmsim(&["audit", "list", "--event-name", "CreateKey", "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(events(&created).len(), 1, "{created:#}");
+    assert_eq!(str_field(&events(&created)[0], "accessKeyId"), "", "{created:#}");
+
+    // The server's own record agrees.
+    let mut audit = server.audit().await;
+    let request = pb::ListAuditEventsRequest { event_name: "DescribeKey".to_owned(), ..Default::default() };
+    let page = audit.list_audit_events(request).await.expect("list audit events").into_inner();
+    let recorded: Vec<&str> = page.events.iter().map(|e| e.access_key_id.as_str()).collect();
+    assert_eq!(recorded, ["AK-FROM-ENV", "AK123"], "{:#?}", page.events);
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_can_be_shown_and_advanced_but_not_backwards() {
+    let server = TestServer::start().await;
+
+    let shown = kmsim(&["clock", "show", "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(int_field(&shown, "offsetSeconds"), 0, "{shown:#}");
+    let before = rfc3339(str_field(&shown, "now"));
+    let real_now = OffsetDateTime::now_utc();
+    assert!((real_now - before).abs() < time::Duration::minutes(5), "clock shows {before}, real time is {real_now}");
+
+    let advanced =
+        kmsim(&["clock", "advance", "30d", "--output", "json"]).flag_endpoint(server.endpoint()).json().await;
+    assert_eq!(int_field(&advanced, "offsetSeconds"), 2_592_000, "{advanced:#}");
+    let after = rfc3339(str_field(&advanced, "now"));
+    let moved = after - before;
+    assert!(
+        moved >= time::Duration::days(30) && moved < time::Duration::days(30) + time::Duration::minutes(5),
+        "the clock moved from {before} to {after}"
+    );
+
+    for refused in ["-5d", "3w"] {
+        let run = kmsim(&["clock", "advance", refused, "--output", "json"]).env_endpoint(&server).run().await;
+        run.failed();
+        // 2 is clap's exit code for a bad command line: nothing was sent.
+        assert_eq!(run.code, Some(2), "{run:#?}");
+        assert!(run.stdout.is_empty(), "{run:#?}");
+    }
+
+    let shown = kmsim(&["clock", "show", "--output", "json"]).flag_endpoint(server.endpoint()).json().await;
+    assert_eq!(int_field(&shown, "offsetSeconds"), 2_592_000, "{shown:#}");
+    assert!(rfc3339(str_field(&shown, "now")) >= after, "{shown:#}");
+
+    // The server sees the same clock.
+    let mut simulation = server.simulation().await;
+    let clock = simulation.get_clock(pb::GetClockRequest {}).await.expect("get clock").into_inner();
+    assert_eq!(clock.offset.expect("an offset").seconds, 2_592_000);
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_can_be_scheduled_and_cancelled() {
+    let server = TestServer::start().await;
+    let key_id = create_key_cli(&server).await;
+
+    let clock = kmsim(&["clock", "show", "--output", "json"]).env_endpoint(&server).json().await;
+    let now = rfc3339(str_field(&clock, "now"));
+
+    let scheduled = kmsim(&["key", "schedule-deletion", &key_id, "--pending-window-in-days", "7", "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .json()
+        .await;
+    assert_eq!(str_field(&scheduled, "keyId"), key_id, "{scheduled:#}");
+    let delete_date = str_field(&scheduled, "deleteDate").to_owned();
+    let in_seven_days = rfc3339(&delete_date) - now;
+    assert!(
+        (in_seven_days - time::Duration::days(7)).abs() < time::Duration::minutes(5),
+        "deleteDate {delete_date} is not 7 days after {now}"
+    );
+
+    let described = key_state_cli(&server, &key_id).await;
+    assert_eq!(str_field(&described, "keyState"), "PendingDeletion", "{described:#}");
+    assert_eq!(str_field(&described, "deleteDate"), delete_date, "{described:#}");
+
+    let cancelled = kmsim(&["key", "cancel-deletion", &key_id, "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(str_field(&cancelled, "keyId"), key_id, "{cancelled:#}");
+    let described = key_state_cli(&server, &key_id).await;
+    assert_eq!(str_field(&described, "keyState"), "Enabled", "{described:#}");
+
+    let run = kmsim(&["key", "schedule-deletion", &key_id, "--pending-window-in-days", "3", "--output", "json"])
+        .env_endpoint(&server)
+        .run()
+        .await;
+    let stderr = run.failed();
+    assert!(stderr.starts_with("InvalidParameter (400)"), "{run:#?}");
+    assert!(stderr.contains("PendingWindowInDays"), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    let described = key_state_cli(&server, &key_id).await;
+    assert_eq!(str_field(&described, "keyState"), "Enabled", "{described:#}");
+
+    server.stop().await;
+}
+
+/// Bytes that are not UTF-8, with a NUL, a newline and a trailing CR.
+const BINARY: &[u8] = &[0x00, 0xff, 0xfe, 0xc3, 0x28, b'\n', 0x80, b'k', b'm', b's', 0xa0, 0xa1, b'\r'];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_plaintext_from_a_file_and_from_stdin_round_trips() {
+    let server = TestServer::start().await;
+    let key_id = create_key_cli(&server).await;
+
+    let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+    file.write_all(BINARY).expect("write the plaintext file");
+    file.flush().unwrap();
+    let path = file.path().to_str().expect("a UTF-8 temporary path").to_owned();
+
+    let from_file = kmsim(&["encrypt", "--key-id", &key_id, "--plaintext-file", &path, "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    let from_stdin = kmsim(&["encrypt", "--key-id", &key_id, "--plaintext-file", "-", "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .stdin(BINARY)
+        .json()
+        .await;
+    let blobs =
+        [str_field(&from_file, "ciphertextBlob").to_owned(), str_field(&from_stdin, "ciphertextBlob").to_owned()];
+    assert_ne!(blobs[0], blobs[1], "two encryptions gave the same blob");
+
+    for blob in &blobs {
+        let opened =
+            kmsim(&["decrypt", "--ciphertext-blob", blob, "--output", "json"]).env_endpoint(&server).json().await;
+        assert_eq!(str_field(&opened, "plaintextBase64"), BASE64.encode(BINARY), "{opened:#}");
+        assert!(opened.get("plaintext").is_none(), "non-UTF-8 plaintext shown as text: {opened:#}");
+        assert_eq!(str_field(&opened, "keyId"), key_id);
+    }
+
+    // The blob can come from stdin too.
+    let opened = kmsim(&["decrypt", "--ciphertext-blob", "-", "--output", "json"])
+        .flag_endpoint(server.endpoint())
+        .stdin(format!("{}\n", blobs[1]).as_bytes())
+        .json()
+        .await;
+    assert_eq!(str_field(&opened, "plaintextBase64"), BASE64.encode(BINARY), "{opened:#}");
+
+    // An empty stdin is an empty plaintext, which the server refuses.
+    let run =
+        kmsim(&["encrypt", "--key-id", &key_id, "--plaintext-file", "-"]).env_endpoint(&server).stdin(b"").run().await;
+    assert!(run.failed().contains("Plaintext"), "{run:#?}");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_output_is_the_default() {
+    let server = TestServer::start().await;
+    let key_id = create_key_cli(&server).await;
+
+    let run = kmsim(&["key", "describe", &key_id]).env_endpoint(&server).run().await;
+    let stdout = run.ok();
+    assert!(serde_json::from_str::<Value>(stdout).is_err(), "the default output is JSON: {stdout}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("keyState") && line.trim_end().ends_with("Enabled")),
+        "no `keyState ... Enabled` line in:\n{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|line| line.starts_with("keyId") && line.trim_end().ends_with(&key_id)),
+        "no `keyId ... {key_id}` line in:\n{stdout}"
+    );
+
+    let run = kmsim(&["key", "describe", &key_id, "--output", "table"]).flag_endpoint(server.endpoint()).run().await;
+    assert_eq!(run.ok(), stdout, "--output table differs from the default");
+
+    server.stop().await;
+}
+
+#[test]
+fn help_shows_examples() {
+    for args in [&["encrypt", "--help"][..], &["key", "create", "--help"], &["clock", "advance", "--help"]] {
+        let run = kmsim(args).run_blocking();
+        let stdout = run.ok();
+        assert!(stdout.contains("Example"), "{}: no example in:\n{stdout}", run.what);
+        assert!(stdout.contains(&format!("kmsim {}", args[..args.len() - 1].join(" "))), "{run:#?}");
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_is_an_error_not_a_panic() {
+    let run = kmsim(&["key", "list", "--output", "json"]).flag_endpoint("http://127.0.0.1:1").run_blocking();
+    let stderr = run.failed();
+    assert!(stderr.contains("127.0.0.1:1"), "the message does not say what was unreachable: {run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+
+    let run = kmsim(&["clock", "show"]).flag_endpoint("not a url").run_blocking();
+    run.failed();
+}
