@@ -540,3 +540,149 @@ fn an_unreachable_endpoint_is_an_error_not_a_panic() {
     let run = kmsim(&["clock", "show"]).flag_endpoint("not a url").run_blocking();
     run.failed();
 }
+
+async fn create_spec_cli(server: &TestServer, spec: &str, usage: &str) -> String {
+    let mut args = vec!["key", "create", "--key-spec", spec, "--output", "json"];
+    if !usage.is_empty() {
+        args.extend(["--key-usage", usage]);
+    }
+    let created = kmsim(&args).env_endpoint(server).json().await;
+    str_field(&created, "keyId").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asymmetric_and_mac_commands_round_trip() {
+    let server = TestServer::start().await;
+
+    let signer = create_spec_cli(&server, "EC_P256", "").await;
+    let signed = kmsim(&[
+        "sign",
+        "--key-id",
+        &signer,
+        "--algorithm",
+        "ECDSA_SHA_256",
+        "--message-file",
+        "-",
+        "--output",
+        "json",
+    ])
+    .stdin(b"contract v1")
+    .env_endpoint(&server)
+    .json()
+    .await;
+    let signature = str_field(&signed, "signature").to_owned();
+    let verify = |message: &'static str| {
+        kmsim(&[
+            "verify",
+            "--key-id",
+            &signer,
+            "--algorithm",
+            "ECDSA_SHA_256",
+            "--message",
+            message,
+            "--signature",
+            &signature,
+            "--output",
+            "json",
+        ])
+        .env_endpoint(&server)
+    };
+    assert_eq!(verify("contract v1").json().await["valid"], Value::Bool(true));
+    assert_eq!(verify("contract v2").json().await["valid"], Value::Bool(false));
+    // The digest form: SHA-256 of the message, given in base64.
+    let digest = BASE64.encode(<sha2::Sha256 as sha2::Digest>::digest(b"contract v1"));
+    let by_digest = kmsim(&[
+        "verify",
+        "--key-id",
+        &signer,
+        "--algorithm",
+        "ECDSA_SHA_256",
+        "--digest-base64",
+        &digest,
+        "--signature",
+        &signature,
+        "--output",
+        "json",
+    ])
+    .env_endpoint(&server)
+    .json()
+    .await;
+    assert_eq!(by_digest["valid"], Value::Bool(true));
+
+    let pem = kmsim(&["public-key", "--key-id", &signer]).env_endpoint(&server).run().await;
+    let pem = pem.ok();
+    assert!(
+        pem.starts_with("-----BEGIN PUBLIC KEY-----\n") && pem.trim_end().ends_with("-----END PUBLIC KEY-----"),
+        "{pem}"
+    );
+
+    let hmac = create_spec_cli(&server, "HMAC_256", "").await;
+    let mac =
+        kmsim(&["mac", "--key-id", &hmac, "--algorithm", "HMAC_SHA_256", "--message", "body", "--output", "json"])
+            .env_endpoint(&server)
+            .json()
+            .await;
+    let mac = str_field(&mac, "mac").to_owned();
+    assert_eq!(BASE64.decode(&mac).unwrap().len(), 32);
+    let checked = kmsim(&[
+        "verify-mac",
+        "--key-id",
+        &hmac,
+        "--algorithm",
+        "HMAC_SHA_256",
+        "--message-base64",
+        &BASE64.encode(b"body"),
+        "--mac",
+        &mac,
+        "--output",
+        "json",
+    ])
+    .env_endpoint(&server)
+    .json()
+    .await;
+    assert_eq!(checked["valid"], Value::Bool(true));
+
+    let rsa = create_spec_cli(&server, "RSA_2048", "ENCRYPT/DECRYPT").await;
+    let sealed = kmsim(&[
+        "asym-encrypt",
+        "--key-id",
+        &rsa,
+        "--algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--plaintext",
+        "pin 1234",
+        "--output",
+        "json",
+    ])
+    .env_endpoint(&server)
+    .json()
+    .await;
+    let blob = str_field(&sealed, "ciphertextBlob").to_owned();
+    let opened = kmsim(&[
+        "asym-decrypt",
+        "--key-id",
+        &rsa,
+        "--algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--ciphertext-blob",
+        "-",
+        "--output",
+        "json",
+    ])
+    .stdin(blob.as_bytes())
+    .env_endpoint(&server)
+    .json()
+    .await;
+    assert_eq!(str_field(&opened, "plaintext"), "pin 1234");
+
+    let refused = kmsim(&["sign", "--key-id", &rsa, "--algorithm", "RSA_PSS_SHA_256", "--message", "m"])
+        .env_endpoint(&server)
+        .run()
+        .await;
+    assert!(refused.failed().starts_with("Rejected.UnsupportedOperation (400):"), "{refused:#?}");
+    for command in ["sign", "verify", "public-key", "mac", "verify-mac", "asym-encrypt", "asym-decrypt"] {
+        let help = kmsim(&[command, "--help"]).run().await;
+        assert!(help.ok().contains("Example"), "{command} --help");
+    }
+    server.stop().await;
+}
