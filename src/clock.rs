@@ -26,6 +26,11 @@ impl SimTime {
         SimTime(self.0.saturating_add(days.saturating_mul(Self::MS_PER_DAY)))
     }
 
+    pub fn plus_secs(self, secs: u64) -> SimTime {
+        let ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+        SimTime(self.0.saturating_add(ms))
+    }
+
     /// RFC 3339 UTC with whole seconds, as Alibaba writes dates (`2024-05-01T08:00:00Z`).
     pub fn to_rfc3339(self) -> String {
         self.format(false)

@@ -96,6 +96,10 @@ ops! {
     ASYMMETRIC_ENCRYPT = Kms "AsymmetricEncrypt" "kms.encrypt" Read "kms_key";
     ASYMMETRIC_DECRYPT = Kms "AsymmetricDecrypt" "kms.decrypt" Read "kms_key";
     GET_PUBLIC_KEY = Kms "GetPublicKey" "kms.get_public_key" Read "kms_key";
+    CREATE_KEY_VERSION = Kms "CreateKeyVersion" "kms.rotate" Write "kms_key";
+    DESCRIBE_KEY_VERSION = Kms "DescribeKeyVersion" "kms.describe_key_version" Read "kms_key";
+    LIST_KEY_VERSIONS = Kms "ListKeyVersions" "kms.list_key_versions" Read "kms_key";
+    UPDATE_ROTATION_POLICY = Kms "UpdateRotationPolicy" "kms.update_rotation_policy" Write "kms_key";
     GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
     VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";

@@ -262,6 +262,37 @@ pub enum KeyCommand {
         /// SOFTWARE (default) or HSM.
         #[arg(long, default_value = "")]
         protection_level: String,
+        /// Rotate automatically every --rotation-interval.
+        #[arg(long)]
+        enable_automatic_rotation: bool,
+        /// 7d to 365d (units d, h, m, s); default 365d.
+        #[arg(long, default_value = "")]
+        rotation_interval: String,
+    },
+    /// Make a new primary version (manual rotation); old versions keep decrypting and verifying.
+    #[command(after_help = "Example:\n  kmsim key rotate alias/payments")]
+    Rotate { key_id: String },
+    /// List a key's versions, oldest first.
+    #[command(after_help = "Example:\n  kmsim key versions alias/payments")]
+    Versions {
+        key_id: String,
+        #[arg(long, default_value_t = 1)]
+        page_number: i32,
+        #[arg(long, default_value_t = 100)]
+        page_size: i32,
+    },
+    /// Turn automatic rotation on (--enable --interval 30d) or off (--disable).
+    #[command(after_help = "Examples:\n  kmsim key rotation-policy alias/payments --enable --interval 90d\n  \
+                            kmsim key rotation-policy alias/payments --disable")]
+    RotationPolicy {
+        key_id: String,
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// 7d to 365d (units d, h, m, s); kept, or 365d, when omitted.
+        #[arg(long, default_value = "", conflicts_with = "disable")]
+        interval: String,
     },
     /// Show a key's metadata.
     #[command(after_help = "Example:\n  kmsim key describe alias/payments")]
@@ -417,8 +448,24 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
     let mut kms = conn.kms().await?;
     let key_id_only = |key_id: &str| json!({ "keyId": key_id });
     Ok(match command {
-        KeyCommand::Create { key_spec, key_usage, origin, description, protection_level } => {
-            let request = pb::CreateKeyRequest { key_spec, key_usage, origin, description, protection_level };
+        KeyCommand::Create {
+            key_spec,
+            key_usage,
+            origin,
+            description,
+            protection_level,
+            enable_automatic_rotation,
+            rotation_interval,
+        } => {
+            let request = pb::CreateKeyRequest {
+                key_spec,
+                key_usage,
+                origin,
+                description,
+                protection_level,
+                enable_automatic_rotation,
+                rotation_interval,
+            };
             let response = kms.create_key(conn.request(request)).await?.into_inner();
             key_metadata_json(response.key_metadata.unwrap_or_default())
         }
@@ -448,6 +495,28 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             let request = pb::ScheduleKeyDeletionRequest { key_id, pending_window_in_days };
             let response = kms.schedule_key_deletion(conn.request(request)).await?.into_inner();
             json!({ "keyId": response.key_id, "deleteDate": response.delete_date })
+        }
+        KeyCommand::Rotate { key_id } => {
+            let response = kms.create_key_version(conn.request(pb::CreateKeyVersionRequest { key_id })).await?;
+            key_version_json(response.into_inner().key_version.unwrap_or_default())
+        }
+        KeyCommand::Versions { key_id, page_number, page_size } => {
+            let request = pb::ListKeyVersionsRequest { key_id, page_number, page_size };
+            let response = kms.list_key_versions(conn.request(request)).await?.into_inner();
+            json!({
+                "totalCount": response.total_count,
+                "keyVersions": response.key_versions.into_iter().map(key_version_json).collect::<Vec<_>>(),
+            })
+        }
+        KeyCommand::RotationPolicy { key_id, enable, disable: _, interval } => {
+            let request = pb::UpdateRotationPolicyRequest {
+                key_id: key_id.clone(),
+                enable_automatic_rotation: enable,
+                rotation_interval: interval,
+            };
+            kms.update_rotation_policy(conn.request(request)).await?;
+            let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
+            key_metadata_json(described.key_metadata.unwrap_or_default())
         }
         KeyCommand::CancelDeletion { key_id } => {
             kms.cancel_key_deletion(conn.request(pb::CancelKeyDeletionRequest { key_id: key_id.clone() })).await?;
@@ -721,7 +790,15 @@ fn key_metadata_json(m: pb::KeyMetadata) -> Value {
         "deletionProtection": m.deletion_protection,
         "description": m.description,
         "region": m.region,
+        "automaticRotation": m.automatic_rotation,
+        "rotationInterval": m.rotation_interval,
+        "lastRotationDate": m.last_rotation_date,
+        "nextRotationDate": m.next_rotation_date,
     })
+}
+
+fn key_version_json(v: pb::KeyVersion) -> Value {
+    json!({ "keyId": v.key_id, "keyVersionId": v.key_version_id, "creationDate": v.creation_date })
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>, Failure> {

@@ -292,6 +292,49 @@ pub struct KeyMeta {
     pub deletion_protection: bool,
     pub deletion_protection_description: String,
     pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rotation: RotationPolicy,
+}
+
+/// Automatic rotation: whether it is on, how often, and when it last and next happens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RotationPolicy {
+    pub automatic: AutomaticRotation,
+    pub interval_secs: Option<u64>,
+    pub last_rotation_date: Option<SimTime>,
+    pub next_rotation_date: Option<SimTime>,
+}
+
+wire_enum!(AutomaticRotation, "EnableAutomaticRotation" {
+    Enabled => "Enabled",
+    Disabled => "Disabled",
+    Suspended => "Suspended",
+});
+
+impl Default for AutomaticRotation {
+    fn default() -> Self {
+        AutomaticRotation::Disabled
+    }
+}
+
+/// Rotation intervals, written `integer[unit]` with unit d, h, m or s.
+pub const ROTATION_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 7 * 86_400..=365 * 86_400;
+
+/// Parses `30d`, `720h`, `604800s`…; outside 7 to 365 days is InvalidParameter naming RotationInterval.
+pub fn parse_rotation_interval(text: &str) -> KmsResult<u64> {
+    let invalid = || KmsError::invalid_because("RotationInterval", "Write it as 7d to 365d (units d, h, m or s).");
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let unit_secs = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => return Err(invalid()),
+    };
+    let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
+    if ROTATION_INTERVAL_SECS.contains(&secs) { Ok(secs) } else { Err(invalid()) }
 }
 
 impl KeyMeta {

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel};
+use super::key::{
+    AutomaticRotation, Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel,
+    ROTATION_INTERVAL_SECS, RotationPolicy, parse_rotation_interval,
+};
 use super::paging::{Page, Paged};
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
@@ -25,6 +28,8 @@ pub struct CreateKeyInput {
     pub origin: String,
     pub description: String,
     pub protection_level: String,
+    pub enable_automatic_rotation: bool,
+    pub rotation_interval: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +56,16 @@ impl Engine {
         let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
         let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
         check_description(&input.description)?;
-
         let now = self.clock.now();
+        let rotation = if input.enable_automatic_rotation {
+            if origin == Origin::External {
+                return Err(ErrorCode::UnsupportedOrigin.into());
+            }
+            automatic_rotation(&input.rotation_interval, now)?
+        } else {
+            RotationPolicy::default()
+        };
+
         let version = (origin == Origin::AliyunKms)
             .then(|| Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material())));
         let meta = KeyMeta {
@@ -72,6 +85,7 @@ impl Engine {
             deletion_protection: false,
             deletion_protection_description: String::new(),
             tags: BTreeMap::new(),
+            rotation,
         };
         cx.trail.key(&meta);
         if let Some(v) = &version {
@@ -306,7 +320,7 @@ impl Engine {
     /// The one path for changing a key's metadata: resolve, take the key's
     /// gate, apply the state table for `op`, then let `change` build the next
     /// snapshot from the current one.
-    async fn change_key(
+    pub(super) async fn change_key(
         &self,
         cx: &CallContext,
         (key_name, param): (&str, &str),
@@ -330,6 +344,18 @@ impl Engine {
             account_id: self.account_id.clone(),
         }
     }
+}
+
+/// An enabled policy rotating every `interval` (default 365 days), first due one interval from `now`.
+fn automatic_rotation(interval: &str, now: SimTime) -> KmsResult<RotationPolicy> {
+    let interval_secs =
+        if interval.is_empty() { *ROTATION_INTERVAL_SECS.end() } else { parse_rotation_interval(interval)? };
+    Ok(RotationPolicy {
+        automatic: AutomaticRotation::Enabled,
+        interval_secs: Some(interval_secs),
+        last_rotation_date: None,
+        next_rotation_date: Some(now.plus_secs(interval_secs)),
+    })
 }
 
 fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> KmsResult<T> {

@@ -16,6 +16,7 @@ mod keys;
 mod mac;
 mod paging;
 mod symmetric;
+mod versions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,6 +30,7 @@ use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::paging::{Page, Paged};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
+pub use self::versions::VersionInfo;
 use crate::clock::SimClock;
 use crate::context::CallContext;
 

@@ -11,7 +11,7 @@ use crate::audit::OpSpec;
 use crate::context::CallContext;
 use crate::engine::key::KeyMeta;
 use crate::engine::{
-    AliasRecord, CreateKeyInput, DataKey, KmsError, KmsResult, Outcome, Page, Paged, Sealed, SignRequest,
+    AliasRecord, CreateKeyInput, DataKey, KmsError, KmsResult, Outcome, Page, Paged, Sealed, SignRequest, VersionInfo,
 };
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
@@ -39,6 +39,8 @@ impl KeyManagementService for KmsApi {
                     origin: req.origin,
                     description: req.description,
                     protection_level: req.protection_level,
+                    enable_automatic_rotation: req.enable_automatic_rotation,
+                    rotation_interval: req.rotation_interval,
                 };
                 // RSA key generation takes long enough to stall other calls on this worker.
                 let outcome = tokio::task::spawn_blocking(move || app.engine.create_key(&cx, input))
@@ -416,6 +418,66 @@ impl KeyManagementService for KmsApi {
             .await
     }
 
+    async fn create_key_version(
+        &self,
+        request: Request<pb::CreateKeyVersionRequest>,
+    ) -> Reply<pb::CreateKeyVersionResponse> {
+        self.dispatch
+            .run(&OpSpec::CREATE_KEY_VERSION, request, |app, cx, req| async move {
+                let at = cx.received_at;
+                let outcome = app.engine.rotate_key(&cx, &req.key_id, at).await?;
+                Ok(outcome.map(|info| pb::CreateKeyVersionResponse { key_version: Some(key_version(info)) }))
+            })
+            .await
+    }
+
+    async fn describe_key_version(
+        &self,
+        request: Request<pb::DescribeKeyVersionRequest>,
+    ) -> Reply<pb::DescribeKeyVersionResponse> {
+        self.dispatch
+            .run(&OpSpec::DESCRIBE_KEY_VERSION, request, |app, cx, req| async move {
+                let outcome = app.engine.describe_key_version(&cx, &req.key_id, &req.key_version_id)?;
+                Ok(outcome.map(|info| pb::DescribeKeyVersionResponse { key_version: Some(key_version(info)) }))
+            })
+            .await
+    }
+
+    async fn list_key_versions(
+        &self,
+        request: Request<pb::ListKeyVersionsRequest>,
+    ) -> Reply<pb::ListKeyVersionsResponse> {
+        self.dispatch
+            .run(&OpSpec::LIST_KEY_VERSIONS, request, |app, cx, req| async move {
+                let page = Page::from_request(req.page_number, req.page_size)?;
+                Ok(app.engine.list_key_versions(&cx, &req.key_id, page)?.map(|paged| {
+                    let (total_count, page_number, page_size) = page_fields(&paged);
+                    pb::ListKeyVersionsResponse {
+                        key_versions: paged.items.into_iter().map(key_version).collect(),
+                        total_count,
+                        page_number,
+                        page_size,
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn update_rotation_policy(
+        &self,
+        request: Request<pb::UpdateRotationPolicyRequest>,
+    ) -> Reply<pb::UpdateRotationPolicyResponse> {
+        self.dispatch
+            .run(&OpSpec::UPDATE_ROTATION_POLICY, request, |app, cx, req| async move {
+                let outcome = app
+                    .engine
+                    .update_rotation_policy(&cx, &req.key_id, req.enable_automatic_rotation, &req.rotation_interval)
+                    .await?;
+                Ok(outcome.map(|_| pb::UpdateRotationPolicyResponse {}))
+            })
+            .await
+    }
+
     async fn generate_mac(&self, request: Request<pb::GenerateMacRequest>) -> Reply<pb::GenerateMacResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_MAC, request, |app, cx, req| async move {
@@ -462,12 +524,24 @@ pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
         protection_level: meta.protection_level.as_str().to_owned(),
         deletion_protection_description: meta.deletion_protection_description.clone(),
         region: meta.region.clone(),
+        automatic_rotation: meta.rotation.automatic.as_str().to_owned(),
+        rotation_interval: meta.rotation.interval_secs.map(|secs| format!("{secs}s")).unwrap_or_default(),
+        last_rotation_date: meta.rotation.last_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
+        next_rotation_date: meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
     }
 }
 
 /// Shared by GenerateDataKey and GenerateDataKeyWithoutPlaintext, which differ only in what they return.
 fn generate_data_key(app: &App, cx: &CallContext, req: pb::GenerateDataKeyRequest) -> KmsResult<Outcome<DataKey>> {
     app.engine.generate_data_key(cx, &req.key_id, &req.key_spec, req.number_of_bytes, sorted(req.encryption_context))
+}
+
+fn key_version(info: VersionInfo) -> pb::KeyVersion {
+    pb::KeyVersion {
+        key_id: info.key_id,
+        key_version_id: info.key_version_id.to_string(),
+        creation_date: info.creation_date.to_rfc3339(),
+    }
 }
 
 fn aliases_response(paged: Paged<AliasRecord>) -> pb::ListAliasesResponse {

@@ -87,6 +87,7 @@ audit_params! {
     CreateKeyRequest {
         "KeySpec" => key_spec, "KeyUsage" => key_usage, "Origin" => origin,
         "Description" => description, "ProtectionLevel" => protection_level,
+        "EnableAutomaticRotation" => enable_automatic_rotation, "RotationInterval" => rotation_interval,
     }
     DescribeKeyRequest { "KeyId" => key_id }
     ListKeysRequest { "PageNumber" => page_number, "PageSize" => page_size }
@@ -131,6 +132,13 @@ audit_params! {
     AsymmetricEncryptRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm }
     AsymmetricDecryptRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id, "Algorithm" => algorithm }
     GetPublicKeyRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id }
+    CreateKeyVersionRequest { "KeyId" => key_id }
+    DescribeKeyVersionRequest { "KeyId" => key_id, "KeyVersionId" => key_version_id }
+    ListKeyVersionsRequest { "KeyId" => key_id, "PageNumber" => page_number, "PageSize" => page_size }
+    UpdateRotationPolicyRequest {
+        "KeyId" => key_id, "EnableAutomaticRotation" => enable_automatic_rotation,
+        "RotationInterval" => rotation_interval,
+    }
     GenerateMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     VerifyMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     ListAuditEventsRequest {

@@ -1,0 +1,123 @@
+//! Key versions and rotation: CreateKeyVersion (manual rotation), the rotation
+//! the scheduler performs when a key's next rotation date comes, the rotation
+//! policy, and reading versions.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::error::{ErrorCode, KmsError, KmsResult};
+use super::key::{AutomaticRotation, Key, KeyOp, KeyVersion, Origin, RotationPolicy, parse_rotation_interval};
+use super::paging::{Page, Paged};
+use super::{Change, Engine, Outcome};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+
+/// A version as DescribeKeyVersion and ListKeyVersions show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub key_id: String,
+    pub key_version_id: Uuid,
+    pub creation_date: SimTime,
+}
+
+impl Engine {
+    /// Makes a new primary version with fresh material; earlier versions keep
+    /// decrypting and verifying. `at` is when the rotation happens: the call's
+    /// time for CreateKeyVersion, the due time for a scheduled rotation.
+    pub async fn rotate_key(&self, cx: &CallContext, key_id: &str, at: SimTime) -> KmsResult<Outcome<VersionInfo>> {
+        let slot = self.resolve(cx, key_id, "KeyId")?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        key.allow(KeyOp::Cryptographic)?;
+        if key.meta.origin == Origin::External {
+            return Err(ErrorCode::UnsupportedOrigin.into());
+        }
+        let version = Arc::new(KeyVersion::new(Uuid::new_v4(), at, key.meta.spec.generate_material()));
+        cx.trail.key_version(version.version_id);
+        let mut next = key.with_meta(|m| {
+            m.primary_version = Some(version.version_id);
+            m.rotation.last_rotation_date = Some(at);
+            if m.rotation.automatic == AutomaticRotation::Enabled {
+                m.rotation.next_rotation_date = m.rotation.interval_secs.map(|secs| at.plus_secs(secs));
+            }
+        });
+        next.versions.push(version.clone());
+        let info = version_info(&next, &version);
+        let change = Change::SaveKey { key: Arc::new(next), new_version: Some(version) };
+        Ok(Outcome::write(info, vec![change], vec![gate]))
+    }
+
+    /// Turns automatic rotation on (with an interval, default 365 days) or off.
+    pub async fn update_rotation_policy(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        enable: bool,
+        rotation_interval: &str,
+    ) -> KmsResult<Outcome<Arc<Key>>> {
+        let interval = match (enable, rotation_interval) {
+            (true, "") => None,
+            (true, text) => Some(parse_rotation_interval(text)?),
+            (false, _) => None,
+        };
+        let now = cx.received_at;
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::Cryptographic, |key| {
+            if key.meta.origin == Origin::External {
+                return Err(ErrorCode::UnsupportedOrigin.into());
+            }
+            Ok(key.with_meta(|m| {
+                let last = m.rotation.last_rotation_date;
+                m.rotation = if enable {
+                    let interval_secs = interval.or(m.rotation.interval_secs).unwrap_or(365 * 86_400);
+                    RotationPolicy {
+                        automatic: AutomaticRotation::Enabled,
+                        interval_secs: Some(interval_secs),
+                        last_rotation_date: last,
+                        next_rotation_date: Some(last.unwrap_or(now).max(now).plus_secs(interval_secs)),
+                    }
+                } else {
+                    RotationPolicy {
+                        automatic: AutomaticRotation::Disabled,
+                        last_rotation_date: last,
+                        ..Default::default()
+                    }
+                };
+            }))
+        })
+        .await
+    }
+
+    pub fn describe_key_version(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        key_version_id: &str,
+    ) -> KmsResult<Outcome<VersionInfo>> {
+        if key_version_id.is_empty() {
+            return Err(KmsError::missing("KeyVersionId"));
+        }
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        let id = Uuid::parse_str(key_version_id).map_err(|_| KmsError::invalid("KeyVersionId"))?;
+        let version = key.version(id).ok_or(ErrorCode::KeyVersionNotFound)?;
+        cx.trail.key_version(id);
+        Ok(Outcome::read(version_info(&key, version)))
+    }
+
+    /// Versions oldest first.
+    pub fn list_key_versions(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        page: Page,
+    ) -> KmsResult<Outcome<Paged<VersionInfo>>> {
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        let versions = key.versions.iter().map(|v| version_info(&key, v)).collect();
+        Ok(Outcome::read(page.slice(versions)))
+    }
+}
+
+fn version_info(key: &Key, version: &KeyVersion) -> VersionInfo {
+    VersionInfo { key_id: key.meta.key_id.clone(), key_version_id: version.version_id, creation_date: version.created }
+}
