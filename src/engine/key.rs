@@ -18,11 +18,13 @@ use crate::clock::SimTime;
 /// Generates an enum whose variants travel as the exact strings Alibaba uses,
 /// with parsing that names the parameter at fault.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident, $param:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $param:literal {
+        $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$variant_meta])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -305,17 +307,15 @@ pub struct RotationPolicy {
     pub next_rotation_date: Option<SimTime>,
 }
 
-wire_enum!(AutomaticRotation, "EnableAutomaticRotation" {
-    Enabled => "Enabled",
-    Disabled => "Disabled",
-    Suspended => "Suspended",
-});
-
-impl Default for AutomaticRotation {
-    fn default() -> Self {
-        AutomaticRotation::Disabled
+wire_enum!(
+    #[derive(Default)]
+    AutomaticRotation, "EnableAutomaticRotation" {
+        Enabled => "Enabled",
+        #[default]
+        Disabled => "Disabled",
+        Suspended => "Suspended",
     }
-}
+);
 
 /// Rotation intervals, written `integer[unit]` with unit d, h, m or s.
 pub const ROTATION_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 7 * 86_400..=365 * 86_400;
