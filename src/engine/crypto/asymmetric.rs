@@ -137,7 +137,12 @@ pub enum ParsedKey {
     P256(p256::ecdsa::SigningKey),
     P256k(k256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
-    Sm2(sm2::SecretKey),
+    /// Both halves are built once at parse time: each derives the public key
+    /// (and the signer hashes Z_A), which would otherwise dominate every call.
+    Sm2 {
+        signer: Box<sm2::dsa::SigningKey>,
+        decrypter: Box<sm2::pke::DecryptingKey>,
+    },
 }
 
 impl ParsedKey {
@@ -147,7 +152,11 @@ impl ParsedKey {
             AsymmetricKind::P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256).ok(),
             AsymmetricKind::P256k => k256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256k).ok(),
             AsymmetricKind::P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P384).ok(),
-            AsymmetricKind::Sm2 => sm2::SecretKey::from_pkcs8_der(der).map(ParsedKey::Sm2).ok(),
+            AsymmetricKind::Sm2 => sm2::SecretKey::from_pkcs8_der(der).ok().and_then(|secret| {
+                let signer = sm2::dsa::SigningKey::new(sm2_default_id(), &secret).ok()?;
+                let decrypter = sm2::pke::DecryptingKey::new(secret);
+                Some(ParsedKey::Sm2 { signer: Box::new(signer), decrypter: Box::new(decrypter) })
+            }),
         };
         parsed.ok_or(CryptoFailure)
     }
@@ -159,7 +168,9 @@ impl ParsedKey {
             ParsedKey::P256(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
             ParsedKey::P256k(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
             ParsedKey::P384(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
-            ParsedKey::Sm2(key) => key.public_key().to_public_key_pem(LineEnding::LF),
+            ParsedKey::Sm2 { decrypter, .. } => sm2::PublicKey::from_affine(*decrypter.encrypting_key().as_affine())
+                .map_err(|_| rsa::pkcs8::spki::Error::KeyMalformed)
+                .and_then(|public| public.to_public_key_pem(LineEnding::LF)),
         };
         pem.expect("a valid public key encodes as PEM")
     }
@@ -167,8 +178,7 @@ impl ParsedKey {
     /// Signs a digest (whose length the caller has checked) or a message.
     pub fn sign(&self, scheme: SignScheme, input: Signable<'_>) -> Result<Vec<u8>, CryptoFailure> {
         let digest = match (self, scheme, input) {
-            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa, Signable::Message(message)) => {
-                let signer = sm2::dsa::SigningKey::new(sm2_default_id(), key).map_err(|_| CryptoFailure)?;
+            (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa, Signable::Message(message)) => {
                 let signature: sm2::dsa::Signature = signer.try_sign(message).map_err(|_| CryptoFailure)?;
                 return Ok(sm2::dsa::DerSignature::from(signature).to_vec());
             }
@@ -181,13 +191,10 @@ impl ParsedKey {
     /// Whether `signature` is valid for the digest or message; malformed signatures are simply invalid.
     pub fn verify(&self, scheme: SignScheme, input: Signable<'_>, signature: &[u8]) -> bool {
         let digest = match (self, scheme, input) {
-            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa, Signable::Message(message)) => {
-                let Ok(verifier) = sm2::dsa::VerifyingKey::new(sm2_default_id(), key.public_key()) else {
-                    return false;
-                };
+            (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa, Signable::Message(message)) => {
                 return sm2::dsa::DerSignature::try_from(signature)
                     .and_then(sm2::dsa::Signature::try_from)
-                    .is_ok_and(|s| verifier.verify(message, &s).is_ok());
+                    .is_ok_and(|s| signer.verifying_key().verify(message, &s).is_ok());
             }
             (_, _, Signable::Message(message)) => scheme.hash().digest(message),
             (_, _, Signable::Digest(digest)) => digest.to_vec(),
@@ -212,9 +219,8 @@ impl ParsedKey {
             (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => {
                 PrehashSigner::<p384::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
             }
-            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa) => {
-                let signer = sm2::dsa::SigningKey::new(sm2_default_id(), key).map_err(|_| CryptoFailure)?;
-                PrehashSigner::<sm2::dsa::Signature>::sign_prehash(&signer, digest)
+            (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa) => {
+                PrehashSigner::<sm2::dsa::Signature>::sign_prehash(signer.as_ref(), digest)
                     .ok()
                     .map(|s| sm2::dsa::DerSignature::from(s).to_vec())
             }
@@ -239,14 +245,9 @@ impl ParsedKey {
                 .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
             (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => p384::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
-            (ParsedKey::Sm2(key), SignScheme::Sm2Dsa) => {
-                let Ok(verifier) = sm2::dsa::VerifyingKey::new(sm2_default_id(), key.public_key()) else {
-                    return false;
-                };
-                sm2::dsa::DerSignature::try_from(signature)
-                    .and_then(sm2::dsa::Signature::try_from)
-                    .is_ok_and(|s| verifier.verify_prehash(digest, &s).is_ok())
-            }
+            (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa) => sm2::dsa::DerSignature::try_from(signature)
+                .and_then(sm2::dsa::Signature::try_from)
+                .is_ok_and(|s| signer.verifying_key().verify_prehash(digest, &s).is_ok()),
             _ => false,
         }
     }
@@ -260,8 +261,8 @@ impl ParsedKey {
             (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha1)) => {
                 RsaPublicKey::from(key.as_ref()).encrypt(&mut rng, Oaep::<sha1::Sha1>::new(), plaintext).ok()
             }
-            (ParsedKey::Sm2(key), EncryptScheme::Sm2Pke) => {
-                sm2::pke::EncryptingKey::new(key.public_key()).encrypt_der(&mut rng, plaintext).ok()
+            (ParsedKey::Sm2 { decrypter, .. }, EncryptScheme::Sm2Pke) => {
+                decrypter.encrypting_key().encrypt_der(&mut rng, plaintext).ok()
             }
             _ => None,
         };
@@ -276,9 +277,7 @@ impl ParsedKey {
             (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha1)) => {
                 key.decrypt(Oaep::<sha1::Sha1>::new(), ciphertext).ok()
             }
-            (ParsedKey::Sm2(key), EncryptScheme::Sm2Pke) => {
-                sm2::pke::DecryptingKey::new(key.clone()).decrypt_der(ciphertext).ok()
-            }
+            (ParsedKey::Sm2 { decrypter, .. }, EncryptScheme::Sm2Pke) => decrypter.decrypt_der(ciphertext).ok(),
             _ => None,
         };
         plaintext.map(Zeroizing::new).ok_or(CryptoFailure)
