@@ -100,6 +100,9 @@ ops! {
     DESCRIBE_KEY_VERSION = Kms "DescribeKeyVersion" "kms.describe_key_version" Read "kms_key";
     LIST_KEY_VERSIONS = Kms "ListKeyVersions" "kms.list_key_versions" Read "kms_key";
     UPDATE_ROTATION_POLICY = Kms "UpdateRotationPolicy" "kms.update_rotation_policy" Write "kms_key";
+    GET_PARAMETERS_FOR_IMPORT = Kms "GetParametersForImport" "kms.get_parameters_for_import" Read "kms_key";
+    IMPORT_KEY_MATERIAL = Kms "ImportKeyMaterial" "kms.import_key_material" Write "kms_key";
+    DELETE_KEY_MATERIAL = Kms "DeleteKeyMaterial" "kms.delete_key_material" Write "kms_key";
     GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
     VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";

@@ -296,6 +296,18 @@ pub struct KeyMeta {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub rotation: RotationPolicy,
+    /// For imported (EXTERNAL) material: what was imported, so a re-import must bring the same material.
+    #[serde(default)]
+    pub import: Option<ImportedMaterial>,
+}
+
+/// What kmsim remembers of imported material besides the material itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImportedMaterial {
+    /// SHA-256 of the material, hex.
+    pub sha256: String,
+    /// When the material expires and the key returns to PendingImport; `None` for never.
+    pub expires: Option<SimTime>,
 }
 
 /// Automatic rotation: whether it is on, how often, and when it last and next happens.
@@ -389,6 +401,11 @@ pub struct Key {
 }
 
 impl Key {
+    /// Whether the key has usable material: an imported key whose material was deleted has none.
+    pub fn has_material(&self) -> bool {
+        self.primary().is_some_and(|v| !v.material.is_empty())
+    }
+
     pub fn primary(&self) -> Option<&Arc<KeyVersion>> {
         let id = self.meta.primary_version?;
         self.version(id)

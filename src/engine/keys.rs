@@ -86,6 +86,7 @@ impl Engine {
             deletion_protection_description: String::new(),
             tags: BTreeMap::new(),
             rotation,
+            import: None,
         };
         cx.trail.key(&meta);
         if let Some(v) = &version {
@@ -172,7 +173,7 @@ impl Engine {
     /// Restores the key to Enabled (as Alibaba does), or to PendingImport when it has no material.
     pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
         self.change_key(cx, (key_id, "KeyId"), KeyOp::CancelDeletion, |key| {
-            let restored = if key.primary().is_some() { KeyState::Enabled } else { KeyState::PendingImport };
+            let restored = if key.has_material() { KeyState::Enabled } else { KeyState::PendingImport };
             Ok(key.with_meta(|m| {
                 m.state = restored;
                 m.delete_date = None;

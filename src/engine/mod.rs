@@ -11,6 +11,7 @@
 mod asymmetric;
 pub mod crypto;
 pub mod error;
+mod import;
 pub mod key;
 mod keys;
 mod mac;
@@ -26,6 +27,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use self::asymmetric::{SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
+pub use self::import::{ImportParameters, ImportToken};
 use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::paging::{Page, Paged};
@@ -48,6 +50,7 @@ pub enum Change {
         alias_name: String,
     },
     SetClockOffset(i64),
+    SaveImportToken(Arc<ImportToken>),
 }
 
 /// What an operation produced: its answer, the changes to commit, and the
@@ -81,6 +84,7 @@ impl<T> Outcome<T> {
 pub struct Snapshot {
     pub keys: Vec<Key>,
     pub aliases: Vec<AliasRecord>,
+    pub import_tokens: Vec<ImportToken>,
 }
 
 /// The simulated KMS of one account.
@@ -93,6 +97,7 @@ pub struct Engine {
     aliases: RwLock<HashMap<(String, String), AliasRecord>>,
     alias_gates: GateTable,
     clock_gate: Arc<Mutex<()>>,
+    import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
 }
 
 struct KeySlot {
@@ -115,6 +120,7 @@ impl Engine {
     pub fn new(account_id: String, clock: Arc<SimClock>, blob_secret: [u8; 32], snapshot: Snapshot) -> Self {
         let keys = snapshot.keys.into_iter().map(|k| (k.meta.key_id.clone(), Arc::new(KeySlot::new(Arc::new(k)))));
         let aliases = snapshot.aliases.into_iter().map(|a| ((a.region.clone(), a.alias_name.clone()), a));
+        let tokens = snapshot.import_tokens.into_iter().map(|t| (t.token.clone(), Arc::new(t)));
         Engine {
             account_id,
             clock,
@@ -123,6 +129,7 @@ impl Engine {
             aliases: RwLock::new(aliases.collect()),
             alias_gates: GateTable::default(),
             clock_gate: Arc::new(Mutex::new(())),
+            import_tokens: RwLock::new(tokens.collect()),
         }
     }
 
@@ -155,6 +162,9 @@ impl Engine {
                     write_lock(&self.aliases).remove(&(region, alias_name));
                 }
                 Change::SetClockOffset(offset) => self.clock.set_offset(offset),
+                Change::SaveImportToken(token) => {
+                    write_lock(&self.import_tokens).insert(token.token.clone(), token);
+                }
             }
         }
     }

@@ -478,6 +478,65 @@ impl KeyManagementService for KmsApi {
             .await
     }
 
+    async fn get_parameters_for_import(
+        &self,
+        request: Request<pb::GetParametersForImportRequest>,
+    ) -> Reply<pb::GetParametersForImportResponse> {
+        self.dispatch
+            .run(&OpSpec::GET_PARAMETERS_FOR_IMPORT, request, |app, cx, req| async move {
+                // Generating the RSA wrapping key takes long enough to stall other calls on this worker.
+                let outcome = tokio::task::spawn_blocking(move || {
+                    app.engine.get_parameters_for_import(
+                        &cx,
+                        &req.key_id,
+                        &req.wrapping_algorithm,
+                        &req.wrapping_key_spec,
+                    )
+                })
+                .await
+                .map_err(|_| KmsError::internal())??;
+                Ok(outcome.map(|p| pb::GetParametersForImportResponse {
+                    key_id: p.key_id,
+                    import_token: p.import_token,
+                    public_key: p.public_key,
+                    token_expire_time: p.token_expire_time.to_rfc3339(),
+                }))
+            })
+            .await
+    }
+
+    async fn import_key_material(
+        &self,
+        request: Request<pb::ImportKeyMaterialRequest>,
+    ) -> Reply<pb::ImportKeyMaterialResponse> {
+        self.dispatch
+            .run(&OpSpec::IMPORT_KEY_MATERIAL, request, |app, cx, req| async move {
+                let outcome = app
+                    .engine
+                    .import_key_material(
+                        &cx,
+                        &req.key_id,
+                        &req.encrypted_key_material,
+                        &req.import_token,
+                        req.key_material_expire_unix,
+                    )
+                    .await?;
+                Ok(outcome.map(|_| pb::ImportKeyMaterialResponse {}))
+            })
+            .await
+    }
+
+    async fn delete_key_material(
+        &self,
+        request: Request<pb::DeleteKeyMaterialRequest>,
+    ) -> Reply<pb::DeleteKeyMaterialResponse> {
+        self.dispatch
+            .run(&OpSpec::DELETE_KEY_MATERIAL, request, |app, cx, req| async move {
+                Ok(app.engine.delete_key_material(&cx, &req.key_id).await?.map(|_| pb::DeleteKeyMaterialResponse {}))
+            })
+            .await
+    }
+
     async fn generate_mac(&self, request: Request<pb::GenerateMacRequest>) -> Reply<pb::GenerateMacResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_MAC, request, |app, cx, req| async move {
@@ -528,6 +587,7 @@ pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
         rotation_interval: meta.rotation.interval_secs.map(|secs| format!("{secs}s")).unwrap_or_default(),
         last_rotation_date: meta.rotation.last_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
         next_rotation_date: meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
+        material_expire_time: meta.import.as_ref().and_then(|i| i.expires).map(|d| d.to_rfc3339()).unwrap_or_default(),
     }
 }
 

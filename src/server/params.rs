@@ -31,6 +31,12 @@ impl Param for i32 {
     }
 }
 
+impl Param for i64 {
+    fn param(&self) -> Option<Value> {
+        (*self != 0).then(|| Value::from(*self))
+    }
+}
+
 impl Param for bool {
     fn param(&self) -> Option<Value> {
         Some(Value::Bool(*self))
@@ -139,6 +145,11 @@ audit_params! {
         "KeyId" => key_id, "EnableAutomaticRotation" => enable_automatic_rotation,
         "RotationInterval" => rotation_interval,
     }
+    GetParametersForImportRequest {
+        "KeyId" => key_id, "WrappingAlgorithm" => wrapping_algorithm, "WrappingKeySpec" => wrapping_key_spec,
+    }
+    ImportKeyMaterialRequest { "KeyId" => key_id, "KeyMaterialExpireUnix" => key_material_expire_unix }
+    DeleteKeyMaterialRequest { "KeyId" => key_id }
     GenerateMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     VerifyMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     ListAuditEventsRequest {

@@ -10,10 +10,11 @@ use zeroize::Zeroizing;
 use super::{AuditPage, Loaded, StoreError, StoreResult, meta_value};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
-use crate::engine::key::{Key, KeyMeta, KeyVersion};
-use crate::engine::{AliasRecord, Change, Snapshot};
+use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
+use crate::engine::{AliasRecord, Change, ImportToken, Snapshot};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE keys (key_id TEXT PRIMARY KEY, meta TEXT NOT NULL);
 CREATE TABLE key_versions (
@@ -40,7 +41,17 @@ CREATE TABLE audit_events (
     record TEXT NOT NULL
 );
 CREATE INDEX audit_events_by_key ON audit_events (key_id, seq);
-"#];
+"#,
+    r#"
+CREATE TABLE import_tokens (
+    token TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    wrapping_algorithm TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    private_key BLOB NOT NULL
+);
+"#,
+];
 
 pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -83,7 +94,11 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
     Ok(Loaded {
         blob_secret,
         clock_offset_ms,
-        snapshot: Snapshot { keys: load_keys(conn)?, aliases: load_aliases(conn)? },
+        snapshot: Snapshot {
+            keys: load_keys(conn)?,
+            aliases: load_aliases(conn)?,
+            import_tokens: load_import_tokens(conn)?,
+        },
     })
 }
 
@@ -109,6 +124,28 @@ fn load_keys(conn: &Connection) -> StoreResult<Vec<Key>> {
     Ok(keys)
 }
 
+fn load_import_tokens(conn: &Connection) -> StoreResult<Vec<ImportToken>> {
+    let mut stmt =
+        conn.prepare("SELECT token, key_id, wrapping_algorithm, expires_ms, private_key FROM import_tokens")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get(3)?, row.get::<_, Vec<u8>>(4)?))
+    })?;
+    let mut tokens = Vec::new();
+    for row in rows {
+        let (token, key_id, algorithm, expires_ms, private_key) = row?;
+        let wrapping_algorithm = EncryptionAlgorithm::parse(&algorithm)
+            .map_err(|_| StoreError(format!("bad wrapping algorithm {algorithm}")))?;
+        tokens.push(ImportToken {
+            token,
+            key_id,
+            wrapping_algorithm,
+            expires: SimTime(expires_ms),
+            private_key_der: Zeroizing::new(private_key),
+        });
+    }
+    Ok(tokens)
+}
+
 fn load_aliases(conn: &Connection) -> StoreResult<Vec<AliasRecord>> {
     let mut stmt = conn.prepare("SELECT record FROM aliases")?;
     let records = stmt.query_map([], |row| row.get::<_, String>(0))?;
@@ -123,7 +160,7 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
                     .execute(params![key.meta.key_id, serde_json::to_string(&key.meta)?])?;
                 if let Some(v) = new_version {
                     conn.prepare_cached(
-                        "INSERT INTO key_versions (key_id, version_id, created_ms, material) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR REPLACE INTO key_versions (key_id, version_id, created_ms, material) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![
                         key.meta.key_id,
@@ -144,6 +181,19 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
             Change::SetClockOffset(offset) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('clock_offset_ms', ?1)")?
                     .execute(params![&offset.to_be_bytes()[..]])?;
+            }
+            Change::SaveImportToken(token) => {
+                conn.prepare_cached(
+                    "INSERT INTO import_tokens (token, key_id, wrapping_algorithm, expires_ms, private_key) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    token.token,
+                    token.key_id,
+                    token.wrapping_algorithm.as_str(),
+                    token.expires.0,
+                    &token.private_key_der[..]
+                ])?;
             }
         }
     }

@@ -1,0 +1,204 @@
+//! Bring your own key: GetParametersForImport hands out an RSA wrapping key and
+//! an import token valid 24 hours; ImportKeyMaterial unwraps the material and
+//! enables the key; DeleteKeyMaterial returns it to PendingImport.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use sha2::Digest;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::asymmetric::parse_required;
+use super::crypto::ParsedKey;
+use super::crypto::asymmetric::AsymmetricKind;
+use super::error::{ErrorCode, KmsError, KmsResult};
+use super::key::{EncryptionAlgorithm, ImportedMaterial, Key, KeyState, KeyVersion, Origin, SpecKind};
+use super::{Change, Engine, Outcome, read_lock};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+
+/// How long an import token stays valid.
+pub const IMPORT_TOKEN_LIFETIME_MS: i64 = 24 * 3_600_000;
+
+/// An import token and the wrapping key it stands for.
+pub struct ImportToken {
+    pub token: String,
+    pub key_id: String,
+    pub wrapping_algorithm: EncryptionAlgorithm,
+    pub expires: SimTime,
+    /// The RSA_2048 wrapping private key, PKCS#8 DER.
+    pub private_key_der: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ImportToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportToken")
+            .field("key_id", &self.key_id)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What GetParametersForImport answers.
+#[derive(Debug, Clone)]
+pub struct ImportParameters {
+    pub key_id: String,
+    pub import_token: String,
+    /// PEM SubjectPublicKeyInfo of the wrapping key.
+    pub public_key: String,
+    pub token_expire_time: SimTime,
+}
+
+impl Engine {
+    pub fn get_parameters_for_import(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        wrapping_algorithm: &str,
+        wrapping_key_spec: &str,
+    ) -> KmsResult<Outcome<ImportParameters>> {
+        let algorithm = parse_wrapping_algorithm(wrapping_algorithm)?;
+        match wrapping_key_spec {
+            "" => return Err(KmsError::missing("WrappingKeySpec")),
+            "RSA_2048" => {}
+            _ => return Err(KmsError::invalid("WrappingKeySpec")),
+        }
+        let key = self.importable_key(cx, key_id)?;
+        let private_key_der = AsymmetricKind::Rsa { bits: 2048 }.generate();
+        let public_key = ParsedKey::from_pkcs8(AsymmetricKind::Rsa { bits: 2048 }, &private_key_der)
+            .map_err(|_| KmsError::internal())?
+            .public_key_pem();
+        let mut token_bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut token_bytes);
+        let token = Arc::new(ImportToken {
+            token: token_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            key_id: key.meta.key_id.clone(),
+            wrapping_algorithm: algorithm,
+            expires: SimTime(cx.received_at.millis().saturating_add(IMPORT_TOKEN_LIFETIME_MS)),
+            private_key_der,
+        });
+        let parameters = ImportParameters {
+            key_id: key.meta.key_id.clone(),
+            import_token: token.token.clone(),
+            public_key,
+            token_expire_time: token.expires,
+        };
+        Ok(Outcome::write(parameters, vec![Change::SaveImportToken(token)], Vec::new()))
+    }
+
+    /// Unwraps and installs the material. A key that had material before only
+    /// takes the same material back.
+    pub async fn import_key_material(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        encrypted_key_material: &[u8],
+        import_token: &str,
+        key_material_expire_unix: i64,
+    ) -> KmsResult<Outcome<Arc<Key>>> {
+        if encrypted_key_material.is_empty() {
+            return Err(KmsError::missing("EncryptedKeyMaterial"));
+        }
+        if import_token.is_empty() {
+            return Err(KmsError::missing("ImportToken"));
+        }
+        let expires = match key_material_expire_unix {
+            0 => None,
+            secs if secs.saturating_mul(1000) > cx.received_at.millis() => Some(SimTime(secs.saturating_mul(1000))),
+            _ => return Err(KmsError::invalid_because("KeyMaterialExpireUnix", "It must be in the future.")),
+        };
+        let slot = self.resolve(cx, key_id, "KeyId")?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        let material_len = importable(&key)?;
+        let token = read_lock(&self.import_tokens).get(import_token).cloned();
+        let token = token.filter(|t| t.key_id == key.meta.key_id).ok_or(ErrorCode::InvalidImportToken)?;
+        if cx.received_at > token.expires {
+            return Err(ErrorCode::ExpiredImportToken.into());
+        }
+        let wrapping = ParsedKey::from_pkcs8(AsymmetricKind::Rsa { bits: 2048 }, &token.private_key_der)
+            .map_err(|_| KmsError::internal())?;
+        let material = wrapping
+            .decrypt(token.wrapping_algorithm.scheme(), encrypted_key_material)
+            .map_err(|_| KmsError::new(ErrorCode::InvalidKeyMaterial))?;
+        if material.len() != material_len {
+            return Err(ErrorCode::InvalidKeyMaterial.into());
+        }
+        let sha256: String = sha2::Sha256::digest(&material[..]).iter().map(|b| format!("{b:02x}")).collect();
+        if key.meta.import.as_ref().is_some_and(|previous| previous.sha256 != sha256) {
+            return Err(KmsError {
+                code: ErrorCode::InvalidKeyMaterial,
+                message: format!(
+                    "{} It differs from the material imported before.",
+                    ErrorCode::InvalidKeyMaterial.message_template()
+                ),
+            });
+        }
+        // The one version of an imported key keeps its id across delete and re-import,
+        // so ciphertext made before a DeleteKeyMaterial opens again afterwards.
+        let version_id = key.meta.primary_version.unwrap_or_else(Uuid::new_v4);
+        let created = key.primary().map_or(cx.received_at, |v| v.created);
+        let version = Arc::new(KeyVersion::new(version_id, created, material));
+        cx.trail.key_version(version_id);
+        let mut next = key.with_meta(|m| {
+            m.primary_version = Some(version_id);
+            m.import = Some(ImportedMaterial { sha256, expires });
+            if m.state == KeyState::PendingImport {
+                m.state = KeyState::Enabled;
+            }
+        });
+        next.versions = vec![version.clone()];
+        let next = Arc::new(next);
+        let change = Change::SaveKey { key: next.clone(), new_version: Some(version) };
+        Ok(Outcome::write(next, vec![change], vec![gate]))
+    }
+
+    /// Destroys the imported material; the key waits in PendingImport for the same material again.
+    pub async fn delete_key_material(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
+        let slot = self.resolve(cx, key_id, "KeyId")?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        cx.trail.key(&key.meta);
+        importable(&key)?;
+        let Some(primary) = key.primary() else {
+            return Err(ErrorCode::PendingImport.into());
+        };
+        let emptied = Arc::new(KeyVersion::new(primary.version_id, primary.created, Zeroizing::new(Vec::new())));
+        let mut next = key.with_meta(|m| m.state = KeyState::PendingImport);
+        next.versions = vec![emptied.clone()];
+        let next = Arc::new(next);
+        let change = Change::SaveKey { key: next.clone(), new_version: Some(emptied) };
+        Ok(Outcome::write(next, vec![change], vec![gate]))
+    }
+
+    fn importable_key(&self, cx: &CallContext, key_id: &str) -> KmsResult<Arc<Key>> {
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        importable(&key)?;
+        Ok(key)
+    }
+}
+
+/// An EXTERNAL symmetric or HMAC key that is not being deleted; answers the material length it takes.
+fn importable(key: &Key) -> KmsResult<usize> {
+    if key.meta.origin != Origin::External {
+        return Err(ErrorCode::UnsupportedOrigin.into());
+    }
+    if key.meta.state == KeyState::PendingDeletion {
+        return Err(ErrorCode::PendingDeletion.into());
+    }
+    match key.meta.spec.kind() {
+        SpecKind::Symmetric(cipher) => Ok(cipher.key_len()),
+        SpecKind::Hmac(hash) => Ok(hash.output_len()),
+        SpecKind::Asymmetric(_) => Err(ErrorCode::RejectedUnsupportedOperation.into()),
+    }
+}
+
+fn parse_wrapping_algorithm(text: &str) -> KmsResult<EncryptionAlgorithm> {
+    match parse_required(text, EncryptionAlgorithm::parse) {
+        Ok(EncryptionAlgorithm::Sm2Pke) | Err(_) if !text.is_empty() => Err(KmsError::invalid("WrappingAlgorithm")),
+        Err(_) => Err(KmsError::missing("WrappingAlgorithm")),
+        Ok(algorithm) => Ok(algorithm),
+    }
+}
