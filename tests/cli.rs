@@ -686,3 +686,52 @@ async fn asymmetric_and_mac_commands_round_trip() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_and_import_commands() {
+    let server = TestServer::start().await;
+    let key = create_key_cli(&server).await;
+    let rotated = kmsim(&["key", "rotate", &key, "--output", "json"]).env_endpoint(&server).json().await;
+    let versions = kmsim(&["key", "versions", &key, "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(int_field(&versions, "totalCount"), 2);
+    assert_eq!(versions["keyVersions"][1]["keyVersionId"], rotated["keyVersionId"]);
+    let policy = kmsim(&["key", "rotation-policy", &key, "--enable", "--interval", "30d", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    assert_eq!(
+        (str_field(&policy, "automaticRotation"), str_field(&policy, "rotationInterval")),
+        ("Enabled", "2592000s")
+    );
+    let refused =
+        kmsim(&["key", "rotation-policy", &key, "--enable", "--interval", "3d"]).env_endpoint(&server).run().await;
+    assert!(refused.failed().starts_with("InvalidParameter (400)"), "{refused:#?}");
+
+    let external =
+        kmsim(&["key", "create", "--origin", "EXTERNAL", "--output", "json"]).env_endpoint(&server).json().await;
+    let external = str_field(&external, "keyId").to_owned();
+    let material = BASE64.encode([5u8; 32]);
+    let imported = kmsim(&["import", "--key-id", &external, "--material-base64", &material, "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    assert_eq!(str_field(&imported, "keyState"), "Enabled");
+    let sealed = kmsim(&["encrypt", "--key-id", &external, "--plaintext", "byok", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    let blob = str_field(&sealed, "ciphertextBlob").to_owned();
+    kmsim(&["key", "delete-material", &external]).env_endpoint(&server).run().await.ok();
+    assert_eq!(str_field(&key_state_cli(&server, &external).await, "keyState"), "PendingImport");
+    let refused = kmsim(&["decrypt", "--ciphertext-blob", &blob]).env_endpoint(&server).run().await;
+    assert!(refused.failed().starts_with("Rejected.PendingImport (409)"), "{refused:#?}");
+    kmsim(&["import", "--key-id", &external, "--material-file", "-"])
+        .stdin(&[5u8; 32])
+        .env_endpoint(&server)
+        .run()
+        .await
+        .ok();
+    let opened = kmsim(&["decrypt", "--ciphertext-blob", &blob, "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(str_field(&opened, "plaintext"), "byok");
+    server.stop().await;
+}

@@ -171,6 +171,29 @@ pub enum ClientCommand {
         #[arg(long)]
         ciphertext_blob: String,
     },
+    /// Import key material into an EXTERNAL key: fetches the wrapping key and token, wraps the
+    /// material locally with RSA-OAEP, and imports it.
+    #[command(after_help = "Example:\n  kmsim key create --origin EXTERNAL\n  \
+                            head -c 32 /dev/urandom > material.bin\n  \
+                            kmsim import --key-id $KEY --material-file material.bin")]
+    Import {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        key_id: String,
+        /// The raw material (32 bytes for Aliyun_AES_256, 16 for Aliyun_AES_128 and Aliyun_SM4), or `-` for stdin.
+        #[arg(long, required_unless_present = "material_base64")]
+        material_file: Option<PathBuf>,
+        /// The raw material in base64.
+        #[arg(long, conflicts_with = "material_file")]
+        material_base64: Option<String>,
+        /// RSAES_OAEP_SHA_256 (default) or RSAES_OAEP_SHA_1.
+        #[arg(long, default_value = "RSAES_OAEP_SHA_256")]
+        wrapping_algorithm: String,
+        /// Unix seconds when the material expires; 0 for never.
+        #[arg(long, default_value_t = 0)]
+        expire_unix: i64,
+    },
     /// Read the audit trail.
     Audit {
         #[command(flatten)]
@@ -318,6 +341,9 @@ pub enum KeyCommand {
         #[arg(long, default_value_t = 30)]
         pending_window_in_days: i32,
     },
+    /// Destroy an EXTERNAL key's imported material; the key returns to PendingImport.
+    #[command(after_help = "Example:\n  kmsim key delete-material $KEY")]
+    DeleteMaterial { key_id: String },
     /// Cancel a scheduled deletion.
     #[command(after_help = "Example:\n  kmsim key cancel-deletion alias/payments")]
     CancelDeletion { key_id: String },
@@ -381,7 +407,8 @@ impl ClientCommand {
             | ClientCommand::Mac { conn, .. }
             | ClientCommand::VerifyMac { conn, .. }
             | ClientCommand::AsymEncrypt { conn, .. }
-            | ClientCommand::AsymDecrypt { conn, .. } => conn,
+            | ClientCommand::AsymDecrypt { conn, .. }
+            | ClientCommand::Import { conn, .. } => conn,
         }
     }
 
@@ -404,6 +431,15 @@ impl ClientCommand {
             }
             ClientCommand::AsymEncrypt { key, algorithm, input, .. } => {
                 asym_encrypt(&conn, key, algorithm, input).await
+            }
+            ClientCommand::Import {
+                key_id, material_file, material_base64, wrapping_algorithm, expire_unix, ..
+            } => {
+                let material = bytes_from(None, material_file, material_base64, "--material-base64");
+                match material {
+                    Ok(material) => import(&conn, key_id, material, wrapping_algorithm, expire_unix).await,
+                    Err(failure) => Err(failure),
+                }
             }
             ClientCommand::AsymDecrypt { key, algorithm, ciphertext_blob, .. } => {
                 asym_decrypt(&conn, key, algorithm, ciphertext_blob).await
@@ -517,6 +553,10 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             kms.update_rotation_policy(conn.request(request)).await?;
             let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
             key_metadata_json(described.key_metadata.unwrap_or_default())
+        }
+        KeyCommand::DeleteMaterial { key_id } => {
+            kms.delete_key_material(conn.request(pb::DeleteKeyMaterialRequest { key_id: key_id.clone() })).await?;
+            key_id_only(&key_id)
         }
         KeyCommand::CancelDeletion { key_id } => {
             kms.cancel_key_deletion(conn.request(pb::CancelKeyDeletionRequest { key_id: key_id.clone() })).await?;
@@ -775,6 +815,40 @@ fn plaintext_json(plaintext: Vec<u8>, key_id: String, key_version_id: String) ->
     value
 }
 
+async fn import(
+    conn: &Connection,
+    key_id: String,
+    material: Vec<u8>,
+    wrapping_algorithm: String,
+    expire_unix: i64,
+) -> Result<Value, Failure> {
+    use rsa::pkcs8::DecodePublicKey;
+    let mut kms = conn.kms().await?;
+    let request = pb::GetParametersForImportRequest {
+        key_id: key_id.clone(),
+        wrapping_algorithm: wrapping_algorithm.clone(),
+        wrapping_key_spec: "RSA_2048".into(),
+    };
+    let params = kms.get_parameters_for_import(conn.request(request)).await?.into_inner();
+    let public = rsa::RsaPublicKey::from_public_key_pem(&params.public_key)
+        .map_err(|e| Failure(format!("the server's wrapping key is not an RSA public key: {e}")))?;
+    let mut rng = rand::rng();
+    let wrapped = match wrapping_algorithm.as_str() {
+        "RSAES_OAEP_SHA_1" => public.encrypt(&mut rng, rsa::Oaep::<sha1::Sha1>::new(), &material),
+        _ => public.encrypt(&mut rng, rsa::Oaep::<sha2::Sha256>::new(), &material),
+    }
+    .map_err(|e| Failure(format!("cannot wrap the material: {e}")))?;
+    let request = pb::ImportKeyMaterialRequest {
+        key_id: key_id.clone(),
+        encrypted_key_material: wrapped,
+        import_token: params.import_token,
+        key_material_expire_unix: expire_unix,
+    };
+    kms.import_key_material(conn.request(request)).await?;
+    let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
+    Ok(key_metadata_json(described.key_metadata.unwrap_or_default()))
+}
+
 fn key_metadata_json(m: pb::KeyMetadata) -> Value {
     json!({
         "keyId": m.key_id,
@@ -794,6 +868,7 @@ fn key_metadata_json(m: pb::KeyMetadata) -> Value {
         "rotationInterval": m.rotation_interval,
         "lastRotationDate": m.last_rotation_date,
         "nextRotationDate": m.next_rotation_date,
+        "materialExpireTime": m.material_expire_time,
     })
 }
 
