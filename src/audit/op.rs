@@ -103,6 +103,9 @@ ops! {
     GET_PARAMETERS_FOR_IMPORT = Kms "GetParametersForImport" "kms.get_parameters_for_import" Read "kms_key";
     IMPORT_KEY_MATERIAL = Kms "ImportKeyMaterial" "kms.import_key_material" Write "kms_key";
     DELETE_KEY_MATERIAL = Kms "DeleteKeyMaterial" "kms.delete_key_material" Write "kms_key";
+    EXPORT_DATA_KEY = Kms "ExportDataKey" "kms.export" Read "kms_key";
+    GENERATE_AND_EXPORT_DATA_KEY = Kms "GenerateAndExportDataKey" "kms.export" Read "kms_key";
+    EXPORT_KEY = Kms "ExportKey" "kms.export" Read "kms_key";
     GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
     VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";

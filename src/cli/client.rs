@@ -291,6 +291,9 @@ pub enum KeyCommand {
         /// 7d to 365d (units d, h, m, s); default 365d.
         #[arg(long, default_value = "")]
         rotation_interval: String,
+        /// Allow ExportKey to export the material (set now, never changeable).
+        #[arg(long)]
+        exportable: bool,
     },
     /// Make a new primary version (manual rotation); old versions keep decrypting and verifying.
     #[command(after_help = "Example:\n  kmsim key rotate alias/payments")]
@@ -492,6 +495,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             protection_level,
             enable_automatic_rotation,
             rotation_interval,
+            exportable,
         } => {
             let request = pb::CreateKeyRequest {
                 key_spec,
@@ -501,6 +505,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
                 protection_level,
                 enable_automatic_rotation,
                 rotation_interval,
+                exportable,
             };
             let response = kms.create_key(conn.request(request)).await?.into_inner();
             key_metadata_json(response.key_metadata.unwrap_or_default())
@@ -869,6 +874,7 @@ fn key_metadata_json(m: pb::KeyMetadata) -> Value {
         "lastRotationDate": m.last_rotation_date,
         "nextRotationDate": m.next_rotation_date,
         "materialExpireTime": m.material_expire_time,
+        "exportable": m.exportable,
     })
 }
 

@@ -299,6 +299,9 @@ pub struct KeyMeta {
     /// For imported (EXTERNAL) material: what was imported, so a re-import must bring the same material.
     #[serde(default)]
     pub import: Option<ImportedMaterial>,
+    /// Set at creation and never changed: whether ExportKey may export the material.
+    #[serde(default)]
+    pub exportable: bool,
 }
 
 /// What kmsim remembers of imported material besides the material itself.

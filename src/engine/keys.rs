@@ -30,6 +30,7 @@ pub struct CreateKeyInput {
     pub protection_level: String,
     pub enable_automatic_rotation: bool,
     pub rotation_interval: String,
+    pub exportable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +88,7 @@ impl Engine {
             tags: BTreeMap::new(),
             rotation,
             import: None,
+            exportable: input.exportable,
         };
         cx.trail.key(&meta);
         if let Some(v) = &version {

@@ -11,6 +11,7 @@
 mod asymmetric;
 pub mod crypto;
 pub mod error;
+mod export;
 mod import;
 pub mod key;
 mod keys;
@@ -27,6 +28,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use self::asymmetric::{SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
+pub use self::export::{ExportTo, Exported};
 pub use self::import::{ImportParameters, ImportToken};
 use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};

@@ -11,7 +11,8 @@ use crate::audit::OpSpec;
 use crate::context::CallContext;
 use crate::engine::key::KeyMeta;
 use crate::engine::{
-    AliasRecord, CreateKeyInput, DataKey, KmsError, KmsResult, Outcome, Page, Paged, Sealed, SignRequest, VersionInfo,
+    AliasRecord, CreateKeyInput, DataKey, ExportTo, KmsError, KmsResult, Outcome, Page, Paged, Sealed, SignRequest,
+    VersionInfo,
 };
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
@@ -41,6 +42,7 @@ impl KeyManagementService for KmsApi {
                     protection_level: req.protection_level,
                     enable_automatic_rotation: req.enable_automatic_rotation,
                     rotation_interval: req.rotation_interval,
+                    exportable: req.exportable,
                 };
                 // RSA key generation takes long enough to stall other calls on this worker.
                 let outcome = tokio::task::spawn_blocking(move || app.engine.create_key(&cx, input))
@@ -537,6 +539,66 @@ impl KeyManagementService for KmsApi {
             .await
     }
 
+    async fn export_data_key(&self, request: Request<pb::ExportDataKeyRequest>) -> Reply<pb::ExportDataKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::EXPORT_DATA_KEY, request, |app, cx, req| async move {
+                let to = ExportTo {
+                    public_key_blob: &req.public_key_blob,
+                    wrapping_algorithm: &req.wrapping_algorithm,
+                    wrapping_key_spec: &req.wrapping_key_spec,
+                };
+                let context = sorted(req.encryption_context.clone());
+                Ok(app.engine.export_data_key(&cx, &req.ciphertext_blob, context, to)?.map(|exported| {
+                    pb::ExportDataKeyResponse {
+                        export_blob: exported.export_blob,
+                        key_id: exported.key_id,
+                        key_version_id: exported.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
+    async fn generate_and_export_data_key(
+        &self,
+        request: Request<pb::GenerateAndExportDataKeyRequest>,
+    ) -> Reply<pb::GenerateAndExportDataKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::GENERATE_AND_EXPORT_DATA_KEY, request, |app, cx, req| async move {
+                let to = ExportTo {
+                    public_key_blob: &req.public_key_blob,
+                    wrapping_algorithm: &req.wrapping_algorithm,
+                    wrapping_key_spec: &req.wrapping_key_spec,
+                };
+                let key = (req.key_id.as_str(), req.key_spec.as_str(), req.number_of_bytes);
+                let context = sorted(req.encryption_context.clone());
+                Ok(app.engine.generate_and_export_data_key(&cx, key, context, to)?.map(|(data_key, export_blob)| {
+                    let (ciphertext_blob, key_id, key_version_id) = sealed_fields(data_key.sealed);
+                    pb::GenerateAndExportDataKeyResponse { ciphertext_blob, export_blob, key_id, key_version_id }
+                }))
+            })
+            .await
+    }
+
+    async fn export_key(&self, request: Request<pb::ExportKeyRequest>) -> Reply<pb::ExportKeyResponse> {
+        self.dispatch
+            .run(&OpSpec::EXPORT_KEY, request, |app, cx, req| async move {
+                let to = ExportTo {
+                    public_key_blob: &req.public_key_blob,
+                    wrapping_algorithm: &req.wrapping_algorithm,
+                    wrapping_key_spec: &req.wrapping_key_spec,
+                };
+                Ok(app.engine.export_key(&cx, &req.key_id, &req.key_version_id, to)?.map(|exported| {
+                    pb::ExportKeyResponse {
+                        export_blob: exported.export_blob,
+                        key_id: exported.key_id,
+                        key_version_id: exported.key_version_id.to_string(),
+                    }
+                }))
+            })
+            .await
+    }
+
     async fn generate_mac(&self, request: Request<pb::GenerateMacRequest>) -> Reply<pb::GenerateMacResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_MAC, request, |app, cx, req| async move {
@@ -588,6 +650,7 @@ pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
         last_rotation_date: meta.rotation.last_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
         next_rotation_date: meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
         material_expire_time: meta.import.as_ref().and_then(|i| i.expires).map(|d| d.to_rfc3339()).unwrap_or_default(),
+        exportable: meta.exportable,
     }
 }
 

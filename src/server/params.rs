@@ -94,6 +94,7 @@ audit_params! {
         "KeySpec" => key_spec, "KeyUsage" => key_usage, "Origin" => origin,
         "Description" => description, "ProtectionLevel" => protection_level,
         "EnableAutomaticRotation" => enable_automatic_rotation, "RotationInterval" => rotation_interval,
+        "Exportable" => exportable,
     }
     DescribeKeyRequest { "KeyId" => key_id }
     ListKeysRequest { "PageNumber" => page_number, "PageSize" => page_size }
@@ -150,6 +151,19 @@ audit_params! {
     }
     ImportKeyMaterialRequest { "KeyId" => key_id, "KeyMaterialExpireUnix" => key_material_expire_unix }
     DeleteKeyMaterialRequest { "KeyId" => key_id }
+    ExportDataKeyRequest {
+        "EncryptionContext" => encryption_context, "WrappingAlgorithm" => wrapping_algorithm,
+        "WrappingKeySpec" => wrapping_key_spec,
+    }
+    GenerateAndExportDataKeyRequest {
+        "KeyId" => key_id, "KeySpec" => key_spec, "NumberOfBytes" => number_of_bytes,
+        "EncryptionContext" => encryption_context, "WrappingAlgorithm" => wrapping_algorithm,
+        "WrappingKeySpec" => wrapping_key_spec,
+    }
+    ExportKeyRequest {
+        "KeyId" => key_id, "KeyVersionId" => key_version_id, "WrappingAlgorithm" => wrapping_algorithm,
+        "WrappingKeySpec" => wrapping_key_spec,
+    }
     GenerateMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     VerifyMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     ListAuditEventsRequest {

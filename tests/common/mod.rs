@@ -168,3 +168,29 @@ pub fn assert_invalid(status: &tonic::Status, param: &str, what: &str) {
 pub fn assert_missing(status: &tonic::Status, param: &str, what: &str) {
     assert_error(status, tonic::Code::InvalidArgument, "MissingParameter", "400", Some(param), what);
 }
+
+/// Opens a kmsim ciphertext blob without kmsim, as docs/architecture.md describes it:
+/// version 1, key id length, key id, 16-byte version id, 12-byte nonce, 8-byte
+/// header tag, then AES-GCM output; the associated data is everything before
+/// the AES-GCM output followed by the context (a 4-byte big-endian count, then
+/// each sorted key and value with a 4-byte big-endian length).
+pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) -> Vec<u8> {
+    assert_eq!(blob[0], 1, "format version");
+    let id_len = usize::from(blob[1]);
+    let nonce_at = 2 + id_len + 16;
+    let header_len = nonce_at + 12 + 8;
+    let mut aad = blob[..header_len].to_vec();
+    let mut sorted = context.to_vec();
+    sorted.sort();
+    aad.extend_from_slice(&(sorted.len() as u32).to_be_bytes());
+    for (key, value) in sorted {
+        for part in [key, value] {
+            aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            aad.extend_from_slice(part.as_bytes());
+        }
+    }
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(material).unwrap();
+    let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::try_from(&blob[nonce_at..nonce_at + 12]).unwrap();
+    cipher.decrypt(&nonce, Payload { msg: &blob[header_len..], aad: &aad }).expect("opens outside kmsim")
+}

@@ -6,6 +6,7 @@ pub mod asymmetric;
 pub mod ciphertext;
 pub mod mac;
 pub mod symmetric;
+pub mod wrap;
 
 use rand::Rng;
 use sha2::Digest;
