@@ -735,3 +735,71 @@ async fn rotation_and_import_commands() {
     assert_eq!(str_field(&opened, "plaintext"), "byok");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_data_key_commands() {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    let server = TestServer::start().await;
+    let private = rsa::RsaPrivateKey::new(&mut rand::rng(), 2048).unwrap();
+    let public_pem = private.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let public_file = dir.path().join("mine.pub.pem");
+    std::fs::write(&public_file, public_pem).unwrap();
+    let public_file = public_file.to_str().unwrap();
+    let unwrap = |b64: &str| private.decrypt(rsa::Oaep::<sha2::Sha256>::new(), &BASE64.decode(b64).unwrap()).unwrap();
+
+    let key = kmsim(&["key", "create", "--exportable", "--output", "json"]).env_endpoint(&server).json().await;
+    assert_eq!(key["exportable"], Value::Bool(true));
+    let key = str_field(&key, "keyId").to_owned();
+    let exported = kmsim(&[
+        "export",
+        "--key-id",
+        &key,
+        "--public-key-file",
+        public_file,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--output",
+        "json",
+    ])
+    .env_endpoint(&server)
+    .json()
+    .await;
+    assert_eq!(unwrap(str_field(&exported, "exportBlob")).len(), 32);
+
+    let generated = kmsim(&["data-key", "generate", "--key-id", &key, "--context", "app=x", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    let blob = str_field(&generated, "ciphertextBlob").to_owned();
+    let plaintext = BASE64.decode(str_field(&generated, "plaintextBase64")).unwrap();
+    let rewrapped = kmsim(&[
+        "data-key",
+        "export",
+        "--ciphertext-blob",
+        &blob,
+        "--context",
+        "app=x",
+        "--public-key-file",
+        public_file,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--output",
+        "json",
+    ])
+    .env_endpoint(&server)
+    .json()
+    .await;
+    assert_eq!(unwrap(str_field(&rewrapped, "exportBlob")), plaintext);
+    let without = kmsim(&["data-key", "generate", "--key-id", &key, "--without-plaintext", "--output", "json"])
+        .env_endpoint(&server)
+        .json()
+        .await;
+    assert!(without.get("plaintextBase64").is_none());
+
+    let plain = create_key_cli(&server).await;
+    let refused =
+        kmsim(&["export", "--key-id", &plain, "--public-key-file", public_file]).env_endpoint(&server).run().await;
+    assert!(refused.failed().starts_with("Rejected.UnsupportedOperation (400)"), "{refused:#?}");
+    server.stop().await;
+}

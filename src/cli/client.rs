@@ -194,6 +194,27 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         expire_unix: i64,
     },
+    /// Export an exportable key's material, wrapped under your RSA public key; prints it in base64.
+    #[command(
+        after_help = "Example:\n  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out mine.pem\n  \
+                            openssl pkey -in mine.pem -pubout -out mine.pub.pem\n  \
+                            kmsim export --key-id $KEY --public-key-file mine.pub.pem"
+    )]
+    Export {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: KeyVersionArgs,
+        #[command(flatten)]
+        wrap: WrapArgs,
+    },
+    /// Make data keys, or re-wrap one under your public key.
+    DataKey {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: DataKeyCommand,
+    },
     /// Read the audit trail.
     Audit {
         #[command(flatten)]
@@ -264,6 +285,66 @@ pub struct MessageInput {
     /// The message in base64.
     #[arg(long)]
     message_base64: Option<String>,
+}
+
+/// The caller's public key that exported material is wrapped under.
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    /// Your public key, PEM or DER SubjectPublicKeyInfo.
+    #[arg(long)]
+    public_key_file: PathBuf,
+    /// RSA_AES_KEY_WRAP_SHA_256 (any material), RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, or SM2PKE (EC_SM2 keys).
+    #[arg(long, default_value = "RSA_AES_KEY_WRAP_SHA_256")]
+    wrapping_algorithm: String,
+    /// RSA_2048, RSA_3072, RSA_4096 or EC_SM2: what the public key is.
+    #[arg(long, default_value = "RSA_2048")]
+    wrapping_key_spec: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataKeyCommand {
+    /// A new data key: its plaintext and its blob sealed under the KMS key (or, with --public-key-file,
+    /// also wrapped under your public key instead of returned in plaintext).
+    #[command(after_help = "Examples:\n  kmsim data-key generate --key-id alias/app --context app=billing\n  \
+                            kmsim data-key generate --key-id alias/app --without-plaintext\n  \
+                            kmsim data-key generate --key-id alias/app --public-key-file mine.pub.pem \\\n    \
+                            --wrapping-algorithm RSAES_OAEP_SHA_256")]
+    Generate {
+        #[arg(long)]
+        key_id: String,
+        /// AES_256 (default) or AES_128.
+        #[arg(long, default_value = "")]
+        key_spec: String,
+        /// 1 to 1024; overrides --key-spec.
+        #[arg(long, default_value_t = 0)]
+        number_of_bytes: i32,
+        #[arg(long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+        /// Only the sealed blob (GenerateDataKeyWithoutPlaintext).
+        #[arg(long, conflicts_with = "public_key_file")]
+        without_plaintext: bool,
+        /// Also wrap the data key under this public key (GenerateAndExportDataKey).
+        #[arg(long)]
+        public_key_file: Option<PathBuf>,
+        #[arg(long, default_value = "RSAES_OAEP_SHA_256")]
+        wrapping_algorithm: String,
+        #[arg(long, default_value = "RSA_2048")]
+        wrapping_key_spec: String,
+    },
+    /// Re-wrap the data key inside a blob under your public key (ExportDataKey).
+    #[command(
+        after_help = "Example:\n  kmsim data-key export --ciphertext-blob \"$BLOB\" --public-key-file mine.pub.pem \\\n    \
+                            --wrapping-algorithm RSAES_OAEP_SHA_256"
+    )]
+    Export {
+        /// The blob in base64, or `-` for stdin.
+        #[arg(long)]
+        ciphertext_blob: String,
+        #[arg(long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+        #[command(flatten)]
+        wrap: WrapArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,7 +492,9 @@ impl ClientCommand {
             | ClientCommand::VerifyMac { conn, .. }
             | ClientCommand::AsymEncrypt { conn, .. }
             | ClientCommand::AsymDecrypt { conn, .. }
-            | ClientCommand::Import { conn, .. } => conn,
+            | ClientCommand::Import { conn, .. }
+            | ClientCommand::Export { conn, .. }
+            | ClientCommand::DataKey { conn, .. } => conn,
         }
     }
 
@@ -444,6 +527,8 @@ impl ClientCommand {
                     Err(failure) => Err(failure),
                 }
             }
+            ClientCommand::Export { key, wrap, .. } => export_key(&conn, key, wrap).await,
+            ClientCommand::DataKey { command, .. } => data_key(&conn, command).await,
             ClientCommand::AsymDecrypt { key, algorithm, ciphertext_blob, .. } => {
                 asym_decrypt(&conn, key, algorithm, ciphertext_blob).await
             }
@@ -852,6 +937,94 @@ async fn import(
     kms.import_key_material(conn.request(request)).await?;
     let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
     Ok(key_metadata_json(described.key_metadata.unwrap_or_default()))
+}
+
+async fn export_key(conn: &Connection, key: KeyVersionArgs, wrap: WrapArgs) -> Result<Value, Failure> {
+    let request = pb::ExportKeyRequest {
+        key_id: key.key_id,
+        key_version_id: key.key_version_id,
+        public_key_blob: read_input(&wrap.public_key_file)?,
+        wrapping_algorithm: wrap.wrapping_algorithm,
+        wrapping_key_spec: wrap.wrapping_key_spec,
+    };
+    let response = conn.kms().await?.export_key(conn.request(request)).await?.into_inner();
+    Ok(json!({
+        "exportBlob": BASE64.encode(&response.export_blob),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+    }))
+}
+
+async fn data_key(conn: &Connection, command: DataKeyCommand) -> Result<Value, Failure> {
+    let mut kms = conn.kms().await?;
+    Ok(match command {
+        DataKeyCommand::Generate {
+            key_id,
+            key_spec,
+            number_of_bytes,
+            context,
+            public_key_file: Some(public_key_file),
+            wrapping_algorithm,
+            wrapping_key_spec,
+            ..
+        } => {
+            let request = pb::GenerateAndExportDataKeyRequest {
+                key_id,
+                key_spec,
+                number_of_bytes,
+                encryption_context: context.into_iter().collect(),
+                public_key_blob: read_input(&public_key_file)?,
+                wrapping_algorithm,
+                wrapping_key_spec,
+            };
+            let response = kms.generate_and_export_data_key(conn.request(request)).await?.into_inner();
+            json!({
+                "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+                "exportBlob": BASE64.encode(&response.export_blob),
+                "keyId": response.key_id,
+                "keyVersionId": response.key_version_id,
+            })
+        }
+        DataKeyCommand::Generate { key_id, key_spec, number_of_bytes, context, without_plaintext, .. } => {
+            let request = pb::GenerateDataKeyRequest {
+                key_id,
+                key_spec,
+                number_of_bytes,
+                encryption_context: context.into_iter().collect(),
+            };
+            if without_plaintext {
+                let response = kms.generate_data_key_without_plaintext(conn.request(request)).await?.into_inner();
+                json!({
+                    "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+                    "keyId": response.key_id,
+                    "keyVersionId": response.key_version_id,
+                })
+            } else {
+                let response = kms.generate_data_key(conn.request(request)).await?.into_inner();
+                json!({
+                    "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+                    "plaintextBase64": BASE64.encode(&response.plaintext),
+                    "keyId": response.key_id,
+                    "keyVersionId": response.key_version_id,
+                })
+            }
+        }
+        DataKeyCommand::Export { ciphertext_blob, context, wrap } => {
+            let request = pb::ExportDataKeyRequest {
+                ciphertext_blob: base64_arg(ciphertext_blob, "--ciphertext-blob")?,
+                encryption_context: context.into_iter().collect(),
+                public_key_blob: read_input(&wrap.public_key_file)?,
+                wrapping_algorithm: wrap.wrapping_algorithm,
+                wrapping_key_spec: wrap.wrapping_key_spec,
+            };
+            let response = kms.export_data_key(conn.request(request)).await?.into_inner();
+            json!({
+                "exportBlob": BASE64.encode(&response.export_blob),
+                "keyId": response.key_id,
+                "keyVersionId": response.key_version_id,
+            })
+        }
+    })
 }
 
 fn key_metadata_json(m: pb::KeyMetadata) -> Value {
