@@ -17,6 +17,31 @@ use crate::engine::{
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
 
+/// The engine's view of AsymmetricSign and AsymmetricVerify requests, whose common fields share names.
+macro_rules! sign_request {
+    ($req:ident) => {
+        SignRequest {
+            key_id: &$req.key_id,
+            key_version_id: &$req.key_version_id,
+            algorithm: &$req.algorithm,
+            digest: &$req.digest,
+            message: &$req.message,
+            message_type: &$req.message_type,
+        }
+    };
+}
+
+/// Where an export goes, from any of the three export requests.
+macro_rules! export_to {
+    ($req:ident) => {
+        ExportTo {
+            public_key_blob: &$req.public_key_blob,
+            wrapping_algorithm: &$req.wrapping_algorithm,
+            wrapping_key_spec: &$req.wrapping_key_spec,
+        }
+    };
+}
+
 pub struct KmsApi {
     dispatch: Dispatcher,
 }
@@ -328,14 +353,7 @@ impl KeyManagementService for KmsApi {
     async fn asymmetric_sign(&self, request: Request<pb::AsymmetricSignRequest>) -> Reply<pb::AsymmetricSignResponse> {
         self.dispatch
             .run(&OpSpec::ASYMMETRIC_SIGN, request, |app, cx, req| async move {
-                let sign = SignRequest {
-                    key_id: &req.key_id,
-                    key_version_id: &req.key_version_id,
-                    algorithm: &req.algorithm,
-                    digest: &req.digest,
-                    message: &req.message,
-                    message_type: &req.message_type,
-                };
+                let sign = sign_request!(req);
                 Ok(app.engine.asymmetric_sign(&cx, sign)?.map(|signed| pb::AsymmetricSignResponse {
                     signature: signed.value,
                     key_id: signed.key_id,
@@ -351,14 +369,7 @@ impl KeyManagementService for KmsApi {
     ) -> Reply<pb::AsymmetricVerifyResponse> {
         self.dispatch
             .run(&OpSpec::ASYMMETRIC_VERIFY, request, |app, cx, req| async move {
-                let sign = SignRequest {
-                    key_id: &req.key_id,
-                    key_version_id: &req.key_version_id,
-                    algorithm: &req.algorithm,
-                    digest: &req.digest,
-                    message: &req.message,
-                    message_type: &req.message_type,
-                };
+                let sign = sign_request!(req);
                 Ok(app.engine.asymmetric_verify(&cx, sign, &req.signature)?.map(|checked| {
                     pb::AsymmetricVerifyResponse {
                         valid: checked.value,
@@ -542,11 +553,7 @@ impl KeyManagementService for KmsApi {
     async fn export_data_key(&self, request: Request<pb::ExportDataKeyRequest>) -> Reply<pb::ExportDataKeyResponse> {
         self.dispatch
             .run(&OpSpec::EXPORT_DATA_KEY, request, |app, cx, req| async move {
-                let to = ExportTo {
-                    public_key_blob: &req.public_key_blob,
-                    wrapping_algorithm: &req.wrapping_algorithm,
-                    wrapping_key_spec: &req.wrapping_key_spec,
-                };
+                let to = export_to!(req);
                 let context = sorted(req.encryption_context.clone());
                 Ok(app.engine.export_data_key(&cx, &req.ciphertext_blob, context, to)?.map(|exported| {
                     pb::ExportDataKeyResponse {
@@ -565,11 +572,7 @@ impl KeyManagementService for KmsApi {
     ) -> Reply<pb::GenerateAndExportDataKeyResponse> {
         self.dispatch
             .run(&OpSpec::GENERATE_AND_EXPORT_DATA_KEY, request, |app, cx, req| async move {
-                let to = ExportTo {
-                    public_key_blob: &req.public_key_blob,
-                    wrapping_algorithm: &req.wrapping_algorithm,
-                    wrapping_key_spec: &req.wrapping_key_spec,
-                };
+                let to = export_to!(req);
                 let key = (req.key_id.as_str(), req.key_spec.as_str(), req.number_of_bytes);
                 let context = sorted(req.encryption_context.clone());
                 Ok(app.engine.generate_and_export_data_key(&cx, key, context, to)?.map(|(data_key, export_blob)| {
@@ -583,11 +586,7 @@ impl KeyManagementService for KmsApi {
     async fn export_key(&self, request: Request<pb::ExportKeyRequest>) -> Reply<pb::ExportKeyResponse> {
         self.dispatch
             .run(&OpSpec::EXPORT_KEY, request, |app, cx, req| async move {
-                let to = ExportTo {
-                    public_key_blob: &req.public_key_blob,
-                    wrapping_algorithm: &req.wrapping_algorithm,
-                    wrapping_key_spec: &req.wrapping_key_spec,
-                };
+                let to = export_to!(req);
                 Ok(app.engine.export_key(&cx, &req.key_id, &req.key_version_id, to)?.map(|exported| {
                     pb::ExportKeyResponse {
                         export_blob: exported.export_blob,
