@@ -107,7 +107,6 @@ impl Store {
                 let path = dir.join("kmsim.db");
                 let writer = Connection::open(&path)?;
                 schema::configure_file(&writer)?;
-                schema::migrate(&writer)?;
                 (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
             }
         };
