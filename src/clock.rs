@@ -94,6 +94,11 @@ impl SimClock {
         self.offset_ms().saturating_add(by_ms)
     }
 
+    /// The offset at which `now` reads `target`.
+    pub fn offset_reaching(&self, target: SimTime) -> i64 {
+        target.0.saturating_sub(real_now_ms())
+    }
+
     /// Only ever moves the offset forward.
     pub fn set_offset(&self, offset_ms: i64) {
         self.offset_ms.fetch_max(offset_ms, Ordering::AcqRel);

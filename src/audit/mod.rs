@@ -4,5 +4,5 @@
 mod op;
 mod record;
 
-pub use self::op::{OpSpec, ReadWrite, ServiceName};
+pub use self::op::{EventType, OpSpec, ReadWrite, ServiceName};
 pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes};

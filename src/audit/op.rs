@@ -10,6 +10,7 @@ pub enum ServiceName {
     /// kmsim's own audit service: kept apart so reading the trail never shows up in KMS queries.
     KmsimAudit,
     KmsimSimulation,
+    KmsimEvents,
 }
 
 impl ServiceName {
@@ -18,6 +19,7 @@ impl ServiceName {
             ServiceName::Kms => "Kms",
             ServiceName::KmsimAudit => "KmsimAudit",
             ServiceName::KmsimSimulation => "KmsimSimulation",
+            ServiceName::KmsimEvents => "KmsimEvents",
         }
     }
 }
@@ -37,7 +39,25 @@ impl ReadWrite {
     }
 }
 
-/// How one RPC appears in the audit trail.
+/// Whether a caller asked for the operation or kmsim did it on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    ApiCall,
+    /// Work the scheduler does when it falls due: actual deletion, scheduled rotation…
+    ServiceEvent,
+}
+
+impl EventType {
+    /// ActionTrail's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ApiCall => "ApiCall",
+            EventType::ServiceEvent => "AliyunServiceEvent",
+        }
+    }
+}
+
+/// How one operation appears in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpSpec {
     pub service: ServiceName,
@@ -48,10 +68,13 @@ pub struct OpSpec {
     pub rw: ReadWrite,
     /// `kms_key` for operations on keys, empty otherwise.
     pub resource_type: &'static str,
+    pub event_type: EventType,
 }
 
 macro_rules! ops {
-    ($($const:ident = $service:ident $name:literal $action:literal $rw:ident $resource:literal;)+) => {
+    ($list:ident: $event_type:ident {
+        $($const:ident = $service:ident $name:literal $action:literal $rw:ident $resource:literal;)+
+    }) => {
         impl OpSpec {
             $(pub const $const: OpSpec = OpSpec {
                 service: ServiceName::$service,
@@ -59,15 +82,16 @@ macro_rules! ops {
                 action: $action,
                 rw: ReadWrite::$rw,
                 resource_type: $resource,
+                event_type: EventType::$event_type,
             };)+
 
-            /// Every operation the server serves.
-            pub const ALL: &'static [OpSpec] = &[$(OpSpec::$const),+];
+            pub const $list: &'static [OpSpec] = &[$(OpSpec::$const),+];
         }
     };
 }
 
-ops! {
+// Every RPC the server serves.
+ops! { ALL: ApiCall {
     CREATE_KEY = Kms "CreateKey" "kms.create_key" Write "kms_key";
     DESCRIBE_KEY = Kms "DescribeKey" "kms.describe_key" Read "kms_key";
     LIST_KEYS = Kms "ListKeys" "kms.list_keys" Read "kms_key";
@@ -111,4 +135,18 @@ ops! {
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
-}
+    SET_CLOCK = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
+    LIST_SYSTEM_EVENTS = KmsimEvents "ListSystemEvents" "kmsim.list_system_events" Read "";
+    WATCH_SYSTEM_EVENTS = KmsimEvents "WatchSystemEvents" "kmsim.watch_system_events" Read "";
+    CREATE_EVENT_SUBSCRIPTION = KmsimEvents "CreateEventSubscription" "kmsim.create_event_subscription" Write "";
+    LIST_EVENT_SUBSCRIPTIONS = KmsimEvents "ListEventSubscriptions" "kmsim.list_event_subscriptions" Read "";
+    DELETE_EVENT_SUBSCRIPTION = KmsimEvents "DeleteEventSubscription" "kmsim.delete_event_subscription" Write "";
+}}
+
+// Work kmsim does on its own as the clock passes its due time, with no caller.
+ops! { INTERNAL: ServiceEvent {
+    ACTUAL_DELETION = Kms "DeleteKey" "kms.delete_key" Write "kms_key";
+    SCHEDULED_ROTATION = Kms "RotateKey" "kms.rotate.scheduled" Write "kms_key";
+    MATERIAL_EXPIRY = Kms "DeleteExpiredKeyMaterial" "kms.delete_expired_key_material" Write "kms_key";
+    CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
+}}

@@ -87,7 +87,7 @@ impl AuditRecord {
             event_name: op.event_name.to_owned(),
             action: op.action.to_owned(),
             event_rw: op.rw.as_str().to_owned(),
-            event_type: "ApiCall".to_owned(),
+            event_type: op.event_type.as_str().to_owned(),
             service_name: op.service.as_str().to_owned(),
             region: cx.region.clone(),
             account_id: cx.account_id.clone(),

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tonic::Request;
 use tonic::transport::Channel;
 
+use super::events::{EventsCommand, events, key_history};
 use super::output::{OutputFormat, render};
 use crate::proto as pb;
 use crate::proto::audit_service_client::AuditServiceClient;
@@ -27,7 +28,7 @@ pub struct Connection {
     endpoint: String,
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "table")]
-    output: OutputFormat,
+    pub(super) output: OutputFormat,
     /// Sent as `x-kms-access-key-id`; recorded in the audit trail.
     #[arg(long, global = true, env = "KMSIM_ACCESS_KEY_ID")]
     access_key_id: Option<String>,
@@ -222,7 +223,14 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Read or advance the simulation clock.
+    /// List and watch system events; manage the webhooks that receive them.
+    Events {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Read, advance or set the simulation clock.
     Clock {
         #[command(flatten)]
         conn: Connection,
@@ -431,6 +439,11 @@ pub enum KeyCommand {
     /// Cancel a scheduled deletion.
     #[command(after_help = "Example:\n  kmsim key cancel-deletion alias/payments")]
     CancelDeletion { key_id: String },
+    /// The key's life as a timeline: creation, rotations, state changes, scheduled and actual deletion.
+    #[command(
+        after_help = "Example:\n  kmsim key history alias/payments\n  kmsim key history $KEY_ID   # also after deletion"
+    )]
+    History { key_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -462,10 +475,16 @@ pub enum ClockCommand {
         #[arg(value_parser = super::parse_duration)]
         by: std::time::Duration,
     },
+    /// Move the clock forward to an instant (RFC 3339); earlier than now is refused.
+    #[command(after_help = "Example:\n  kmsim clock set 2027-01-01T00:00:00Z")]
+    Set {
+        #[arg(value_parser = super::parse_instant)]
+        time: crate::clock::SimTime,
+    },
 }
 
 /// A failure the CLI reports: a server error, or a local one (connection, input).
-struct Failure(String);
+pub(super) struct Failure(pub(super) String);
 
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
@@ -485,6 +504,7 @@ impl ClientCommand {
             | ClientCommand::Decrypt { conn, .. }
             | ClientCommand::Audit { conn, .. }
             | ClientCommand::Clock { conn, .. }
+            | ClientCommand::Events { conn, .. }
             | ClientCommand::Sign { conn, .. }
             | ClientCommand::Verify { conn, .. }
             | ClientCommand::PublicKey { conn, .. }
@@ -502,6 +522,7 @@ impl ClientCommand {
         let conn = self.connection().clone();
         let result = match self {
             ClientCommand::Key { command, .. } => key(&conn, command).await,
+            ClientCommand::Events { command, .. } => events(&conn, command).await,
             ClientCommand::Encrypt { key_id, input, context, .. } => encrypt(&conn, key_id, input, context).await,
             ClientCommand::Decrypt { ciphertext_blob, context, .. } => decrypt(&conn, ciphertext_blob, context).await,
             ClientCommand::Audit { command, .. } => audit(&conn, command).await,
@@ -534,6 +555,8 @@ impl ClientCommand {
             }
         };
         match result {
+            // Commands that stream print as they go and return nothing more.
+            Ok(Value::Null) => ExitCode::SUCCESS,
             Ok(value) => {
                 println!("{}", render(&value, conn.output));
                 ExitCode::SUCCESS
@@ -547,7 +570,7 @@ impl ClientCommand {
 }
 
 impl Connection {
-    async fn channel(&self) -> Result<Channel, Failure> {
+    pub(super) async fn channel(&self) -> Result<Channel, Failure> {
         let endpoint = Channel::from_shared(self.endpoint.clone())
             .map_err(|e| Failure(format!("invalid endpoint {:?}: {e}", self.endpoint)))?
             .user_agent(format!("kmsim-cli/{}", env!("CARGO_PKG_VERSION")))
@@ -555,7 +578,7 @@ impl Connection {
         endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(super) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(id) = self.access_key_id.as_deref().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert("x-kms-access-key-id", id);
@@ -563,7 +586,7 @@ impl Connection {
         request
     }
 
-    async fn kms(&self) -> Result<KeyManagementServiceClient<Channel>, Failure> {
+    pub(super) async fn kms(&self) -> Result<KeyManagementServiceClient<Channel>, Failure> {
         Ok(KeyManagementServiceClient::new(self.channel().await?))
     }
 }
@@ -652,6 +675,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             kms.cancel_key_deletion(conn.request(pb::CancelKeyDeletionRequest { key_id: key_id.clone() })).await?;
             key_id_only(&key_id)
         }
+        KeyCommand::History { key_id } => key_history(conn, key_id).await?,
     })
 }
 
@@ -717,6 +741,13 @@ async fn clock(conn: &Connection, command: ClockCommand) -> Result<Value, Failur
                 nanos: 0,
             };
             client.advance_clock(conn.request(pb::AdvanceClockRequest { advance: Some(advance) })).await?
+        }
+        ClockCommand::Set { time } => {
+            let time = prost_types::Timestamp {
+                seconds: time.millis().div_euclid(1000),
+                nanos: (time.millis().rem_euclid(1000) * 1_000_000) as i32,
+            };
+            client.set_clock(conn.request(pb::SetClockRequest { time: Some(time) })).await?
         }
     }
     .into_inner();

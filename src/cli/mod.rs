@@ -2,6 +2,7 @@
 //! running server over gRPC.
 
 mod client;
+mod events;
 mod output;
 mod serve;
 
@@ -66,6 +67,12 @@ fn default_data_dir() -> PathBuf {
         return PathBuf::from(home).join(".local/share/kmsim");
     }
     PathBuf::from("kmsim-data")
+}
+
+/// Parses an RFC 3339 instant such as `2025-01-01T00:00:00Z`.
+pub fn parse_instant(text: &str) -> Result<crate::clock::SimTime, String> {
+    crate::clock::SimTime::parse_rfc3339(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 instant such as 2025-01-01T00:00:00Z"))
 }
 
 /// Parses `integer[unit]` terms, e.g. `30d`, `12h`, `1d12h`, `90s`; a bare number is seconds.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::clock::SimTime;
 use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_REGION, ServerConfig};
 use crate::store::Location;
 
@@ -27,6 +28,13 @@ pub struct ServeArgs {
     /// Keep everything in memory; nothing is written to disk.
     #[arg(long)]
     in_memory: bool,
+    /// Start the simulation clock at this instant (RFC 3339), e.g. 2025-01-01T00:00:00Z. The clock only moves
+    /// forward: a data dir whose clock is already later keeps its time.
+    #[arg(long, env = "KMSIM_CLOCK_START", value_parser = super::parse_instant)]
+    clock_start: Option<SimTime>,
+    /// POST every system event, as CloudMonitor's JSON document, to this http:// URL (retried with backoff).
+    #[arg(long, env = "KMSIM_EVENT_WEBHOOK")]
+    event_webhook: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -35,7 +43,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     } else {
         Location::Dir(args.data_dir.unwrap_or_else(super::default_data_dir))
     };
-    let config = ServerConfig { listen: args.listen, region: args.region, account_id: args.account_id, store };
+    let config = ServerConfig {
+        listen: args.listen,
+        region: args.region,
+        account_id: args.account_id,
+        store,
+        clock_start: args.clock_start,
+        event_webhook: args.event_webhook,
+        ..ServerConfig::default()
+    };
     tracing::info!(store = ?config.store, "starting kmsim");
     let running = match server::start(config, shutdown_signal()).await {
         Ok(running) => running,

@@ -14,6 +14,7 @@ use super::crypto::ParsedKey;
 use super::crypto::asymmetric::AsymmetricKind;
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{EncryptionAlgorithm, ImportedMaterial, Key, KeyState, KeyVersion, Origin, SpecKind};
+use super::lifecycle::without_material;
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
 use crate::context::CallContext;
@@ -162,14 +163,12 @@ impl Engine {
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
         importable(&key)?;
-        let Some(primary) = key.primary() else {
+        if key.primary().is_none() {
             return Err(ErrorCode::PendingImport.into());
-        };
-        let emptied = Arc::new(KeyVersion::new(primary.version_id, primary.created, Zeroizing::new(Vec::new())));
-        let mut next = key.with_meta(|m| m.state = KeyState::PendingImport);
-        next.versions = vec![emptied.clone()];
-        let next = Arc::new(next);
-        let change = Change::SaveKey { key: next.clone(), new_version: Some(emptied) };
+        }
+        let (next, emptied) = without_material(&key);
+        let next = Arc::new(next.with_meta(|m| m.state = KeyState::PendingImport));
+        let change = Change::SaveKey { key: next.clone(), new_version: emptied };
         Ok(Outcome::write(next, vec![change], vec![gate]))
     }
 

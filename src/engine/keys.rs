@@ -15,6 +15,7 @@ use super::paging::{Page, Paged};
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
 use crate::context::CallContext;
+use crate::events::SystemEvent;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 8192;
 pub const MAX_TAGS_PER_RESOURCE: usize = 20;
@@ -133,8 +134,16 @@ impl Engine {
     /// EnableKey (`enabled`) or DisableKey.
     pub async fn set_key_enabled(&self, cx: &CallContext, key_id: &str, enabled: bool) -> KmsResult<Outcome<Arc<Key>>> {
         let state = if enabled { KeyState::Enabled } else { KeyState::Disabled };
-        self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| Ok(key.with_meta(|m| m.state = state)))
-            .await
+        let now = cx.received_at;
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::EnableOrDisable, |key| {
+            Ok(key.with_meta(|m| {
+                m.state = state;
+                if enabled {
+                    catch_up_rotation(m, now);
+                }
+            }))
+        })
+        .await
     }
 
     /// Returns the key's id and the date it will be destroyed.
@@ -150,8 +159,9 @@ impl Engine {
         if !PENDING_WINDOW_DAYS.contains(&pending_window_in_days) {
             return Err(KmsError::invalid_because("PendingWindowInDays", "It must be between 7 and 366."));
         }
-        let delete_date = cx.received_at.plus_days(i64::from(pending_window_in_days));
-        let outcome = self
+        let now = cx.received_at;
+        let delete_date = now.plus_days(i64::from(pending_window_in_days));
+        let mut outcome = self
             .change_key(cx, (key_id, "KeyId"), KeyOp::ScheduleDeletion, |key| {
                 if key.meta.deletion_protection {
                     return Err(KmsError {
@@ -169,16 +179,20 @@ impl Engine {
             })
             .await?;
         cx.trail.response_element("DeleteDate", delete_date.to_rfc3339());
+        let event = SystemEvent::key_deletion_scheduled(self.key_subject(&outcome.value.meta), delete_date, now);
+        outcome.changes.push(Change::Emit(Arc::new(event)));
         Ok(outcome.map(|key| (key.meta.key_id.clone(), delete_date)))
     }
 
     /// Restores the key to Enabled (as Alibaba does), or to PendingImport when it has no material.
     pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
+        let now = cx.received_at;
         self.change_key(cx, (key_id, "KeyId"), KeyOp::CancelDeletion, |key| {
             let restored = if key.has_material() { KeyState::Enabled } else { KeyState::PendingImport };
             Ok(key.with_meta(|m| {
                 m.state = restored;
                 m.delete_date = None;
+                catch_up_rotation(m, now);
             }))
         })
         .await
@@ -346,6 +360,14 @@ impl Engine {
             key_id: key_id.to_owned(),
             account_id: self.account_id.clone(),
         }
+    }
+}
+
+/// A rotation that fell due while the key could not rotate (disabled, or
+/// pending deletion) happens as soon as it can again: now.
+fn catch_up_rotation(meta: &mut KeyMeta, now: SimTime) {
+    if meta.rotation.automatic == AutomaticRotation::Enabled {
+        meta.rotation.next_rotation_date = meta.rotation.next_rotation_date.map(|due| due.max(now));
     }
 }
 

@@ -8,6 +8,7 @@
 //! key (or one alias name) are serialised by a per-resource gate that the
 //! outcome holds until the change is applied; reads never wait on a gate.
 
+mod alerts;
 mod asymmetric;
 pub mod crypto;
 pub mod error;
@@ -15,12 +16,13 @@ mod export;
 mod import;
 pub mod key;
 mod keys;
+mod lifecycle;
 mod mac;
 mod paging;
 mod symmetric;
 mod versions;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -32,11 +34,14 @@ pub use self::export::{ExportTo, Exported};
 pub use self::import::{ImportParameters, ImportToken};
 use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
+pub use self::lifecycle::{Agenda, DueItem, DueTask};
 pub use self::paging::{Page, Paged};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
 pub use self::versions::VersionInfo;
-use crate::clock::SimClock;
+use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
+use crate::events::webhook::Subscription;
+use crate::events::{EventBus, SystemEvent};
 
 /// A durable change an operation asks for; applied to memory only after it is committed.
 #[derive(Debug, Clone)]
@@ -53,6 +58,16 @@ pub enum Change {
     },
     SetClockOffset(i64),
     SaveImportToken(Arc<ImportToken>),
+    /// The key, its versions and its import tokens are destroyed.
+    DeleteKey {
+        key_id: String,
+    },
+    /// A system event: stored, then broadcast.
+    Emit(Arc<SystemEvent>),
+    SaveSubscription(Arc<Subscription>),
+    RemoveSubscription {
+        subscription_id: String,
+    },
 }
 
 /// What an operation produced: its answer, the changes to commit, and the
@@ -87,6 +102,7 @@ pub struct Snapshot {
     pub keys: Vec<Key>,
     pub aliases: Vec<AliasRecord>,
     pub import_tokens: Vec<ImportToken>,
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// The simulated KMS of one account.
@@ -100,6 +116,9 @@ pub struct Engine {
     alias_gates: GateTable,
     clock_gate: Arc<Mutex<()>>,
     import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
+    subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
+    agenda: Agenda,
+    events: EventBus,
 }
 
 struct KeySlot {
@@ -123,7 +142,8 @@ impl Engine {
         let keys = snapshot.keys.into_iter().map(|k| (k.meta.key_id.clone(), Arc::new(KeySlot::new(Arc::new(k)))));
         let aliases = snapshot.aliases.into_iter().map(|a| ((a.region.clone(), a.alias_name.clone()), a));
         let tokens = snapshot.import_tokens.into_iter().map(|t| (t.token.clone(), Arc::new(t)));
-        Engine {
+        let subscriptions = snapshot.subscriptions.into_iter().map(|s| (s.subscription_id.clone(), Arc::new(s)));
+        let engine = Engine {
             account_id,
             clock,
             blobs: BlobCodec::new(blob_secret),
@@ -132,7 +152,18 @@ impl Engine {
             alias_gates: GateTable::default(),
             clock_gate: Arc::new(Mutex::new(())),
             import_tokens: RwLock::new(tokens.collect()),
+            subscriptions: RwLock::new(subscriptions.collect()),
+            agenda: Agenda::default(),
+            events: EventBus::default(),
+        };
+        for slot in read_lock(&engine.keys).values() {
+            engine.schedule_key(&slot.snapshot().meta);
         }
+        engine
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     pub fn clock(&self) -> &SimClock {
@@ -148,6 +179,7 @@ impl Engine {
         for change in changes {
             match change {
                 Change::SaveKey { key, .. } => {
+                    self.schedule_key(&key.meta);
                     let id = key.meta.key_id.clone();
                     let existing = read_lock(&self.keys).get(&id).cloned();
                     match existing {
@@ -163,9 +195,23 @@ impl Engine {
                 Change::RemoveAlias { region, alias_name } => {
                     write_lock(&self.aliases).remove(&(region, alias_name));
                 }
-                Change::SetClockOffset(offset) => self.clock.set_offset(offset),
+                Change::SetClockOffset(offset) => {
+                    self.clock.set_offset(offset);
+                    self.agenda.clock_moved();
+                }
                 Change::SaveImportToken(token) => {
                     write_lock(&self.import_tokens).insert(token.token.clone(), token);
+                }
+                Change::DeleteKey { key_id } => {
+                    write_lock(&self.keys).remove(&key_id);
+                    write_lock(&self.import_tokens).retain(|_, token| token.key_id != key_id);
+                }
+                Change::Emit(event) => self.events.publish(event),
+                Change::SaveSubscription(subscription) => {
+                    write_lock(&self.subscriptions).insert(subscription.subscription_id.clone(), subscription);
+                }
+                Change::RemoveSubscription { subscription_id } => {
+                    write_lock(&self.subscriptions).remove(&subscription_id);
                 }
             }
         }
@@ -175,6 +221,16 @@ impl Engine {
     pub async fn advance_clock(&self, by: std::time::Duration) -> KmsResult<Outcome<i64>> {
         let gate = self.clock_gate.clone().lock_owned().await;
         let offset = self.clock.offset_after(by);
+        Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))
+    }
+
+    /// Moves the simulation clock forward to `to`; earlier than now is InvalidParameter.
+    pub async fn set_clock(&self, to: SimTime) -> KmsResult<Outcome<i64>> {
+        let gate = self.clock_gate.clone().lock_owned().await;
+        if to < self.clock.now() {
+            return Err(KmsError::invalid_because("Time", "The clock only moves forward."));
+        }
+        let offset = self.clock.offset_reaching(to);
         Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))
     }
 

@@ -30,6 +30,17 @@ impl Engine {
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
+        let (info, change) = self.new_primary_version(cx, &key, at)?;
+        Ok(Outcome::write(info, vec![change], vec![gate]))
+    }
+
+    /// The rotation itself, for a caller that holds the key's gate.
+    pub(super) fn new_primary_version(
+        &self,
+        cx: &CallContext,
+        key: &Key,
+        at: SimTime,
+    ) -> KmsResult<(VersionInfo, Change)> {
         key.allow(KeyOp::Cryptographic)?;
         if key.meta.origin == Origin::External {
             return Err(ErrorCode::UnsupportedOrigin.into());
@@ -45,8 +56,7 @@ impl Engine {
         });
         next.versions.push(version.clone());
         let info = version_info(&next, &version);
-        let change = Change::SaveKey { key: Arc::new(next), new_version: Some(version) };
-        Ok(Outcome::write(info, vec![change], vec![gate]))
+        Ok((info, Change::SaveKey { key: Arc::new(next), new_version: Some(version) }))
     }
 
     /// Turns automatic rotation on (with an interval, default 365 days) or off.

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::dispatch::Dispatcher;
 use crate::audit::{AuditFilter, AuditRecord, OpSpec};
-use crate::engine::{KmsError, Outcome};
+use crate::engine::{KmsError, KmsResult, Outcome};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
 
@@ -29,11 +29,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         self.dispatch
             .run(&OpSpec::LIST_AUDIT_EVENTS, request, |app, _cx, req| async move {
-                let limit = match usize::try_from(req.page_size) {
-                    Ok(0) => DEFAULT_PAGE_SIZE,
-                    Ok(n) if n <= MAX_PAGE_SIZE => n,
-                    _ => return Err(KmsError::invalid_because("PageSize", "It must be between 1 and 1000.")),
-                };
+                let limit = token_page_size(req.page_size)?;
                 let before = match req.page_token.as_str() {
                     "" => None,
                     token => Some(token.parse::<i64>().map_err(|_| KmsError::invalid("PageToken"))?),
@@ -49,6 +45,15 @@ impl AuditService for AuditApi {
                 }))
             })
             .await
+    }
+}
+
+/// The page size of token-paged listings: 1 to 1000, 0 for the default of 100.
+pub(super) fn token_page_size(page_size: i32) -> KmsResult<usize> {
+    match usize::try_from(page_size) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(n) if n <= MAX_PAGE_SIZE => Ok(n),
+        _ => Err(KmsError::invalid_because("PageSize", "It must be between 1 and 1000.")),
     }
 }
 

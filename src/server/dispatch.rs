@@ -16,17 +16,31 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::params::AuditParams;
+use super::scheduler::Scheduler;
 use super::status::{REQUEST_ID_HEADER, to_status};
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
 use crate::context::{CallContext, Trail};
-use crate::engine::{Engine, KmsError, KmsResult, Outcome};
-use crate::store::Store;
+use crate::engine::{Change, Engine, KmsError, KmsResult, Outcome};
+use crate::events::webhook::Deliveries;
+use crate::store::{Store, StoreError};
 
 /// What every service handler can reach.
 pub struct App {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     pub store: Store,
     pub region: String,
+    pub scheduler: Scheduler,
+    pub deliveries: Arc<Deliveries>,
+}
+
+impl App {
+    /// Commits `changes` with their audit `records`, then makes the changes
+    /// visible: the one way any state change, a call's or the scheduler's, lands.
+    pub async fn settle(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        self.store.commit(changes.clone(), records).await?;
+        self.engine.apply(changes);
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -45,7 +59,7 @@ impl Dispatcher {
         &self.app
     }
 
-    /// Runs `operation` as the RPC described by `op`.
+    /// Runs `operation` as the unary RPC described by `op`.
     pub async fn run<Req, Resp, F, Fut>(
         &self,
         op: &'static OpSpec,
@@ -58,6 +72,37 @@ impl Dispatcher {
         F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
         Fut: Future<Output = KmsResult<Outcome<Resp>>>,
     {
+        self.run_as(op, request, operation, Message::encoded_len).await
+    }
+
+    /// Runs `operation`, which opens a server stream, as the RPC `op`: the
+    /// record says the stream was opened (or refused), not what it carried.
+    pub async fn run_stream<Req, S, F, Fut>(
+        &self,
+        op: &'static OpSpec,
+        request: Request<Req>,
+        operation: F,
+    ) -> Result<Response<S>, Status>
+    where
+        Req: Message + AuditParams,
+        F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
+        Fut: Future<Output = KmsResult<Outcome<S>>>,
+    {
+        self.run_as(op, request, operation, |_| 0).await
+    }
+
+    async fn run_as<Req, Resp, F, Fut>(
+        &self,
+        op: &'static OpSpec,
+        request: Request<Req>,
+        operation: F,
+        response_len: impl Fn(&Resp) -> usize,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + AuditParams,
+        F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
+        Fut: Future<Output = KmsResult<Outcome<Resp>>>,
+    {
         let cx = Arc::new(self.context(&request));
         let request = request.into_inner();
         let request_parameters = request.audit_params();
@@ -67,14 +112,13 @@ impl Dispatcher {
             Ok(outcome) => (Some(outcome.value), outcome.changes, outcome.gates, None),
             Err(error) => (None, Vec::new(), Vec::new(), Some(error)),
         };
-        let sizes = PayloadSizes { request_bytes, response_bytes: response.as_ref().map_or(0, Message::encoded_len) };
+        let sizes = PayloadSizes { request_bytes, response_bytes: response.as_ref().map_or(0, response_len) };
         let record = AuditRecord::for_call(op, &cx, request_parameters, sizes, error.as_ref());
 
-        if let Err(e) = self.app.store.commit(changes.clone(), vec![record]).await {
+        if let Err(e) = self.app.settle(changes, vec![record]).await {
             tracing::error!(error = %e, request_id = %cx.request_id, event = op.event_name, "call failed closed");
             return Err(to_status(&KmsError::internal(), &cx.request_id));
         }
-        self.app.engine.apply(changes);
         drop(gates);
 
         match (response, error) {

@@ -4,8 +4,10 @@
 
 pub mod audit;
 pub mod dispatch;
+pub mod events;
 pub mod kms;
 pub mod params;
+pub mod scheduler;
 pub mod simulation;
 pub mod status;
 
@@ -19,9 +21,14 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use self::dispatch::{App, Dispatcher};
-use crate::clock::SimClock;
+use self::scheduler::Scheduler;
+use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::clock::{SimClock, SimTime};
+use crate::context::CallContext;
 use crate::engine::Engine;
+use crate::events::webhook::{Deliveries, RetryPolicy};
 use crate::proto::audit_service_server::AuditServiceServer;
+use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::key_management_service_server::KeyManagementServiceServer;
 use crate::proto::simulation_service_server::SimulationServiceServer;
 use crate::store::{Location, Store};
@@ -40,6 +47,26 @@ pub struct ServerConfig {
     pub region: String,
     pub account_id: String,
     pub store: Location,
+    /// Moves the simulation clock forward to this instant at start (never back).
+    pub clock_start: Option<SimTime>,
+    /// A webhook that receives every system event, for as long as the process runs.
+    pub event_webhook: Option<String>,
+    pub webhook_retry: RetryPolicy,
+}
+
+impl Default for ServerConfig {
+    /// An in-memory server on a free loopback port: what tests and embedders start from.
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            region: DEFAULT_REGION.to_owned(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            store: Location::InMemory,
+            clock_start: None,
+            event_webhook: None,
+            webhook_retry: RetryPolicy::default(),
+        }
+    }
 }
 
 /// A server that is bound and serving.
@@ -65,13 +92,40 @@ pub async fn start(
     }
     let (store, loaded) = Store::open(&config.store)?;
     let clock = Arc::new(SimClock::with_offset(loaded.clock_offset_ms));
-    let engine = Engine::new(config.account_id.clone(), clock, loaded.blob_secret, loaded.snapshot);
-    let dispatch = Dispatcher::new(Arc::new(App { engine, store: store.clone(), region: config.region.clone() }));
+    let engine = Arc::new(Engine::new(config.account_id.clone(), clock.clone(), loaded.blob_secret, loaded.snapshot));
+    if let Some(url) = &config.event_webhook {
+        engine.subscribe_from_command_line(url, clock.now()).map_err(|e| format!("--event-webhook {url}: {e}"))?;
+    }
+    let outbox = engine.events().connect_outbox();
+    let subscriptions = {
+        let engine = engine.clone();
+        Arc::new(move || engine.subscriptions())
+    };
+    let deliveries = Deliveries::new(subscriptions, clock.clone(), config.webhook_retry);
+    let app = Arc::new(App {
+        engine,
+        store: store.clone(),
+        region: config.region.clone(),
+        scheduler: Scheduler::default(),
+        deliveries: deliveries.clone(),
+    });
+    let delivering = tokio::spawn(deliveries.run(outbox));
+    if let Some(start) = config.clock_start {
+        start_clock_at(&app, &config.region, start).await?;
+    }
+    // Work that fell due while the server was down is done before the first call is served.
+    if !app.scheduler.run_due(&app).await {
+        return Err("the store refused the work that fell due while the server was down".into());
+    }
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
+    let scheduling = Scheduler::spawn(app.clone(), scheduler_stopped);
+    let dispatch = Dispatcher::new(app);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<KeyManagementServiceServer<kms::KmsApi>>().await;
     health_reporter.set_serving::<AuditServiceServer<audit::AuditApi>>().await;
     health_reporter.set_serving::<SimulationServiceServer<simulation::SimulationApi>>().await;
+    health_reporter.set_serving::<EventServiceServer<events::EventsApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -90,6 +144,7 @@ pub async fn start(
         .add_service(reflection_v1alpha)
         .add_service(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone())))
         .add_service(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone())))
+        .add_service(EventServiceServer::new(events::EventsApi::new(dispatch.clone())))
         .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
 
     let task = tokio::spawn(async move {
@@ -113,10 +168,29 @@ pub async fn start(
                 Ok(())
             }
         };
-        // In-flight calls have been answered, so every record they wrote is committed; flush and close.
+        // In-flight calls have been answered and the scheduler is stopped, so every record is committed; flush and close.
+        let _ = stop_scheduler.send(true);
+        let _ = scheduling.await;
+        delivering.abort();
         tokio::task::spawn_blocking(move || store.close()).await?;
         served.map_err(BoxError::from)
     });
     tracing::info!(%local_addr, region = %config.region, "kmsim serving");
     Ok(RunningServer { local_addr, task })
+}
+
+/// `--clock-start`: moves the clock forward to `start`, recorded as an internal
+/// SetClock so the trail explains the jump. A clock already past `start` stays.
+async fn start_clock_at(app: &App, region: &str, start: SimTime) -> Result<(), BoxError> {
+    let clock = app.engine.clock();
+    if start <= clock.now() {
+        tracing::info!(start = %start.to_rfc3339(), now = %clock.now().to_rfc3339(), "clock already past --clock-start");
+        return Ok(());
+    }
+    let cx = CallContext::internal(region, app.engine.account_id(), clock.now());
+    let outcome = app.engine.set_clock(start).await?;
+    let params = serde_json::json!({ "Time": start.to_rfc3339_millis() });
+    let record = AuditRecord::for_call(&OpSpec::CLOCK_START, &cx, params, PayloadSizes::default(), None);
+    app.settle(outcome.changes, vec![record]).await?;
+    Ok(())
 }

@@ -74,6 +74,14 @@ impl Param for Option<prost_types::Duration> {
     }
 }
 
+impl Param for Option<prost_types::Timestamp> {
+    fn param(&self) -> Option<Value> {
+        let t = self.as_ref()?;
+        let millis = t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000));
+        Some(Value::String(crate::clock::SimTime(millis).to_rfc3339_millis()))
+    }
+}
+
 macro_rules! audit_params {
     ($($ty:ident { $($name:literal => $field:ident),* $(,)? })+) => {
         $(impl AuditParams for pb::$ty {
@@ -172,6 +180,16 @@ audit_params! {
     }
     GetClockRequest {}
     AdvanceClockRequest { "Advance" => advance }
+    SetClockRequest { "Time" => time }
+    ListSystemEventsRequest {
+        "Name" => name, "Level" => level, "StartTime" => start_time, "EndTime" => end_time,
+        "PageSize" => page_size, "PageToken" => page_token,
+    }
+    WatchSystemEventsRequest { "Name" => name, "Level" => level }
+    // The webhook URL may carry a token (chat-bot webhooks do), so the engine records it without its query.
+    CreateEventSubscriptionRequest { "Name" => name, "Level" => level, "Description" => description }
+    ListEventSubscriptionsRequest {}
+    DeleteEventSubscriptionRequest { "SubscriptionId" => subscription_id }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `kmsim.v1.SimulationService`: the simulation clock.
+//! `kmsim.v1.SimulationService`: the simulation clock. Moving it forward runs
+//! the work it made due (see [`super::scheduler`]) before the call answers.
 
 use tonic::{Request, Response, Status};
 
@@ -34,14 +35,43 @@ impl SimulationService for SimulationApi {
         &self,
         request: Request<pb::AdvanceClockRequest>,
     ) -> Result<Response<pb::ClockResponse>, Status> {
-        self.dispatch
+        let moved = self
+            .dispatch
             .run(&OpSpec::ADVANCE_CLOCK, request, |app, _cx, req| async move {
                 let by = forward_duration(req.advance)?;
                 let outcome = app.engine.advance_clock(by).await?;
                 let clock = app.engine.clock();
                 Ok(outcome.map(|offset| clock_response(clock.now_with_offset(offset), offset)))
             })
-            .await
+            .await?;
+        self.catch_up().await;
+        Ok(moved)
+    }
+
+    async fn set_clock(&self, request: Request<pb::SetClockRequest>) -> Result<Response<pb::ClockResponse>, Status> {
+        let moved = self
+            .dispatch
+            .run(&OpSpec::SET_CLOCK, request, |app, _cx, req| async move {
+                let time = req.time.ok_or_else(|| KmsError::missing("Time"))?;
+                if !(0..1_000_000_000).contains(&time.nanos) {
+                    return Err(KmsError::invalid("Time"));
+                }
+                let millis = time.seconds.saturating_mul(1000).saturating_add(i64::from(time.nanos / 1_000_000));
+                let outcome = app.engine.set_clock(SimTime(millis)).await?;
+                let clock = app.engine.clock();
+                Ok(outcome.map(|offset| clock_response(clock.now_with_offset(offset), offset)))
+            })
+            .await?;
+        self.catch_up().await;
+        Ok(moved)
+    }
+}
+
+impl SimulationApi {
+    /// Does the work the move made due before answering, so the caller sees its effects at once.
+    async fn catch_up(&self) {
+        let app = self.dispatch.app();
+        app.scheduler.run_due(app).await;
     }
 }
 

@@ -18,8 +18,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use crate::audit::{AuditFilter, AuditRecord};
+use crate::clock::SimTime;
 use crate::engine::Change;
 use crate::engine::Snapshot;
+use crate::events::EventFilter;
 
 /// The most batches folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -98,6 +100,22 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+/// Which system events to list.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub filter: EventFilter,
+    pub start: SimTime,
+    pub end: SimTime,
+    pub limit: usize,
+}
+
+/// One page of system event documents, newest first, with the position to continue below.
+#[derive(Debug)]
+pub struct EventPage {
+    pub documents: Vec<serde_json::Value>,
+    pub next_before: Option<(i64, i64)>,
+}
+
 impl Store {
     pub fn open(location: &Location) -> StoreResult<(Store, Loaded)> {
         let (writer_conn, reader) = match location {
@@ -158,6 +176,11 @@ impl Store {
     /// Audit records newest first, below sequence `before` when given.
     pub async fn list_audit(&self, filter: AuditFilter, limit: usize, before: Option<i64>) -> StoreResult<AuditPage> {
         self.read(move |conn| schema::list_audit(conn, &filter, limit, before)).await
+    }
+
+    /// System events newest first, below position `before` (time, sequence) when given.
+    pub async fn list_events(&self, query: EventQuery, before: Option<(i64, i64)>) -> StoreResult<EventPage> {
+        self.read(move |conn| schema::list_events(conn, &query, before)).await
     }
 
     /// Waits for every commit sent so far, then stops the writer. Other clones become unusable.

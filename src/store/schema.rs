@@ -7,11 +7,11 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{AuditPage, Loaded, StoreError, StoreResult, meta_value};
+use super::{AuditPage, EventPage, EventQuery, Loaded, StoreError, StoreResult, meta_value};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
-use crate::engine::{AliasRecord, Change, ImportToken, Snapshot};
+use crate::engine::{Change, ImportToken, Snapshot};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -51,10 +51,26 @@ CREATE TABLE import_tokens (
     private_key BLOB NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE system_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    time_ms INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    level TEXT NOT NULL,
+    region TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX system_events_by_time ON system_events (time_ms, seq);
+CREATE TABLE event_subscriptions (subscription_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+"#,
 ];
 
 pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Destroyed key material is overwritten on disk, not just unlinked from the b-tree.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // FULL: a commit is on disk before the call that made it is answered.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -96,8 +112,9 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
         clock_offset_ms,
         snapshot: Snapshot {
             keys: load_keys(conn)?,
-            aliases: load_aliases(conn)?,
+            aliases: load_json_rows(conn, "SELECT record FROM aliases")?,
             import_tokens: load_import_tokens(conn)?,
+            subscriptions: load_json_rows(conn, "SELECT record FROM event_subscriptions")?,
         },
     })
 }
@@ -146,8 +163,9 @@ fn load_import_tokens(conn: &Connection) -> StoreResult<Vec<ImportToken>> {
     Ok(tokens)
 }
 
-fn load_aliases(conn: &Connection) -> StoreResult<Vec<AliasRecord>> {
-    let mut stmt = conn.prepare("SELECT record FROM aliases")?;
+/// Rows whose one column is a JSON document.
+fn load_json_rows<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
     let records = stmt.query_map([], |row| row.get::<_, String>(0))?;
     records.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
 }
@@ -194,6 +212,40 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
                     token.expires.0,
                     &token.private_key_der[..]
                 ])?;
+            }
+            Change::DeleteKey { key_id } => {
+                for sql in [
+                    "DELETE FROM key_versions WHERE key_id = ?1",
+                    "DELETE FROM import_tokens WHERE key_id = ?1",
+                    "DELETE FROM keys WHERE key_id = ?1",
+                ] {
+                    conn.prepare_cached(sql)?.execute(params![key_id])?;
+                }
+            }
+            Change::Emit(event) => {
+                conn.prepare_cached(
+                    "INSERT INTO system_events (event_id, time_ms, name, level, region, resource_id, document) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    event.id.to_string(),
+                    event.time.0,
+                    event.name,
+                    event.level,
+                    event.region,
+                    event.resource_id,
+                    event.json(),
+                ])?;
+            }
+            Change::SaveSubscription(subscription) => {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO event_subscriptions (subscription_id, record) VALUES (?1, ?2)",
+                )?
+                .execute(params![subscription.subscription_id, serde_json::to_string(&**subscription)?])?;
+            }
+            Change::RemoveSubscription { subscription_id } => {
+                conn.prepare_cached("DELETE FROM event_subscriptions WHERE subscription_id = ?1")?
+                    .execute(params![subscription_id])?;
             }
         }
     }
@@ -244,4 +296,46 @@ pub(super) fn list_audit(
         last_seq = Some(seq);
     }
     Ok(AuditPage { records, next_before: if more { last_seq } else { None } })
+}
+
+/// One page of system events, newest first, from the position `before` (time, seq) down.
+pub(super) fn list_events(conn: &Connection, query: &EventQuery, before: Option<(i64, i64)>) -> StoreResult<EventPage> {
+    let (name_exact, name_prefix) = match query.filter.name.strip_suffix('*') {
+        Some(prefix) => (String::new(), format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"))),
+        None => (query.filter.name.clone(), String::new()),
+    };
+    let (before_time, before_seq) = before.unwrap_or((i64::MAX, i64::MAX));
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, time_ms, event_id, document FROM system_events \
+         WHERE time_ms >= ?1 AND time_ms <= ?2 AND (time_ms < ?3 OR (time_ms = ?3 AND seq < ?4)) \
+         AND (?5 = '' OR name = ?5) AND (?6 = '' OR name LIKE ?6 ESCAPE '\\') AND (?7 = '' OR level = ?7) \
+         ORDER BY time_ms DESC, seq DESC LIMIT ?8",
+    )?;
+    let fetch = i64::try_from(query.limit).unwrap_or(i64::MAX).saturating_add(1);
+    let rows = stmt.query_map(
+        params![
+            query.start.0,
+            query.end.0,
+            before_time,
+            before_seq,
+            name_exact,
+            name_prefix,
+            query.filter.level,
+            fetch
+        ],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?)),
+    )?;
+    let mut events = Vec::new();
+    let mut next = None;
+    for row in rows {
+        let (seq, time_ms, document) = row?;
+        if events.len() == query.limit {
+            next = events.last().map(|(position, _): &((i64, i64), String)| *position);
+            break;
+        }
+        events.push(((time_ms, seq), document));
+    }
+    let documents =
+        events.into_iter().map(|(_, document)| serde_json::from_str(&document)).collect::<Result<_, _>>()?;
+    Ok(EventPage { documents, next_before: next })
 }

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use kmsim::proto as pb;
 use kmsim::proto::audit_service_client::AuditServiceClient;
+use kmsim::proto::event_service_client::EventServiceClient;
 use kmsim::proto::key_management_service_client::KeyManagementServiceClient;
 use kmsim::proto::simulation_service_client::SimulationServiceClient;
-use kmsim::server::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, RunningServer, ServerConfig};
+use kmsim::server::{RunningServer, ServerConfig};
 use kmsim::store::Location;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -37,13 +38,12 @@ impl TestServer {
     }
 
     async fn start_with(store: Location) -> TestServer {
+        Self::start_config(ServerConfig { store, ..ServerConfig::default() }).await
+    }
+
+    /// A server started from `config` (its listen address is used as given; tests keep 127.0.0.1:0).
+    pub async fn start_config(config: ServerConfig) -> TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            region: DEFAULT_REGION.to_owned(),
-            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
-            store,
-        };
         let running = kmsim::server::start(config, async move {
             let _ = stopped.await;
         })
@@ -76,6 +76,17 @@ impl TestServer {
 
     pub async fn simulation(&self) -> SimulationServiceClient<Channel> {
         SimulationServiceClient::new(self.channel().await)
+    }
+
+    pub async fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel().await)
+    }
+
+    /// Moves the simulation clock forward by `days`; returns once the work that fell due is done.
+    pub async fn advance_days(&self, days: i64) {
+        let advance = prost_types::Duration { seconds: days * 86_400, nanos: 0 };
+        let request = pb::AdvanceClockRequest { advance: Some(advance) };
+        self.simulation().await.advance_clock(request).await.expect("advance clock");
     }
 
     /// Stops the server gracefully and waits until its store is closed.

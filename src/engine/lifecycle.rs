@@ -1,0 +1,244 @@
+//! Work that falls due with time rather than on request: actual deletion at the
+//! end of a key's pending window, automatic rotation, expiry of imported
+//! material.
+//!
+//! The [`Agenda`] is a time-ordered queue of [`DueItem`]s. Whenever a change
+//! is applied, the resources it touched put their next due dates on the agenda
+//! ([`Engine::apply`] calls [`Engine::schedule_key`]); the scheduler pops items
+//! as the clock passes them and asks [`Engine::perform`] to do each one at its
+//! own due time. An item is only a reminder: `perform` checks it against the
+//! resource's current state and ignores it if the work is no longer due (a
+//! cancelled deletion, a rotation already done), so stale items are harmless.
+//!
+//! Other kinds of due work join by adding a [`DueTask`] variant, pushing it when
+//! the state that makes it due is applied, and handling it in `perform`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use zeroize::Zeroizing;
+
+use super::error::KmsResult;
+use super::key::{AutomaticRotation, Key, KeyMeta, KeyState, KeyVersion};
+use super::{Change, Engine, Outcome, read_lock};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+use crate::events::{Subject, SystemEvent};
+
+/// One piece of due work.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DueTask {
+    /// The key's pending-deletion window ends: destroy it.
+    DeleteKey { key_id: String },
+    /// The key's next automatic rotation date has come.
+    RotateKey { key_id: String },
+    /// The key's imported material expires.
+    ExpireKeyMaterial { key_id: String },
+}
+
+impl DueTask {
+    /// The resource the work is about.
+    pub fn resource_id(&self) -> &str {
+        match self {
+            DueTask::DeleteKey { key_id } | DueTask::RotateKey { key_id } | DueTask::ExpireKeyMaterial { key_id } => {
+                key_id
+            }
+        }
+    }
+}
+
+/// A task and when it is due; ordered by time first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DueItem {
+    pub at: SimTime,
+    /// The region of the resource, which the work's audit record carries.
+    pub region: String,
+    pub task: DueTask,
+}
+
+/// The time-ordered queue of due work.
+#[derive(Default)]
+pub struct Agenda {
+    queue: Mutex<Queue>,
+    /// Woken whenever an item is added or the clock jumps, so a waiting scheduler looks again.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<DueItem>>,
+    /// Items already in the heap, so re-saving a resource does not queue its work twice.
+    queued: HashSet<DueItem>,
+}
+
+impl Agenda {
+    pub fn push(&self, item: DueItem) {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.queued.insert(item.clone()) {
+            queue.heap.push(Reverse(item));
+            drop(queue);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The earliest item, if it is due at `now`.
+    pub fn pop_due(&self, now: SimTime) -> Option<DueItem> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.heap.peek().is_none_or(|Reverse(item)| item.at > now) {
+            return None;
+        }
+        let Reverse(item) = queue.heap.pop()?;
+        queue.queued.remove(&item);
+        Some(item)
+    }
+
+    pub fn next_due(&self) -> Option<SimTime> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.heap.peek().map(|Reverse(item)| item.at)
+    }
+
+    /// Completes when the agenda or the clock changes after this was called.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    pub fn clock_moved(&self) {
+        self.changed.notify_one();
+    }
+}
+
+impl Engine {
+    /// Puts a key's upcoming work on the agenda.
+    pub(super) fn schedule_key(&self, meta: &KeyMeta) {
+        let region = &meta.region;
+        let item = |at: SimTime, task: DueTask| DueItem { at, region: region.clone(), task };
+        let key_id = || meta.key_id.clone();
+        if let (KeyState::PendingDeletion, Some(at)) = (meta.state, meta.delete_date) {
+            self.agenda.push(item(at, DueTask::DeleteKey { key_id: key_id() }));
+        }
+        if let (AutomaticRotation::Enabled, Some(at)) = (meta.rotation.automatic, meta.rotation.next_rotation_date) {
+            self.agenda.push(item(at, DueTask::RotateKey { key_id: key_id() }));
+        }
+        if let Some(at) = meta.import.as_ref().and_then(|import| import.expires) {
+            self.agenda.push(item(at, DueTask::ExpireKeyMaterial { key_id: key_id() }));
+        }
+    }
+
+    pub fn agenda(&self) -> &Agenda {
+        &self.agenda
+    }
+
+    /// Does `item`'s work with `cx` (an internal context at the item's due
+    /// time); `None` when the work is no longer due.
+    pub async fn perform(&self, cx: &CallContext, item: &DueItem) -> Option<KmsResult<Outcome<()>>> {
+        let key_id = item.task.resource_id();
+        let slot = read_lock(&self.keys).get(key_id).cloned()?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        let still_due = match &item.task {
+            DueTask::DeleteKey { .. } => {
+                key.meta.state == KeyState::PendingDeletion && key.meta.delete_date == Some(item.at)
+            }
+            // A key that is not Enabled when its rotation falls due rotates when it is enabled again.
+            DueTask::RotateKey { .. } => {
+                key.meta.state == KeyState::Enabled
+                    && key.meta.rotation.automatic == AutomaticRotation::Enabled
+                    && key.meta.rotation.next_rotation_date == Some(item.at)
+            }
+            DueTask::ExpireKeyMaterial { .. } => {
+                key.has_material() && key.meta.import.as_ref().and_then(|i| i.expires) == Some(item.at)
+            }
+        };
+        if !still_due {
+            return None;
+        }
+        cx.trail.key(&key.meta);
+        Some(match &item.task {
+            DueTask::DeleteKey { .. } => Ok(self.destroy_key(cx, &key, item.at).gated(gate)),
+            DueTask::RotateKey { .. } => self
+                .new_primary_version(cx, &key, item.at)
+                .map(|(_, change)| Outcome::write((), vec![change], vec![gate])),
+            DueTask::ExpireKeyMaterial { .. } => Ok(expire_material(&key).gated(gate)),
+        })
+    }
+
+    /// The end of the pending window: the key, its material and its aliases go.
+    fn destroy_key(&self, cx: &CallContext, key: &Key, at: SimTime) -> Outcome<()> {
+        let meta = &key.meta;
+        let mut changes: Vec<Change> = read_lock(&self.aliases)
+            .values()
+            .filter(|alias| alias.key_id == meta.key_id)
+            .map(|alias| Change::RemoveAlias { region: alias.region.clone(), alias_name: alias.alias_name.clone() })
+            .collect();
+        changes.push(Change::DeleteKey { key_id: meta.key_id.clone() });
+        changes.push(Change::Emit(Arc::new(SystemEvent::key_deleted(self.key_subject(meta), at))));
+        cx.trail.response_element("DeleteDate", at.to_rfc3339());
+        Outcome::write((), changes, Vec::new())
+    }
+
+    /// Who a key event is about.
+    pub(super) fn key_subject<'a>(&'a self, meta: &'a KeyMeta) -> Subject<'a> {
+        Subject {
+            account_id: &self.account_id,
+            region: &meta.region,
+            resource_arn: meta.arn(),
+            instance_name: meta.key_id.clone(),
+            event_resource: meta.key_id.clone(),
+        }
+    }
+}
+
+/// Imported material that expires is destroyed; the key waits for an import
+/// again, unless it is already on its way out.
+fn expire_material(key: &Key) -> Outcome<()> {
+    let (next, emptied) = without_material(key);
+    let next = next.with_meta(|m| {
+        if m.state != KeyState::PendingDeletion {
+            m.state = KeyState::PendingImport;
+        }
+    });
+    Outcome::write((), vec![Change::SaveKey { key: Arc::new(next), new_version: emptied }], Vec::new())
+}
+
+/// The key with its imported material wiped; the version keeps its id so the
+/// same material can come back and old ciphertext opens again.
+pub(super) fn without_material(key: &Key) -> (Key, Option<Arc<KeyVersion>>) {
+    let mut next = key.clone();
+    let emptied = key
+        .primary()
+        .map(|primary| Arc::new(KeyVersion::new(primary.version_id, primary.created, Zeroizing::new(Vec::new()))));
+    next.versions = emptied.iter().cloned().collect();
+    (next, emptied)
+}
+
+impl<T> Outcome<T> {
+    fn gated(mut self, gate: super::Gate) -> Self {
+        self.gates.push(gate);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(at: i64, key: &str) -> DueItem {
+        DueItem { at: SimTime(at), region: "r".into(), task: DueTask::RotateKey { key_id: key.into() } }
+    }
+
+    #[test]
+    fn the_agenda_hands_out_due_items_in_time_order_once_each() {
+        let agenda = Agenda::default();
+        agenda.push(item(30, "c"));
+        agenda.push(item(10, "a"));
+        agenda.push(item(20, "b"));
+        agenda.push(item(10, "a"));
+        assert_eq!(agenda.next_due(), Some(SimTime(10)));
+        assert_eq!(agenda.pop_due(SimTime(5)), None);
+        let due: Vec<_> = std::iter::from_fn(|| agenda.pop_due(SimTime(25))).map(|i| i.at.millis()).collect();
+        assert_eq!(due, [10, 20], "the duplicate was queued once, and 30 is not due yet");
+        assert_eq!(agenda.next_due(), Some(SimTime(30)));
+    }
+}

@@ -1,0 +1,102 @@
+//! The scheduler: does the engine's due work (see `engine::lifecycle`) as the
+//! simulation clock passes it.
+//!
+//! Work runs in time order, one item at a time, each as an internal operation
+//! at its own due time: its audit record and events carry the due time, not
+//! the moment the clock was advanced past it. A background task follows real
+//! time; AdvanceClock and SetClock run the work they made due before they
+//! answer, so a client sees its effects at once. Both paths take the same
+//! turn, so work is never done twice or out of order. At start the server
+//! catches up on work that fell due while it was down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use super::dispatch::App;
+use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::context::CallContext;
+use crate::engine::{DueItem, DueTask};
+
+/// How long the background task waits before retrying after the store failed.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// The longest the background task sleeps without looking again, so a change
+/// of the host's wall clock is noticed.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct Scheduler {
+    turn: Mutex<()>,
+}
+
+/// The audit description of each kind of due work.
+fn op_of(task: &DueTask) -> &'static OpSpec {
+    match task {
+        DueTask::DeleteKey { .. } => &OpSpec::ACTUAL_DELETION,
+        DueTask::RotateKey { .. } => &OpSpec::SCHEDULED_ROTATION,
+        DueTask::ExpireKeyMaterial { .. } => &OpSpec::MATERIAL_EXPIRY,
+    }
+}
+
+impl Scheduler {
+    /// Does all work due by now. Returns false if the store refused a commit;
+    /// the item that failed is back on the agenda.
+    pub async fn run_due(&self, app: &App) -> bool {
+        let _turn = self.turn.lock().await;
+        while let Some(item) = app.engine.agenda().pop_due(app.engine.clock().now()) {
+            if !perform(app, &item).await {
+                app.engine.agenda().push(item);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Follows real time until `shutdown` turns true.
+    pub fn spawn(app: Arc<App>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let healthy = app.scheduler.run_due(&app).await;
+                let wait = match (healthy, app.engine.agenda().next_due()) {
+                    (false, _) => RETRY_AFTER_FAILURE,
+                    (true, None) => MAX_SLEEP,
+                    (true, Some(at)) => {
+                        let ms = at.millis().saturating_sub(app.engine.clock().now().millis()).max(0);
+                        Duration::from_millis(ms.unsigned_abs()).min(MAX_SLEEP)
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = app.engine.agenda().changed() => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    }
+}
+
+/// Performs one item and records it; false if the store could not take it.
+async fn perform(app: &App, item: &DueItem) -> bool {
+    let cx = CallContext::internal(&item.region, app.engine.account_id(), item.at);
+    let Some(result) = app.engine.perform(&cx, item).await else {
+        return true;
+    };
+    let (changes, gates, error) = match result {
+        Ok(outcome) => (outcome.changes, outcome.gates, None),
+        Err(error) => (Vec::new(), Vec::new(), Some(error)),
+    };
+    let params = json!({ "KeyId": item.task.resource_id() });
+    let record = AuditRecord::for_call(op_of(&item.task), &cx, params, PayloadSizes::default(), error.as_ref());
+    let settled = app.settle(changes, vec![record]).await;
+    drop(gates);
+    match settled {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, task = ?item.task, "due work could not be recorded; will retry");
+            false
+        }
+    }
+}
