@@ -1,8 +1,13 @@
-//! The audit trail's model: the native record every call leaves, and the
-//! catalogue of operations that says how each call describes itself.
+//! The audit trail: the native record every call leaves, the catalogue of
+//! operations that says how each call describes itself, its renderings
+//! (ActionTrail, CloudTrail), the search language, and the AccessKey report.
 
+pub mod formats;
 mod op;
+pub mod query;
 mod record;
+pub mod report;
+pub mod selection;
 
 pub use self::op::{EventType, OpSpec, ReadWrite, ServiceName};
-pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes};
+pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes, UserIdentity};

@@ -133,6 +133,10 @@ ops! { ALL: ApiCall {
     GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
     VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
+    QUERY_AUDIT_EVENTS = KmsimAudit "QueryAuditEvents" "kmsim.query_audit_events" Read "";
+    EXPORT_AUDIT_EVENTS = KmsimAudit "ExportAuditEvents" "kmsim.export_audit_events" Read "";
+    TAIL_AUDIT_EVENTS = KmsimAudit "TailAuditEvents" "kmsim.tail_audit_events" Read "";
+    GET_ACCESS_KEY_USAGE = KmsimAudit "GetAccessKeyUsage" "kmsim.get_access_key_usage" Read "";
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
     SET_CLOCK = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";

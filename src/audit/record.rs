@@ -52,11 +52,54 @@ pub struct AuditRecord {
     pub client_port: u16,
     pub user_agent: String,
     pub access_key_id: String,
+    /// Who made the call, in ActionTrail's userIdentity terms.
+    #[serde(default)]
+    pub user_identity: UserIdentity,
     pub request_id: String,
     pub latency_us: u64,
     pub request_parameters: Value,
     pub response_elements: Value,
     pub referenced_keys: Vec<String>,
+}
+
+/// The caller, as ActionTrail's `userIdentity` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    /// `root-account`, `ram-user`, `assumed-role`, or `system` for kmsim's own work.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub principal_id: String,
+    pub account_id: String,
+    pub access_key_id: String,
+    pub user_name: String,
+}
+
+impl UserIdentity {
+    /// Until access keys are managed, a caller naming an access key is taken
+    /// for a RAM user of the account, and one naming none for the account itself.
+    fn of(cx: &CallContext, event_type: super::EventType) -> UserIdentity {
+        let account_id = cx.account_id.clone();
+        match (event_type, cx.access_key_id.as_str()) {
+            (super::EventType::ServiceEvent, _) => {
+                UserIdentity { kind: "system".into(), account_id, ..Default::default() }
+            }
+            (_, "") => UserIdentity {
+                kind: "root-account".into(),
+                principal_id: account_id.clone(),
+                account_id,
+                user_name: "root".into(),
+                ..Default::default()
+            },
+            (_, access_key_id) => UserIdentity {
+                kind: "ram-user".into(),
+                principal_id: access_key_id.to_owned(),
+                account_id,
+                access_key_id: access_key_id.to_owned(),
+                user_name: String::new(),
+            },
+        }
+    }
 }
 
 /// What the call sent and got back, in sizes.
@@ -111,6 +154,7 @@ impl AuditRecord {
             client_port: cx.client.map_or(0, |a| a.port()),
             user_agent: cx.user_agent.clone(),
             access_key_id: cx.access_key_id.clone(),
+            user_identity: UserIdentity::of(cx, op.event_type),
             request_id: cx.request_id.clone(),
             latency_us: u64::try_from(cx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_parameters,

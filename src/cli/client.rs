@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use tonic::Request;
 use tonic::transport::Channel;
 
+use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::output::{OutputFormat, render};
 use crate::proto as pb;
-use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
 use crate::server::status::{ERROR_CODE_HEADER, HTTP_STATUS_HEADER};
@@ -447,24 +447,6 @@ pub enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// List audit records, newest first.
-    #[command(after_help = "Example:\n  kmsim audit list --error-code Rejected.Disabled")]
-    List {
-        #[arg(long, default_value = "")]
-        key_id: String,
-        #[arg(long, default_value = "")]
-        event_name: String,
-        #[arg(long, default_value = "")]
-        error_code: String,
-        #[arg(long, default_value_t = 20)]
-        page_size: i32,
-        #[arg(long, default_value = "")]
-        page_token: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum ClockCommand {
     /// Show the simulated time and its offset from real time.
     #[command(after_help = "Example:\n  kmsim clock show")]
@@ -703,32 +685,6 @@ async fn decrypt(conn: &Connection, ciphertext_blob: String, context: Vec<(Strin
     };
     let response = conn.kms().await?.decrypt(conn.request(request)).await?.into_inner();
     Ok(plaintext_json(response.plaintext, response.key_id, response.key_version_id))
-}
-
-async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failure> {
-    let AuditCommand::List { key_id, event_name, error_code, page_size, page_token } = command;
-    let request = pb::ListAuditEventsRequest { key_id, event_name, error_code, page_size, page_token };
-    let mut client = AuditServiceClient::new(conn.channel().await?);
-    let response = client.list_audit_events(conn.request(request)).await?.into_inner();
-    let events: Vec<Value> = response
-        .events
-        .iter()
-        .map(|e| {
-            json!({
-                "eventTime": e.event_time,
-                "eventName": e.event_name,
-                "action": e.action,
-                "outcome": e.outcome,
-                "errorCode": e.error_code,
-                "keyId": e.key_id,
-                "clientIp": e.client_ip,
-                "userAgent": e.user_agent,
-                "accessKeyId": e.access_key_id,
-                "requestId": e.request_id,
-            })
-        })
-        .collect();
-    Ok(json!({ "nextPageToken": response.next_page_token, "events": events }))
 }
 
 async fn clock(conn: &Connection, command: ClockCommand) -> Result<Value, Failure> {

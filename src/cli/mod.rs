@@ -1,6 +1,7 @@
 //! The `kmsim` command line: `serve`, and client subcommands that talk to a
 //! running server over gRPC.
 
+mod audit;
 mod client;
 mod events;
 mod output;

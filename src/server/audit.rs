@@ -1,12 +1,26 @@
-//! `kmsim.v1.AuditService`: reading the audit trail.
+//! `kmsim.v1.AuditService`: reading the audit trail: listing, searching in the
+//! Simple Log Service syntax, exporting, tailing, and the AccessKey report.
 
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::dispatch::Dispatcher;
+use super::status::to_status;
+use crate::audit::formats::{Format, cloudtrail_file, render};
+use crate::audit::report::{UsageItem, access_key_usage};
+use crate::audit::selection::Selection;
 use crate::audit::{AuditFilter, AuditRecord, OpSpec};
 use crate::engine::{KmsError, KmsResult, Outcome};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
+use crate::store::{Order, Scan, Store, StoreError};
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -30,15 +44,9 @@ impl AuditService for AuditApi {
         self.dispatch
             .run(&OpSpec::LIST_AUDIT_EVENTS, request, |app, _cx, req| async move {
                 let limit = token_page_size(req.page_size)?;
-                let before = match req.page_token.as_str() {
-                    "" => None,
-                    token => Some(token.parse::<i64>().map_err(|_| KmsError::invalid("PageToken"))?),
-                };
+                let before = page_token(&req.page_token)?;
                 let filter = AuditFilter { key_id: req.key_id, event_name: req.event_name, error_code: req.error_code };
-                let page = app.store.list_audit(filter, limit, before).await.map_err(|e| {
-                    tracing::error!(error = %e, "audit read failed");
-                    KmsError::internal()
-                })?;
+                let page = app.store.list_audit(filter, limit, before).await.map_err(read_failed)?;
                 Ok(Outcome::read(pb::ListAuditEventsResponse {
                     events: page.records.into_iter().map(audit_event).collect(),
                     next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
@@ -46,6 +54,171 @@ impl AuditService for AuditApi {
             })
             .await
     }
+
+    async fn query_audit_events(
+        &self,
+        request: Request<pb::QueryAuditEventsRequest>,
+    ) -> Result<Response<pb::QueryAuditEventsResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::QUERY_AUDIT_EVENTS, request, |app, _cx, req| async move {
+                let format = format(&req.format)?;
+                let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
+                let scan = Scan {
+                    range: selection.range,
+                    order: Order::NewestFirst,
+                    from: page_token(&req.page_token)?,
+                    limit: token_page_size(req.page_size)?,
+                };
+                let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
+                Ok(Outcome::read(pb::QueryAuditEventsResponse {
+                    events: page.records.into_iter().map(|r| result(r, format)).collect(),
+                    next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
+                }))
+            })
+            .await
+    }
+
+    type ExportAuditEventsStream = ResultStream<pb::ExportChunk>;
+
+    async fn export_audit_events(
+        &self,
+        request: Request<pb::ExportAuditEventsRequest>,
+    ) -> Result<Response<Self::ExportAuditEventsStream>, Status> {
+        self.dispatch
+            .run_stream(&OpSpec::EXPORT_AUDIT_EVENTS, request, |app, _cx, req| async move {
+                let format = format(&req.format)?;
+                let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
+                let per_chunk = match req.records_per_chunk {
+                    0 => DEFAULT_RECORDS_PER_CHUNK,
+                    n @ 1..=10_000 => n as usize,
+                    _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
+                };
+                let (chunks, stream) = mpsc::channel(2);
+                tokio::spawn(export(app.store.clone(), selection, format, per_chunk, chunks));
+                Ok(Outcome::read(Box::pin(ReceiverStream::new(stream)) as Self::ExportAuditEventsStream))
+            })
+            .await
+    }
+
+    type TailAuditEventsStream = ResultStream<pb::AuditEventResult>;
+
+    async fn tail_audit_events(
+        &self,
+        request: Request<pb::TailAuditEventsRequest>,
+    ) -> Result<Response<Self::TailAuditEventsStream>, Status> {
+        self.dispatch
+            .run_stream(&OpSpec::TAIL_AUDIT_EVENTS, request, |app, _cx, req| async move {
+                let format = format(&req.format)?;
+                let selection = Selection::new(&req.query, "", "")?;
+                // Subscribed before the stream opens: every record committed after the answer is seen.
+                let live = BroadcastStream::new(app.audit_tail.subscribe());
+                let stream = live.filter_map(move |received| match received {
+                    Ok(record) => selection.matches(&record).then(|| Ok(result((*record).clone(), format))),
+                    Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Err(Status::data_loss(format!(
+                        "the tail fell behind and missed {missed} records; query them with QueryAuditEvents"
+                    )))),
+                });
+                Ok(Outcome::read(Box::pin(stream) as Self::TailAuditEventsStream))
+            })
+            .await
+    }
+
+    async fn get_access_key_usage(
+        &self,
+        request: Request<pb::GetAccessKeyUsageRequest>,
+    ) -> Result<Response<pb::GetAccessKeyUsageResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::GET_ACCESS_KEY_USAGE, request, |app, _cx, req| async move {
+                if req.access_key_id.is_empty() {
+                    return Err(KmsError::missing("AccessKeyId"));
+                }
+                let records = app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
+                let item = |i: UsageItem| pb::UsageItem {
+                    name: i.name,
+                    last_access_time: i.last_access.to_rfc3339(),
+                    count: i.count,
+                    last_event_id: i.last_event_id,
+                };
+                let services = access_key_usage(&records)
+                    .into_iter()
+                    .map(|s| pb::ServiceUsage {
+                        service_name: s.service_name,
+                        last_access_time: s.last_access.to_rfc3339(),
+                        event_names: s.event_names.into_iter().map(item).collect(),
+                        source_ip_addresses: s.source_ip_addresses.into_iter().map(item).collect(),
+                        resources: s.resources.into_iter().map(item).collect(),
+                    })
+                    .collect();
+                Ok(Outcome::read(pb::GetAccessKeyUsageResponse { access_key_id: req.access_key_id, services }))
+            })
+            .await
+    }
+}
+
+type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+const DEFAULT_RECORDS_PER_CHUNK: usize = 1000;
+
+/// Streams the selection oldest first, one chunk per page, until it is done or the client hangs up.
+async fn export(
+    store: Store,
+    selection: Arc<Selection>,
+    format: Format,
+    per_chunk: usize,
+    chunks: mpsc::Sender<Result<pb::ExportChunk, Status>>,
+) {
+    let mut from = None;
+    for chunk in 1u64.. {
+        let scan = Scan { range: selection.range, order: Order::OldestFirst, from, limit: per_chunk };
+        let matcher = selection.clone();
+        let page = match store.scan_audit(scan, move |r| matcher.matches(r)).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = chunks.send(Err(to_status(&read_failed(e), ""))).await;
+                return;
+            }
+        };
+        if page.records.is_empty() && chunk > 1 {
+            return;
+        }
+        let records = page.records.len() as u64;
+        let rendered: Vec<Value> = page.records.iter().map(|r| render(r, format)).collect();
+        let data = match format {
+            Format::CloudTrail => cloudtrail_file(&rendered).to_string().into_bytes(),
+            Format::Native | Format::ActionTrail => {
+                rendered.iter().flat_map(|v| format!("{v}\n").into_bytes()).collect()
+            }
+        };
+        if chunks.send(Ok(pb::ExportChunk { data, records, chunk })).await.is_err() {
+            return;
+        }
+        match page.next_before {
+            Some(seq) => from = Some(seq),
+            None => return,
+        }
+    }
+}
+
+fn format(text: &str) -> KmsResult<Format> {
+    Format::parse(text)
+        .ok_or_else(|| KmsError::invalid_because("Format", "It must be native, actiontrail or cloudtrail."))
+}
+
+fn page_token(token: &str) -> KmsResult<Option<i64>> {
+    match token {
+        "" => Ok(None),
+        token => token.parse().map(Some).map_err(|_| KmsError::invalid("PageToken")),
+    }
+}
+
+fn read_failed(e: StoreError) -> KmsError {
+    tracing::error!(error = %e, "audit read failed");
+    KmsError::internal()
+}
+
+fn result(record: AuditRecord, format: Format) -> pb::AuditEventResult {
+    let json = render(&record, format).to_string();
+    pb::AuditEventResult { event: Some(audit_event(record)), json }
 }
 
 /// The page size of token-paged listings: 1 to 1000, 0 for the default of 100.
@@ -92,5 +265,12 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         message_bytes: r.message_bytes,
         signature_bytes: r.signature_bytes,
         mac_bytes: r.mac_bytes,
+        user_identity: Some(pb::UserIdentity {
+            r#type: r.user_identity.kind,
+            principal_id: r.user_identity.principal_id,
+            account_id: r.user_identity.account_id,
+            access_key_id: r.user_identity.access_key_id,
+            user_name: r.user_identity.user_name,
+        }),
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prost::Message;
+use tokio::sync::broadcast;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -31,14 +32,21 @@ pub struct App {
     pub region: String,
     pub scheduler: Scheduler,
     pub deliveries: Arc<Deliveries>,
+    /// Committed audit records, for TailAuditEvents.
+    pub audit_tail: broadcast::Sender<Arc<AuditRecord>>,
 }
 
 impl App {
     /// Commits `changes` with their audit `records`, then makes the changes
     /// visible: the one way any state change, a call's or the scheduler's, lands.
     pub async fn settle(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        // Records are copied for the tail only while someone is tailing.
+        let tailed = (self.audit_tail.receiver_count() > 0).then(|| records.clone());
         self.store.commit(changes.clone(), records).await?;
         self.engine.apply(changes);
+        for record in tailed.into_iter().flatten() {
+            let _ = self.audit_tail.send(Arc::new(record));
+        }
         Ok(())
     }
 }

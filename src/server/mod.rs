@@ -38,6 +38,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 pub const DEFAULT_ACCOUNT_ID: &str = "1192853035118460";
 
+/// How far a TailAuditEvents subscriber may fall behind before it is told it lagged.
+const TAIL_CAPACITY: usize = 4096;
+
 /// How long a shutdown waits for in-flight calls before it stops regardless.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -108,6 +111,7 @@ pub async fn start(
         region: config.region.clone(),
         scheduler: Scheduler::default(),
         deliveries: deliveries.clone(),
+        audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
     });
     let delivering = tokio::spawn(deliveries.run(outbox));
     if let Some(start) = config.clock_start {

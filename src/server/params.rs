@@ -178,6 +178,16 @@ audit_params! {
         "KeyId" => key_id, "EventName" => event_name, "ErrorCode" => error_code,
         "PageSize" => page_size, "PageToken" => page_token,
     }
+    QueryAuditEventsRequest {
+        "Query" => query, "StartTime" => start_time, "EndTime" => end_time, "PageSize" => page_size,
+        "PageToken" => page_token, "Format" => format,
+    }
+    ExportAuditEventsRequest {
+        "Query" => query, "StartTime" => start_time, "EndTime" => end_time, "Format" => format,
+        "RecordsPerChunk" => records_per_chunk,
+    }
+    TailAuditEventsRequest { "Query" => query, "Format" => format }
+    GetAccessKeyUsageRequest { "AccessKeyId" => access_key_id }
     GetClockRequest {}
     AdvanceClockRequest { "Advance" => advance }
     SetClockRequest { "Time" => time }

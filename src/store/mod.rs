@@ -93,11 +93,28 @@ pub struct Store {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-/// One page of audit records, newest first, with the sequence number to continue below.
+/// One page of audit records, with the sequence number to continue from.
 #[derive(Debug)]
 pub struct AuditPage {
     pub records: Vec<AuditRecord>,
     pub next_before: Option<i64>,
+}
+
+/// A walk over the audit records.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan {
+    /// Event times, both ends included.
+    pub range: (SimTime, SimTime),
+    pub order: Order,
+    /// Continue past this sequence number (a page's `next_before`).
+    pub from: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
 }
 
 /// Which system events to list.
@@ -176,6 +193,20 @@ impl Store {
     /// Audit records newest first, below sequence `before` when given.
     pub async fn list_audit(&self, filter: AuditFilter, limit: usize, before: Option<i64>) -> StoreResult<AuditPage> {
         self.read(move |conn| schema::list_audit(conn, &filter, limit, before)).await
+    }
+
+    /// The records of `scan` that `keep` accepts.
+    pub async fn scan_audit(
+        &self,
+        scan: Scan,
+        mut keep: impl FnMut(&AuditRecord) -> bool + Send + 'static,
+    ) -> StoreResult<AuditPage> {
+        self.read(move |conn| schema::scan_audit(conn, &scan, &mut keep)).await
+    }
+
+    /// Every record made with `access_key_id`, oldest first.
+    pub async fn audit_by_access_key(&self, access_key_id: String) -> StoreResult<Vec<AuditRecord>> {
+        self.read(move |conn| schema::audit_by_access_key(conn, &access_key_id)).await
     }
 
     /// System events newest first, below position `before` (time, sequence) when given.

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{AuditPage, EventPage, EventQuery, Loaded, StoreError, StoreResult, meta_value};
+use super::{AuditPage, EventPage, EventQuery, Loaded, Order, Scan, StoreError, StoreResult, meta_value};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
@@ -64,6 +64,12 @@ CREATE TABLE system_events (
 );
 CREATE INDEX system_events_by_time ON system_events (time_ms, seq);
 CREATE TABLE event_subscriptions (subscription_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+"#,
+    r#"
+ALTER TABLE audit_events ADD COLUMN access_key_id TEXT NOT NULL DEFAULT '';
+UPDATE audit_events SET access_key_id = coalesce(json_extract(record, '$.accessKeyId'), '');
+CREATE INDEX audit_events_by_access_key ON audit_events (access_key_id, seq) WHERE access_key_id != '';
+CREATE INDEX audit_events_by_time ON audit_events (time_ms);
 "#,
 ];
 
@@ -251,8 +257,8 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
     }
     for record in records {
         conn.prepare_cached(
-            "INSERT INTO audit_events (event_id, time_ms, service_name, event_name, key_id, error_code, record) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit_events (event_id, time_ms, service_name, event_name, key_id, error_code, access_key_id, record) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             record.event_id,
@@ -261,6 +267,7 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
             record.event_name,
             record.key_id,
             record.error_code,
+            record.access_key_id,
             serde_json::to_string(record)?,
         ])?;
     }
@@ -338,4 +345,51 @@ pub(super) fn list_events(conn: &Connection, query: &EventQuery, before: Option<
     let documents =
         events.into_iter().map(|(_, document)| serde_json::from_str(&document)).collect::<Result<_, _>>()?;
     Ok(EventPage { documents, next_before: next })
+}
+
+/// Walks records in `scan.order` (past the sequence `scan.from`, inside the
+/// event-time range) and keeps those `keep` accepts, until `scan.limit` are
+/// kept; answers them with the sequence to continue from when more may follow.
+pub(super) fn scan_audit(
+    conn: &Connection,
+    scan: &Scan,
+    keep: &mut dyn FnMut(&AuditRecord) -> bool,
+) -> StoreResult<AuditPage> {
+    let sql = match scan.order {
+        Order::NewestFirst => {
+            "SELECT seq, record FROM audit_events WHERE seq < ?1 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq DESC"
+        }
+        Order::OldestFirst => {
+            "SELECT seq, record FROM audit_events WHERE seq > ?1 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq"
+        }
+    };
+    let from = scan.from.unwrap_or(match scan.order {
+        Order::NewestFirst => i64::MAX,
+        Order::OldestFirst => i64::MIN,
+    });
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![from, scan.range.0.0, scan.range.1.0])?;
+    let mut records = Vec::new();
+    let mut last_seq = None;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let record: AuditRecord = serde_json::from_str(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?;
+        if keep(&record) {
+            if records.len() == scan.limit {
+                return Ok(AuditPage { records, next_before: last_seq });
+            }
+            records.push(record);
+            last_seq = Some(seq);
+        }
+    }
+    Ok(AuditPage { records, next_before: None })
+}
+
+/// Every record made with `access_key_id`, oldest first.
+pub(super) fn audit_by_access_key(conn: &Connection, access_key_id: &str) -> StoreResult<Vec<AuditRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record FROM audit_events WHERE access_key_id = ?1 AND access_key_id != '' ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![access_key_id], |row| row.get::<_, String>(0))?;
+    rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
 }

@@ -1,0 +1,481 @@
+//! Renderings of an audit record: native JSON, ActionTrail and CloudTrail.
+//!
+//! This module owns the mapping from kmsim's native [`AuditRecord`] to the two public shapes that log pipelines
+//! already understand: Alibaba ActionTrail (what KMS on Alibaba Cloud delivers) and AWS CloudTrail (what most SIEM
+//! rules are written against). Every rendering is derived from the record alone, and the record holds sizes, never
+//! contents, so no rendering can carry plaintext, ciphertext or key material either.
+
+use serde_json::{Map, Value, json};
+
+use super::record::{AuditRecord, Outcome};
+
+/// The shape an audit record is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Native,
+    ActionTrail,
+    CloudTrail,
+}
+
+impl Format {
+    /// "native", "actiontrail", "cloudtrail" (case-insensitive; "" is Native); None for anything else.
+    pub fn parse(text: &str) -> Option<Format> {
+        [Format::Native, Format::ActionTrail, Format::CloudTrail]
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(text))
+            .or(text.is_empty().then_some(Format::Native))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::ActionTrail => "actiontrail",
+            Format::CloudTrail => "cloudtrail",
+        }
+    }
+}
+
+/// The record in `format`, as a JSON value.
+pub fn render(record: &AuditRecord, format: Format) -> Value {
+    match format {
+        // The record's own serde form: every map key is a string, so this cannot fail in practice.
+        Format::Native => serde_json::to_value(record).unwrap_or_default(),
+        Format::ActionTrail => actiontrail(record),
+        Format::CloudTrail => cloudtrail(record),
+    }
+}
+
+/// Actions whose CloudTrail records carry no response elements: AWS logs `null` for cryptographic
+/// calls, since their responses are nothing but cryptographic results.
+const CRYPTO_ACTIONS: &[&str] = &[
+    "kms.encrypt",
+    "kms.decrypt",
+    "kms.sign",
+    "kms.verify",
+    "kms.hmac",
+    "kms.verify_hmac",
+    "kms.generate_random",
+    "kms.export",
+];
+
+const SERVICE_EVENT: &str = "AliyunServiceEvent";
+
+/// The record in Alibaba ActionTrail's shape.
+pub fn actiontrail(r: &AuditRecord) -> Value {
+    let service_event = r.event_type == SERVICE_EVENT;
+    // Service events have no caller: ActionTrail names the acting service. An API call with no
+    // client address came from inside kmsim, which ActionTrail writes as "Internal".
+    let source_ip = match r.client_ip.as_str() {
+        _ if service_event => "kms.aliyuncs.com",
+        "" => "Internal",
+        ip => ip,
+    };
+    let keys = key_arns(r);
+    let referenced = if keys.is_empty() { json!({}) } else { json!({ "ACS::KMS::Key": keys }) };
+    let event_time = r.event_time.to_rfc3339();
+    let id = &r.user_identity;
+    json!({
+        "eventId": r.event_id,
+        "eventVersion": 1,
+        "eventTime": event_time,
+        "eventName": r.event_name,
+        "eventRW": r.event_rw,
+        "eventType": r.event_type,
+        "eventCategory": "Management",
+        "eventSource": format!("kms.{}.aliyuncs.com", r.region),
+        "serviceName": r.service_name,
+        "apiVersion": "2016-01-20",
+        "acsRegion": r.region,
+        "sourceIpAddress": source_ip,
+        "userAgent": r.user_agent,
+        "requestId": r.request_id,
+        "requestParameters": r.request_parameters,
+        "responseElements": r.response_elements,
+        "errorCode": r.error_code,
+        "errorMessage": r.error_message,
+        "resourceName": r.key_arn,
+        "resourceType": if r.key_arn.is_empty() { "" } else { "ACS::KMS::Key" },
+        "referencedResources": referenced,
+        "isGlobal": false,
+        "recipientAccountId": r.account_id,
+        "userIdentity": {
+            "type": id.kind,
+            "principalId": id.principal_id,
+            "accountId": id.account_id,
+            "accessKeyId": id.access_key_id,
+            "userName": id.user_name,
+            "sessionContext": { "attributes": { "creationDate": event_time, "mfaAuthenticated": "false" } },
+        },
+        "additionalEventData": additional_event_data(r),
+    })
+}
+
+/// kmsim's facts that ActionTrail has no field for but security teams ask for.
+fn additional_event_data(r: &AuditRecord) -> Value {
+    let mut data = json!({
+        "keySpec": r.key_spec,
+        "keyVersionId": r.key_version_id,
+        "httpStatus": r.http_status,
+        "outcome": match r.outcome { Outcome::Success => "Success", Outcome::Failure => "Failure" },
+        "requestBytes": r.request_bytes,
+        "responseBytes": r.response_bytes,
+    });
+    let sizes = [
+        ("plaintextBytes", r.plaintext_bytes),
+        ("ciphertextBytes", r.ciphertext_bytes),
+        ("messageBytes", r.message_bytes),
+        ("signatureBytes", r.signature_bytes),
+        ("macBytes", r.mac_bytes),
+    ];
+    if let Value::Object(map) = &mut data {
+        for (name, size) in sizes {
+            if let Some(size) = size {
+                map.insert(name.into(), size.into());
+            }
+        }
+        map.insert("clientPort".into(), r.client_port.into());
+        map.insert("latencyUs".into(), r.latency_us.into());
+        map.insert("action".into(), r.action.clone().into());
+    }
+    data
+}
+
+/// The record in AWS CloudTrail's shape.
+///
+/// Key ARNs stay in Alibaba form (`acs:kms:…`): the simulator's resources are Alibaba's, and an
+/// invented `arn:aws:kms:…` would name a key no API of kmsim accepts.
+pub fn cloudtrail(r: &AuditRecord) -> Value {
+    let service_event = r.event_type == SERVICE_EVENT;
+    let failed = r.outcome == Outcome::Failure;
+    // CloudTrail's own conventions: a service acting on its own is named by its endpoint, and a
+    // call without a known client address is "AWS Internal".
+    let source_ip = match r.client_ip.as_str() {
+        _ if service_event => "kms.amazonaws.com",
+        "" => "AWS Internal",
+        ip => ip,
+    };
+    let user_agent = if service_event && r.user_agent.is_empty() { "kms.amazonaws.com" } else { &r.user_agent };
+    let response_elements =
+        if failed || CRYPTO_ACTIONS.contains(&r.action.as_str()) { Value::Null } else { management_response(r) };
+    let mut additional = Map::new();
+    for (name, value) in [("keySpec", &r.key_spec), ("keyVersionId", &r.key_version_id)] {
+        if !value.is_empty() {
+            additional.insert(name.into(), value.as_str().into());
+        }
+    }
+    let resources: Vec<Value> = key_arns(r)
+        .into_iter()
+        .map(|arn| json!({ "accountId": r.account_id, "type": "AWS::KMS::Key", "ARN": arn }))
+        .collect();
+    let mut out = json!({
+        "eventVersion": "1.11",
+        "userIdentity": cloudtrail_identity(r),
+        "eventTime": r.event_time.to_rfc3339(),
+        "eventSource": "kms.amazonaws.com",
+        "eventName": r.event_name,
+        "awsRegion": r.region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent,
+        "errorCode": if failed { Value::from(r.error_code.as_str()) } else { Value::Null },
+        "errorMessage": if failed { Value::from(r.error_message.as_str()) } else { Value::Null },
+        "requestParameters": lower_camel_keys(&r.request_parameters),
+        "responseElements": response_elements,
+        "additionalEventData": if additional.is_empty() { Value::Null } else { Value::Object(additional) },
+        "requestID": r.request_id,
+        "eventID": r.event_id,
+        "readOnly": r.event_rw == "Read",
+        "resources": resources,
+        "eventType": if service_event { "AwsServiceEvent" } else { "AwsApiCall" },
+        "managementEvent": true,
+        "recipientAccountId": r.account_id,
+        "eventCategory": "Management",
+    });
+    // CloudTrail leaves these keys out rather than writing null; `retain` keeps the field order.
+    if let Value::Object(map) = &mut out {
+        map.retain(|k, v| !(matches!(k.as_str(), "errorCode" | "errorMessage" | "additionalEventData") && v.is_null()));
+    }
+    out
+}
+
+/// CloudTrail's `userIdentity` from ActionTrail's identity types.
+fn cloudtrail_identity(r: &AuditRecord) -> Value {
+    let id = &r.user_identity;
+    let account = &id.account_id;
+    let (kind, arn) = match id.kind.as_str() {
+        // A service event's identity is only the account and the service acting for it.
+        "system" => return json!({ "type": "AWSService", "accountId": account, "invokedBy": "kms.amazonaws.com" }),
+        "root-account" => ("Root", format!("arn:aws:iam::{account}:root")),
+        "assumed-role" => ("AssumedRole", format!("arn:aws:sts::{account}:assumed-role/{}", id.user_name)),
+        _ => {
+            let name = if id.user_name.is_empty() { &id.access_key_id } else { &id.user_name };
+            ("IAMUser", format!("arn:aws:iam::{account}:user/{name}"))
+        }
+    };
+    json!({
+        "type": kind,
+        "principalId": id.principal_id,
+        "arn": arn,
+        "accountId": account,
+        "accessKeyId": id.access_key_id,
+        "userName": id.user_name,
+    })
+}
+
+/// A management call's response: the key it acted on, plus what the record kept. `null` when
+/// there is neither, as for a listing that names no key.
+fn management_response(r: &AuditRecord) -> Value {
+    let mut out = Map::new();
+    if !r.key_arn.is_empty() {
+        out.insert("keyId".into(), r.key_arn.as_str().into());
+    }
+    if let Value::Object(kept) = lower_camel_keys(&r.response_elements) {
+        out.extend(kept);
+    }
+    if out.is_empty() { Value::Null } else { Value::Object(out) }
+}
+
+/// Alibaba's `KeyId` as AWS's `keyId`. Only the top level: nested keys, such as an encryption
+/// context's, are the caller's own data and stay as written.
+fn lower_camel_keys(value: &Value) -> Value {
+    let Value::Object(map) = value else { return value.clone() };
+    let lower = |k: &str| {
+        let mut chars = k.chars();
+        chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+    };
+    Value::Object(map.iter().map(|(k, v)| (lower(k), v.clone())).collect())
+}
+
+/// The key the record is about, then any other keys it referenced, each once.
+fn key_arns(r: &AuditRecord) -> Vec<String> {
+    let mut arns: Vec<String> = Vec::new();
+    for arn in std::iter::once(&r.key_arn).chain(&r.referenced_keys) {
+        if !arn.is_empty() && !arns.contains(arn) {
+            arns.push(arn.clone());
+        }
+    }
+    arns
+}
+
+/// A CloudTrail log file: {"Records":[…]}.
+pub fn cloudtrail_file(records: &[Value]) -> Value {
+    json!({ "Records": records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::UserIdentity;
+    use crate::clock::SimTime;
+
+    const ARN: &str = "acs:kms:cn-hangzhou:1192853035118460:key/key-hzz6500a1b2c3d4e5f6";
+    const ACCOUNT: &str = "1192853035118460";
+
+    fn record(event_name: &str, action: &str, rw: &str) -> AuditRecord {
+        AuditRecord {
+            event_id: "ab35a7a7-373a-4a36-a4f8-01fd6adcc6a0".into(),
+            event_time: SimTime::parse_rfc3339("2021-08-05T09:21:32.250Z").expect("valid time"),
+            event_name: event_name.into(),
+            action: action.into(),
+            event_rw: rw.into(),
+            event_type: "ApiCall".into(),
+            service_name: "Kms".into(),
+            region: "cn-hangzhou".into(),
+            account_id: ACCOUNT.into(),
+            resource_type: "kms_key".into(),
+            key_id: "key-hzz6500a1b2c3d4e5f6".into(),
+            key_arn: ARN.into(),
+            key_spec: "Aliyun_AES_256".into(),
+            key_version_id: "v-1".into(),
+            outcome: Outcome::Success,
+            error_code: String::new(),
+            error_message: String::new(),
+            http_status: 200,
+            request_bytes: 120,
+            response_bytes: 300,
+            plaintext_bytes: None,
+            ciphertext_bytes: None,
+            message_bytes: None,
+            signature_bytes: None,
+            mac_bytes: None,
+            client_ip: "192.0.2.10".into(),
+            client_port: 50123,
+            user_agent: "aliyun-cli/3.0".into(),
+            access_key_id: "LTAI-EXAMPLE".into(),
+            user_identity: UserIdentity {
+                kind: "ram-user".into(),
+                principal_id: "LTAI-EXAMPLE".into(),
+                account_id: ACCOUNT.into(),
+                access_key_id: "LTAI-EXAMPLE".into(),
+                user_name: String::new(),
+            },
+            request_id: "f3423043-63bc-11e4-bc2b-4198b6150d5c".into(),
+            latency_us: 850,
+            request_parameters: json!({ "KeyId": ARN, "EncryptionContext": { "Department": "Engineering" } }),
+            response_elements: json!({}),
+            referenced_keys: Vec::new(),
+        }
+    }
+
+    fn encrypt() -> AuditRecord {
+        AuditRecord {
+            plaintext_bytes: Some(32),
+            ciphertext_bytes: Some(120),
+            ..record("Encrypt", "kms.encrypt", "Read")
+        }
+    }
+
+    fn failed(mut r: AuditRecord, code: &str, message: &str) -> AuditRecord {
+        r.outcome = Outcome::Failure;
+        r.error_code = code.into();
+        r.error_message = message.into();
+        r.http_status = 400;
+        r
+    }
+
+    #[test]
+    fn encrypt_in_actiontrail() {
+        let at = actiontrail(&encrypt());
+        let names: Vec<&str> = at.as_object().expect("object").keys().map(String::as_str).collect();
+        let expected = "eventId eventVersion eventTime eventName eventRW eventType eventCategory eventSource \
+            serviceName apiVersion acsRegion sourceIpAddress userAgent requestId requestParameters responseElements \
+            errorCode errorMessage resourceName resourceType referencedResources isGlobal recipientAccountId \
+            userIdentity additionalEventData";
+        assert_eq!(names, expected.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(at["eventVersion"], 1);
+        assert_eq!(at["eventTime"], "2021-08-05T09:21:32Z");
+        assert_eq!(at["eventRW"], "Read");
+        assert_eq!(at["eventType"], "ApiCall");
+        assert_eq!(at["eventCategory"], "Management");
+        assert_eq!(at["eventSource"], "kms.cn-hangzhou.aliyuncs.com");
+        assert_eq!(at["apiVersion"], "2016-01-20");
+        assert_eq!(at["acsRegion"], "cn-hangzhou");
+        assert_eq!(at["sourceIpAddress"], "192.0.2.10");
+        assert_eq!(at["errorCode"], "");
+        assert_eq!(at["errorMessage"], "");
+        assert_eq!(at["resourceName"], ARN);
+        assert_eq!(at["resourceType"], "ACS::KMS::Key");
+        assert_eq!(at["referencedResources"], json!({ "ACS::KMS::Key": [ARN] }));
+        assert_eq!(at["isGlobal"], false);
+        assert_eq!(at["recipientAccountId"], ACCOUNT);
+        assert_eq!(at["userIdentity"]["type"], "ram-user");
+        assert_eq!(at["userIdentity"]["accessKeyId"], "LTAI-EXAMPLE");
+        assert_eq!(at["userIdentity"]["sessionContext"]["attributes"]["creationDate"], "2021-08-05T09:21:32Z");
+        assert_eq!(at["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"], "false");
+        let extra = &at["additionalEventData"];
+        assert_eq!((extra["keySpec"].as_str(), extra["outcome"].as_str()), (Some("Aliyun_AES_256"), Some("Success")));
+        assert_eq!((extra["plaintextBytes"].as_u64(), extra["ciphertextBytes"].as_u64()), (Some(32), Some(120)));
+        assert!(extra.get("macBytes").is_none());
+        assert_eq!(extra["action"], "kms.encrypt");
+    }
+
+    #[test]
+    fn encrypt_in_cloudtrail() {
+        let ct = cloudtrail(&encrypt());
+        assert_eq!(ct["eventVersion"], "1.11");
+        assert_eq!(ct["eventTime"], "2021-08-05T09:21:32Z");
+        assert_eq!(ct["eventSource"], "kms.amazonaws.com");
+        assert_eq!(ct["awsRegion"], "cn-hangzhou");
+        assert_eq!(ct["sourceIPAddress"], "192.0.2.10");
+        let id = &ct["userIdentity"];
+        assert_eq!(id["type"], "IAMUser");
+        assert_eq!(id["arn"], format!("arn:aws:iam::{ACCOUNT}:user/LTAI-EXAMPLE"));
+        assert_eq!(
+            ct["requestParameters"],
+            json!({ "keyId": ARN, "encryptionContext": { "Department": "Engineering" } })
+        );
+        assert_eq!(ct["responseElements"], Value::Null);
+        assert_eq!(ct["additionalEventData"], json!({ "keySpec": "Aliyun_AES_256", "keyVersionId": "v-1" }));
+        assert_eq!(ct["requestID"], "f3423043-63bc-11e4-bc2b-4198b6150d5c");
+        assert_eq!(ct["readOnly"], true);
+        assert_eq!(ct["resources"], json!([{ "accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": ARN }]));
+        assert_eq!(ct["eventType"], "AwsApiCall");
+        assert_eq!((&ct["managementEvent"], &ct["eventCategory"]), (&json!(true), &json!("Management")));
+        assert!(ct.get("errorCode").is_none() && ct.get("errorMessage").is_none());
+        let file = cloudtrail_file(std::slice::from_ref(&ct));
+        assert_eq!(file["Records"][0], ct);
+    }
+
+    #[test]
+    fn failed_decrypt() {
+        let r = failed(record("Decrypt", "kms.decrypt", "Read"), "Rejected.Disabled", "The key is disabled.");
+        assert_eq!(actiontrail(&r)["errorCode"], "Rejected.Disabled");
+        assert_eq!(actiontrail(&r)["additionalEventData"]["httpStatus"], 400);
+        let ct = cloudtrail(&r);
+        assert_eq!(ct["errorCode"], "Rejected.Disabled");
+        assert_eq!(ct["errorMessage"], "The key is disabled.");
+        assert_eq!(ct["responseElements"], Value::Null);
+    }
+
+    #[test]
+    fn disable_key_names_its_key() {
+        let r = AuditRecord {
+            request_parameters: json!({ "KeyId": "key-hzz6500a1b2c3d4e5f6" }),
+            response_elements: json!({ "KeyId": ARN }),
+            ..record("DisableKey", "kms.disable_key", "Write")
+        };
+        let ct = cloudtrail(&r);
+        assert_eq!(ct["responseElements"], json!({ "keyId": ARN }));
+        assert_eq!(ct["readOnly"], false);
+        assert_eq!(actiontrail(&r)["eventRW"], "Write");
+        // A failed management call returned nothing.
+        assert_eq!(cloudtrail(&failed(r, "Forbidden.KeyNotFound", "No key."))["responseElements"], Value::Null);
+    }
+
+    #[test]
+    fn scheduled_deletion_is_a_service_event() {
+        let r = AuditRecord {
+            event_type: "AliyunServiceEvent".into(),
+            client_ip: String::new(),
+            client_port: 0,
+            user_agent: String::new(),
+            access_key_id: String::new(),
+            user_identity: UserIdentity { kind: "system".into(), account_id: ACCOUNT.into(), ..Default::default() },
+            ..record("DeleteKey", "kms.delete_key", "Write")
+        };
+        let ct = cloudtrail(&r);
+        assert_eq!(ct["eventType"], "AwsServiceEvent");
+        assert_eq!(
+            ct["userIdentity"],
+            json!({ "type": "AWSService", "accountId": ACCOUNT, "invokedBy": "kms.amazonaws.com" })
+        );
+        assert_eq!(ct["sourceIPAddress"], "kms.amazonaws.com");
+        let at = actiontrail(&r);
+        assert_eq!(
+            (&at["eventType"], &at["sourceIpAddress"]),
+            (&json!("AliyunServiceEvent"), &json!("kms.aliyuncs.com"))
+        );
+    }
+
+    #[test]
+    fn renderings_carry_exactly_the_recorded_parameters() {
+        let r =
+            AuditRecord { referenced_keys: vec![ARN.into(), "acs:kms:cn-hangzhou:1:key/other".into()], ..encrypt() };
+        let native = render(&r, Format::Native);
+        let at = render(&r, Format::ActionTrail);
+        let ct = render(&r, Format::CloudTrail);
+        assert_eq!(native["requestParameters"], r.request_parameters);
+        assert_eq!(at["requestParameters"], r.request_parameters);
+        let names = |v: &Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(names(&ct["requestParameters"]), ["keyId", "encryptionContext"]);
+        for text in [native.to_string(), at.to_string(), ct.to_string()] {
+            for forbidden in ["\"Plaintext\"", "\"plaintext\"", "CiphertextBlob", "ciphertextBlob", "\"Mac\""] {
+                assert!(!text.contains(forbidden), "{forbidden} in {text}");
+            }
+        }
+        // The key is listed once, beside the other key the call referenced.
+        assert_eq!(ct["resources"].as_array().map(Vec::len), Some(2));
+        assert_eq!(at["referencedResources"]["ACS::KMS::Key"][1], "acs:kms:cn-hangzhou:1:key/other");
+    }
+
+    #[test]
+    fn format_names() {
+        for f in [Format::Native, Format::ActionTrail, Format::CloudTrail] {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Format::parse("CloudTrail"), Some(Format::CloudTrail));
+        assert_eq!(Format::parse(""), Some(Format::Native));
+        assert_eq!(Format::default(), Format::Native);
+        assert_eq!(Format::parse("xml"), None);
+    }
+}

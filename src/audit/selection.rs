@@ -1,0 +1,61 @@
+//! Which records a query, export or tail wants: a search in the Simple Log
+//! Service syntax (see [`super::query`]) over each record seen both ways a
+//! user may name its fields (ActionTrail's `event.errorCode` and kmsim's own
+//! `errorCode`), within an optional time range.
+
+use serde_json::Value;
+
+use super::formats::actiontrail;
+use super::query::Query;
+use super::record::AuditRecord;
+use crate::clock::SimTime;
+use crate::engine::{KmsError, KmsResult};
+
+#[derive(Debug)]
+pub struct Selection {
+    query: Query,
+    /// Event times, both ends included.
+    pub range: (SimTime, SimTime),
+}
+
+impl Selection {
+    /// Parses the query and the RFC 3339 bounds; errors name the parameter
+    /// and, for a query, the column where it goes wrong.
+    pub fn new(query: &str, start_time: &str, end_time: &str) -> KmsResult<Selection> {
+        let query = Query::parse(query).map_err(|e| {
+            let reason = format!("Malformed {e}");
+            let reason = if reason.ends_with('.') { reason } else { reason + "." };
+            KmsError::invalid_because("Query", &reason)
+        })?;
+        let start = optional_time(start_time, "StartTime")?.unwrap_or(SimTime(i64::MIN));
+        let end = optional_time(end_time, "EndTime")?.unwrap_or(SimTime(i64::MAX));
+        if start > end {
+            return Err(KmsError::invalid_because("EndTime", "It is before StartTime."));
+        }
+        Ok(Selection { query, range: (start, end) })
+    }
+
+    /// Whether the record matches the query (the time range is the store's to apply).
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        self.query.matches(&searchable(record))
+    }
+}
+
+/// The document a query searches: the native record's fields at the top, and
+/// its ActionTrail rendering under `event`, as Simple Log Service flattens it.
+pub fn searchable(record: &AuditRecord) -> Value {
+    let mut document = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut document {
+        fields.insert("event".to_owned(), actiontrail(record));
+    }
+    document
+}
+
+pub fn optional_time(text: &str, param: &str) -> KmsResult<Option<SimTime>> {
+    match text {
+        "" => Ok(None),
+        text => SimTime::parse_rfc3339(text)
+            .map(Some)
+            .ok_or_else(|| KmsError::invalid_because(param, "Write it as RFC 3339, e.g. 2025-09-01T07:15:07Z.")),
+    }
+}
