@@ -85,6 +85,9 @@ fn ids(results: &[pb::AuditEventResult]) -> BTreeSet<String> {
     results.iter().map(|r| r.event.as_ref().unwrap().event_id.clone()).collect()
 }
 
+/// Which records a query should return, decided in plain Rust.
+type Pick<'a> = Box<dyn Fn(&pb::AuditEvent) -> bool + 'a>;
+
 /// The records a predicate picks from the whole trail, decided without the query engine.
 async fn expected(server: &TestServer, keep: impl Fn(&pb::AuditEvent) -> bool) -> BTreeSet<String> {
     all_audit_events(server).await.iter().filter(|e| keep(e)).map(|e| e.event_id.clone()).collect()
@@ -95,7 +98,7 @@ async fn every_seed_query_returns_exactly_the_matching_records() {
     let f = fixture().await;
     let server = &f.server;
     let kms_read_on_a = format!("* AND (event.serviceName: \"Kms\") AND (event.eventRW: \"Read\") AND \"{}\"", f.key_a);
-    let cases: Vec<(String, Box<dyn Fn(&pb::AuditEvent) -> bool>)> = vec![
+    let cases: Vec<(String, Pick<'_>)> = vec![
         (kms_read_on_a, Box::new(|e| e.service_name == "Kms" && e.event_rw == "Read" && e.key_id == f.key_a)),
         (
             "* AND (event.serviceName: \"Kms\") AND (event.errorCode:\"Rejected.Disabled\")".into(),
@@ -140,7 +143,7 @@ async fn every_seed_query_returns_exactly_the_matching_records() {
 async fn operators_wildcards_and_numbers_work_over_grpc() {
     let f = fixture().await;
     let server = &f.server;
-    let cases: Vec<(&str, Box<dyn Fn(&pb::AuditEvent) -> bool>)> = vec![
+    let cases: Vec<(&str, Pick<'_>)> = vec![
         (
             "eventName: Encrypt or eventName: DisableKey",
             Box::new(|e| e.event_name == "Encrypt" || e.event_name == "DisableKey"),

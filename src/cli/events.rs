@@ -178,7 +178,8 @@ pub async fn key_history(conn: &Connection, key: String) -> Result<Value, Failur
             ..Default::default()
         };
         let page = audit.list_audit_events(conn.request(request)).await?.into_inner();
-        timeline.extend(page.events.iter().filter_map(lifecycle_step));
+        // Pages come newest first; the timeline is built oldest first so that equal times keep their order.
+        timeline.extend(page.events.iter().rev().filter_map(lifecycle_step));
         if page.next_page_token.is_empty() {
             break;
         }
@@ -191,7 +192,7 @@ pub async fn key_history(conn: &Connection, key: String) -> Result<Value, Failur
             pb::ListSystemEventsRequest { name: "Key:*".into(), page_size: 1000, page_token, ..Default::default() };
         let page = events.list_system_events(conn.request(request)).await?.into_inner();
         let about_key = page.events.iter().filter(|e| e.resource_id.ends_with(&format!("key/{key_id}")));
-        timeline.extend(about_key.map(|e| step(&e.time, "event", &e.name, &e.level)));
+        timeline.extend(about_key.rev().map(|e| step(&e.time, "event", &e.name, &e.level)));
         if page.next_page_token.is_empty() {
             break;
         }

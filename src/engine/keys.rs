@@ -58,7 +58,7 @@ impl Engine {
         let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
         let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
         check_description(&input.description)?;
-        let now = self.clock.now();
+        let now = cx.received_at;
         let rotation = if input.enable_automatic_rotation {
             if origin == Origin::External {
                 return Err(ErrorCode::UnsupportedOrigin.into());

@@ -189,6 +189,10 @@ impl Deliveries {
     async fn deliver(&self, worker: &Worker, event: &SystemEvent) {
         let body = Bytes::from(event.json());
         for attempt in 1..=self.policy.attempts {
+            // A subscription deleted while its event is being retried gets no further attempts.
+            if !self.still_subscribed(&worker.subscription_id) {
+                return;
+            }
             let result = self.post(worker, event, body.clone(), attempt).await;
             let delivered = {
                 let mut status = lock(&worker.status);
