@@ -2,6 +2,7 @@
 //! operations that says how each call describes itself, its renderings
 //! (ActionTrail, CloudTrail), the search language, and the AccessKey report.
 
+pub mod chain;
 pub mod formats;
 mod op;
 pub mod query;

@@ -137,6 +137,8 @@ ops! { ALL: ApiCall {
     EXPORT_AUDIT_EVENTS = KmsimAudit "ExportAuditEvents" "kmsim.export_audit_events" Read "";
     TAIL_AUDIT_EVENTS = KmsimAudit "TailAuditEvents" "kmsim.tail_audit_events" Read "";
     GET_ACCESS_KEY_USAGE = KmsimAudit "GetAccessKeyUsage" "kmsim.get_access_key_usage" Read "";
+    GET_AUDIT_PUBLIC_KEY = KmsimAudit "GetAuditPublicKey" "kmsim.get_audit_public_key" Read "";
+    VERIFY_AUDIT_TRAIL = KmsimAudit "VerifyAuditTrail" "kmsim.verify_audit_trail" Read "";
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
     SET_CLOCK = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";

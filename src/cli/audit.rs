@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
 use super::output::OutputFormat;
+use crate::audit::chain::{self, Verified, Violation};
 use crate::proto as pb;
 use crate::proto::audit_service_client::AuditServiceClient;
 
@@ -76,6 +77,25 @@ pub enum AuditCommand {
         #[arg(long, conflicts_with = "out_dir")]
         out_file: Option<PathBuf>,
     },
+    /// Check the trail's hash chain and signed digests: of the server, of a data directory (offline), or of a
+    /// native export file. Names the first record that was changed, removed, inserted or moved.
+    #[command(after_help = "Examples:\n  kmsim audit verify\n  kmsim audit verify --data-dir ~/.local/share/kmsim\n  \
+                            kmsim audit export --out-file trail.jsonl && kmsim audit verify --file trail.jsonl \\\n    \
+                            --public-key $(kmsim audit public-key --output json | jq -r .publicKeyHex)")]
+    Verify {
+        /// A kmsim data directory to check without a server (stop the server first, or accept a moving target).
+        #[arg(long, conflicts_with = "file")]
+        data_dir: Option<PathBuf>,
+        /// A native export (`kmsim audit export --format native`).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The Ed25519 public key (hex) to trust; default: the one the data directory or file carries.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the Ed25519 public key that verifies the trail's signed digests.
+    #[command(after_help = "Example:\n  kmsim audit public-key")]
+    PublicKey,
     /// What an AccessKey was used for: services, operations, source IPs and resources, with last access times.
     #[command(after_help = "Example:\n  kmsim audit access-key LTAI5tExampleKeyId")]
     AccessKey { access_key_id: String },
@@ -95,6 +115,10 @@ pub struct SelectionArgs {
 }
 
 pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failure> {
+    // Offline verification needs no server.
+    if let AuditCommand::Verify { data_dir, file, public_key } = command {
+        return verify(conn, data_dir, file, public_key).await;
+    }
     let mut client = AuditServiceClient::new(conn.channel().await?);
     match command {
         AuditCommand::List { key_id, event_name, error_code, page_size, page_token } => {
@@ -151,6 +175,16 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             }
             sink.finish(records)
         }
+        AuditCommand::Verify { data_dir, file, public_key } => verify(conn, data_dir, file, public_key).await,
+        AuditCommand::PublicKey => {
+            let response =
+                client.get_audit_public_key(conn.request(pb::GetAuditPublicKeyRequest {})).await?.into_inner();
+            Ok(json!({
+                "algorithm": response.algorithm,
+                "publicKeyHex": response.public_key_hex,
+                "publicKeyPem": response.public_key_pem,
+            }))
+        }
         AuditCommand::AccessKey { access_key_id } => {
             let request = pb::GetAccessKeyUsageRequest { access_key_id };
             let response = client.get_access_key_usage(conn.request(request)).await?.into_inner();
@@ -175,6 +209,44 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
                 .collect();
             Ok(json!({ "accessKeyId": response.access_key_id, "services": services }))
         }
+    }
+}
+
+async fn verify(
+    conn: &Connection,
+    data_dir: Option<PathBuf>,
+    file: Option<PathBuf>,
+    public_key: Option<String>,
+) -> Result<Value, Failure> {
+    let pinned = match public_key {
+        None => None,
+        Some(hex) => Some(
+            chain::unhex::<32>(hex.trim())
+                .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok())
+                .ok_or_else(|| Failure("--public-key must be 64 hex digits of an Ed25519 key".into()))?,
+        ),
+    };
+    let outcome = match (data_dir, file) {
+        (Some(dir), _) => crate::store::verify_dir(&dir, pinned).map_err(|e| Failure(e.to_string()))?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            chain::verify_export(&text, pinned).map_err(|e| Failure(format!("{}: {e}", path.display())))?
+        }
+        (None, None) => {
+            let mut client = AuditServiceClient::new(conn.channel().await?);
+            let r = client.verify_audit_trail(conn.request(pb::VerifyAuditTrailRequest {})).await?.into_inner();
+            if r.valid {
+                Ok(Verified { records: r.records, digests: r.digests, unsigned_tail: r.unsigned_tail })
+            } else {
+                Err(Violation { seq: r.first_bad_seq, event_id: r.first_bad_event_id, reason: r.reason })
+            }
+        }
+    };
+    match outcome {
+        Ok(v) => {
+            Ok(json!({ "valid": true, "records": v.records, "digests": v.digests, "unsignedTail": v.unsigned_tail }))
+        }
+        Err(violation) => Err(Failure(format!("tampered: {violation}"))),
     }
 }
 

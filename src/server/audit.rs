@@ -4,15 +4,16 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{App, Dispatcher};
 use super::status::to_status;
+use crate::audit::chain;
 use crate::audit::formats::{Format, cloudtrail_file, render};
 use crate::audit::report::{UsageItem, access_key_usage};
 use crate::audit::selection::Selection;
@@ -67,6 +68,7 @@ impl AuditService for AuditApi {
                     range: selection.range,
                     order: Order::NewestFirst,
                     from: page_token(&req.page_token)?,
+                    through: None,
                     limit: token_page_size(req.page_size)?,
                 };
                 let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
@@ -93,8 +95,11 @@ impl AuditService for AuditApi {
                     n @ 1..=10_000 => n as usize,
                     _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
                 };
+                // The export covers what was committed before it began (never itself), all of it signed.
+                app.store.sign_digest().await.map_err(read_failed)?;
+                let through = app.store.last_audit_seq().await.map_err(read_failed)?;
                 let (chunks, stream) = mpsc::channel(2);
-                tokio::spawn(export(app.store.clone(), selection, format, per_chunk, chunks));
+                tokio::spawn(export(app.store.clone(), selection, format, (per_chunk, through), chunks));
                 Ok(Outcome::read(Box::pin(ReceiverStream::new(stream)) as Self::ExportAuditEventsStream))
             })
             .await
@@ -153,6 +158,55 @@ impl AuditService for AuditApi {
             })
             .await
     }
+
+    async fn get_audit_public_key(
+        &self,
+        request: Request<pb::GetAuditPublicKeyRequest>,
+    ) -> Result<Response<pb::GetAuditPublicKeyResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::GET_AUDIT_PUBLIC_KEY, request, |app, _cx, _req| async move {
+                let key = app.store.audit_public_key();
+                Ok(Outcome::read(pb::GetAuditPublicKeyResponse {
+                    algorithm: "Ed25519".into(),
+                    public_key_hex: chain::hex(key.as_bytes()),
+                    public_key_pem: chain::public_key_pem(&key),
+                }))
+            })
+            .await
+    }
+
+    async fn verify_audit_trail(
+        &self,
+        request: Request<pb::VerifyAuditTrailRequest>,
+    ) -> Result<Response<pb::VerifyAuditTrailResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::VERIFY_AUDIT_TRAIL, request, |app, _cx, _req| async move {
+                Ok(Outcome::read(Self::verify_trail(&app).await?))
+            })
+            .await
+    }
+}
+
+impl AuditApi {
+    async fn verify_trail(app: &App) -> KmsResult<pb::VerifyAuditTrailResponse> {
+        let outcome = app.store.verify_audit().await.map_err(read_failed)?;
+        Ok(match outcome {
+            Ok(verified) => pb::VerifyAuditTrailResponse {
+                valid: true,
+                records: verified.records,
+                digests: verified.digests,
+                unsigned_tail: verified.unsigned_tail,
+                ..Default::default()
+            },
+            Err(violation) => pb::VerifyAuditTrailResponse {
+                valid: false,
+                first_bad_seq: violation.seq,
+                first_bad_event_id: violation.event_id,
+                reason: violation.reason,
+                ..Default::default()
+            },
+        })
+    }
 }
 
 type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -160,16 +214,23 @@ type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 const DEFAULT_RECORDS_PER_CHUNK: usize = 1000;
 
 /// Streams the selection oldest first, one chunk per page, until it is done or the client hangs up.
+/// Native exports also carry what an outside verifier needs: a header line with
+/// the public key and the link the first record follows, each record's own
+/// link under `auditChain`, and a trailer line with the signed digests.
 async fn export(
     store: Store,
     selection: Arc<Selection>,
     format: Format,
-    per_chunk: usize,
+    (per_chunk, through): (usize, i64),
     chunks: mpsc::Sender<Result<pb::ExportChunk, Status>>,
 ) {
     let mut from = None;
-    for chunk in 1u64.. {
-        let scan = Scan { range: selection.range, order: Order::OldestFirst, from, limit: per_chunk };
+    let mut span: Option<(i64, i64)> = None;
+    let mut chunk = 0;
+    loop {
+        chunk += 1;
+        let scan =
+            Scan { range: selection.range, order: Order::OldestFirst, from, through: Some(through), limit: per_chunk };
         let matcher = selection.clone();
         let page = match store.scan_audit(scan, move |r| matcher.matches(r)).await {
             Ok(page) => page,
@@ -179,24 +240,67 @@ async fn export(
             }
         };
         if page.records.is_empty() && chunk > 1 {
-            return;
+            break;
+        }
+        let mut data = Vec::new();
+        if let (Format::Native, None, Some(&(first, _))) = (format, span, page.links.first()) {
+            match export_header(&store, first).await {
+                Ok(header) => data.extend(format!("{header}\n").into_bytes()),
+                Err(status) => {
+                    let _ = chunks.send(Err(status)).await;
+                    return;
+                }
+            }
+        }
+        if let (Some(&(first, _)), Some(&(last, _))) = (page.links.first(), page.links.last()) {
+            span = Some((span.map_or(first, |(start, _)| start), last));
         }
         let records = page.records.len() as u64;
-        let rendered: Vec<Value> = page.records.iter().map(|r| render(r, format)).collect();
-        let data = match format {
-            Format::CloudTrail => cloudtrail_file(&rendered).to_string().into_bytes(),
-            Format::Native | Format::ActionTrail => {
-                rendered.iter().flat_map(|v| format!("{v}\n").into_bytes()).collect()
+        match format {
+            Format::CloudTrail => {
+                let rendered: Vec<Value> = page.records.iter().map(|r| render(r, format)).collect();
+                data = cloudtrail_file(&rendered).to_string().into_bytes();
             }
-        };
-        if chunks.send(Ok(pb::ExportChunk { data, records, chunk })).await.is_err() {
-            return;
+            Format::Native | Format::ActionTrail => {
+                for (record, (seq, link)) in page.records.iter().zip(&page.links) {
+                    let mut line = render(record, format);
+                    if let (Format::Native, Value::Object(fields)) = (format, &mut line) {
+                        fields.insert("auditChain".into(), json!({ "seq": seq, "link": chain::hex(link) }));
+                    }
+                    data.extend(format!("{line}\n").into_bytes());
+                }
+            }
         }
-        match page.next_before {
-            Some(seq) => from = Some(seq),
-            None => return,
+        let sent = chunks.send(Ok(pb::ExportChunk { data, records, chunk })).await;
+        match (sent, page.next_before) {
+            (Err(_), _) => return,
+            (Ok(()), Some(seq)) => from = Some(seq),
+            (Ok(()), None) => break,
         }
     }
+    if let (Format::Native, Some((first, last))) = (format, span) {
+        let trailer = match store.chain_context(first, last).await {
+            Ok((_, digests)) => Ok(pb::ExportChunk {
+                data: format!("{}\n", json!({ "kmsimAuditDigests": digests })).into_bytes(),
+                records: 0,
+                chunk: chunk + 1,
+            }),
+            Err(e) => Err(to_status(&read_failed(e), "")),
+        };
+        let _ = chunks.send(trailer).await;
+    }
+}
+
+/// The first line of a native export: how to check the records that follow.
+async fn export_header(store: &Store, first_seq: i64) -> Result<Value, Status> {
+    let ((link, seq), _) =
+        store.chain_context(first_seq, first_seq).await.map_err(|e| to_status(&read_failed(e), ""))?;
+    Ok(json!({ "kmsimAuditExport": {
+        "version": 1,
+        "algorithm": "Ed25519",
+        "publicKey": chain::hex(store.audit_public_key().as_bytes()),
+        "anchor": { "seq": seq, "link": chain::hex(&link) },
+    }}))
 }
 
 fn format(text: &str) -> KmsResult<Format> {

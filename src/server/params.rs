@@ -188,6 +188,8 @@ audit_params! {
     }
     TailAuditEventsRequest { "Query" => query, "Format" => format }
     GetAccessKeyUsageRequest { "AccessKeyId" => access_key_id }
+    GetAuditPublicKeyRequest {}
+    VerifyAuditTrailRequest {}
     GetClockRequest {}
     AdvanceClockRequest { "Advance" => advance }
     SetClockRequest { "Time" => time }

@@ -14,9 +14,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
+use crate::audit::chain::{Digest, Verified, Verifier, Violation};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::Change;
@@ -25,6 +29,10 @@ use crate::events::EventFilter;
 
 /// The most batches folded into one transaction.
 const MAX_GROUP: usize = 512;
+
+/// A digest is signed after this many records, or this long after the last one, whichever comes first.
+const DIGEST_EVERY_RECORDS: u64 = 1000;
+const DIGEST_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the store lives.
 #[derive(Debug, Clone)]
@@ -80,6 +88,8 @@ struct PendingCommit {
 enum Job {
     Commit(PendingCommit),
     Read(ReadJob),
+    /// Sign a digest of the chain's head now, if anything is unsigned.
+    Digest(oneshot::Sender<StoreResult<()>>),
     /// Finish what is queued before this, then stop.
     Stop,
 }
@@ -91,12 +101,16 @@ pub struct Store {
     /// A second connection for reads; absent in memory, where reads go to the writer.
     reader: Option<Arc<Mutex<Connection>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Verifies the digests the writer signs.
+    public_key: VerifyingKey,
 }
 
 /// One page of audit records, with the sequence number to continue from.
 #[derive(Debug)]
 pub struct AuditPage {
     pub records: Vec<AuditRecord>,
+    /// Each record's sequence number and chain link, where the walk read them.
+    pub links: Vec<(i64, [u8; 32])>,
     pub next_before: Option<i64>,
 }
 
@@ -108,6 +122,8 @@ pub struct Scan {
     pub order: Order,
     /// Continue past this sequence number (a page's `next_before`).
     pub from: Option<i64>,
+    /// Stop after this sequence number: what was committed when a long walk began.
+    pub through: Option<i64>,
     pub limit: usize,
 }
 
@@ -147,12 +163,18 @@ impl Store {
         };
         schema::migrate(&writer_conn)?;
         let loaded = schema::load(&writer_conn)?;
+        let chain = AuditChain {
+            head: schema::chain_head(&writer_conn)?,
+            key: schema::signing_key(&writer_conn)?,
+            last_digest: Instant::now(),
+        };
+        let public_key = chain.key.verifying_key();
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("kmsim-store".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, chain, rx))
             .map_err(|e| StoreError(e.to_string()))?;
-        Ok((Store { jobs, reader, writer: Arc::new(Mutex::new(Some(handle))) }, loaded))
+        Ok((Store { jobs, reader, writer: Arc::new(Mutex::new(Some(handle))), public_key }, loaded))
     }
 
     /// Commits `changes` and `records` in one transaction; returns once durable.
@@ -214,6 +236,40 @@ impl Store {
         self.read(move |conn| schema::list_events(conn, &query, before)).await
     }
 
+    /// What an outside verifier of records from `first_seq` to `last_seq` needs:
+    /// the link they follow, and the signed digests among them.
+    pub async fn chain_context(&self, first_seq: i64, last_seq: i64) -> StoreResult<(([u8; 32], i64), Vec<Digest>)> {
+        self.read(move |conn| {
+            let anchor = schema::link_before(conn, first_seq)?;
+            let digests = schema::digests(conn, anchor.1)?.into_iter().filter(|d| d.seq <= last_seq).collect();
+            Ok((anchor, digests))
+        })
+        .await
+    }
+
+    /// Signs a digest of everything committed so far (exports call this, so that all they carry is signed).
+    pub async fn sign_digest(&self) -> StoreResult<()> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Digest(done)).map_err(|_| StoreError("the store is closed".into()))?;
+        wait.await.map_err(|_| StoreError("the store writer stopped".into()))?
+    }
+
+    /// The sequence number of the last committed record.
+    pub async fn last_audit_seq(&self) -> StoreResult<i64> {
+        self.read(schema::last_seq).await
+    }
+
+    /// The Ed25519 public key of the audit digests.
+    pub fn audit_public_key(&self) -> VerifyingKey {
+        self.public_key
+    }
+
+    /// Checks the whole audit trail against its chain and signed digests.
+    pub async fn verify_audit(&self) -> StoreResult<Result<Verified, Violation>> {
+        let key = self.public_key;
+        self.read(move |conn| verify_connection(conn, key)).await
+    }
+
     /// Waits for every commit sent so far, then stops the writer. Other clones become unusable.
     pub fn close(&self) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -230,7 +286,30 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// The writer's end of the audit chain: its head and the key that signs digests.
+struct AuditChain {
+    head: schema::ChainHead,
+    key: SigningKey,
+    last_digest: Instant,
+}
+
+impl AuditChain {
+    /// Signs the head when enough records or time have gone by since the last digest, or when `closing`.
+    fn digest_due(&self, closing: bool) -> bool {
+        self.head.unsigned > 0
+            && (closing || self.head.unsigned >= DIGEST_EVERY_RECORDS || self.last_digest.elapsed() >= DIGEST_EVERY)
+    }
+
+    fn sign(&mut self, conn: &Connection) -> StoreResult<()> {
+        let digest = Digest::sign(&self.key, self.head.seq, self.head.time.millis(), self.head.link);
+        schema::insert_digest(conn, &digest)?;
+        self.head.unsigned = 0;
+        self.last_digest = Instant::now();
+        Ok(())
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut chain: AuditChain, jobs: mpsc::Receiver<Job>) {
     let mut stopping = false;
     while !stopping {
         let Ok(first) = jobs.recv() else { break };
@@ -243,32 +322,55 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
         }
         let mut commits = Vec::new();
         let mut reads = Vec::new();
+        let mut digests = Vec::new();
         for job in batch {
             match job {
                 Job::Commit(commit) => commits.push(commit),
                 Job::Read(read) => reads.push(read),
+                Job::Digest(done) => digests.push(done),
                 Job::Stop => stopping = true,
             }
         }
         if !commits.is_empty() {
-            commit_group(&mut conn, commits);
+            commit_group(&mut conn, &mut chain, commits);
+        }
+        if !digests.is_empty() {
+            let signed = if chain.digest_due(true) { chain.sign(&conn) } else { Ok(()) };
+            for done in digests {
+                let _ = done.send(signed.clone());
+            }
         }
         for read in reads {
             read(&conn);
         }
     }
+    // The last records get a digest too, so a clean shutdown leaves nothing unsigned.
+    if chain.digest_due(true)
+        && let Err(e) = chain.sign(&conn)
+    {
+        tracing::error!(error = %e, "could not sign the final audit digest");
+    }
 }
 
-fn commit_group(conn: &mut Connection, commits: Vec<PendingCommit>) {
+fn commit_group(conn: &mut Connection, chain: &mut AuditChain, commits: Vec<PendingCommit>) {
     let mut outcomes = Vec::with_capacity(commits.len());
+    let before = chain.head.clone();
     let group = (|| -> StoreResult<()> {
         let mut tx = conn.transaction()?;
         for commit in commits {
-            outcomes.push((persist_in_savepoint(&mut tx, &commit.changes, &commit.records), commit.done));
+            let result = persist_in_savepoint(&mut tx, &commit.changes, &commit.records, &mut chain.head);
+            outcomes.push((result, commit.done));
+        }
+        if chain.digest_due(false) {
+            chain.sign(&tx)?;
         }
         tx.commit()?;
         Ok(())
     })();
+    if group.is_err() {
+        // Nothing of the group was written, so the chain is where it was.
+        chain.head = before;
+    }
     for (result, done) in outcomes {
         let result = match &group {
             Ok(()) => result,
@@ -281,12 +383,55 @@ fn commit_group(conn: &mut Connection, commits: Vec<PendingCommit>) {
     }
 }
 
-/// A savepoint rolls back when dropped uncommitted, so a failed batch leaves no trace.
-fn persist_in_savepoint(tx: &mut Transaction<'_>, changes: &[Change], records: &[AuditRecord]) -> StoreResult<()> {
+/// A savepoint rolls back when dropped uncommitted, so a failed batch leaves no
+/// trace, in the store or in the chain.
+fn persist_in_savepoint(
+    tx: &mut Transaction<'_>,
+    changes: &[Change],
+    records: &[AuditRecord],
+    head: &mut schema::ChainHead,
+) -> StoreResult<()> {
+    let before = head.clone();
     let savepoint = tx.savepoint()?;
-    schema::persist(&savepoint, changes, records)?;
-    savepoint.commit()?;
-    Ok(())
+    let result = schema::persist(&savepoint, changes, records, head).and_then(|()| Ok(savepoint.commit()?));
+    if result.is_err() {
+        *head = before;
+    }
+    result
+}
+
+fn verify_connection(conn: &Connection, key: VerifyingKey) -> StoreResult<Result<Verified, Violation>> {
+    let anchor = schema::anchor(conn)?;
+    let mut verifier = match Verifier::new(key, anchor, schema::digests(conn, anchor.1)?) {
+        Ok(verifier) => verifier,
+        Err(violation) => return Ok(Err(violation)),
+    };
+    Ok(match schema::verify(conn, &mut verifier)? {
+        Ok(()) => verifier.finish(),
+        Err(violation) => Err(violation),
+    })
+}
+
+/// Verifies the audit trail of the data directory `dir` without a server,
+/// reading it only; `key`, when given, is the public key to trust instead of
+/// the one the directory holds (which a forger could have replaced).
+pub fn verify_dir(dir: &Path, key: Option<VerifyingKey>) -> StoreResult<Result<Verified, Violation>> {
+    let path = dir.join("kmsim.db");
+    if !path.exists() {
+        return Err(StoreError(format!("{} does not exist", path.display())));
+    }
+    let conn = open_reader(&path)?;
+    let key = match key {
+        Some(key) => key,
+        None => match meta_value(&conn, "audit_signing_key")? {
+            Some(seed) => {
+                let seed: [u8; 32] = seed.try_into().map_err(|_| StoreError("audit_signing_key is corrupt".into()))?;
+                SigningKey::from_bytes(&seed).verifying_key()
+            }
+            None => return Err(StoreError("the data directory has no audit signing key".into())),
+        },
+    };
+    verify_connection(&conn, key)
 }
 
 /// Reads one value from the meta table.

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{AuditPage, EventPage, EventQuery, Loaded, Order, Scan, StoreError, StoreResult, meta_value};
+use crate::audit::chain;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
@@ -70,6 +71,15 @@ ALTER TABLE audit_events ADD COLUMN access_key_id TEXT NOT NULL DEFAULT '';
 UPDATE audit_events SET access_key_id = coalesce(json_extract(record, '$.accessKeyId'), '');
 CREATE INDEX audit_events_by_access_key ON audit_events (access_key_id, seq) WHERE access_key_id != '';
 CREATE INDEX audit_events_by_time ON audit_events (time_ms);
+"#,
+    r#"
+ALTER TABLE audit_events ADD COLUMN chain BLOB;
+CREATE TABLE audit_digests (
+    seq INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    link BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
 "#,
 ];
 
@@ -176,7 +186,12 @@ fn load_json_rows<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) 
     records.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
 }
 
-pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRecord]) -> StoreResult<()> {
+pub(super) fn persist(
+    conn: &Connection,
+    changes: &[Change],
+    records: &[AuditRecord],
+    chain: &mut ChainHead,
+) -> StoreResult<()> {
     for change in changes {
         match change {
             Change::SaveKey { key, new_version } => {
@@ -256,11 +271,16 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
         }
     }
     for record in records {
+        // Written as a Value so the stored text is exactly the canonical encoding the chain hashes.
+        let text = serde_json::to_string(&serde_json::to_value(record)?)?;
+        let (seq, link) = chain.append(text.as_bytes(), record.event_time);
         conn.prepare_cached(
-            "INSERT INTO audit_events (event_id, time_ms, service_name, event_name, key_id, error_code, access_key_id, record) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO audit_events \
+             (seq, event_id, time_ms, service_name, event_name, key_id, error_code, access_key_id, record, chain) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
+            seq,
             record.event_id,
             record.event_time.0,
             record.service_name,
@@ -268,10 +288,150 @@ pub(super) fn persist(conn: &Connection, changes: &[Change], records: &[AuditRec
             record.key_id,
             record.error_code,
             record.access_key_id,
-            serde_json::to_string(record)?,
+            text,
+            &link[..],
         ])?;
     }
     Ok(())
+}
+
+/// The head of the audit chain as the writer extends it.
+#[derive(Debug, Clone)]
+pub(super) struct ChainHead {
+    pub seq: i64,
+    pub link: [u8; 32],
+    /// Records appended since the last signed digest.
+    pub unsigned: u64,
+    /// The event time of the head record: the simulated time a digest of it speaks for.
+    pub time: SimTime,
+}
+
+impl ChainHead {
+    fn append(&mut self, canonical_record: &[u8], time: SimTime) -> (i64, [u8; 32]) {
+        self.seq += 1;
+        self.time = time;
+        self.link = chain::link(&self.link, self.seq, canonical_record);
+        self.unsigned += 1;
+        (self.seq, self.link)
+    }
+}
+
+/// Reads the head of the chain, first linking any records written before the chain existed.
+pub(super) fn chain_head(conn: &Connection) -> StoreResult<ChainHead> {
+    let unsigned: i64 = conn.query_row(
+        "SELECT count(*) FROM audit_events WHERE seq > coalesce((SELECT max(seq) FROM audit_digests), 0)",
+        [],
+        |row| row.get(0),
+    )?;
+    let (anchor_link, anchor_seq) = anchor(conn)?;
+    let mut head = ChainHead { seq: anchor_seq, link: anchor_link, unsigned: 0, time: SimTime(0) };
+    let legacy: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM audit_events WHERE chain IS NULL)", [], |row| row.get(0))?;
+    // Usually the head is just the last row; only records from before the chain existed need walking, once.
+    let sql = if legacy {
+        "SELECT seq, record, chain, time_ms FROM audit_events ORDER BY seq"
+    } else {
+        "SELECT seq, record, chain, time_ms FROM audit_events ORDER BY seq DESC LIMIT 1"
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut unlinked = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        head.time = SimTime(row.get(3)?);
+        match row.get::<_, Option<Vec<u8>>>(2)? {
+            Some(link) if unlinked.is_empty() => {
+                head.seq = seq;
+                head.link = link.try_into().map_err(|_| StoreError(format!("audit record {seq} has a bad link")))?;
+            }
+            _ => {
+                let record: serde_json::Value = serde_json::from_str(&row.get::<_, String>(1)?)?;
+                head.link = chain::link(&head.link, seq, &chain::canonical(&record));
+                head.seq = seq;
+                unlinked.push((seq, head.link));
+            }
+        }
+    }
+    drop(rows);
+    for (seq, link) in unlinked {
+        conn.execute("UPDATE audit_events SET chain = ?1 WHERE seq = ?2", params![&link[..], seq])?;
+    }
+    head.unsigned = u64::try_from(unsigned).unwrap_or(0);
+    Ok(head)
+}
+
+/// The link and sequence number the oldest kept record follows.
+pub(super) fn anchor(conn: &Connection) -> StoreResult<([u8; 32], i64)> {
+    match meta_value(conn, "audit_anchor")? {
+        Some(bytes) if bytes.len() == 40 => {
+            let link: [u8; 32] = bytes[..32].try_into().unwrap_or(chain::GENESIS);
+            let seq = i64::from_be_bytes(bytes[32..].try_into().unwrap_or_default());
+            Ok((link, seq))
+        }
+        _ => Ok((chain::GENESIS, 0)),
+    }
+}
+
+pub(super) fn insert_digest(conn: &Connection, digest: &chain::Digest) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO audit_digests (seq, time_ms, link, signature) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![digest.seq, digest.time_ms, &digest.link[..], &digest.signature[..]])?;
+    Ok(())
+}
+
+pub(super) fn digests(conn: &Connection, from_seq: i64) -> StoreResult<Vec<chain::Digest>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, time_ms, link, signature FROM audit_digests WHERE seq > ?1 ORDER BY seq")?;
+    let rows = stmt.query_map(params![from_seq], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, Vec<u8>>(3)?))
+    })?;
+    let mut digests = Vec::new();
+    for row in rows {
+        let (seq, time_ms, link, signature) = row?;
+        let bad = || StoreError(format!("audit digest {seq} is malformed"));
+        digests.push(chain::Digest {
+            seq,
+            time_ms,
+            link: link.try_into().map_err(|_| bad())?,
+            signature: signature.try_into().map_err(|_| bad())?,
+        });
+    }
+    Ok(digests)
+}
+
+/// The Ed25519 key that signs digests, made on first use.
+pub(super) fn signing_key(conn: &Connection) -> StoreResult<ed25519_dalek::SigningKey> {
+    let seed: [u8; 32] = match meta_value(conn, "audit_signing_key")? {
+        Some(bytes) => bytes.try_into().map_err(|_| StoreError("audit_signing_key is corrupt".into()))?,
+        None => {
+            let seed: [u8; 32] = crate::engine::crypto::random_array();
+            conn.execute("INSERT INTO meta (name, value) VALUES ('audit_signing_key', ?1)", params![&seed[..]])?;
+            seed
+        }
+    };
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// Walks the whole trail oldest first through `verifier`.
+pub(super) fn verify(conn: &Connection, verifier: &mut chain::Verifier) -> StoreResult<Result<(), chain::Violation>> {
+    let mut stmt = conn.prepare("SELECT seq, record, chain FROM audit_events ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let record: serde_json::Value = match serde_json::from_str(&row.get::<_, String>(1)?) {
+            Ok(record) => record,
+            Err(_) => {
+                let reason = "it is not valid JSON any more".to_owned();
+                return Ok(Err(chain::Violation { seq, event_id: String::new(), reason }));
+            }
+        };
+        let stored: Option<[u8; 32]> = row.get::<_, Option<Vec<u8>>>(2)?.and_then(|l| l.try_into().ok());
+        if let Err(violation) = verifier.feed(seq, &record, stored.as_ref()) {
+            return Ok(Err(violation));
+        }
+    }
+    Ok(Ok(()))
 }
 
 pub(super) fn list_audit(
@@ -302,7 +462,7 @@ pub(super) fn list_audit(
         records.push(serde_json::from_str(&json)?);
         last_seq = Some(seq);
     }
-    Ok(AuditPage { records, next_before: if more { last_seq } else { None } })
+    Ok(AuditPage { records, links: Vec::new(), next_before: if more { last_seq } else { None } })
 }
 
 /// One page of system events, newest first, from the position `before` (time, seq) down.
@@ -357,10 +517,12 @@ pub(super) fn scan_audit(
 ) -> StoreResult<AuditPage> {
     let sql = match scan.order {
         Order::NewestFirst => {
-            "SELECT seq, record FROM audit_events WHERE seq < ?1 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq DESC"
+            "SELECT seq, record, chain FROM audit_events \
+             WHERE seq < ?1 AND seq <= ?4 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq DESC"
         }
         Order::OldestFirst => {
-            "SELECT seq, record FROM audit_events WHERE seq > ?1 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq"
+            "SELECT seq, record, chain FROM audit_events \
+             WHERE seq > ?1 AND seq <= ?4 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq"
         }
     };
     let from = scan.from.unwrap_or(match scan.order {
@@ -368,21 +530,41 @@ pub(super) fn scan_audit(
         Order::OldestFirst => i64::MIN,
     });
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![from, scan.range.0.0, scan.range.1.0])?;
-    let mut records = Vec::new();
-    let mut last_seq = None;
+    let mut rows = stmt.query(params![from, scan.range.0.0, scan.range.1.0, scan.through.unwrap_or(i64::MAX)])?;
+    let mut page = AuditPage { records: Vec::new(), links: Vec::new(), next_before: None };
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let record: AuditRecord = serde_json::from_str(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?;
         if keep(&record) {
-            if records.len() == scan.limit {
-                return Ok(AuditPage { records, next_before: last_seq });
+            if page.records.len() == scan.limit {
+                page.next_before = page.links.last().map(|(seq, _)| *seq);
+                return Ok(page);
             }
-            records.push(record);
-            last_seq = Some(seq);
+            let link = row.get::<_, Option<Vec<u8>>>(2)?.and_then(|l| l.try_into().ok()).unwrap_or(chain::GENESIS);
+            page.records.push(record);
+            page.links.push((seq, link));
         }
     }
-    Ok(AuditPage { records, next_before: None })
+    Ok(page)
+}
+
+pub(super) fn last_seq(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM audit_events", [], |row| row.get(0))?)
+}
+
+/// The link and sequence number of the last record before `seq` (the anchor when none is kept).
+pub(super) fn link_before(conn: &Connection, seq: i64) -> StoreResult<([u8; 32], i64)> {
+    let row = conn
+        .query_row(
+            "SELECT seq, chain FROM audit_events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+            params![seq],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<Vec<u8>>>(1)?)),
+        )
+        .optional()?;
+    match row {
+        Some((seq, Some(link))) => Ok((link.try_into().unwrap_or(chain::GENESIS), seq)),
+        _ => anchor(conn),
+    }
 }
 
 /// Every record made with `access_key_id`, oldest first.

@@ -1,0 +1,358 @@
+//! Tamper evidence for the audit trail.
+//!
+//! Every record is linked to the one committed before it: its link is
+//! SHA-256 over a domain tag, the previous link, its sequence number and the
+//! canonical encoding of the record (its JSON, as `serde_json` writes a
+//! `Value`, fields in record order). Changing, removing, inserting or moving
+//! a record breaks every link from that point on. So that the whole chain
+//! cannot simply be recomputed, the store signs a [`Digest`] of the head of the
+//! chain at intervals with an Ed25519 key kept in the data directory.
+//!
+//! [`Verifier`] walks records oldest first and names the first one that does
+//! not fit; it serves both the data directory and exported files.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// The link before the first record ever written.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+const LINK_TAG: &[u8] = b"kmsim-audit-link-v1";
+const DIGEST_TAG: &[u8] = b"kmsim-audit-digest-v1";
+
+/// The bytes a record is hashed over.
+pub fn canonical(record: &Value) -> Vec<u8> {
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+/// The link of record `seq` whose canonical encoding is `record`, after `previous`.
+pub fn link(previous: &[u8; 32], seq: i64, record: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(LINK_TAG);
+    hash.update(previous);
+    hash.update(seq.to_be_bytes());
+    hash.update(record);
+    hash.finalize().into()
+}
+
+/// A signed statement that the chain's link at `seq` was `link` at `time_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Digest {
+    pub seq: i64,
+    pub time_ms: i64,
+    #[serde(with = "hex_bytes")]
+    pub link: [u8; 32],
+    #[serde(with = "hex_bytes")]
+    pub signature: [u8; 64],
+}
+
+impl Digest {
+    pub fn sign(key: &SigningKey, seq: i64, time_ms: i64, link: [u8; 32]) -> Digest {
+        let signature = key.sign(&digest_message(seq, time_ms, &link)).to_bytes();
+        Digest { seq, time_ms, link, signature }
+    }
+
+    pub fn is_signed_by(&self, key: &VerifyingKey) -> bool {
+        key.verify(&digest_message(self.seq, self.time_ms, &self.link), &Signature::from_bytes(&self.signature)).is_ok()
+    }
+}
+
+fn digest_message(seq: i64, time_ms: i64, link: &[u8; 32]) -> Vec<u8> {
+    [DIGEST_TAG, &seq.to_be_bytes(), &time_ms.to_be_bytes(), link].concat()
+}
+
+/// What a verification found wrong first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The sequence number of the first record (or digest) that does not fit.
+    pub seq: i64,
+    pub event_id: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.event_id.as_str() {
+            "" => write!(f, "record {}: {}", self.seq, self.reason),
+            id => write!(f, "record {} (event {id}): {}", self.seq, self.reason),
+        }
+    }
+}
+
+/// What a clean verification covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verified {
+    pub records: u64,
+    pub digests: u64,
+    /// Records after the last signed digest: chained, but not yet signed.
+    pub unsigned_tail: u64,
+}
+
+/// Checks records fed oldest first against the chain and the signed digests.
+pub struct Verifier {
+    key: VerifyingKey,
+    previous: [u8; 32],
+    next_seq: Option<i64>,
+    digests: BTreeMap<i64, Digest>,
+    verified: Verified,
+}
+
+impl Verifier {
+    /// `anchor` is the link of the record before the first one fed (after
+    /// retention pruned older ones, or before an export's first record), with
+    /// that record's sequence number.
+    pub fn new(key: VerifyingKey, anchor: ([u8; 32], i64), digests: Vec<Digest>) -> Result<Verifier, Violation> {
+        let mut by_seq = BTreeMap::new();
+        for digest in digests {
+            if !digest.is_signed_by(&key) {
+                return Err(Violation {
+                    seq: digest.seq,
+                    event_id: String::new(),
+                    reason: "its digest's signature is not valid".into(),
+                });
+            }
+            by_seq.insert(digest.seq, digest);
+        }
+        let (previous, before) = anchor;
+        Ok(Verifier { key, previous, next_seq: Some(before + 1), digests: by_seq, verified: Verified::default() })
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// Feeds the next record; `stored` is the link kept beside it, if any.
+    pub fn feed(&mut self, seq: i64, record: &Value, stored: Option<&[u8; 32]>) -> Result<(), Violation> {
+        let event_id = record["eventId"].as_str().unwrap_or_default().to_owned();
+        let violation = |reason: &str| Violation { seq, event_id: event_id.clone(), reason: reason.to_owned() };
+        match self.next_seq {
+            Some(expected) if seq > expected => {
+                return Err(violation(&format!("records {expected} to {} before it are missing", seq - 1)));
+            }
+            Some(expected) if seq < expected => return Err(violation("it is out of order or duplicated")),
+            _ => {}
+        }
+        let computed = link(&self.previous, seq, &canonical(record));
+        if stored.is_some_and(|stored| stored != &computed) {
+            return Err(violation("it does not match its chain link: it was changed, or inserted, or moved"));
+        }
+        if let Some(digest) = self.digests.get(&seq)
+            && digest.link != computed
+        {
+            return Err(violation(
+                "it does not match the signed digest for its position: it or an earlier record was changed",
+            ));
+        }
+        if self.digests.contains_key(&seq) {
+            self.verified.digests += 1;
+            self.verified.unsigned_tail = 0;
+        } else {
+            self.verified.unsigned_tail += 1;
+        }
+        self.previous = computed;
+        self.next_seq = Some(seq + 1);
+        self.verified.records += 1;
+        Ok(())
+    }
+
+    /// Ends the walk: a signed digest beyond the last record means records were cut off the end.
+    pub fn finish(self) -> Result<Verified, Violation> {
+        let last = self.next_seq.map_or(0, |next| next - 1);
+        if let Some((&seq, _)) = self.digests.range(last + 1..).next() {
+            return Err(Violation {
+                seq: last + 1,
+                event_id: String::new(),
+                reason: format!("it is missing: a signed digest covers records up to {seq}"),
+            });
+        }
+        Ok(self.verified)
+    }
+}
+
+/// Verifies a native export (JSON lines as `ExportAuditEvents` writes them:
+/// a `kmsimAuditExport` header, records each carrying its `auditChain`, and a
+/// `kmsimAuditDigests` trailer). `pinned` is the public key to trust; without
+/// it the header's key is used, which proves integrity only against someone
+/// who did not also replace the key. The outer error is a file that is not an
+/// export at all.
+pub fn verify_export(text: &str, pinned: Option<VerifyingKey>) -> Result<Result<Verified, Violation>, String> {
+    let lines: Vec<(usize, Value)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| serde_json::from_str(line).map(|v| (i + 1, v)).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect::<Result<_, _>>()?;
+    let header = lines
+        .iter()
+        .find_map(|(_, v)| v.get("kmsimAuditExport"))
+        .ok_or("no kmsimAuditExport header line: only native exports carry the chain")?;
+    let key = match pinned {
+        Some(key) => key,
+        None => header["publicKey"]
+            .as_str()
+            .and_then(unhex::<32>)
+            .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+            .ok_or("the header's publicKey is not an Ed25519 key")?,
+    };
+    let anchor_link =
+        header["anchor"]["link"].as_str().and_then(unhex::<32>).ok_or("the header's anchor is malformed")?;
+    let anchor_seq = header["anchor"]["seq"].as_i64().ok_or("the header's anchor is malformed")?;
+    let digests: Vec<Digest> = match lines.iter().find_map(|(_, v)| v.get("kmsimAuditDigests")) {
+        Some(digests) => {
+            serde_json::from_value(digests.clone()).map_err(|e| format!("the digests are malformed: {e}"))?
+        }
+        None => return Err("no kmsimAuditDigests trailer line: the export is cut short".into()),
+    };
+    let mut verifier = match Verifier::new(key, (anchor_link, anchor_seq), digests) {
+        Ok(verifier) => verifier,
+        Err(violation) => return Ok(Err(violation)),
+    };
+    for (line, value) in lines {
+        let Value::Object(mut record) = value else { return Err(format!("line {line}: not a JSON object")) };
+        if record.contains_key("kmsimAuditExport") || record.contains_key("kmsimAuditDigests") {
+            continue;
+        }
+        let Some(link) = record.shift_remove("auditChain") else {
+            let event_id = record.get("eventId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            return Ok(Err(Violation { seq: 0, event_id, reason: format!("line {line} has no auditChain") }));
+        };
+        let seq = link["seq"].as_i64().ok_or(format!("line {line}: auditChain.seq is missing"))?;
+        let stored = link["link"].as_str().and_then(unhex::<32>);
+        if let Err(violation) = verifier.feed(seq, &Value::Object(record), stored.as_ref()) {
+            return Ok(Err(violation));
+        }
+    }
+    Ok(verifier.finish())
+}
+
+/// Hex in JSON for fixed-size byte arrays.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let text = String::deserialize(d)?;
+        super::unhex(&text).ok_or_else(|| serde::de::Error::custom("expected hex bytes"))
+    }
+}
+
+/// A public key as SubjectPublicKeyInfo PEM (RFC 8410).
+pub fn public_key_pem(key: &VerifyingKey) -> String {
+    use base64::Engine as _;
+    const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let der = [&ED25519_SPKI_PREFIX[..], key.as_bytes()].concat();
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn records(n: i64) -> Vec<Value> {
+        (1..=n).map(|i| json!({"eventId": format!("e{i}"), "eventName": "Encrypt", "n": i})).collect()
+    }
+
+    /// The links of `records` from genesis, as the store writes them.
+    fn chain(records: &[Value]) -> Vec<[u8; 32]> {
+        let mut previous = GENESIS;
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                previous = link(&previous, i as i64 + 1, &canonical(r));
+                previous
+            })
+            .collect()
+    }
+
+    fn verify(
+        records: &[(i64, Value)],
+        links: &[[u8; 32]],
+        digests: Vec<Digest>,
+        key: &SigningKey,
+    ) -> Result<Verified, Violation> {
+        let mut verifier = Verifier::new(key.verifying_key(), (GENESIS, 0), digests)?;
+        for ((seq, record), stored) in records.iter().zip(links) {
+            verifier.feed(*seq, record, Some(stored))?;
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies_and_each_kind_of_tampering_names_the_first_bad_record() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let originals = records(6);
+        let links = chain(&originals);
+        let digest = Digest::sign(&key, 4, 1_000, links[3]);
+        let numbered: Vec<(i64, Value)> =
+            originals.iter().cloned().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
+        let clean = verify(&numbered, &links, vec![digest.clone()], &key).unwrap();
+        assert_eq!(clean, Verified { records: 6, digests: 1, unsigned_tail: 2 });
+
+        let mut modified = numbered.clone();
+        modified[2].1["eventName"] = json!("Decrypt");
+        assert_eq!(verify(&modified, &links, vec![digest.clone()], &key).unwrap_err().seq, 3);
+
+        let mut deleted = numbered.clone();
+        deleted.remove(1);
+        let deleted_links: Vec<_> = links.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| *l).collect();
+        let violation = verify(&deleted, &deleted_links, vec![digest.clone()], &key).unwrap_err();
+        assert_eq!((violation.seq, violation.reason.contains("missing")), (3, true));
+
+        let mut swapped = numbered.clone();
+        swapped.swap(3, 4);
+        let mut swapped_links = links.clone();
+        swapped_links.swap(3, 4);
+        assert_eq!(verify(&swapped, &swapped_links, vec![digest.clone()], &key).unwrap_err().seq, 5);
+
+        // A forger who recomputes every link after changing record 2 is caught by the signed digest at 4.
+        let mut forged = numbered.clone();
+        forged[1].1["eventName"] = json!("ExportKey");
+        let forged_links = chain(&forged.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+        let violation = verify(&forged, &forged_links, vec![digest.clone()], &key).unwrap_err();
+        assert_eq!(violation.seq, 4);
+
+        let truncated = verify(&numbered[..3], &links[..3], vec![digest.clone()], &key).unwrap_err();
+        assert_eq!(truncated.seq, 4);
+
+        let mut bad_signature = digest;
+        bad_signature.signature[0] ^= 1;
+        assert!(verify(&numbered, &links, vec![bad_signature], &key).is_err());
+    }
+
+    #[test]
+    fn digests_round_trip_through_json() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let digest = Digest::sign(&key, 12, 34, [5; 32]);
+        let text = serde_json::to_string(&digest).unwrap();
+        let back: Digest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, digest);
+        assert!(back.is_signed_by(&key.verifying_key()));
+    }
+}
