@@ -161,3 +161,44 @@ async fn an_export_carries_what_an_outside_verifier_needs() {
 fn ed25519_key(hex: &str) -> ed25519_dalek::VerifyingKey {
     ed25519_dalek::VerifyingKey::from_bytes(&chain::unhex::<32>(hex).unwrap()).unwrap()
 }
+
+#[tokio::test]
+async fn retention_prunes_old_records_and_what_remains_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path()).await;
+    let mut kms = server.kms().await;
+    let key_id = create_key(&mut kms, "").await;
+    let encrypt =
+        |id: &str| pb::EncryptRequest { key_id: id.to_owned(), plaintext: b"x".to_vec(), ..Default::default() };
+    for _ in 0..3 {
+        kms.encrypt(encrypt(&key_id)).await.unwrap();
+    }
+    let first_day: Vec<String> = all_audit_events(&server).await.into_iter().map(|e| e.event_id).collect();
+    server.advance_days(100).await;
+    kms.encrypt(encrypt(&key_id)).await.unwrap();
+    assert!(all_audit_events(&server).await.len() > first_day.len(), "nothing is pruned within 180 days");
+
+    server.advance_days(100).await;
+    let kept = all_audit_events(&server).await;
+    assert!(kept.iter().all(|e| !first_day.contains(&e.event_id)), "records older than 180 days are gone");
+    assert!(kept.iter().any(|e| e.event_name == "Encrypt"), "the later Encrypt is kept");
+    let prune = kept.iter().find(|e| e.event_name == "PruneAuditEvents").expect("the pruning is audited");
+    assert_eq!(prune.event_type, "AliyunServiceEvent");
+    let verdict = server.audit().await.verify_audit_trail(pb::VerifyAuditTrailRequest {}).await.unwrap().into_inner();
+    assert!(verdict.valid, "{verdict:?}");
+    server.stop().await;
+    let offline = verify_dir(dir.path()).unwrap();
+    assert!(offline.records >= 3, "{offline:?}");
+}
+
+#[tokio::test]
+async fn without_retention_nothing_is_pruned() {
+    let config = kmsim::server::ServerConfig { audit_retention_days: None, ..Default::default() };
+    let server = TestServer::start_config(config).await;
+    let mut kms = server.kms().await;
+    create_key(&mut kms, "").await;
+    let before = all_audit_events(&server).await.len();
+    server.advance_days(400).await;
+    assert_eq!(all_audit_events(&server).await.len(), before + 2, "the advance and the listing were added");
+    server.stop().await;
+}

@@ -155,4 +155,5 @@ ops! { INTERNAL: ServiceEvent {
     SCHEDULED_ROTATION = Kms "RotateKey" "kms.rotate.scheduled" Write "kms_key";
     MATERIAL_EXPIRY = Kms "DeleteExpiredKeyMaterial" "kms.delete_expired_key_material" Write "kms_key";
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
+    AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "";
 }}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::clock::SimTime;
-use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_REGION, ServerConfig};
+use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, ServerConfig};
 use crate::store::Location;
 
 #[derive(Debug, Args)]
@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// POST every system event, as CloudMonitor's JSON document, to this http:// URL (retried with backoff).
     #[arg(long, env = "KMSIM_EVENT_WEBHOOK")]
     event_webhook: Option<String>,
+    /// Keep audit records this many days of simulated time; 0 keeps them for ever.
+    #[arg(long, env = "KMSIM_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
+    audit_retention_days: u32,
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -50,6 +53,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         store,
         clock_start: args.clock_start,
         event_webhook: args.event_webhook,
+        audit_retention_days: (args.audit_retention_days > 0).then_some(args.audit_retention_days),
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");

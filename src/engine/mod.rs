@@ -68,6 +68,10 @@ pub enum Change {
     RemoveSubscription {
         subscription_id: String,
     },
+    /// Audit records older than `cutoff` go (retention); the store keeps the chain verifiable.
+    PruneAudit {
+        cutoff: SimTime,
+    },
 }
 
 /// What an operation produced: its answer, the changes to commit, and the
@@ -213,6 +217,7 @@ impl Engine {
                 Change::RemoveSubscription { subscription_id } => {
                     write_lock(&self.subscriptions).remove(&subscription_id);
                 }
+                Change::PruneAudit { .. } => {}
             }
         }
     }

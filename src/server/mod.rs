@@ -37,6 +37,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 pub const DEFAULT_ACCOUNT_ID: &str = "1192853035118460";
+/// The KMS log service keeps 180 days (seed 000).
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 180;
 
 /// How far a TailAuditEvents subscriber may fall behind before it is told it lagged.
 const TAIL_CAPACITY: usize = 4096;
@@ -55,6 +57,8 @@ pub struct ServerConfig {
     /// A webhook that receives every system event, for as long as the process runs.
     pub event_webhook: Option<String>,
     pub webhook_retry: RetryPolicy,
+    /// Audit records older than this many days are pruned as the clock moves; `None` keeps everything.
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
             clock_start: None,
             event_webhook: None,
             webhook_retry: RetryPolicy::default(),
+            audit_retention_days: Some(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
 }
@@ -109,7 +114,7 @@ pub async fn start(
         engine,
         store: store.clone(),
         region: config.region.clone(),
-        scheduler: Scheduler::default(),
+        scheduler: Scheduler::new(config.audit_retention_days),
         deliveries: deliveries.clone(),
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
     });

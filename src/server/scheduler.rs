@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::dispatch::App;
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::clock::SimTime;
 use crate::context::CallContext;
-use crate::engine::{DueItem, DueTask};
+use crate::engine::{Change, DueItem, DueTask};
 
 /// How long the background task waits before retrying after the store failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -27,9 +28,12 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// of the host's wall clock is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-#[derive(Default)]
 pub struct Scheduler {
     turn: Mutex<()>,
+    /// How long audit records are kept, in days; `None` keeps them for ever.
+    retention_days: Option<u32>,
+    /// The cutoff of the last pruning, so the trail is pruned once per simulated day at most.
+    pruned_to: std::sync::Mutex<Option<SimTime>>,
 }
 
 /// The audit description of each kind of due work.
@@ -42,8 +46,12 @@ fn op_of(task: &DueTask) -> &'static OpSpec {
 }
 
 impl Scheduler {
-    /// Does all work due by now. Returns false if the store refused a commit;
-    /// the item that failed is back on the agenda.
+    pub fn new(retention_days: Option<u32>) -> Scheduler {
+        Scheduler { turn: Mutex::new(()), retention_days, pruned_to: std::sync::Mutex::new(None) }
+    }
+
+    /// Does all work due by now, then applies audit retention. Returns false
+    /// if the store refused a commit; the item that failed is back on the agenda.
     pub async fn run_due(&self, app: &App) -> bool {
         let _turn = self.turn.lock().await;
         while let Some(item) = app.engine.agenda().pop_due(app.engine.clock().now()) {
@@ -52,7 +60,45 @@ impl Scheduler {
                 return false;
             }
         }
-        true
+        self.prune_audit(app).await
+    }
+
+    /// Drops audit records older than the retention period, recorded as an
+    /// internal PruneAuditEvents. The head is signed first so that the cut
+    /// can fall on a signed digest, from which the rest still verifies.
+    async fn prune_audit(&self, app: &App) -> bool {
+        let Some(days) = self.retention_days else { return true };
+        let now = app.engine.clock().now();
+        let cutoff = now.plus_days(-i64::from(days));
+        let last = *self.pruned_to.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|last| cutoff.millis() - last.millis() < SimTime::MS_PER_DAY) {
+            return true;
+        }
+        match app.store.oldest_audit_time().await {
+            Ok(Some(oldest)) if oldest < cutoff => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::error!(error = %e, "audit retention could not read the trail");
+                return false;
+            }
+        }
+        let cx = CallContext::internal(&app.region, app.engine.account_id(), now);
+        let params = json!({ "Before": cutoff.to_rfc3339() });
+        let record = AuditRecord::for_call(&OpSpec::AUDIT_RETENTION, &cx, params, PayloadSizes::default(), None);
+        let pruned = match app.store.sign_digest().await {
+            Ok(()) => app.settle(vec![Change::PruneAudit { cutoff }], vec![record]).await,
+            Err(e) => Err(e),
+        };
+        match pruned {
+            Ok(()) => {
+                *self.pruned_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(cutoff);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit retention failed; will retry");
+                false
+            }
+        }
     }
 
     /// Follows real time until `shutdown` turns true.

@@ -254,6 +254,15 @@ impl Store {
         wait.await.map_err(|_| StoreError("the store writer stopped".into()))?
     }
 
+    /// The event time of the oldest record kept.
+    pub async fn oldest_audit_time(&self) -> StoreResult<Option<SimTime>> {
+        self.read(|conn| {
+            let oldest: Option<i64> = conn.query_row("SELECT min(time_ms) FROM audit_events", [], |row| row.get(0))?;
+            Ok(oldest.map(SimTime))
+        })
+        .await
+    }
+
     /// The sequence number of the last committed record.
     pub async fn last_audit_seq(&self) -> StoreResult<i64> {
         self.read(schema::last_seq).await
@@ -294,6 +303,17 @@ struct AuditChain {
 }
 
 impl AuditChain {
+    /// Links the next record. A digest closes each simulated day of records
+    /// first, so retention can cut the trail at the end of a day and the rest
+    /// still verifies from a signed point.
+    fn append(&mut self, conn: &Connection, canonical: &[u8], time: SimTime) -> StoreResult<(i64, [u8; 32])> {
+        let day = |t: SimTime| t.millis().div_euclid(SimTime::MS_PER_DAY);
+        if self.head.unsigned > 0 && day(self.head.time) != day(time) {
+            self.sign(conn)?;
+        }
+        Ok(self.head.append(canonical, time))
+    }
+
     /// Signs the head when enough records or time have gone by since the last digest, or when `closing`.
     fn digest_due(&self, closing: bool) -> bool {
         self.head.unsigned > 0
@@ -358,7 +378,7 @@ fn commit_group(conn: &mut Connection, chain: &mut AuditChain, commits: Vec<Pend
     let group = (|| -> StoreResult<()> {
         let mut tx = conn.transaction()?;
         for commit in commits {
-            let result = persist_in_savepoint(&mut tx, &commit.changes, &commit.records, &mut chain.head);
+            let result = persist_in_savepoint(&mut tx, &commit.changes, &commit.records, chain);
             outcomes.push((result, commit.done));
         }
         if chain.digest_due(false) {
@@ -389,20 +409,21 @@ fn persist_in_savepoint(
     tx: &mut Transaction<'_>,
     changes: &[Change],
     records: &[AuditRecord],
-    head: &mut schema::ChainHead,
+    chain: &mut AuditChain,
 ) -> StoreResult<()> {
-    let before = head.clone();
+    let before = chain.head.clone();
     let savepoint = tx.savepoint()?;
-    let result = schema::persist(&savepoint, changes, records, head).and_then(|()| Ok(savepoint.commit()?));
+    let result = schema::persist(&savepoint, changes, records, chain).and_then(|()| Ok(savepoint.commit()?));
     if result.is_err() {
-        *head = before;
+        chain.head = before;
     }
     result
 }
 
 fn verify_connection(conn: &Connection, key: VerifyingKey) -> StoreResult<Result<Verified, Violation>> {
     let anchor = schema::anchor(conn)?;
-    let mut verifier = match Verifier::new(key, anchor, schema::digests(conn, anchor.1)?) {
+    // The anchor's own digest is among those checked, so a pruned trail starts from a signed point.
+    let mut verifier = match Verifier::new(key, anchor, schema::digests(conn, anchor.1 - 1)?) {
         Ok(verifier) => verifier,
         Err(violation) => return Ok(Err(violation)),
     };

@@ -190,7 +190,7 @@ pub(super) fn persist(
     conn: &Connection,
     changes: &[Change],
     records: &[AuditRecord],
-    chain: &mut ChainHead,
+    chain: &mut super::AuditChain,
 ) -> StoreResult<()> {
     for change in changes {
         match change {
@@ -217,6 +217,7 @@ pub(super) fn persist(
                 conn.prepare_cached("DELETE FROM aliases WHERE region = ?1 AND alias_name = ?2")?
                     .execute(params![region, alias_name])?;
             }
+            Change::PruneAudit { cutoff } => prune_audit(conn, *cutoff)?,
             Change::SetClockOffset(offset) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('clock_offset_ms', ?1)")?
                     .execute(params![&offset.to_be_bytes()[..]])?;
@@ -273,7 +274,7 @@ pub(super) fn persist(
     for record in records {
         // Written as a Value so the stored text is exactly the canonical encoding the chain hashes.
         let text = serde_json::to_string(&serde_json::to_value(record)?)?;
-        let (seq, link) = chain.append(text.as_bytes(), record.event_time);
+        let (seq, link) = chain.append(conn, text.as_bytes(), record.event_time)?;
         conn.prepare_cached(
             "INSERT INTO audit_events \
              (seq, event_id, time_ms, service_name, event_name, key_id, error_code, access_key_id, record, chain) \
@@ -307,7 +308,7 @@ pub(super) struct ChainHead {
 }
 
 impl ChainHead {
-    fn append(&mut self, canonical_record: &[u8], time: SimTime) -> (i64, [u8; 32]) {
+    pub(super) fn append(&mut self, canonical_record: &[u8], time: SimTime) -> (i64, [u8; 32]) {
         self.seq += 1;
         self.time = time;
         self.link = chain::link(&self.link, self.seq, canonical_record);
@@ -360,16 +361,35 @@ pub(super) fn chain_head(conn: &Connection) -> StoreResult<ChainHead> {
     Ok(head)
 }
 
-/// The link and sequence number the oldest kept record follows.
+/// The link and sequence number the oldest kept record follows: genesis, or
+/// after retention pruned the start of the trail, the signed digest it was cut at.
 pub(super) fn anchor(conn: &Connection) -> StoreResult<([u8; 32], i64)> {
-    match meta_value(conn, "audit_anchor")? {
-        Some(bytes) if bytes.len() == 40 => {
-            let link: [u8; 32] = bytes[..32].try_into().unwrap_or(chain::GENESIS);
-            let seq = i64::from_be_bytes(bytes[32..].try_into().unwrap_or_default());
-            Ok((link, seq))
-        }
-        _ => Ok((chain::GENESIS, 0)),
-    }
+    let Some(bytes) = meta_value(conn, "audit_anchor")? else {
+        return Ok((chain::GENESIS, 0));
+    };
+    let seq = i64::from_be_bytes(bytes.try_into().map_err(|_| StoreError("audit_anchor is corrupt".into()))?);
+    let link: Option<Vec<u8>> =
+        conn.query_row("SELECT link FROM audit_digests WHERE seq = ?1", params![seq], |row| row.get(0)).optional()?;
+    let link =
+        link.and_then(|l| l.try_into().ok()).ok_or_else(|| StoreError(format!("the digest at {seq} is gone")))?;
+    Ok((link, seq))
+}
+
+/// Retention: drops the records up to the last signed digest older than
+/// `cutoff`, which becomes the anchor the remaining chain is verified from.
+fn prune_audit(conn: &Connection, cutoff: SimTime) -> StoreResult<()> {
+    let (_, current) = anchor(conn)?;
+    let cut: Option<i64> = conn.query_row(
+        "SELECT max(seq) FROM audit_digests WHERE time_ms < ?1 AND seq > ?2",
+        params![cutoff.0, current],
+        |row| row.get(0),
+    )?;
+    let Some(cut) = cut else { return Ok(()) };
+    conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")?.execute(params![cut])?;
+    conn.prepare_cached("DELETE FROM audit_digests WHERE seq < ?1")?.execute(params![cut])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_anchor', ?1)")?
+        .execute(params![&cut.to_be_bytes()[..]])?;
+    Ok(())
 }
 
 pub(super) fn insert_digest(conn: &Connection, digest: &chain::Digest) -> StoreResult<()> {
