@@ -46,19 +46,6 @@ pub fn render(record: &AuditRecord, format: Format) -> Value {
     }
 }
 
-/// Actions whose CloudTrail records carry no response elements: AWS logs `null` for cryptographic
-/// calls, since their responses are nothing but cryptographic results.
-const CRYPTO_ACTIONS: &[&str] = &[
-    "kms.encrypt",
-    "kms.decrypt",
-    "kms.sign",
-    "kms.verify",
-    "kms.hmac",
-    "kms.verify_hmac",
-    "kms.generate_random",
-    "kms.export",
-];
-
 const SERVICE_EVENT: &str = "AliyunServiceEvent";
 
 /// The record in Alibaba ActionTrail's shape.
@@ -156,8 +143,7 @@ pub fn cloudtrail(r: &AuditRecord) -> Value {
         ip => ip,
     };
     let user_agent = if service_event && r.user_agent.is_empty() { "kms.amazonaws.com" } else { &r.user_agent };
-    let response_elements =
-        if failed || CRYPTO_ACTIONS.contains(&r.action.as_str()) { Value::Null } else { management_response(r) };
+    let response_elements = if failed || r.is_cryptographic() { Value::Null } else { management_response(r) };
     let mut additional = Map::new();
     for (name, value) in [("keySpec", &r.key_spec), ("keyVersionId", &r.key_version_id)] {
         if !value.is_empty() {

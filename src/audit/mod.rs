@@ -9,6 +9,7 @@ pub mod query;
 mod record;
 pub mod report;
 pub mod selection;
+pub mod trail;
 
 pub use self::op::{EventType, OpSpec, ReadWrite, ServiceName};
 pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes, UserIdentity};

@@ -139,6 +139,8 @@ ops! { ALL: ApiCall {
     GET_ACCESS_KEY_USAGE = KmsimAudit "GetAccessKeyUsage" "kmsim.get_access_key_usage" Read "";
     GET_AUDIT_PUBLIC_KEY = KmsimAudit "GetAuditPublicKey" "kmsim.get_audit_public_key" Read "";
     VERIFY_AUDIT_TRAIL = KmsimAudit "VerifyAuditTrail" "kmsim.verify_audit_trail" Read "";
+    LIST_TRAILS = KmsimAudit "ListTrails" "kmsim.list_trails" Read "";
+    PUT_EVENT_SELECTORS = KmsimAudit "PutEventSelectors" "kmsim.put_event_selectors" Write "";
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
     SET_CLOCK = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";

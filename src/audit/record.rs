@@ -62,6 +62,26 @@ pub struct AuditRecord {
     pub referenced_keys: Vec<String>,
 }
 
+/// Actions whose calls are cryptographic: their responses are nothing but
+/// cryptographic results (CloudTrail logs no response elements for them, and
+/// trails can leave them out).
+const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
+    "kms.encrypt",
+    "kms.decrypt",
+    "kms.sign",
+    "kms.verify",
+    "kms.hmac",
+    "kms.verify_hmac",
+    "kms.generate_random",
+    "kms.export",
+];
+
+impl AuditRecord {
+    pub fn is_cryptographic(&self) -> bool {
+        CRYPTOGRAPHIC_ACTIONS.contains(&self.action.as_str())
+    }
+}
+
 /// The caller, as ActionTrail's `userIdentity` describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::audit::formats::Format;
+use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
 use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, ServerConfig};
 use crate::store::Location;
@@ -38,6 +40,22 @@ pub struct ServeArgs {
     /// Keep audit records this many days of simulated time; 0 keeps them for ever.
     #[arg(long, env = "KMSIM_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
     audit_retention_days: u32,
+    /// Mirror committed audit records to this JSON-lines file (appended); repeat for more trails.
+    #[arg(long)]
+    audit_file: Vec<PathBuf>,
+    /// The format of --audit-file lines: native, actiontrail or cloudtrail.
+    #[arg(long, default_value = "native", value_parser = parse_format)]
+    audit_file_format: Format,
+    /// Leave read-only events out of the --audit-file trails (changeable later with PutEventSelectors).
+    #[arg(long)]
+    audit_file_exclude_read_only: bool,
+    /// Leave cryptographic events (Encrypt, Decrypt, Sign, …) out of the --audit-file trails.
+    #[arg(long)]
+    audit_file_exclude_cryptographic: bool,
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| format!("{text:?} is not native, actiontrail or cloudtrail"))
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -54,6 +72,18 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         clock_start: args.clock_start,
         event_webhook: args.event_webhook,
         audit_retention_days: (args.audit_retention_days > 0).then_some(args.audit_retention_days),
+        trails: args
+            .audit_file
+            .into_iter()
+            .map(|path| TrailSpec {
+                path,
+                format: args.audit_file_format,
+                selectors: Selectors {
+                    exclude_read_only: args.audit_file_exclude_read_only,
+                    exclude_cryptographic: args.audit_file_exclude_cryptographic,
+                },
+            })
+            .collect(),
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");

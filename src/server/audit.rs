@@ -17,8 +17,9 @@ use crate::audit::chain;
 use crate::audit::formats::{Format, cloudtrail_file, render};
 use crate::audit::report::{UsageItem, access_key_usage};
 use crate::audit::selection::Selection;
+use crate::audit::trail::{Selectors, Trail};
 use crate::audit::{AuditFilter, AuditRecord, OpSpec};
-use crate::engine::{KmsError, KmsResult, Outcome};
+use crate::engine::{ErrorCode, KmsError, KmsResult, Outcome};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
 use crate::store::{Order, Scan, Store, StoreError};
@@ -175,6 +176,49 @@ impl AuditService for AuditApi {
             .await
     }
 
+    async fn list_trails(
+        &self,
+        request: Request<pb::ListTrailsRequest>,
+    ) -> Result<Response<pb::ListTrailsResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::LIST_TRAILS, request, |app, _cx, _req| async move {
+                let trails = app.trails.all().iter().map(|t| trail_info(t, t.selectors())).collect();
+                Ok(Outcome::read(pb::ListTrailsResponse { trails }))
+            })
+            .await
+    }
+
+    async fn put_event_selectors(
+        &self,
+        request: Request<pb::PutEventSelectorsRequest>,
+    ) -> Result<Response<pb::TrailInfo>, Status> {
+        let mut chosen = None;
+        let answer = self
+            .dispatch
+            .run(&OpSpec::PUT_EVENT_SELECTORS, request, |app, cx, req| {
+                let chosen = &mut chosen;
+                async move {
+                    if req.trail_name.is_empty() {
+                        return Err(KmsError::missing("TrailName"));
+                    }
+                    let trail = app.trails.find(&req.trail_name).ok_or(ErrorCode::ResourceNotFound)?;
+                    let selectors = Selectors {
+                        exclude_read_only: req.exclude_read_only_events,
+                        exclude_cryptographic: req.exclude_cryptographic_events,
+                    };
+                    cx.trail.response_element("TrailName", trail.name.clone());
+                    *chosen = Some((trail.clone(), selectors));
+                    Ok(Outcome::read(trail_info(trail, selectors)))
+                }
+            })
+            .await?;
+        // Like every change, the new selectors take effect once the call's record is committed.
+        if let Some((trail, selectors)) = chosen {
+            trail.set_selectors(selectors);
+        }
+        Ok(answer)
+    }
+
     async fn verify_audit_trail(
         &self,
         request: Request<pb::VerifyAuditTrailRequest>,
@@ -301,6 +345,16 @@ async fn export_header(store: &Store, first_seq: i64) -> Result<Value, Status> {
         "publicKey": chain::hex(store.audit_public_key().as_bytes()),
         "anchor": { "seq": seq, "link": chain::hex(&link) },
     }}))
+}
+
+fn trail_info(trail: &Trail, selectors: Selectors) -> pb::TrailInfo {
+    pb::TrailInfo {
+        name: trail.name.clone(),
+        path: trail.path.display().to_string(),
+        format: trail.format.as_str().to_owned(),
+        exclude_read_only_events: selectors.exclude_read_only,
+        exclude_cryptographic_events: selectors.exclude_cryptographic,
+    }
 }
 
 fn format(text: &str) -> KmsResult<Format> {

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use super::params::AuditParams;
 use super::scheduler::Scheduler;
 use super::status::{REQUEST_ID_HEADER, to_status};
+use crate::audit::trail::Trails;
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
 use crate::context::{CallContext, Trail};
 use crate::engine::{Change, Engine, KmsError, KmsResult, Outcome};
@@ -34,18 +35,27 @@ pub struct App {
     pub deliveries: Arc<Deliveries>,
     /// Committed audit records, for TailAuditEvents.
     pub audit_tail: broadcast::Sender<Arc<AuditRecord>>,
+    /// Files mirroring committed records.
+    pub trails: Trails,
 }
 
 impl App {
     /// Commits `changes` with their audit `records`, then makes the changes
     /// visible: the one way any state change, a call's or the scheduler's, lands.
     pub async fn settle(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> Result<(), StoreError> {
-        // Records are copied for the tail only while someone is tailing.
-        let tailed = (self.audit_tail.receiver_count() > 0).then(|| records.clone());
+        // Records are copied only while someone tails them or a trail mirrors them.
+        let tailing = self.audit_tail.receiver_count() > 0;
+        let copies = (tailing || !self.trails.is_empty()).then(|| records.clone());
         self.store.commit(changes.clone(), records).await?;
         self.engine.apply(changes);
-        for record in tailed.into_iter().flatten() {
-            let _ = self.audit_tail.send(Arc::new(record));
+        if let Some(copies) = copies {
+            let committed: Vec<Arc<AuditRecord>> = copies.into_iter().map(Arc::new).collect();
+            self.trails.mirror(&committed);
+            if tailing {
+                for record in committed {
+                    let _ = self.audit_tail.send(record);
+                }
+            }
         }
         Ok(())
     }

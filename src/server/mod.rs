@@ -22,6 +22,7 @@ use tonic::transport::server::TcpIncoming;
 
 use self::dispatch::{App, Dispatcher};
 use self::scheduler::Scheduler;
+use crate::audit::trail::{TrailSpec, Trails};
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub webhook_retry: RetryPolicy,
     /// Audit records older than this many days are pruned as the clock moves; `None` keeps everything.
     pub audit_retention_days: Option<u32>,
+    /// JSON-lines files mirroring committed audit records.
+    pub trails: Vec<TrailSpec>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             event_webhook: None,
             webhook_retry: RetryPolicy::default(),
             audit_retention_days: Some(DEFAULT_AUDIT_RETENTION_DAYS),
+            trails: Vec::new(),
         }
     }
 }
@@ -117,6 +121,7 @@ pub async fn start(
         scheduler: Scheduler::new(config.audit_retention_days),
         deliveries: deliveries.clone(),
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
+        trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
     });
     let delivering = tokio::spawn(deliveries.run(outbox));
     if let Some(start) = config.clock_start {
@@ -128,6 +133,7 @@ pub async fn start(
     }
     let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
     let scheduling = Scheduler::spawn(app.clone(), scheduler_stopped);
+    let app_at_shutdown = app.clone();
     let dispatch = Dispatcher::new(app);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -181,6 +187,7 @@ pub async fn start(
         let _ = stop_scheduler.send(true);
         let _ = scheduling.await;
         delivering.abort();
+        app_at_shutdown.trails.close().await;
         tokio::task::spawn_blocking(move || store.close()).await?;
         served.map_err(BoxError::from)
     });

@@ -190,6 +190,11 @@ audit_params! {
     GetAccessKeyUsageRequest { "AccessKeyId" => access_key_id }
     GetAuditPublicKeyRequest {}
     VerifyAuditTrailRequest {}
+    ListTrailsRequest {}
+    PutEventSelectorsRequest {
+        "TrailName" => trail_name, "ExcludeReadOnlyEvents" => exclude_read_only_events,
+        "ExcludeCryptographicEvents" => exclude_cryptographic_events,
+    }
     GetClockRequest {}
     AdvanceClockRequest { "Advance" => advance }
     SetClockRequest { "Time" => time }
