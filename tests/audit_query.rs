@@ -52,7 +52,10 @@ async fn fixture() -> Fixture {
         .unwrap();
     kms.encrypt(request(encrypt(&key_a), "encrypt-a", None)).await.unwrap();
     kms.encrypt(request(encrypt(&key_b), "encrypt-b", Some(ACCESS_KEY))).await.unwrap();
+    let sealed = kms.encrypt(encrypt(&disabled)).await.unwrap().into_inner().ciphertext_blob;
     kms.disable_key(request(pb::DisableKeyRequest { key_id: disabled.clone() }, "disable", None)).await.unwrap();
+    let decrypt = pb::DecryptRequest { ciphertext_blob: sealed, ..Default::default() };
+    kms.decrypt(request(decrypt, "decrypt-disabled", None)).await.unwrap_err();
     kms.encrypt(request(encrypt(&disabled), "encrypt-disabled", Some("LTAI5tOtherCaller02"))).await.unwrap_err();
     let schedule = pb::ScheduleKeyDeletionRequest { key_id: pending.clone(), pending_window_in_days: 7 };
     kms.schedule_key_deletion(schedule).await.unwrap();
@@ -129,7 +132,7 @@ async fn every_seed_query_returns_exactly_the_matching_records() {
         assert_eq!(got, want, "{text}");
     }
     let disabled = ids(&query(server, "event.errorCode:\"Rejected.Disabled\"", "").await.unwrap());
-    assert_eq!(disabled.len(), 1, "the one Encrypt on the disabled key");
+    assert_eq!(disabled.len(), 2, "the Encrypt and the Decrypt on the disabled key");
     let pending = query(server, "errorCode: Rejected.PendingDeletion", "").await.unwrap();
     assert_eq!(pending[0].event.as_ref().unwrap().key_id, f.pending, "native field names work too");
     let with_key = query(server, "event.userIdentity.accessKeyId: * and event.serviceName: Kms", "").await.unwrap();
@@ -236,6 +239,11 @@ async fn records_render_as_actiontrail_and_cloudtrail_without_plaintext() {
     assert_eq!(encrypt["errorCode"], "");
     assert_eq!(encrypt["requestParameters"]["EncryptionContext"]["app"], "billing", "context kept, as CloudTrail does");
     assert_eq!(encrypt["userIdentity"]["type"], "root-account");
+    let failed = json_of(&actiontrail, "decrypt-disabled");
+    assert_eq!(
+        (failed["eventName"].as_str(), failed["errorCode"].as_str()),
+        (Some("Decrypt"), Some("Rejected.Disabled"))
+    );
     let failed = json_of(&actiontrail, "encrypt-disabled");
     assert_eq!(failed["errorCode"], "Rejected.Disabled");
     assert_eq!(failed["userIdentity"]["accessKeyId"], "LTAI5tOtherCaller02");
@@ -272,9 +280,13 @@ async fn records_render_as_actiontrail_and_cloudtrail_without_plaintext() {
     assert_eq!(encrypt["readOnly"], true);
     assert!(encrypt.get("errorCode").is_none());
     assert_eq!(encrypt["resources"][0]["type"], "AWS::KMS::Key");
-    let failed = json_of(&cloudtrail, "encrypt-disabled");
-    assert_eq!(failed["errorCode"], "Rejected.Disabled");
+    let failed = json_of(&cloudtrail, "decrypt-disabled");
+    assert_eq!(
+        (failed["eventName"].as_str(), failed["errorCode"].as_str()),
+        (Some("Decrypt"), Some("Rejected.Disabled"))
+    );
     assert!(failed["errorMessage"].as_str().unwrap().contains("Disabled"));
+    assert!(failed["responseElements"].is_null());
     let disable = json_of(&cloudtrail, "disable");
     assert_eq!(disable["readOnly"], false);
     assert!(disable["responseElements"]["keyId"].as_str().unwrap().ends_with(&f.disabled), "{disable}");
