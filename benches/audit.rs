@@ -348,7 +348,7 @@ fn count(rt: &Runtime, store: &Store, sql: &'static str) -> u64 {
 /// `Store::scan_audit`'s statement for `Order::NewestFirst` (copied from src/store/schema.rs):
 /// `?1` continue below, `?2`..`?3` event times, `?4` through.
 const SCAN_SQL: &str = "SELECT seq, record, chain FROM audit_events \
-     WHERE seq < ?1 AND seq <= ?4 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq DESC";
+     WHERE seq < ?1 AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3 ORDER BY seq DESC";
 /// The newest `?2` records below `?1`, walking the table by its primary key.
 const BY_SEQ_SQL: &str = "SELECT seq, record, chain FROM audit_events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2";
 

@@ -346,6 +346,21 @@ mod tests {
         assert!(verify(&numbered, &links, vec![bad_signature], &key).is_err());
     }
 
+    /// The store hashes a record's JSON text as written; the verifier hashes the
+    /// canonical encoding of what it parses back. They must be the same bytes.
+    #[test]
+    fn a_stored_record_is_its_own_canonical_encoding() {
+        use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+        use crate::context::CallContext;
+        let cx = CallContext::internal("cn-hangzhou", "1192853035118460", crate::clock::SimTime(1_700_000_000_123));
+        let params = json!({"KeyId": "k", "EncryptionContext": {"b": "2", "a": "é\u{1}\""}});
+        let mut record = AuditRecord::for_call(&OpSpec::ENCRYPT, &cx, params, PayloadSizes::default(), None);
+        record.plaintext_bytes = Some(u64::MAX);
+        let stored = serde_json::to_string(&record).unwrap();
+        let parsed: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(canonical(&parsed), stored.as_bytes());
+    }
+
     #[test]
     fn digests_round_trip_through_json() {
         let key = SigningKey::from_bytes(&[9; 32]);

@@ -272,8 +272,9 @@ pub(super) fn persist(
         }
     }
     for record in records {
-        // Written as a Value so the stored text is exactly the canonical encoding the chain hashes.
-        let text = serde_json::to_string(&serde_json::to_value(record)?)?;
+        // serde_json writes a record exactly as it writes the record's Value, so this text
+        // is the canonical encoding the chain hashes (chain::canonical of the parsed text).
+        let text = serde_json::to_string(record)?;
         let (seq, link) = chain.append(conn, text.as_bytes(), record.event_time)?;
         conn.prepare_cached(
             "INSERT INTO audit_events \
@@ -535,14 +536,16 @@ pub(super) fn scan_audit(
     scan: &Scan,
     keep: &mut dyn FnMut(&AuditRecord) -> bool,
 ) -> StoreResult<AuditPage> {
+    // `+time_ms` keeps SQLite off the time index: walking by sequence streams rows in
+    // the order wanted, where the index would first sort the whole table.
     let sql = match scan.order {
         Order::NewestFirst => {
             "SELECT seq, record, chain FROM audit_events \
-             WHERE seq < ?1 AND seq <= ?4 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq DESC"
+             WHERE seq < ?1 AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3 ORDER BY seq DESC"
         }
         Order::OldestFirst => {
             "SELECT seq, record, chain FROM audit_events \
-             WHERE seq > ?1 AND seq <= ?4 AND time_ms >= ?2 AND time_ms <= ?3 ORDER BY seq"
+             WHERE seq > ?1 AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3 ORDER BY seq"
         }
     };
     let from = scan.from.unwrap_or(match scan.order {
