@@ -7,106 +7,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use common::cli::*;
 use common::*;
 use kmsim::proto as pb;
 use serde_json::Value;
-
-/// A guard against hangs only: every wait below ends as soon as the awaited thing happens.
-const HANG_GUARD: Duration = Duration::from_secs(30);
 
 /// Where offline commands are pointed: nothing listens there, so they must not need a server.
 const NO_SERVER: &str = "http://127.0.0.1:1";
 
 const DISABLED_QUERY: &str = r#"* AND (event.serviceName: "Kms") AND (event.errorCode:"Rejected.Disabled")"#;
-
-/// What a finished `kmsim` process left behind.
-#[derive(Debug)]
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "{}: failed: {self:#?}", self.what);
-        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
-        &self.stdout
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        let stdout = self.ok();
-        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}): {self:#?}", self.what))
-    }
-
-    /// Asserts the process failed (non-zero exit, no panic) and returns its trimmed stderr.
-    #[track_caller]
-    fn failed(&self) -> &str {
-        assert!(self.code.is_some(), "{}: killed by a signal: {self:#?}", self.what);
-        assert_ne!(self.code, Some(0), "{}: succeeded but should have failed: {self:#?}", self.what);
-        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
-        self.stderr.trim()
-    }
-}
-
-/// `kmsim ARGS` talking to `endpoint`, with nothing else from the test's environment.
-fn command(endpoint: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
-    command
-        .env_remove("KMSIM_ACCESS_KEY_ID")
-        .env_remove("RUST_LOG")
-        .env("KMSIM_ENDPOINT", endpoint)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn finished(what: String, output: Output) -> Run {
-    Run {
-        what,
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Runs `kmsim ARGS` to completion on a blocking thread, so the in-process server keeps answering.
-async fn kmsim_at(endpoint: &str, args: &[&str]) -> Run {
-    let what = format!("kmsim {}", args.join(" "));
-    let mut command = command(endpoint, args);
-    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("the runner thread");
-    finished(what, output.expect("kmsim starts"))
-}
-
-async fn kmsim(server: &TestServer, args: &[&str]) -> Run {
-    kmsim_at(&server.endpoint(), args).await
-}
-
-async fn kmsim_json(server: &TestServer, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    kmsim(server, &args).await.json()
-}
-
-#[track_caller]
-fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
-    value.get(name).and_then(Value::as_str).unwrap_or_else(|| panic!("no string field {name:?} in {value:#}"))
-}
-
-#[track_caller]
-fn array<'a>(value: &'a Value, name: &str) -> &'a Vec<Value> {
-    value.get(name).and_then(Value::as_array).unwrap_or_else(|| panic!("no array {name:?} in {value:#}"))
-}
 
 #[track_caller]
 fn parse_line(line: &str, what: &str) -> Value {
@@ -432,37 +344,14 @@ async fn audit_tail_prints_the_next_matching_record_and_exits_after_count() {
     let key_id = create_key(&mut kms, "").await;
 
     let args = ["audit", "tail", "--count", "1", "--output", "json", "eventName: Encrypt"];
-    let mut child = command(&server.endpoint(), &args).spawn().expect("kmsim starts");
-
-    // The tail's own record is written once the stream is open (and subscribed), so then nothing is missed.
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    loop {
-        let events = all_audit_events(&server).await;
-        if events.iter().any(|e| e.event_name == "TailAuditEvents") {
-            break;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let output = child.wait_with_output().expect("output");
-            panic!("the tail ended before it was connected ({status}): {output:?}");
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the tail never connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut tail = Streaming::start(&server, &args);
+    tail.connected(&server, "TailAuditEvents").await;
 
     // A record the query does not match comes first.
     kms.describe_key(pb::DescribeKeyRequest { key_id: key_id.clone() }).await.expect("describe key");
     encrypt(&mut kms, &key_id, b"tail me").await.expect("encrypt");
 
-    let pid = child.id();
-    let waited = tokio::time::timeout(HANG_GUARD, tokio::task::spawn_blocking(move || child.wait_with_output())).await;
-    let output = match waited {
-        Ok(joined) => joined.expect("the waiting thread").expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-            panic!("kmsim audit tail --count 1 did not exit after the Encrypt");
-        }
-    };
-    let run = finished(format!("kmsim {}", args.join(" ")), output);
+    let run = tail.finish().await;
     let lines: Vec<&str> = run.ok().lines().collect();
     assert_eq!(lines.len(), 1, "exactly one line: {run:#?}");
     let record = parse_line(lines[0], "audit tail");

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
+use common::cli::*;
 use common::*;
 use kmsim::proto as pb;
 use serde_json::Value;
@@ -14,89 +12,6 @@ use time::format_description::well_known::Rfc3339;
 
 const SCHEDULED: &str = "Key:DeleteKey:ScheduleDeletion";
 const DELETED: &str = "Key:DeleteKey:ActualDeletion";
-
-/// A guard against hangs only: every wait below ends as soon as the awaited thing happens.
-const HANG_GUARD: Duration = Duration::from_secs(30);
-
-/// What a finished `kmsim` process left behind.
-#[derive(Debug)]
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "{}: failed: {self:#?}", self.what);
-        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
-        &self.stdout
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        let stdout = self.ok();
-        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}): {self:#?}", self.what))
-    }
-
-    /// Asserts the process failed (non-zero exit, no panic) and returns its trimmed stderr.
-    #[track_caller]
-    fn failed(&self) -> &str {
-        assert!(self.code.is_some(), "{}: killed by a signal: {self:#?}", self.what);
-        assert_ne!(self.code, Some(0), "{}: succeeded but should have failed: {self:#?}", self.what);
-        assert!(!self.stderr.contains("panicked"), "{}: panicked: {self:#?}", self.what);
-        self.stderr.trim()
-    }
-}
-
-/// `kmsim ARGS` against `server`, with nothing else from the test's environment.
-fn command(server: &TestServer, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
-    command
-        .env_remove("KMSIM_ACCESS_KEY_ID")
-        .env_remove("RUST_LOG")
-        .env("KMSIM_ENDPOINT", server.endpoint())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn finished(what: String, output: Output) -> Run {
-    Run {
-        what,
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Runs `kmsim ARGS` to completion on a blocking thread, so the in-process server keeps answering.
-async fn kmsim(server: &TestServer, args: &[&str]) -> Run {
-    let what = format!("kmsim {}", args.join(" "));
-    let mut command = command(server, args);
-    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("the runner thread");
-    finished(what, output.expect("kmsim starts"))
-}
-
-async fn kmsim_json(server: &TestServer, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    kmsim(server, &args).await.json()
-}
-
-#[track_caller]
-fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
-    value.get(name).and_then(Value::as_str).unwrap_or_else(|| panic!("no string field {name:?} in {value:#}"))
-}
-
-#[track_caller]
-fn array<'a>(value: &'a Value, name: &str) -> &'a Vec<Value> {
-    value.get(name).and_then(Value::as_array).unwrap_or_else(|| panic!("no array {name:?} in {value:#}"))
-}
 
 #[track_caller]
 fn rfc3339(text: &str) -> OffsetDateTime {
@@ -203,38 +118,13 @@ async fn events_watch_prints_the_next_event_and_exits_after_count() {
     let key_id = create_key(&mut kms, "").await;
 
     let args = ["events", "watch", "--count", "1", "--output", "json"];
-    let mut child = command(&server, &args).spawn().expect("kmsim starts");
-
-    // The watch's audit record is written once the stream is open (and subscribed), so then nothing is missed.
-    let mut audit = server.audit().await;
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    loop {
-        let request = pb::ListAuditEventsRequest { event_name: "WatchSystemEvents".into(), ..Default::default() };
-        let page = audit.list_audit_events(request).await.expect("list audit events").into_inner();
-        if !page.events.is_empty() {
-            break;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let output = child.wait_with_output().expect("output");
-            panic!("the watch ended before it was connected ({status}): {output:?}");
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the watch never connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut watch = Streaming::start(&server, &args);
+    watch.connected(&server, "WatchSystemEvents").await;
 
     let request = pb::ScheduleKeyDeletionRequest { key_id: key_id.clone(), pending_window_in_days: 7 };
     kms.schedule_key_deletion(request).await.expect("schedule key deletion");
 
-    let pid = child.id();
-    let waited = tokio::time::timeout(HANG_GUARD, tokio::task::spawn_blocking(move || child.wait_with_output())).await;
-    let output = match waited {
-        Ok(joined) => joined.expect("the waiting thread").expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-            panic!("kmsim events watch --count 1 did not exit after the event");
-        }
-    };
-    let run = finished(format!("kmsim {}", args.join(" ")), output);
+    let run = watch.finish().await;
     let lines: Vec<&str> = run.ok().lines().collect();
     assert_eq!(lines.len(), 1, "exactly one line: {run:#?}");
     let doc: Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"));

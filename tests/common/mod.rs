@@ -2,6 +2,7 @@
 //! tonic clients talking to it.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod process;
 
 use std::path::Path;
