@@ -101,6 +101,27 @@ impl TestServer {
     }
 }
 
+/// The envelope of a key event (`Key:DeleteKey:*`), field by field in the order
+/// CloudMonitor prints it, transcribed from the seed (001).
+pub const KEY_EVENT_FIELDS: [&str; 11] = [
+    "id",
+    "status",
+    "instanceName",
+    "resourceId",
+    "content",
+    "product",
+    "time",
+    "level",
+    "regionId",
+    "groupId",
+    "name",
+];
+
+/// The field names of a JSON object, in order.
+pub fn field_names(value: &serde_json::Value) -> Vec<&str> {
+    value.as_object().unwrap_or_else(|| panic!("not an object: {value:#}")).keys().map(String::as_str).collect()
+}
+
 /// The Alibaba error code a failed call carried in `x-kms-error-code`.
 pub fn error_code(status: &tonic::Status) -> String {
     metadata(status, "x-kms-error-code")
