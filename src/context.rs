@@ -57,6 +57,8 @@ pub struct TrailFacts {
     pub key_arn: String,
     pub key_spec: String,
     pub key_version_id: String,
+    /// The KMS instance of the key, whose QPS the call counts against.
+    pub instance_id: Option<String>,
     pub plaintext_bytes: Option<u64>,
     pub ciphertext_bytes: Option<u64>,
     /// The digest or message signed, verified or MACed.
@@ -80,7 +82,14 @@ impl Trail {
             f.key_id.clone_from(&meta.key_id);
             f.key_arn = meta.arn();
             f.key_spec = meta.spec.as_str().to_owned();
+            f.instance_id.clone_from(&meta.instance_id);
         });
+    }
+
+    /// The key the call resolved and the instance it lives in, for admission.
+    pub fn resource(&self) -> (String, Option<String>) {
+        let facts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (facts.key_id.clone(), facts.instance_id.clone())
     }
 
     pub fn key_version(&self, version_id: uuid::Uuid) {

@@ -7,9 +7,11 @@
 //! - [`server`]: tonic services; turns a gRPC request into a [`context::CallContext`],
 //!   hands it to the one dispatcher, and maps [`engine::KmsError`] to a gRPC status.
 //! - [`engine`]: the pure domain (keys, versions, aliases, tags, state machine, crypto,
-//!   and the agenda of work that falls due as the clock moves).
+//!   KMS instances and cross-region key sync, and the agenda of work that falls due as
+//!   the clock moves).
 //! - [`audit`]: the audit record model and the catalogue of operations it describes.
 //! - [`events`]: CloudMonitor-style system events, their bus and webhook delivery.
+//! - [`metrics`]: per-minute KMS metrics per region and instance, and their Prometheus text.
 //! - [`store`]: SQLite; one writer thread with group commit; state changes and
 //!   audit records commit in one transaction.
 //! - [`clock`]: the simulation clock, the one source of "now".
@@ -21,6 +23,7 @@ pub mod clock;
 pub mod context;
 pub mod engine;
 pub mod events;
+pub mod metrics;
 pub mod server;
 pub mod store;
 

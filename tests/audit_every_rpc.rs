@@ -29,7 +29,7 @@ fn declared_methods() -> Vec<(String, String, bool)> {
 
 fn expected_service_name(service: &str) -> &'static str {
     match service {
-        "kmsim.v1.KeyManagementService" => "Kms",
+        "kmsim.v1.KeyManagementService" | "kmsim.v1.InstanceService" => "Kms",
         "kmsim.v1.AuditService" => "KmsimAudit",
         "kmsim.v1.SimulationService" => "KmsimSimulation",
         "kmsim.v1.EventService" => "KmsimEvents",

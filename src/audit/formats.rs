@@ -300,6 +300,8 @@ mod tests {
             request_parameters: json!({ "KeyId": ARN, "EncryptionContext": { "Department": "Engineering" } }),
             response_elements: json!({}),
             referenced_keys: Vec::new(),
+            instance_id: String::new(),
+            injected_fault: None,
         }
     }
 

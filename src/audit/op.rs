@@ -132,6 +132,12 @@ ops! { ALL: ApiCall {
     EXPORT_KEY = Kms "ExportKey" "kms.export" Read "kms_key";
     GENERATE_MAC = Kms "GenerateMac" "kms.hmac" Read "kms_key";
     VERIFY_MAC = Kms "VerifyMac" "kms.verify_hmac" Read "kms_key";
+    CREATE_KMS_INSTANCE = Kms "CreateKmsInstance" "kms.create_kms_instance" Write "kms_instance";
+    GET_KMS_INSTANCE = Kms "GetKmsInstance" "kms.get_kms_instance" Read "kms_instance";
+    LIST_KMS_INSTANCES = Kms "ListKmsInstances" "kms.list_kms_instances" Read "kms_instance";
+    REPLICATE_KEY = Kms "ReplicateKey" "kms.replicate_key" Write "kms_key";
+    SYNC_KEY = Kms "SyncKey" "kms.sync_key" Write "kms_key";
+    LIST_KEY_REPLICAS = Kms "ListKeyReplicas" "kms.list_key_replicas" Read "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
     QUERY_AUDIT_EVENTS = KmsimAudit "QueryAuditEvents" "kmsim.query_audit_events" Read "";
     EXPORT_AUDIT_EVENTS = KmsimAudit "ExportAuditEvents" "kmsim.export_audit_events" Read "";
@@ -144,6 +150,10 @@ ops! { ALL: ApiCall {
     GET_CLOCK = KmsimSimulation "GetClock" "kmsim.get_clock" Read "";
     ADVANCE_CLOCK = KmsimSimulation "AdvanceClock" "kmsim.advance_clock" Write "";
     SET_CLOCK = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
+    INJECT_FAULT = KmsimSimulation "InjectFault" "kmsim.inject_fault" Write "";
+    LIST_FAULTS = KmsimSimulation "ListFaults" "kmsim.list_faults" Read "";
+    CLEAR_FAULTS = KmsimSimulation "ClearFaults" "kmsim.clear_faults" Write "";
+    GET_METRICS = KmsimSimulation "GetMetrics" "kmsim.get_metrics" Read "";
     LIST_SYSTEM_EVENTS = KmsimEvents "ListSystemEvents" "kmsim.list_system_events" Read "";
     WATCH_SYSTEM_EVENTS = KmsimEvents "WatchSystemEvents" "kmsim.watch_system_events" Read "";
     CREATE_EVENT_SUBSCRIPTION = KmsimEvents "CreateEventSubscription" "kmsim.create_event_subscription" Write "";
@@ -156,6 +166,8 @@ ops! { INTERNAL: ServiceEvent {
     ACTUAL_DELETION = Kms "DeleteKey" "kms.delete_key" Write "kms_key";
     SCHEDULED_ROTATION = Kms "RotateKey" "kms.rotate.scheduled" Write "kms_key";
     MATERIAL_EXPIRY = Kms "DeleteExpiredKeyMaterial" "kms.delete_expired_key_material" Write "kms_key";
+    INSTANCE_EXPIRY = Kms "ExpireKmsInstance" "kms.expire_kms_instance" Write "kms_instance";
+    KEY_SYNC = Kms "KeySync" "kms.sync_key" Write "kms_key";
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
     AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "";
 }}

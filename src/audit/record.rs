@@ -60,6 +60,12 @@ pub struct AuditRecord {
     pub request_parameters: Value,
     pub response_elements: Value,
     pub referenced_keys: Vec<String>,
+    /// The KMS instance of the key; absent for default keys.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance_id: String,
+    /// The fault that made this call fail or slowed it (native format only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_fault: Option<String>,
 }
 
 /// Actions whose calls are cryptographic: their responses are nothing but
@@ -180,6 +186,8 @@ impl AuditRecord {
             request_parameters,
             response_elements: Value::Object(response_elements),
             referenced_keys: facts.referenced_keys,
+            instance_id: facts.instance_id.unwrap_or_default(),
+            injected_fault: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Connection {
     /// Sent as `x-kms-access-key-id`; recorded in the audit trail.
     #[arg(long, global = true, env = "KMSIM_ACCESS_KEY_ID")]
     access_key_id: Option<String>,
+    /// Region to work in, sent as `x-kms-region` (default: the server's --region).
+    #[arg(long, global = true, env = "KMSIM_REGION")]
+    region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,6 +386,9 @@ pub enum KeyCommand {
         /// Allow ExportKey to export the material (set now, never changeable).
         #[arg(long)]
         exportable: bool,
+        /// Create the key in this KMS instance (of the region) instead of as a default key.
+        #[arg(long, default_value = "")]
+        dkms_instance_id: String,
     },
     /// Make a new primary version (manual rotation); old versions keep decrypting and verifying.
     #[command(after_help = "Example:\n  kmsim key rotate alias/payments")]
@@ -565,6 +571,9 @@ impl Connection {
         if let Some(id) = self.access_key_id.as_deref().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert("x-kms-access-key-id", id);
         }
+        if let Some(region) = self.region.as_deref().and_then(|region| region.parse().ok()) {
+            request.metadata_mut().insert(crate::server::dispatch::REGION_HEADER, region);
+        }
         request
     }
 
@@ -586,6 +595,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             enable_automatic_rotation,
             rotation_interval,
             exportable,
+            dkms_instance_id,
         } => {
             let request = pb::CreateKeyRequest {
                 key_spec,
@@ -596,6 +606,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
                 enable_automatic_rotation,
                 rotation_interval,
                 exportable,
+                dkms_instance_id,
             };
             let response = kms.create_key(conn.request(request)).await?.into_inner();
             key_metadata_json(response.key_metadata.unwrap_or_default())
@@ -1035,6 +1046,8 @@ fn key_metadata_json(m: pb::KeyMetadata) -> Value {
         "nextRotationDate": m.next_rotation_date,
         "materialExpireTime": m.material_expire_time,
         "exportable": m.exportable,
+        "dkmsInstanceId": m.dkms_instance_id,
+        "replicaOfInstanceId": m.replica_of_instance_id,
     })
 }
 

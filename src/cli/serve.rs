@@ -18,7 +18,7 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. The bound address is printed as `listening on IP:PORT`.
     #[arg(long, default_value = "127.0.0.1:9595", env = "KMSIM_LISTEN")]
     listen: SocketAddr,
-    /// Region served, e.g. cn-hangzhou, cn-shanghai, ap-southeast-1.
+    /// The default region: calls that name none with `x-kms-region` (or the CLI's --region) work here.
     #[arg(long, default_value = DEFAULT_REGION, env = "KMSIM_REGION")]
     region: String,
     /// The simulated account: 16 digits.
@@ -52,6 +52,13 @@ pub struct ServeArgs {
     /// Leave cryptographic events (Encrypt, Decrypt, Sign, …) out of the --audit-file trails.
     #[arg(long)]
     audit_file_exclude_cryptographic: bool,
+    /// Serve Prometheus metrics on this address at /metrics; port 0 picks a free port (printed as
+    /// `metrics on IP:PORT`).
+    #[arg(long, env = "KMSIM_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Raise Instance:QPS:Reminder when an instance's QPS reaches this percentage of its spec.
+    #[arg(long, env = "KMSIM_QPS_REMINDER_PERCENT", default_value_t = 90.0)]
+    qps_reminder_percent: f64,
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
@@ -84,6 +91,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
                 },
             })
             .collect(),
+        metrics_listen: args.metrics_listen,
+        qps_reminder_ratio: args.qps_reminder_percent / 100.0,
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");
@@ -95,6 +104,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     println!("listening on {}", running.local_addr);
+    if let Some(metrics) = running.metrics_addr {
+        println!("metrics on {metrics}");
+    }
     let _ = std::io::stdout().flush();
     match running.wait().await {
         Ok(()) => {

@@ -57,6 +57,50 @@ pub enum GrpcClass {
 }
 
 impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::InvalidParameter,
+        Self::MissingParameter,
+        Self::UnsupportedOperation,
+        Self::RejectedUnsupportedOperation,
+        Self::LimitExceeded,
+        Self::AliasAlreadyExists,
+        Self::InvalidKeyMaterial,
+        Self::InvalidImportToken,
+        Self::ExpiredImportToken,
+        Self::UnsupportedOrigin,
+        Self::RequestTimeTooSkewed,
+        Self::SignatureNotMatch,
+        Self::NoPermission,
+        Self::AccessKeyForbidden,
+        Self::AccessKeyNotFound,
+        Self::KeyNotFound,
+        Self::KeyVersionNotFound,
+        Self::AliasNotFound,
+        Self::ResourceNotFound,
+        Self::InstanceNotFound,
+        Self::Disabled,
+        Self::PendingDeletion,
+        Self::PendingImport,
+        Self::Unavailable,
+        Self::StateModifiedFailed,
+        Self::Enabled,
+        Self::ResourceExist,
+        Self::ResourceInDeleteWindow,
+        Self::ResourceInUse,
+        Self::Throttling,
+        Self::InternalFailure,
+        Self::ServiceUnavailable,
+    ];
+
+    /// The code named by its client-facing spelling; Alibaba's own misspelling
+    /// `SerivceUnvailableTemporary` is understood too.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        if code == "SerivceUnvailableTemporary" {
+            return Some(Self::ServiceUnavailable);
+        }
+        Self::ALL.iter().copied().find(|c| c.as_str() == code)
+    }
+
     /// The code as clients see it (`Rejected.Disabled`).
     pub fn as_str(self) -> &'static str {
         self.facts().0
@@ -254,6 +298,15 @@ pub type KmsResult<T> = Result<T, KmsError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_parses_from_its_spelling() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+        assert_eq!(ErrorCode::parse("SerivceUnvailableTemporary"), Some(ErrorCode::ServiceUnavailable));
+        assert_eq!(ErrorCode::parse("Rejected.Nope"), None);
+    }
 
     #[test]
     fn messages_name_the_parameter() {

@@ -152,7 +152,7 @@ impl Engine {
         });
         next.versions = vec![version.clone()];
         let next = Arc::new(next);
-        let change = Change::SaveKey { key: next.clone(), new_version: Some(version) };
+        let change = Change::SaveKey { key: next.clone(), new_versions: vec![version] };
         Ok(Outcome::write(next, vec![change], vec![gate]))
     }
 
@@ -168,7 +168,7 @@ impl Engine {
         }
         let (next, emptied) = without_material(&key);
         let next = Arc::new(next.with_meta(|m| m.state = KeyState::PendingImport));
-        let change = Change::SaveKey { key: next.clone(), new_version: emptied };
+        let change = Change::SaveKey { key: next.clone(), new_versions: emptied.into_iter().collect() };
         Ok(Outcome::write(next, vec![change], vec![gate]))
     }
 
@@ -181,6 +181,7 @@ impl Engine {
 
 /// An EXTERNAL symmetric or HMAC key that is not being deleted; answers the material length it takes.
 fn importable(key: &Key) -> KmsResult<usize> {
+    key.managed_here()?;
     if key.meta.origin != Origin::External {
         return Err(ErrorCode::UnsupportedOrigin.into());
     }

@@ -302,6 +302,65 @@ pub struct KeyMeta {
     /// Set at creation and never changed: whether ExportKey may export the material.
     #[serde(default)]
     pub exportable: bool,
+    /// The KMS instance the key lives in; `None` for a default key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// For a replica: the primary instance it is synchronised from. Replicas
+    /// serve cryptography and reads; only the primary is managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_of: Option<String>,
+    /// For a primary: the instances in other regions it is synchronised to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaTarget>,
+}
+
+/// One replica ("shadow") instance a key is synchronised to, and how its last sync ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaTarget {
+    pub shadow_instance_id: String,
+    pub shadow_region: String,
+    /// Syncs fall due every `interval_secs` after `since`.
+    pub interval_secs: u64,
+    pub since: SimTime,
+    /// A sync asked for by SyncKey at this time, done when `last_sync` reaches it.
+    #[serde(default)]
+    pub requested: Option<SimTime>,
+    #[serde(default)]
+    pub last_sync: Option<SyncReport>,
+}
+
+impl ReplicaTarget {
+    /// The first periodic sync due after `after` (the first at `since` itself).
+    pub fn next_tick_after(&self, after: Option<SimTime>) -> SimTime {
+        let interval_ms = i64::try_from(self.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1);
+        match after {
+            Some(after) if after >= self.since => {
+                let ticks = (after.millis() - self.since.millis()) / interval_ms + 1;
+                SimTime(self.since.millis().saturating_add(ticks.saturating_mul(interval_ms)))
+            }
+            _ => self.since,
+        }
+    }
+
+    /// Whether `at` is one of the periodic sync times.
+    pub fn is_tick(&self, at: SimTime) -> bool {
+        let interval_ms = i64::try_from(self.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1);
+        at >= self.since && (at.millis() - self.since.millis()) % interval_ms == 0
+    }
+
+    /// When the last sync task ran, if any has.
+    pub fn last_sync_at(&self) -> Option<SimTime> {
+        self.last_sync.as_ref().map(|report| report.at)
+    }
+}
+
+/// How a sync task ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncReport {
+    pub sync_task_id: String,
+    pub at: SimTime,
+    /// Empty on success.
+    pub error_code: String,
 }
 
 /// What kmsim remembers of imported material besides the material itself.
@@ -337,7 +396,13 @@ pub const ROTATION_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 7 * 86_400..=3
 
 /// Parses `30d`, `720h`, `604800s`…; outside 7 to 365 days is InvalidParameter naming RotationInterval.
 pub fn parse_rotation_interval(text: &str) -> KmsResult<u64> {
-    let invalid = || KmsError::invalid_because("RotationInterval", "Write it as 7d to 365d (units d, h, m or s).");
+    parse_interval(text, "RotationInterval", ROTATION_INTERVAL_SECS, "Write it as 7d to 365d (units d, h, m or s).")
+}
+
+/// Parses an interval written `integer[unit]` (unit d, h, m or s) into seconds;
+/// outside `range` is InvalidParameter naming `param`, with `hint`.
+pub fn parse_interval(text: &str, param: &str, range: std::ops::RangeInclusive<u64>, hint: &str) -> KmsResult<u64> {
+    let invalid = || KmsError::invalid_because(param, hint);
     let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: u64 = number.parse().map_err(|_| invalid())?;
@@ -349,7 +414,7 @@ pub fn parse_rotation_interval(text: &str) -> KmsResult<u64> {
         _ => return Err(invalid()),
     };
     let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
-    if ROTATION_INTERVAL_SECS.contains(&secs) { Ok(secs) } else { Err(invalid()) }
+    if range.contains(&secs) { Ok(secs) } else { Err(invalid()) }
 }
 
 impl KeyMeta {
@@ -421,6 +486,14 @@ impl Key {
     /// Applies the state table for `op`; the error names the key state.
     pub fn allow(&self, op: KeyOp) -> KmsResult<()> {
         op.check(self.meta.state).map_err(KmsError::new)
+    }
+
+    /// A replica is managed through its primary: changes to it are UnsupportedOperation.
+    pub fn managed_here(&self) -> KmsResult<()> {
+        match self.meta.replica_of {
+            None => Ok(()),
+            Some(_) => Err(KmsError::new(ErrorCode::UnsupportedOperation)),
+        }
     }
 
     /// A copy with `change` applied to the metadata, sharing the material.

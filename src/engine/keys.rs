@@ -32,6 +32,8 @@ pub struct CreateKeyInput {
     pub enable_automatic_rotation: bool,
     pub rotation_interval: String,
     pub exportable: bool,
+    /// The instance to create the key in; empty for a default key.
+    pub dkms_instance_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +60,10 @@ impl Engine {
         let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
         let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
         check_description(&input.description)?;
+        let instance = match input.dkms_instance_id.as_str() {
+            "" => None,
+            id => Some(self.instance_for_new_key(cx, id)?),
+        };
         let now = cx.received_at;
         let rotation = if input.enable_automatic_rotation {
             if origin == Origin::External {
@@ -70,8 +76,12 @@ impl Engine {
 
         let version = (origin == Origin::AliyunKms)
             .then(|| Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material())));
+        let key_id = match &instance {
+            Some(_) => super::instances::resource_id("key", &cx.region, 18),
+            None => Uuid::new_v4().to_string(),
+        };
         let meta = KeyMeta {
-            key_id: Uuid::new_v4().to_string(),
+            key_id,
             region: cx.region.clone(),
             account_id: self.account_id.clone(),
             state: if version.is_some() { KeyState::Enabled } else { KeyState::PendingImport },
@@ -90,13 +100,16 @@ impl Engine {
             rotation,
             import: None,
             exportable: input.exportable,
+            instance_id: instance.map(|i| i.instance_id.clone()),
+            replica_of: None,
+            replicas: Vec::new(),
         };
         cx.trail.key(&meta);
         if let Some(v) = &version {
             cx.trail.key_version(v.version_id);
         }
         let key = Arc::new(Key { meta, versions: version.iter().cloned().collect() });
-        let change = Change::SaveKey { key: key.clone(), new_version: version };
+        let change = Change::SaveKey { key: key.clone(), new_versions: version.into_iter().collect() };
         Ok(Outcome::write(key, vec![change], Vec::new()))
     }
 
@@ -260,7 +273,7 @@ impl Engine {
             .get(&(cx.region.clone(), alias_name.to_owned()))
             .cloned()
             .ok_or(ErrorCode::AliasNotFound)?;
-        if let Some(slot) = read_lock(&self.keys).get(&alias.key_id) {
+        if let Some(slot) = self.slot(&alias.region, &alias.key_id) {
             cx.trail.key(&slot.snapshot().meta);
         }
         cx.trail.response_element("AliasArn", alias.arn());
@@ -349,8 +362,9 @@ impl Engine {
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
         key.allow(op)?;
+        key.managed_here()?;
         let next = Arc::new(change(&key)?);
-        Ok(Outcome::write(next.clone(), vec![Change::SaveKey { key: next, new_version: None }], vec![gate]))
+        Ok(Outcome::write(next.clone(), vec![Change::SaveKey { key: next, new_versions: Vec::new() }], vec![gate]))
     }
 
     fn alias_record(&self, cx: &CallContext, alias_name: &str, key_id: &str) -> AliasRecord {

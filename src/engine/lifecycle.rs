@@ -1,6 +1,6 @@
 //! Work that falls due with time rather than on request: actual deletion at the
 //! end of a key's pending window, automatic rotation, expiry of imported
-//! material.
+//! material, expiry of KMS instances, and key syncs to replica instances.
 //!
 //! The [`Agenda`] is a time-ordered queue of [`DueItem`]s. Whenever a change
 //! is applied, the resources it touched put their next due dates on the agenda
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use super::error::KmsResult;
+use super::error::{KmsError, KmsResult};
 use super::key::{AutomaticRotation, Key, KeyMeta, KeyState, KeyVersion};
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
@@ -36,15 +36,32 @@ pub enum DueTask {
     RotateKey { key_id: String },
     /// The key's imported material expires.
     ExpireKeyMaterial { key_id: String },
+    /// A KMS instance reaches its expiry date: its keys turn Unavailable.
+    ExpireInstance { instance_id: String },
+    /// A key is copied to its replica in `shadow_instance_id`; `forced` when SyncKey asked for it.
+    SyncKey { key_id: String, shadow_instance_id: String, forced: bool },
 }
 
 impl DueTask {
     /// The resource the work is about.
     pub fn resource_id(&self) -> &str {
         match self {
-            DueTask::DeleteKey { key_id } | DueTask::RotateKey { key_id } | DueTask::ExpireKeyMaterial { key_id } => {
-                key_id
+            DueTask::DeleteKey { key_id }
+            | DueTask::RotateKey { key_id }
+            | DueTask::ExpireKeyMaterial { key_id }
+            | DueTask::SyncKey { key_id, .. } => key_id,
+            DueTask::ExpireInstance { instance_id } => instance_id,
+        }
+    }
+
+    /// The request parameters the work's audit record shows.
+    pub fn audit_params(&self) -> serde_json::Value {
+        match self {
+            DueTask::ExpireInstance { instance_id } => serde_json::json!({ "KmsInstanceId": instance_id }),
+            DueTask::SyncKey { key_id, shadow_instance_id, .. } => {
+                serde_json::json!({ "KeyId": key_id, "ShadowInstanceId": shadow_instance_id })
             }
+            _ => serde_json::json!({ "KeyId": self.resource_id() }),
         }
     }
 }
@@ -124,6 +141,14 @@ impl Engine {
         if let Some(at) = meta.import.as_ref().and_then(|import| import.expires) {
             self.agenda.push(item(at, DueTask::ExpireKeyMaterial { key_id: key_id() }));
         }
+        // A key saved into an instance that has already expired (created in the
+        // instant of its expiry) is caught by running the expiry again.
+        let instance = meta.instance_id.as_deref().and_then(|id| self.instance(id));
+        if let Some(instance) = instance.filter(|i| i.expired && meta.state != KeyState::Unavailable) {
+            let task = DueTask::ExpireInstance { instance_id: instance.instance_id.clone() };
+            self.agenda.push(DueItem { at: self.clock.now(), region: instance.region.clone(), task });
+        }
+        self.schedule_syncs(meta);
     }
 
     pub fn agenda(&self) -> &Agenda {
@@ -131,10 +156,23 @@ impl Engine {
     }
 
     /// Does `item`'s work with `cx` (an internal context at the item's due
-    /// time); `None` when the work is no longer due.
-    pub async fn perform(&self, cx: &CallContext, item: &DueItem) -> Option<KmsResult<Outcome<()>>> {
-        let key_id = item.task.resource_id();
-        let slot = read_lock(&self.keys).get(key_id).cloned()?;
+    /// time); `None` when the work is no longer due. `fault` draws the
+    /// failure injected on the work, if any, when the work really runs; only
+    /// key syncs can be made to fail.
+    pub async fn perform(
+        &self,
+        cx: &CallContext,
+        item: &DueItem,
+        fault: impl FnOnce() -> Option<KmsError>,
+    ) -> Option<KmsResult<Outcome<()>>> {
+        match &item.task {
+            DueTask::ExpireInstance { instance_id } => return self.expire_instance(cx, instance_id).await.map(Ok),
+            DueTask::SyncKey { key_id, shadow_instance_id, forced } => {
+                return self.sync_replica(cx, item, (key_id, shadow_instance_id, *forced), fault).await.map(Ok);
+            }
+            DueTask::DeleteKey { .. } | DueTask::RotateKey { .. } | DueTask::ExpireKeyMaterial { .. } => {}
+        }
+        let slot = self.slot(&item.region, item.task.resource_id())?;
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         let still_due = match &item.task {
@@ -150,6 +188,7 @@ impl Engine {
             DueTask::ExpireKeyMaterial { .. } => {
                 key.has_material() && key.meta.import.as_ref().and_then(|i| i.expires) == Some(item.at)
             }
+            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } => false,
         };
         if !still_due {
             return None;
@@ -161,6 +200,7 @@ impl Engine {
                 .new_primary_version(cx, &key, item.at)
                 .map(|(_, change)| Outcome::write((), vec![change], vec![gate])),
             DueTask::ExpireKeyMaterial { .. } => Ok(expire_material(&key).gated(gate)),
+            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } => return None,
         })
     }
 
@@ -169,10 +209,10 @@ impl Engine {
         let meta = &key.meta;
         let mut changes: Vec<Change> = read_lock(&self.aliases)
             .values()
-            .filter(|alias| alias.key_id == meta.key_id)
+            .filter(|alias| alias.key_id == meta.key_id && alias.region == meta.region)
             .map(|alias| Change::RemoveAlias { region: alias.region.clone(), alias_name: alias.alias_name.clone() })
             .collect();
-        changes.push(Change::DeleteKey { key_id: meta.key_id.clone() });
+        changes.push(Change::DeleteKey { region: meta.region.clone(), key_id: meta.key_id.clone() });
         changes.push(Change::Emit(Arc::new(SystemEvent::key_deleted(self.key_subject(meta), at))));
         cx.trail.response_element("DeleteDate", at.to_rfc3339());
         Outcome::write((), changes, Vec::new())
@@ -199,7 +239,11 @@ fn expire_material(key: &Key) -> Outcome<()> {
             m.state = KeyState::PendingImport;
         }
     });
-    Outcome::write((), vec![Change::SaveKey { key: Arc::new(next), new_version: emptied }], Vec::new())
+    Outcome::write(
+        (),
+        vec![Change::SaveKey { key: Arc::new(next), new_versions: emptied.into_iter().collect() }],
+        Vec::new(),
+    )
 }
 
 /// The key with its imported material wiped; the version keeps its id so the

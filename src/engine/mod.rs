@@ -14,12 +14,14 @@ pub mod crypto;
 pub mod error;
 mod export;
 mod import;
+pub mod instances;
 pub mod key;
 mod keys;
 mod lifecycle;
 mod mac;
 mod paging;
 mod symmetric;
+mod sync;
 mod versions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +34,7 @@ use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
 pub use self::export::{ExportTo, Exported};
 pub use self::import::{ImportParameters, ImportToken};
+pub use self::instances::{CreateInstanceInput, Instance};
 use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::lifecycle::{Agenda, DueItem, DueTask};
@@ -46,10 +49,10 @@ use crate::events::{EventBus, SystemEvent};
 /// A durable change an operation asks for; applied to memory only after it is committed.
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// Insert or replace a key's metadata; `new_version` is a version the key gained.
+    /// Insert or replace a key's metadata; `new_versions` are versions the key gained.
     SaveKey {
         key: Arc<Key>,
-        new_version: Option<Arc<KeyVersion>>,
+        new_versions: Vec<Arc<KeyVersion>>,
     },
     SaveAlias(AliasRecord),
     RemoveAlias {
@@ -58,10 +61,12 @@ pub enum Change {
     },
     SetClockOffset(i64),
     SaveImportToken(Arc<ImportToken>),
-    /// The key, its versions and its import tokens are destroyed.
+    /// The key of `region`, its versions and (with the last copy of the key) its import tokens are destroyed.
     DeleteKey {
+        region: String,
         key_id: String,
     },
+    SaveInstance(Arc<Instance>),
     /// A system event: stored, then broadcast.
     Emit(Arc<SystemEvent>),
     SaveSubscription(Arc<Subscription>),
@@ -81,6 +86,10 @@ pub struct Outcome<T> {
     pub value: T,
     pub changes: Vec<Change>,
     pub gates: Vec<Gate>,
+    /// Work that failed but whose failure is itself a change to commit (a key
+    /// sync that ends in its failure event): the caller sees this error and
+    /// the changes are committed all the same.
+    pub failed: Option<KmsError>,
 }
 
 /// Exclusive right to change one resource; released when dropped.
@@ -88,15 +97,21 @@ pub type Gate = OwnedMutexGuard<()>;
 
 impl<T> Outcome<T> {
     pub fn read(value: T) -> Self {
-        Outcome { value, changes: Vec::new(), gates: Vec::new() }
+        Outcome { value, changes: Vec::new(), gates: Vec::new(), failed: None }
     }
 
     pub fn write(value: T, changes: Vec<Change>, gates: Vec<Gate>) -> Self {
-        Outcome { value, changes, gates }
+        Outcome { value, changes, gates, failed: None }
+    }
+
+    /// Marks the work failed with `error`; its changes still commit.
+    pub fn failing(mut self, error: Option<KmsError>) -> Self {
+        self.failed = error;
+        self
     }
 
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
-        Outcome { value: f(self.value), changes: self.changes, gates: self.gates }
+        Outcome { value: f(self.value), changes: self.changes, gates: self.gates, failed: self.failed }
     }
 }
 
@@ -107,6 +122,7 @@ pub struct Snapshot {
     pub aliases: Vec<AliasRecord>,
     pub import_tokens: Vec<ImportToken>,
     pub subscriptions: Vec<Subscription>,
+    pub instances: Vec<Instance>,
 }
 
 /// The simulated KMS of one account.
@@ -114,15 +130,24 @@ pub struct Engine {
     account_id: String,
     clock: Arc<SimClock>,
     blobs: BlobCodec,
-    keys: RwLock<HashMap<String, Arc<KeySlot>>>,
+    /// Keys by (region, key id): a replica shares its primary's id in another region.
+    keys: RwLock<HashMap<KeyAddr, Arc<KeySlot>>>,
     /// (region, alias name) to key id.
     aliases: RwLock<HashMap<(String, String), AliasRecord>>,
     alias_gates: GateTable,
     clock_gate: Arc<Mutex<()>>,
     import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
     subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
+    instances: RwLock<BTreeMap<String, Arc<Instance>>>,
     agenda: Agenda,
     events: EventBus,
+}
+
+/// Where a key lives: (region, key id).
+type KeyAddr = (String, String);
+
+fn key_addr(meta: &key::KeyMeta) -> KeyAddr {
+    (meta.region.clone(), meta.key_id.clone())
 }
 
 struct KeySlot {
@@ -143,10 +168,11 @@ impl KeySlot {
 impl Engine {
     /// `blob_secret` keys the header tag of ciphertext blobs; it must survive restarts.
     pub fn new(account_id: String, clock: Arc<SimClock>, blob_secret: [u8; 32], snapshot: Snapshot) -> Self {
-        let keys = snapshot.keys.into_iter().map(|k| (k.meta.key_id.clone(), Arc::new(KeySlot::new(Arc::new(k)))));
+        let keys = snapshot.keys.into_iter().map(|k| (key_addr(&k.meta), Arc::new(KeySlot::new(Arc::new(k)))));
         let aliases = snapshot.aliases.into_iter().map(|a| ((a.region.clone(), a.alias_name.clone()), a));
         let tokens = snapshot.import_tokens.into_iter().map(|t| (t.token.clone(), Arc::new(t)));
         let subscriptions = snapshot.subscriptions.into_iter().map(|s| (s.subscription_id.clone(), Arc::new(s)));
+        let instances = snapshot.instances.into_iter().map(|i| (i.instance_id.clone(), Arc::new(i)));
         let engine = Engine {
             account_id,
             clock,
@@ -157,11 +183,15 @@ impl Engine {
             clock_gate: Arc::new(Mutex::new(())),
             import_tokens: RwLock::new(tokens.collect()),
             subscriptions: RwLock::new(subscriptions.collect()),
+            instances: RwLock::new(instances.collect()),
             agenda: Agenda::default(),
             events: EventBus::default(),
         };
         for slot in read_lock(&engine.keys).values() {
             engine.schedule_key(&slot.snapshot().meta);
+        }
+        for instance in read_lock(&engine.instances).values() {
+            engine.schedule_instance(instance);
         }
         engine
     }
@@ -184,12 +214,12 @@ impl Engine {
             match change {
                 Change::SaveKey { key, .. } => {
                     self.schedule_key(&key.meta);
-                    let id = key.meta.key_id.clone();
-                    let existing = read_lock(&self.keys).get(&id).cloned();
+                    let addr = key_addr(&key.meta);
+                    let existing = read_lock(&self.keys).get(&addr).cloned();
                     match existing {
                         Some(slot) => *write_lock(&slot.current) = key,
                         None => {
-                            write_lock(&self.keys).insert(id, Arc::new(KeySlot::new(key)));
+                            write_lock(&self.keys).insert(addr, Arc::new(KeySlot::new(key)));
                         }
                     }
                 }
@@ -206,9 +236,16 @@ impl Engine {
                 Change::SaveImportToken(token) => {
                     write_lock(&self.import_tokens).insert(token.token.clone(), token);
                 }
-                Change::DeleteKey { key_id } => {
-                    write_lock(&self.keys).remove(&key_id);
-                    write_lock(&self.import_tokens).retain(|_, token| token.key_id != key_id);
+                Change::DeleteKey { region, key_id } => {
+                    let mut keys = write_lock(&self.keys);
+                    keys.remove(&(region, key_id.clone()));
+                    if !keys.keys().any(|(_, id)| *id == key_id) {
+                        write_lock(&self.import_tokens).retain(|_, token| token.key_id != key_id);
+                    }
+                }
+                Change::SaveInstance(instance) => {
+                    self.schedule_instance(&instance);
+                    write_lock(&self.instances).insert(instance.instance_id.clone(), instance);
                 }
                 Change::Emit(event) => self.events.publish(event),
                 Change::SaveSubscription(subscription) => {
@@ -264,11 +301,12 @@ impl Engine {
         } else {
             name.to_owned()
         };
-        let slot = read_lock(&self.keys).get(&key_id).cloned().ok_or(ErrorCode::KeyNotFound)?;
-        if slot.snapshot().meta.region != cx.region {
-            return Err(ErrorCode::KeyNotFound.into());
-        }
-        Ok(slot)
+        self.slot(&cx.region, &key_id).ok_or_else(|| ErrorCode::KeyNotFound.into())
+    }
+
+    /// The key `key_id` of `region`, if there is one.
+    fn slot(&self, region: &str, key_id: &str) -> Option<Arc<KeySlot>> {
+        read_lock(&self.keys).get(&(region.to_owned(), key_id.to_owned())).cloned()
     }
 
     fn alias_target(&self, cx: &CallContext, alias_name: &str) -> KmsResult<String> {

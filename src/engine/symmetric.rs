@@ -11,7 +11,7 @@ use super::crypto::random_secret;
 use super::crypto::symmetric::Cipher;
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{Key, KeyOp, KeyUsage, SpecKind};
-use super::{Engine, Outcome, read_lock};
+use super::{Engine, Outcome};
 use crate::context::CallContext;
 
 pub const MAX_PLAINTEXT_BYTES: usize = 6144;
@@ -163,11 +163,7 @@ impl Engine {
         let bad_blob = || KmsError::invalid("CiphertextBlob");
         let parsed = self.blobs.parse(blob).map_err(|_| bad_blob())?;
         cx.trail.ciphertext_bytes(blob.len());
-        let key: Arc<Key> = read_lock(&self.keys)
-            .get(parsed.key_id)
-            .map(|slot| slot.snapshot())
-            .filter(|key| key.meta.region == cx.region)
-            .ok_or(ErrorCode::KeyNotFound)?;
+        let key: Arc<Key> = self.slot(&cx.region, parsed.key_id).ok_or(ErrorCode::KeyNotFound)?.snapshot();
         cx.trail.key(&key.meta);
         cx.trail.key_version(parsed.key_version_id);
         let cipher = symmetric_cipher(&key)?;

@@ -42,6 +42,7 @@ impl Engine {
         at: SimTime,
     ) -> KmsResult<(VersionInfo, Change)> {
         key.allow(KeyOp::Cryptographic)?;
+        key.managed_here()?;
         if key.meta.origin == Origin::External {
             return Err(ErrorCode::UnsupportedOrigin.into());
         }
@@ -56,7 +57,7 @@ impl Engine {
         });
         next.versions.push(version.clone());
         let info = version_info(&next, &version);
-        Ok((info, Change::SaveKey { key: Arc::new(next), new_version: Some(version) }))
+        Ok((info, Change::SaveKey { key: Arc::new(next), new_versions: vec![version] }))
     }
 
     /// Turns automatic rotation on (with an interval, default 365 days) or off.

@@ -1,11 +1,13 @@
 //! The one dispatcher every RPC goes through.
 //!
-//! It builds the [`CallContext`], runs the operation, builds the audit record
-//! from the operation's [`OpSpec`], the context and the outcome, commits the
+//! It builds the [`CallContext`] (including the region the call picked with
+//! `x-kms-region`), runs the operation, lets [`admission`](super::admission)
+//! judge it (QPS quota, injected faults), builds the audit record from the
+//! operation's [`OpSpec`], the context and the outcome, commits the
 //! operation's changes and that record in one store transaction, applies the
-//! changes to memory, and only then answers. Success or failure, every call
-//! leaves exactly one record; if the record cannot be stored, the call fails
-//! and its change is not applied.
+//! changes to memory, counts the call in the metrics, and only then answers.
+//! Success or failure, every call leaves exactly one record; if the record
+//! cannot be stored, the call fails and its change is not applied.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,14 +18,17 @@ use tokio::sync::broadcast;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::admission::Admission;
 use super::params::AuditParams;
 use super::scheduler::Scheduler;
 use super::status::{REQUEST_ID_HEADER, to_status};
 use crate::audit::trail::Trails;
-use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::audit::{AuditRecord, OpSpec, PayloadSizes, ServiceName};
 use crate::context::{CallContext, Trail};
+use crate::engine::instances::is_region_id;
 use crate::engine::{Change, Engine, KmsError, KmsResult, Outcome};
 use crate::events::webhook::Deliveries;
+use crate::metrics::{CallSample, Metrics};
 use crate::store::{Store, StoreError};
 
 /// What every service handler can reach.
@@ -37,6 +42,8 @@ pub struct App {
     pub audit_tail: broadcast::Sender<Arc<AuditRecord>>,
     /// Files mirroring committed records.
     pub trails: Trails,
+    pub admission: Admission,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -67,6 +74,8 @@ pub struct Dispatcher {
 }
 
 const MAX_REQUEST_ID_LEN: usize = 128;
+/// The metadata a call names its region with.
+pub const REGION_HEADER: &str = "x-kms-region";
 
 impl Dispatcher {
     pub fn new(app: Arc<App>) -> Self {
@@ -121,23 +130,52 @@ impl Dispatcher {
         F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
         Fut: Future<Output = KmsResult<Outcome<Resp>>>,
     {
-        let cx = Arc::new(self.context(&request));
+        let (cx, refused) = self.context(&request);
+        let cx = Arc::new(cx);
         let request = request.into_inner();
         let request_parameters = request.audit_params();
         let request_bytes = request.encoded_len();
 
-        let (response, changes, gates, error) = match operation(self.app.clone(), cx.clone(), request).await {
+        let result = match refused {
+            Some(error) => Err(error),
+            None => operation(self.app.clone(), cx.clone(), request).await,
+        };
+        let (mut response, mut changes, gates, mut error) = match result {
+            Ok(outcome) if outcome.failed.is_some() => (None, outcome.changes, outcome.gates, outcome.failed),
             Ok(outcome) => (Some(outcome.value), outcome.changes, outcome.gates, None),
             Err(error) => (None, Vec::new(), Vec::new(), Some(error)),
         };
+        let verdict = self.app.admission.admit(&self.app.engine, op, &cx);
+        if let Some(refusal) = verdict.error {
+            response = None;
+            changes.clear();
+            error = Some(refusal);
+        }
+        changes.extend(verdict.events.into_iter().map(Change::Emit));
         let sizes = PayloadSizes { request_bytes, response_bytes: response.as_ref().map_or(0, response_len) };
-        let record = AuditRecord::for_call(op, &cx, request_parameters, sizes, error.as_ref());
+        let mut record = AuditRecord::for_call(op, &cx, request_parameters, sizes, error.as_ref());
+        record.injected_fault = verdict.fault_id;
+        let (http_status, instance_id) = (record.http_status, record.instance_id.clone());
 
         if let Err(e) = self.app.settle(changes, vec![record]).await {
             tracing::error!(error = %e, request_id = %cx.request_id, event = op.event_name, "call failed closed");
             return Err(to_status(&KmsError::internal(), &cx.request_id));
         }
         drop(gates);
+        if !verdict.delay.is_zero() {
+            tokio::time::sleep(verdict.delay).await;
+        }
+        if op.service == ServiceName::Kms {
+            self.app.metrics.record(&CallSample {
+                region: &cx.region,
+                spec: self.app.engine.instance(&instance_id).map(|i| i.spec),
+                instance_id: &instance_id,
+                event_name: op.event_name,
+                http_status,
+                latency: cx.started.elapsed(),
+                at: cx.received_at,
+            });
+        }
 
         match (response, error) {
             (Some(body), _) => {
@@ -152,14 +190,24 @@ impl Dispatcher {
         }
     }
 
-    fn context<T>(&self, request: &Request<T>) -> CallContext {
+    /// The call's context, and the error it is refused with before it runs
+    /// (a malformed region); a refused call is audited in the server's region.
+    fn context<T>(&self, request: &Request<T>) -> (CallContext, Option<KmsError>) {
         let metadata = request.metadata();
         let request_id = header(metadata, "x-request-id")
             .filter(|id| id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        CallContext {
+        let (region, refused) = match header(metadata, REGION_HEADER) {
+            None => (self.app.region.clone(), None),
+            Some(region) if is_region_id(&region) => (region, None),
+            Some(_) => (
+                self.app.region.clone(),
+                Some(KmsError::invalid_because("RegionId", "Name a region such as cn-hangzhou in x-kms-region.")),
+            ),
+        };
+        let cx = CallContext {
             request_id,
-            region: self.app.region.clone(),
+            region,
             account_id: self.app.engine.account_id().to_owned(),
             client: request.remote_addr(),
             user_agent: header(metadata, "user-agent").unwrap_or_default(),
@@ -167,7 +215,8 @@ impl Dispatcher {
             received_at: self.app.engine.clock().now(),
             started: Instant::now(),
             trail: Trail::default(),
-        }
+        };
+        (cx, refused)
     }
 }
 

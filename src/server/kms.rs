@@ -68,6 +68,7 @@ impl KeyManagementService for KmsApi {
                     enable_automatic_rotation: req.enable_automatic_rotation,
                     rotation_interval: req.rotation_interval,
                     exportable: req.exportable,
+                    dkms_instance_id: req.dkms_instance_id,
                 };
                 // RSA key generation takes long enough to stall other calls on this worker.
                 let outcome = tokio::task::spawn_blocking(move || app.engine.create_key(&cx, input))
@@ -650,6 +651,8 @@ pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {
         next_rotation_date: meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()).unwrap_or_default(),
         material_expire_time: meta.import.as_ref().and_then(|i| i.expires).map(|d| d.to_rfc3339()).unwrap_or_default(),
         exportable: meta.exportable,
+        dkms_instance_id: meta.instance_id.clone().unwrap_or_default(),
+        replica_of_instance_id: meta.replica_of.clone().unwrap_or_default(),
     }
 }
 

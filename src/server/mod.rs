@@ -2,10 +2,13 @@
 //! graceful shutdown. Handlers only translate; the [`dispatch`] module runs
 //! and audits every call.
 
+pub mod admission;
 pub mod audit;
 pub mod dispatch;
 pub mod events;
+pub mod instances;
 pub mod kms;
+mod metrics_http;
 pub mod params;
 pub mod scheduler;
 pub mod simulation;
@@ -30,6 +33,7 @@ use crate::engine::Engine;
 use crate::events::webhook::{Deliveries, RetryPolicy};
 use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
+use crate::proto::instance_service_server::InstanceServiceServer;
 use crate::proto::key_management_service_server::KeyManagementServiceServer;
 use crate::proto::simulation_service_server::SimulationServiceServer;
 use crate::store::{Location, Store};
@@ -62,6 +66,10 @@ pub struct ServerConfig {
     pub audit_retention_days: Option<u32>,
     /// JSON-lines files mirroring committed audit records.
     pub trails: Vec<TrailSpec>,
+    /// Where to serve Prometheus metrics (`/metrics`); `None` for nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The share of an instance's QPS spec at which it raises `Instance:QPS:Reminder`.
+    pub qps_reminder_ratio: f64,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +85,8 @@ impl Default for ServerConfig {
             webhook_retry: RetryPolicy::default(),
             audit_retention_days: Some(DEFAULT_AUDIT_RETENTION_DAYS),
             trails: Vec::new(),
+            metrics_listen: None,
+            qps_reminder_ratio: admission::DEFAULT_REMINDER_RATIO,
         }
     }
 }
@@ -84,6 +94,8 @@ impl Default for ServerConfig {
 /// A server that is bound and serving.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// Where Prometheus metrics are served, with `metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
     task: JoinHandle<Result<(), BoxError>>,
 }
 
@@ -101,6 +113,16 @@ pub async fn start(
 ) -> Result<RunningServer, BoxError> {
     if config.account_id.len() != 16 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("account id must be 16 digits, got {:?}", config.account_id).into());
+    }
+    if !crate::engine::instances::is_region_id(&config.region) {
+        return Err(format!("region must be a region id such as cn-hangzhou, got {:?}", config.region).into());
+    }
+    if !(config.qps_reminder_ratio > 0.0 && config.qps_reminder_ratio <= 1.0) {
+        return Err(format!(
+            "the QPS reminder threshold must be above 0% and at most 100%, got {}",
+            config.qps_reminder_ratio
+        )
+        .into());
     }
     let (store, loaded) = Store::open(&config.store)?;
     let clock = Arc::new(SimClock::with_offset(loaded.clock_offset_ms));
@@ -122,6 +144,8 @@ pub async fn start(
         deliveries: deliveries.clone(),
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
         trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
+        admission: admission::Admission::new(config.qps_reminder_ratio),
+        metrics: Arc::default(),
     });
     let delivering = tokio::spawn(deliveries.run(outbox));
     if let Some(start) = config.clock_start {
@@ -132,6 +156,15 @@ pub async fn start(
         return Err("the store refused the work that fell due while the server was down".into());
     }
     let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
+    let metrics_endpoint = match config.metrics_listen {
+        Some(listen) => Some(
+            metrics_http::serve(listen, app.metrics.clone(), scheduler_stopped.clone())
+                .await
+                .map_err(|e| format!("--metrics-listen {listen}: {e}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_endpoint.as_ref().map(|(addr, _)| *addr);
     let scheduling = Scheduler::spawn(app.clone(), scheduler_stopped);
     let app_at_shutdown = app.clone();
     let dispatch = Dispatcher::new(app);
@@ -141,6 +174,7 @@ pub async fn start(
     health_reporter.set_serving::<AuditServiceServer<audit::AuditApi>>().await;
     health_reporter.set_serving::<SimulationServiceServer<simulation::SimulationApi>>().await;
     health_reporter.set_serving::<EventServiceServer<events::EventsApi>>().await;
+    health_reporter.set_serving::<InstanceServiceServer<instances::InstancesApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -160,6 +194,7 @@ pub async fn start(
         .add_service(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone())))
         .add_service(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone())))
         .add_service(EventServiceServer::new(events::EventsApi::new(dispatch.clone())))
+        .add_service(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone())))
         .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
 
     let task = tokio::spawn(async move {
@@ -186,13 +221,16 @@ pub async fn start(
         // In-flight calls have been answered and the scheduler is stopped, so every record is committed; flush and close.
         let _ = stop_scheduler.send(true);
         let _ = scheduling.await;
+        if let Some((_, endpoint)) = metrics_endpoint {
+            let _ = endpoint.await;
+        }
         delivering.abort();
         app_at_shutdown.trails.close().await;
         tokio::task::spawn_blocking(move || store.close()).await?;
         served.map_err(BoxError::from)
     });
-    tracing::info!(%local_addr, region = %config.region, "kmsim serving");
-    Ok(RunningServer { local_addr, task })
+    tracing::info!(%local_addr, region = %config.region, ?metrics_addr, "kmsim serving");
+    Ok(RunningServer { local_addr, metrics_addr, task })
 }
 
 /// `--clock-start`: moves the clock forward to `start`, recorded as an internal

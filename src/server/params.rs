@@ -37,6 +37,18 @@ impl Param for i64 {
     }
 }
 
+impl Param for u32 {
+    fn param(&self) -> Option<Value> {
+        (*self != 0).then(|| Value::from(*self))
+    }
+}
+
+impl Param for f64 {
+    fn param(&self) -> Option<Value> {
+        (*self != 0.0).then(|| Value::from(*self))
+    }
+}
+
 impl Param for bool {
     fn param(&self) -> Option<Value> {
         Some(Value::Bool(*self))
@@ -102,7 +114,7 @@ audit_params! {
         "KeySpec" => key_spec, "KeyUsage" => key_usage, "Origin" => origin,
         "Description" => description, "ProtectionLevel" => protection_level,
         "EnableAutomaticRotation" => enable_automatic_rotation, "RotationInterval" => rotation_interval,
-        "Exportable" => exportable,
+        "Exportable" => exportable, "DKMSInstanceId" => dkms_instance_id,
     }
     DescribeKeyRequest { "KeyId" => key_id }
     ListKeysRequest { "PageNumber" => page_number, "PageSize" => page_size }
@@ -198,6 +210,25 @@ audit_params! {
     GetClockRequest {}
     AdvanceClockRequest { "Advance" => advance }
     SetClockRequest { "Time" => time }
+    InjectFaultRequest {
+        "Method" => method, "KeyId" => key_id, "ErrorCode" => error_code, "DelayMs" => delay_ms,
+        "Probability" => probability, "Count" => count, "ExpireTime" => expire_time, "Ttl" => ttl,
+    }
+    ListFaultsRequest {}
+    ClearFaultsRequest { "FaultId" => fault_id }
+    GetMetricsRequest {
+        "RegionId" => region, "KmsInstanceId" => kms_instance_id, "StartTime" => start_time, "EndTime" => end_time,
+    }
+    CreateKmsInstanceRequest {
+        "RegionId" => region, "Spec" => spec, "ExpireTime" => expire_time, "InstanceName" => instance_name,
+    }
+    GetKmsInstanceRequest { "KmsInstanceId" => kms_instance_id }
+    ListKmsInstancesRequest {}
+    ReplicateKeyRequest {
+        "KeyId" => key_id, "ShadowInstanceId" => shadow_instance_id, "SyncInterval" => sync_interval,
+    }
+    SyncKeyRequest { "KeyId" => key_id }
+    ListKeyReplicasRequest { "KeyId" => key_id }
     ListSystemEventsRequest {
         "Name" => name, "Level" => level, "StartTime" => start_time, "EndTime" => end_time,
         "PageSize" => page_size, "PageToken" => page_token,

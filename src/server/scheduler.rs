@@ -42,6 +42,8 @@ fn op_of(task: &DueTask) -> &'static OpSpec {
         DueTask::DeleteKey { .. } => &OpSpec::ACTUAL_DELETION,
         DueTask::RotateKey { .. } => &OpSpec::SCHEDULED_ROTATION,
         DueTask::ExpireKeyMaterial { .. } => &OpSpec::MATERIAL_EXPIRY,
+        DueTask::ExpireInstance { .. } => &OpSpec::INSTANCE_EXPIRY,
+        DueTask::SyncKey { .. } => &OpSpec::KEY_SYNC,
     }
 }
 
@@ -127,15 +129,24 @@ impl Scheduler {
 /// Performs one item and records it; false if the store could not take it.
 async fn perform(app: &App, item: &DueItem) -> bool {
     let cx = CallContext::internal(&item.region, app.engine.account_id(), item.at);
-    let Some(result) = app.engine.perform(&cx, item).await else {
+    // Of the due work, only sync tasks stand in for a network call that a
+    // fault can break; the fault is drawn only if the task really runs.
+    let injected = std::sync::Mutex::new(None);
+    let fault = || {
+        let (fault_id, error) = app.admission.sync_fault(item.task.resource_id(), item.at)?;
+        *injected.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault_id);
+        Some(error)
+    };
+    let Some(result) = app.engine.perform(&cx, item, fault).await else {
         return true;
     };
     let (changes, gates, error) = match result {
-        Ok(outcome) => (outcome.changes, outcome.gates, None),
+        Ok(outcome) => (outcome.changes, outcome.gates, outcome.failed),
         Err(error) => (Vec::new(), Vec::new(), Some(error)),
     };
-    let params = json!({ "KeyId": item.task.resource_id() });
-    let record = AuditRecord::for_call(op_of(&item.task), &cx, params, PayloadSizes::default(), error.as_ref());
+    let params = item.task.audit_params();
+    let mut record = AuditRecord::for_call(op_of(&item.task), &cx, params, PayloadSizes::default(), error.as_ref());
+    record.injected_fault = injected.into_inner().unwrap_or_else(|p| p.into_inner());
     let settled = app.settle(changes, vec![record]).await;
     drop(gates);
     match settled {

@@ -1,12 +1,16 @@
-//! `kmsim.v1.SimulationService`: the simulation clock. Moving it forward runs
-//! the work it made due (see [`super::scheduler`]) before the call answers.
+//! `kmsim.v1.SimulationService`: the simulation clock, fault injection and
+//! metrics. Moving the clock forward runs the work it made due (see
+//! [`super::scheduler`]) before the call answers.
 
 use tonic::{Request, Response, Status};
 
+use super::admission::{Fault, FaultSpec};
 use super::dispatch::Dispatcher;
 use crate::audit::OpSpec;
 use crate::clock::SimTime;
+use crate::engine::key::parse_interval;
 use crate::engine::{KmsError, KmsResult, Outcome};
+use crate::metrics::{CallClass, MetricsFilter, MinutePoint};
 use crate::proto as pb;
 use crate::proto::simulation_service_server::SimulationService;
 
@@ -64,6 +68,121 @@ impl SimulationService for SimulationApi {
             .await?;
         self.catch_up().await;
         Ok(moved)
+    }
+
+    async fn inject_fault(
+        &self,
+        request: Request<pb::InjectFaultRequest>,
+    ) -> Result<Response<pb::InjectFaultResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::INJECT_FAULT, request, |app, _cx, req| async move {
+                let now = app.engine.clock().now();
+                let expires = match (req.expire_time.as_str(), req.ttl.as_str()) {
+                    ("", "") => None,
+                    (time, "") => Some(SimTime::parse_rfc3339(time).ok_or_else(|| KmsError::invalid("ExpireTime"))?),
+                    ("", ttl) => {
+                        let secs = parse_interval(ttl, "Ttl", 1..=366 * 86_400, "Write it as 30s, 10m, 2h or 7d.")?;
+                        Some(now.plus_secs(secs))
+                    }
+                    _ => return Err(KmsError::invalid_because("Ttl", "Give ExpireTime or Ttl, not both.")),
+                };
+                let spec = FaultSpec {
+                    method: req.method,
+                    key_id: req.key_id,
+                    error_code: req.error_code,
+                    delay_ms: req.delay_ms,
+                    probability: req.probability,
+                    count: req.count,
+                    expires,
+                };
+                let fault = app.admission.inject(spec, now)?;
+                Ok(Outcome::read(pb::InjectFaultResponse { fault: Some(fault_message(&fault)) }))
+            })
+            .await
+    }
+
+    async fn list_faults(
+        &self,
+        request: Request<pb::ListFaultsRequest>,
+    ) -> Result<Response<pb::ListFaultsResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::LIST_FAULTS, request, |app, _cx, _req| async move {
+                let faults = app.admission.faults(app.engine.clock().now());
+                Ok(Outcome::read(pb::ListFaultsResponse { faults: faults.iter().map(fault_message).collect() }))
+            })
+            .await
+    }
+
+    async fn clear_faults(
+        &self,
+        request: Request<pb::ClearFaultsRequest>,
+    ) -> Result<Response<pb::ClearFaultsResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::CLEAR_FAULTS, request, |app, _cx, req| async move {
+                let cleared = app.admission.clear(&req.fault_id)?;
+                Ok(Outcome::read(pb::ClearFaultsResponse { cleared }))
+            })
+            .await
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<pb::GetMetricsRequest>,
+    ) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::GET_METRICS, request, |app, _cx, req| async move {
+                let time = |text: &str, param: &str| match text {
+                    "" => Ok(None),
+                    text => SimTime::parse_rfc3339(text).map(Some).ok_or_else(|| KmsError::invalid(param)),
+                };
+                let filter = MetricsFilter {
+                    region: req.region,
+                    instance_id: req.kms_instance_id,
+                    start: time(&req.start_time, "StartTime")?,
+                    end: time(&req.end_time, "EndTime")?,
+                };
+                let points = app.metrics.points(&filter).iter().map(metric_point).collect();
+                Ok(Outcome::read(pb::GetMetricsResponse { points }))
+            })
+            .await
+    }
+}
+
+fn fault_message(fault: &Fault) -> pb::Fault {
+    pb::Fault {
+        fault_id: fault.fault_id.clone(),
+        method: fault.method.clone(),
+        key_id: fault.key_id.clone(),
+        error_code: fault.error.map(|code| code.as_str().to_owned()).unwrap_or_default(),
+        delay_ms: u32::try_from(fault.delay.as_millis()).unwrap_or(u32::MAX),
+        probability: fault.probability,
+        remaining: fault.remaining.unwrap_or(0),
+        expire_time: fault.expires.map(SimTime::to_rfc3339).unwrap_or_default(),
+        hits: fault.hits,
+    }
+}
+
+fn metric_point(point: &MinutePoint) -> pb::MetricPoint {
+    let c = &point.counters;
+    let count = |class: CallClass| i64::try_from(c.class(class)).unwrap_or(i64::MAX);
+    pb::MetricPoint {
+        minute: point.minute.to_rfc3339(),
+        region: point.region.clone(),
+        kms_instance_id: point.instance_id.clone(),
+        requests: i64::try_from(c.requests()).unwrap_or(i64::MAX),
+        symmetric_encrypt_requests: count(CallClass::SymmetricEncrypt),
+        symmetric_decrypt_requests: count(CallClass::SymmetricDecrypt),
+        asymmetric_encrypt_requests: count(CallClass::AsymmetricEncrypt),
+        asymmetric_decrypt_requests: count(CallClass::AsymmetricDecrypt),
+        asymmetric_sign_requests: count(CallClass::AsymmetricSign),
+        asymmetric_verify_requests: count(CallClass::AsymmetricVerify),
+        secret_requests: count(CallClass::Secret),
+        other_requests: count(CallClass::Other),
+        errors_4xx: i64::try_from(c.errors_4xx).unwrap_or(i64::MAX),
+        errors_5xx: i64::try_from(c.errors_5xx).unwrap_or(i64::MAX),
+        average_latency_ms: c.average_latency_ms(),
+        symmetric_qps_utilization: point.symmetric_utilization,
+        asymmetric_qps_utilization: point.asymmetric_utilization,
     }
 }
 

@@ -81,6 +81,32 @@ CREATE TABLE audit_digests (
     signature BLOB NOT NULL
 );
 "#,
+    // Keys are addressed by region and id: a replica shares its primary's id in another region.
+    r#"
+CREATE TABLE keys_by_region (
+    region TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    PRIMARY KEY (region, key_id)
+);
+INSERT INTO keys_by_region (region, key_id, meta) SELECT json_extract(meta, '$.region'), key_id, meta FROM keys;
+CREATE TABLE key_versions_by_region (
+    region TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    material BLOB NOT NULL,
+    PRIMARY KEY (region, key_id, version_id)
+);
+INSERT INTO key_versions_by_region (region, key_id, version_id, created_ms, material)
+    SELECT k.region, v.key_id, v.version_id, v.created_ms, v.material
+    FROM key_versions v JOIN keys_by_region k ON k.key_id = v.key_id;
+DROP TABLE key_versions;
+DROP TABLE keys;
+ALTER TABLE keys_by_region RENAME TO keys;
+ALTER TABLE key_versions_by_region RENAME TO key_versions;
+CREATE TABLE kms_instances (instance_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+"#,
 ];
 
 pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
@@ -131,27 +157,28 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
             aliases: load_json_rows(conn, "SELECT record FROM aliases")?,
             import_tokens: load_import_tokens(conn)?,
             subscriptions: load_json_rows(conn, "SELECT record FROM event_subscriptions")?,
+            instances: load_json_rows(conn, "SELECT record FROM kms_instances")?,
         },
     })
 }
 
 fn load_keys(conn: &Connection) -> StoreResult<Vec<Key>> {
-    let mut versions: HashMap<String, Vec<Arc<KeyVersion>>> = HashMap::new();
+    let mut versions: HashMap<(String, String), Vec<Arc<KeyVersion>>> = HashMap::new();
     let mut stmt =
-        conn.prepare("SELECT key_id, version_id, created_ms, material FROM key_versions ORDER BY created_ms")?;
+        conn.prepare("SELECT region, key_id, version_id, created_ms, material FROM key_versions ORDER BY created_ms")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let version_id: String = row.get(1)?;
+        let version_id: String = row.get(2)?;
         let version_id = Uuid::parse_str(&version_id).map_err(|e| StoreError(e.to_string()))?;
-        let version = KeyVersion::new(version_id, SimTime(row.get(2)?), Zeroizing::new(row.get(3)?));
-        versions.entry(row.get(0)?).or_default().push(Arc::new(version));
+        let version = KeyVersion::new(version_id, SimTime(row.get(3)?), Zeroizing::new(row.get(4)?));
+        versions.entry((row.get(0)?, row.get(1)?)).or_default().push(Arc::new(version));
     }
     let mut stmt = conn.prepare("SELECT meta FROM keys")?;
     let metas = stmt.query_map([], |row| row.get::<_, String>(0))?;
     let mut keys = Vec::new();
     for meta in metas {
         let meta: KeyMeta = serde_json::from_str(&meta?)?;
-        let versions = versions.remove(&meta.key_id).unwrap_or_default();
+        let versions = versions.remove(&(meta.region.clone(), meta.key_id.clone())).unwrap_or_default();
         keys.push(Key { meta, versions });
     }
     Ok(keys)
@@ -194,20 +221,27 @@ pub(super) fn persist(
 ) -> StoreResult<()> {
     for change in changes {
         match change {
-            Change::SaveKey { key, new_version } => {
-                conn.prepare_cached("INSERT OR REPLACE INTO keys (key_id, meta) VALUES (?1, ?2)")?
-                    .execute(params![key.meta.key_id, serde_json::to_string(&key.meta)?])?;
-                if let Some(v) = new_version {
+            Change::SaveKey { key, new_versions } => {
+                let meta = &key.meta;
+                conn.prepare_cached("INSERT OR REPLACE INTO keys (region, key_id, meta) VALUES (?1, ?2, ?3)")?
+                    .execute(params![meta.region, meta.key_id, serde_json::to_string(meta)?])?;
+                for v in new_versions {
                     conn.prepare_cached(
-                        "INSERT OR REPLACE INTO key_versions (key_id, version_id, created_ms, material) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR REPLACE INTO key_versions (region, key_id, version_id, created_ms, material) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![
-                        key.meta.key_id,
+                        meta.region,
+                        meta.key_id,
                         v.version_id.to_string(),
                         v.created.0,
                         &v.material[..]
                     ])?;
                 }
+            }
+            Change::SaveInstance(instance) => {
+                conn.prepare_cached("INSERT OR REPLACE INTO kms_instances (instance_id, record) VALUES (?1, ?2)")?
+                    .execute(params![instance.instance_id, serde_json::to_string(&**instance)?])?;
             }
             Change::SaveAlias(alias) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO aliases (region, alias_name, record) VALUES (?1, ?2, ?3)")?
@@ -235,14 +269,18 @@ pub(super) fn persist(
                     &token.private_key_der[..]
                 ])?;
             }
-            Change::DeleteKey { key_id } => {
+            Change::DeleteKey { region, key_id } => {
                 for sql in [
-                    "DELETE FROM key_versions WHERE key_id = ?1",
-                    "DELETE FROM import_tokens WHERE key_id = ?1",
-                    "DELETE FROM keys WHERE key_id = ?1",
+                    "DELETE FROM key_versions WHERE region = ?1 AND key_id = ?2",
+                    "DELETE FROM keys WHERE region = ?1 AND key_id = ?2",
                 ] {
-                    conn.prepare_cached(sql)?.execute(params![key_id])?;
+                    conn.prepare_cached(sql)?.execute(params![region, key_id])?;
                 }
+                // Import tokens go with the last copy of the key.
+                conn.prepare_cached(
+                    "DELETE FROM import_tokens WHERE key_id = ?1 AND NOT EXISTS (SELECT 1 FROM keys WHERE key_id = ?1)",
+                )?
+                .execute(params![key_id])?;
             }
             Change::Emit(event) => {
                 conn.prepare_cached(

@@ -1,0 +1,242 @@
+//! Cross-region key sync: a key of a primary instance is copied (same id,
+//! material and versions) to a replica ("shadow") instance in another region.
+//!
+//! Replication is a list of [`ReplicaTarget`]s on the primary key. Each target
+//! is synced periodically (every `interval_secs` after `since`) and whenever
+//! SyncKey asks; each sync is a task on the agenda, done by the scheduler as a
+//! service event that ends in `Instance:KeySync:Success` or
+//! `Instance:KeySync:Failure`. A periodic sync that finds the replica already
+//! up to date does nothing and leaves no trace, so a year of hourly ticks costs
+//! only the syncs that copied something.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::error::{ErrorCode, KmsError, KmsResult};
+use super::key::{AutomaticRotation, Key, KeyOp, ReplicaTarget, RotationPolicy, SyncReport, parse_interval};
+use super::{Change, DueItem, DueTask, Engine, Outcome};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+use crate::events::{KeySync, SystemEvent};
+
+/// How often a replica is synced unless ReplicateKey says otherwise.
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 3600;
+const SYNC_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 60..=365 * 86_400;
+
+impl Engine {
+    /// Starts (or re-times) the replication of a key to `shadow_instance_id`; its first sync is due at once.
+    pub async fn replicate_key(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        shadow_instance_id: &str,
+        sync_interval: &str,
+    ) -> KmsResult<Outcome<Arc<Key>>> {
+        let interval_secs = if sync_interval.is_empty() {
+            DEFAULT_SYNC_INTERVAL_SECS
+        } else {
+            parse_interval(
+                sync_interval,
+                "SyncInterval",
+                SYNC_INTERVAL_SECS,
+                "Write it as 1m to 365d (units d, h, m or s).",
+            )?
+        };
+        let now = cx.received_at;
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
+            if key.meta.instance_id.is_none() {
+                return Err(KmsError {
+                    code: ErrorCode::UnsupportedOperation,
+                    message: "Only keys in a KMS instance can be synchronised.".into(),
+                });
+            }
+            if shadow_instance_id.is_empty() {
+                return Err(KmsError::missing("ShadowInstanceId"));
+            }
+            let shadow = self.instance(shadow_instance_id).ok_or(ErrorCode::InstanceNotFound)?;
+            if shadow.region == key.meta.region {
+                return Err(KmsError::invalid_because("ShadowInstanceId", "The replica must be in another region."));
+            }
+            let target = ReplicaTarget {
+                shadow_instance_id: shadow.instance_id.clone(),
+                shadow_region: shadow.region.clone(),
+                interval_secs,
+                since: now,
+                requested: Some(now),
+                last_sync: None,
+            };
+            Ok(key.with_meta(|m| {
+                match m.replicas.iter_mut().find(|t| t.shadow_instance_id == target.shadow_instance_id) {
+                    Some(existing) => {
+                        existing.interval_secs = interval_secs;
+                        existing.since = now;
+                        existing.requested = Some(now);
+                    }
+                    None => m.replicas.push(target),
+                }
+            }))
+        })
+        .await
+    }
+
+    /// Asks for a sync of every replica of a key now; the scheduler does them.
+    pub async fn request_sync(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
+        let now = cx.received_at;
+        self.change_key(cx, (key_id, "KeyId"), KeyOp::Inspect, |key| {
+            if key.meta.replicas.is_empty() {
+                return Err(KmsError::invalid_because("KeyId", "The key has no replicas; add one with ReplicateKey."));
+            }
+            Ok(key.with_meta(|m| m.replicas.iter_mut().for_each(|t| t.requested = Some(now))))
+        })
+        .await
+    }
+
+    /// The replicas of a key of `region`, as they stand.
+    pub fn replicas_of(&self, region: &str, key_id: &str) -> Vec<ReplicaTarget> {
+        self.slot(region, key_id).map(|slot| slot.snapshot().meta.replicas.clone()).unwrap_or_default()
+    }
+
+    /// Resolves a key name for the replica listing: the key's (region, id).
+    pub fn key_address(&self, cx: &CallContext, key_name: &str) -> KmsResult<Outcome<(String, String)>> {
+        let key = self.key_for_use(cx, key_name, "KeyId")?;
+        key.allow(KeyOp::Inspect)?;
+        Ok(Outcome::read((key.meta.region.clone(), key.meta.key_id.clone())))
+    }
+
+    /// Puts a primary's next syncs on the agenda: a requested one, and the next periodic tick.
+    pub(super) fn schedule_syncs(&self, key: &super::key::KeyMeta) {
+        let now = self.clock.now();
+        for target in &key.replicas {
+            let item = |at: SimTime, forced: bool| DueItem {
+                at,
+                region: key.region.clone(),
+                task: DueTask::SyncKey {
+                    key_id: key.key_id.clone(),
+                    shadow_instance_id: target.shadow_instance_id.clone(),
+                    forced,
+                },
+            };
+            if let Some(requested) = target.requested.filter(|at| Some(*at) > target.last_sync_at()) {
+                self.agenda.push(item(requested, true));
+            }
+            self.agenda.push(item(target.next_tick_after(Some(now.max(target.since))), false));
+        }
+    }
+
+    /// One sync task of `key_id` to `shadow_instance_id`, at `item.at`. `fault`
+    /// is a failure injected on the task. `None` when nothing is due: the task
+    /// was done already, the replication ended, or (periodic) the replica is up to date.
+    pub(super) async fn sync_replica(
+        &self,
+        cx: &CallContext,
+        item: &DueItem,
+        (key_id, shadow_instance_id, forced): (&str, &str, bool),
+        fault: impl FnOnce() -> Option<KmsError>,
+    ) -> Option<Outcome<()>> {
+        let slot = self.slot(&item.region, key_id)?;
+        let gate = slot.gate.clone().lock_owned().await;
+        let key = slot.snapshot();
+        let target = key.meta.replicas.iter().find(|t| t.shadow_instance_id == shadow_instance_id)?;
+        let done_already = target.last_sync_at().is_some_and(|at| at >= item.at);
+        let due = if forced { target.requested == Some(item.at) } else { target.is_tick(item.at) };
+        if done_already || !due {
+            return None;
+        }
+        let shadow = self.instance(shadow_instance_id);
+        let replica_slot = shadow.as_ref().and_then(|s| self.slot(&s.region, key_id));
+        let replica_gate = match &replica_slot {
+            Some(slot) => Some(slot.gate.clone().lock_owned().await),
+            None => None,
+        };
+        let existing = replica_slot.map(|slot| slot.snapshot());
+        let desired = shadow.as_ref().map(|s| replica_copy(&key, &s.instance_id, &s.region));
+        let up_to_date = match (&existing, &desired) {
+            (Some(existing), Some(desired)) => same_copy(existing, desired),
+            _ => false,
+        };
+        if !forced && up_to_date {
+            self.agenda.push(DueItem {
+                task: item.task.clone(),
+                region: item.region.clone(),
+                at: target.next_tick_after(Some(item.at)),
+            });
+            return None;
+        }
+
+        cx.trail.key(&key.meta);
+        let error = fault().or_else(|| match &shadow {
+            None => Some(ErrorCode::InstanceNotFound.into()),
+            Some(s) if s.is_expired_at(item.at) => Some(ErrorCode::Unavailable.into()),
+            Some(_)
+                if key
+                    .meta
+                    .instance_id
+                    .as_ref()
+                    .and_then(|id| self.instance(id))
+                    .is_some_and(|i| i.is_expired_at(item.at)) =>
+            {
+                Some(ErrorCode::Unavailable.into())
+            }
+            Some(_) => None,
+        });
+        let sync = KeySync {
+            sync_task_id: Uuid::new_v4().to_string(),
+            master_instance_id: key.meta.instance_id.clone().unwrap_or_default(),
+            shadow_instance_id: shadow_instance_id.to_owned(),
+            key_id: key_id.to_owned(),
+        };
+        let error_code = error.as_ref().map(|e| e.code.as_str());
+        cx.trail.response_element("SyncTaskId", sync.sync_task_id.clone());
+        cx.trail.response_element("ShadowInstanceId", shadow_instance_id);
+        cx.trail.response_element("SyncStatus", if error.is_none() { "SyncSuccess" } else { "SyncFailure" });
+
+        let report = SyncReport {
+            sync_task_id: sync.sync_task_id.clone(),
+            at: item.at,
+            error_code: error_code.unwrap_or_default().to_owned(),
+        };
+        let primary = key.with_meta(|m| {
+            if let Some(t) = m.replicas.iter_mut().find(|t| t.shadow_instance_id == shadow_instance_id) {
+                t.last_sync = Some(report);
+            }
+        });
+        let mut changes = vec![Change::SaveKey { key: Arc::new(primary), new_versions: Vec::new() }];
+        if let (None, Some(desired)) = (&error, desired) {
+            let new_versions = desired
+                .versions
+                .iter()
+                .filter(|v| existing.as_ref().is_none_or(|e| e.version(v.version_id).is_none()))
+                .cloned()
+                .collect();
+            changes.push(Change::SaveKey { key: Arc::new(desired), new_versions });
+        }
+        let event = SystemEvent::key_synced(self.key_subject(&key.meta), &sync, error_code, item.at);
+        changes.push(Change::Emit(Arc::new(event)));
+        let gates = std::iter::once(gate).chain(replica_gate).collect();
+        Some(Outcome::write((), changes, gates).failing(error))
+    }
+}
+
+/// What the replica of `key` in `shadow_instance_id` should be: the primary's
+/// metadata and versions, in the replica's region, with rotation left to the primary.
+fn replica_copy(key: &Key, shadow_instance_id: &str, shadow_region: &str) -> Key {
+    key.with_meta(|m| {
+        m.region = shadow_region.to_owned();
+        m.replica_of = m.instance_id.take();
+        m.instance_id = Some(shadow_instance_id.to_owned());
+        m.replicas.clear();
+        m.rotation = RotationPolicy {
+            automatic: AutomaticRotation::Disabled,
+            interval_secs: None,
+            last_rotation_date: m.rotation.last_rotation_date,
+            next_rotation_date: None,
+        };
+    })
+}
+
+fn same_copy(existing: &Key, desired: &Key) -> bool {
+    existing.meta == desired.meta
+        && existing.versions.len() == desired.versions.len()
+        && desired.versions.iter().all(|v| existing.version(v.version_id).is_some())
+}

@@ -1,0 +1,324 @@
+//! Admission: whether a call may have its answer. Two things can refuse it:
+//! its KMS instance's QPS quota (`Rejected.Throttling`, with the
+//! `Instance:QPS:Reminder` event as the instance nears it) and an injected
+//! fault.
+//!
+//! Admission is decided once the operation has resolved the key it works on,
+//! because only then is the instance known (a Decrypt names its key only
+//! inside the ciphertext), and before anything the operation changed is
+//! committed: a refused call changes nothing and is audited as the failure
+//! the client sees.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+
+use crate::audit::{OpSpec, ServiceName};
+use crate::clock::SimTime;
+use crate::context::CallContext;
+use crate::engine::{Engine, ErrorCode, Instance, KmsError, KmsResult};
+use crate::events::{Subject, SystemEvent};
+
+/// The share of its spec at which an instance raises `Instance:QPS:Reminder`.
+pub const DEFAULT_REMINDER_RATIO: f64 = 0.9;
+/// An instance raises the reminder at most once per simulated minute.
+const REMINDER_EVERY_MS: i64 = 60_000;
+const WINDOW: Duration = Duration::from_secs(1);
+/// Operation name of the sync tasks, for fault patterns.
+pub const KEY_SYNC_FAULT_NAME: &str = "KeySync";
+
+/// What admission decided about one call.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// The call fails with this instead of its own outcome.
+    pub error: Option<KmsError>,
+    /// The fault that hit the call, if one did.
+    pub fault_id: Option<String>,
+    /// Added before the answer.
+    pub delay: Duration,
+    /// Events to commit with the call's record.
+    pub events: Vec<Arc<SystemEvent>>,
+}
+
+pub struct Admission {
+    meters: Mutex<HashMap<String, Meter>>,
+    reminder_ratio: f64,
+    faults: Mutex<BTreeMap<String, Fault>>,
+}
+
+/// The calls an instance admitted in the last second, by real (monotonic) time.
+#[derive(Default)]
+struct Meter {
+    admitted: VecDeque<Instant>,
+    last_reminder: Option<SimTime>,
+}
+
+/// An injected fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub fault_id: String,
+    pub method: String,
+    pub key_id: String,
+    pub error: Option<ErrorCode>,
+    pub delay: Duration,
+    pub probability: f64,
+    /// Hits left; `None` for unlimited.
+    pub remaining: Option<u32>,
+    pub expires: Option<SimTime>,
+    pub hits: u64,
+    created: u64,
+}
+
+/// InjectFault's parameters as the client gave them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultSpec {
+    pub method: String,
+    pub key_id: String,
+    pub error_code: String,
+    pub delay_ms: u32,
+    pub probability: f64,
+    pub count: u32,
+    pub expires: Option<SimTime>,
+}
+
+/// The longest delay a fault may add, so a typo cannot hang a client for a day.
+const MAX_DELAY_MS: u32 = 300_000;
+
+impl Admission {
+    pub fn new(reminder_ratio: f64) -> Admission {
+        Admission { meters: Mutex::default(), reminder_ratio, faults: Mutex::default() }
+    }
+
+    /// Judges a finished operation `op` that resolved `key_id` in `instance`.
+    pub fn admit(&self, engine: &Engine, op: &OpSpec, cx: &CallContext) -> Verdict {
+        let (key_id, instance_id) = cx.trail.resource();
+        let mut verdict = Verdict::default();
+        if let Some(instance) = instance_id.and_then(|id| engine.instance(&id)) {
+            self.meter(&instance, cx, &mut verdict);
+            if verdict.error.is_some() {
+                return verdict;
+            }
+        }
+        if op.service != ServiceName::KmsimSimulation {
+            self.apply_fault(op.event_name, &key_id, cx.received_at, &mut verdict);
+        }
+        verdict
+    }
+
+    /// The fault (if any) that breaks a sync task of `key_id` at `at`: its id and error.
+    pub fn sync_fault(&self, key_id: &str, at: SimTime) -> Option<(String, KmsError)> {
+        let mut verdict = Verdict::default();
+        self.apply_fault(KEY_SYNC_FAULT_NAME, key_id, at, &mut verdict);
+        Some((verdict.fault_id?, verdict.error?))
+    }
+
+    fn meter(&self, instance: &Instance, cx: &CallContext, verdict: &mut Verdict) {
+        let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let meter = meters.entry(instance.instance_id.clone()).or_default();
+        let now = cx.started;
+        while meter.admitted.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
+            meter.admitted.pop_front();
+        }
+        let spec = instance.spec as usize;
+        if meter.admitted.len() >= spec {
+            verdict.error = Some(ErrorCode::Throttling.into());
+            return;
+        }
+        meter.admitted.push_back(now);
+        let qps = meter.admitted.len();
+        let threshold = (self.reminder_ratio * spec as f64).ceil().max(1.0) as usize;
+        let quiet = meter.last_reminder.is_some_and(|last| cx.received_at.millis() - last.millis() < REMINDER_EVERY_MS);
+        if qps >= threshold && !quiet {
+            meter.last_reminder = Some(cx.received_at);
+            let subject = Subject {
+                account_id: &instance.account_id,
+                region: &instance.region,
+                resource_arn: instance.arn(),
+                instance_name: instance.instance_name.clone(),
+                event_resource: instance.instance_id.clone(),
+            };
+            let event =
+                SystemEvent::qps_reminder(subject, &instance.instance_id, qps as u64, spec as u64, cx.received_at);
+            verdict.events.push(Arc::new(event));
+        }
+    }
+
+    fn apply_fault(&self, operation: &str, key_id: &str, now: SimTime, verdict: &mut Verdict) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.retain(|_, f| f.expires.is_none_or(|at| now < at));
+        let mut candidates: Vec<&mut Fault> = faults
+            .values_mut()
+            .filter(|f| glob_match(&f.method, operation) && (f.key_id == "*" || glob_match(&f.key_id, key_id)))
+            .collect();
+        // The oldest matching fault decides.
+        candidates.sort_by_key(|f| f.created);
+        let Some(fault) = candidates.into_iter().next() else { return };
+        if fault.probability < 1.0 && !rand::rng().random_bool(fault.probability) {
+            return;
+        }
+        fault.hits += 1;
+        verdict.fault_id = Some(fault.fault_id.clone());
+        verdict.delay = fault.delay;
+        verdict.error = fault.error.map(KmsError::new);
+        let spent = fault.remaining.as_mut().is_some_and(|left| {
+            *left -= 1;
+            *left == 0
+        });
+        if spent {
+            let id = fault.fault_id.clone();
+            faults.remove(&id);
+        }
+    }
+
+    pub fn inject(&self, spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
+        let pattern = |text: String, param: &str| -> KmsResult<String> {
+            match text.as_str() {
+                "" => Ok("*".to_owned()),
+                t if t.len() > 256 || t.chars().any(char::is_control) => Err(KmsError::invalid(param)),
+                _ => Ok(text),
+            }
+        };
+        let error = match spec.error_code.as_str() {
+            "" => None,
+            code => Some(ErrorCode::parse(code).ok_or_else(|| {
+                KmsError::invalid_because("ErrorCode", "Name an error code of the reference, e.g. Rejected.Throttling.")
+            })?),
+        };
+        if error.is_none() && spec.delay_ms == 0 {
+            return Err(KmsError::invalid_because("ErrorCode", "A fault needs an error code, a delay, or both."));
+        }
+        if spec.delay_ms > MAX_DELAY_MS {
+            return Err(KmsError::invalid_because("DelayMs", &format!("At most {MAX_DELAY_MS} ms.")));
+        }
+        let probability = if spec.probability == 0.0 { 1.0 } else { spec.probability };
+        if !(probability > 0.0 && probability <= 1.0) {
+            return Err(KmsError::invalid_because("Probability", "Give a probability above 0 and at most 1."));
+        }
+        if spec.expires.is_some_and(|at| at <= now) {
+            return Err(KmsError::invalid_because("ExpireTime", "It must be in the future."));
+        }
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let created = faults.values().map(|f| f.created + 1).max().unwrap_or(0);
+        let fault = Fault {
+            fault_id: format!("fault-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            method: pattern(spec.method, "Method")?,
+            key_id: pattern(spec.key_id, "KeyId")?,
+            error,
+            delay: Duration::from_millis(u64::from(spec.delay_ms)),
+            probability,
+            remaining: (spec.count > 0).then_some(spec.count),
+            expires: spec.expires,
+            hits: 0,
+            created,
+        };
+        faults.insert(fault.fault_id.clone(), fault.clone());
+        Ok(fault)
+    }
+
+    /// The faults in force at `now`, oldest first.
+    pub fn faults(&self, now: SimTime) -> Vec<Fault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.retain(|_, f| f.expires.is_none_or(|at| now < at));
+        let mut list: Vec<Fault> = faults.values().cloned().collect();
+        list.sort_by_key(|f| f.created);
+        list
+    }
+
+    /// Removes one fault (`Forbidden.ResourceNotFound` if there is none such), or all when `fault_id` is empty.
+    pub fn clear(&self, fault_id: &str) -> KmsResult<u32> {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if fault_id.is_empty() {
+            let cleared = faults.len();
+            faults.clear();
+            return Ok(u32::try_from(cleared).unwrap_or(u32::MAX));
+        }
+        faults.remove(fault_id).map(|_| 1).ok_or_else(|| ErrorCode::ResourceNotFound.into())
+    }
+}
+
+/// Shell-style matching: `*` any run of characters, `?` any one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                backtrack = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match backtrack {
+                Some((star, matched)) => {
+                    pi = star + 1;
+                    ti = matched + 1;
+                    backtrack = Some((star, matched + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        for (pattern, text) in [("*", ""), ("*", "Decrypt"), ("Decrypt", "Decrypt"), ("Generate*", "GenerateDataKey")] {
+            assert!(glob_match(pattern, text), "{pattern} {text}");
+        }
+        assert!(glob_match("*Data*Key", "GenerateDataKeyWithoutPlaintextKey"));
+        assert!(glob_match("key-hzz?", "key-hzz1"));
+        for (pattern, text) in [("Decrypt", "ReDecrypt"), ("Generate*", "Encrypt"), ("key-?", "key-12"), ("a*b", "ac")]
+        {
+            assert!(!glob_match(pattern, text), "{pattern} {text}");
+        }
+    }
+
+    fn spec(error: &str, count: u32) -> FaultSpec {
+        FaultSpec { method: "Decrypt".into(), error_code: error.into(), count, ..Default::default() }
+    }
+
+    #[test]
+    fn a_counted_fault_hits_exactly_that_many_calls() {
+        let admission = Admission::new(DEFAULT_REMINDER_RATIO);
+        let fault = admission.inject(spec("ServiceUnavailableTemporary", 3), SimTime(0)).unwrap();
+        let mut hits = 0;
+        for _ in 0..5 {
+            let mut verdict = Verdict::default();
+            admission.apply_fault("Decrypt", "k", SimTime(0), &mut verdict);
+            if let Some(error) = verdict.error {
+                assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+                assert_eq!(verdict.fault_id.as_deref(), Some(fault.fault_id.as_str()));
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 3);
+        assert!(admission.faults(SimTime(0)).is_empty(), "a spent fault goes");
+    }
+
+    #[test]
+    fn faults_are_checked_and_expire() {
+        let admission = Admission::new(DEFAULT_REMINDER_RATIO);
+        assert_eq!(
+            admission.inject(spec("Rejected.Nope", 0), SimTime(0)).unwrap_err().code,
+            ErrorCode::InvalidParameter
+        );
+        assert!(admission.inject(spec("", 0), SimTime(0)).is_err(), "neither error nor delay");
+        let bad_probability = FaultSpec { probability: 1.5, ..spec("InternalFailure", 0) };
+        assert!(admission.inject(bad_probability, SimTime(0)).is_err());
+        let expiring = FaultSpec { expires: Some(SimTime(1000)), ..spec("InternalFailure", 0) };
+        admission.inject(expiring, SimTime(0)).unwrap();
+        assert_eq!(admission.faults(SimTime(999)).len(), 1);
+        assert!(admission.faults(SimTime(1000)).is_empty());
+        assert_eq!(admission.clear("fault-none").unwrap_err().code, ErrorCode::ResourceNotFound);
+    }
+}
