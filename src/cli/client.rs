@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
+use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
 use super::output::{OutputFormat, render};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
@@ -239,6 +240,37 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: ClockCommand,
+    },
+    /// Buy, list and describe KMS instances (of the region given by --region).
+    Instance {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: InstanceCommand,
+    },
+    /// Synchronise keys of an instance to shadow instances in other regions.
+    Sync {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+    /// Inject, list and clear faults: failing or slow calls, for testing clients.
+    Fault {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: FaultCommand,
+    },
+    /// Per-minute metrics of each instance and region (--region filters by region).
+    #[command(after_help = "Examples:\n  kmsim metrics\n  \
+                            kmsim metrics --region cn-hangzhou --instance default --since 2025-01-01T00:00:00Z\n  \
+                            kmsim metrics --instance kst-hzz… --output json")]
+    Metrics {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: MetricsArgs,
     },
 }
 
@@ -493,6 +525,10 @@ impl ClientCommand {
             | ClientCommand::Audit { conn, .. }
             | ClientCommand::Clock { conn, .. }
             | ClientCommand::Events { conn, .. }
+            | ClientCommand::Instance { conn, .. }
+            | ClientCommand::Sync { conn, .. }
+            | ClientCommand::Fault { conn, .. }
+            | ClientCommand::Metrics { conn, .. }
             | ClientCommand::Sign { conn, .. }
             | ClientCommand::Verify { conn, .. }
             | ClientCommand::PublicKey { conn, .. }
@@ -511,6 +547,10 @@ impl ClientCommand {
         let result = match self {
             ClientCommand::Key { command, .. } => key(&conn, command).await,
             ClientCommand::Events { command, .. } => events(&conn, command).await,
+            ClientCommand::Instance { command, .. } => instance(&conn, command).await,
+            ClientCommand::Sync { command, .. } => sync(&conn, command).await,
+            ClientCommand::Fault { command, .. } => fault(&conn, command).await,
+            ClientCommand::Metrics { args, .. } => metrics(&conn, args).await,
             ClientCommand::Encrypt { key_id, input, context, .. } => encrypt(&conn, key_id, input, context).await,
             ClientCommand::Decrypt { ciphertext_blob, context, .. } => decrypt(&conn, ciphertext_blob, context).await,
             ClientCommand::Audit { command, .. } => audit(&conn, command).await,
@@ -575,6 +615,11 @@ impl Connection {
             request.metadata_mut().insert(crate::server::dispatch::REGION_HEADER, region);
         }
         request
+    }
+
+    /// The region given by --region, if any.
+    pub(super) fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     pub(super) async fn kms(&self) -> Result<KeyManagementServiceClient<Channel>, Failure> {

@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod events;
+mod instances;
 mod output;
 mod serve;
 

@@ -533,3 +533,32 @@ mod state_table_tests {
         assert_eq!(KeyOp::Inspect.check(KeyState::Unavailable), Ok(()));
     }
 }
+
+#[cfg(test)]
+mod replica_schedule_tests {
+    use super::*;
+
+    fn target(since_ms: i64, interval_secs: u64) -> ReplicaTarget {
+        ReplicaTarget {
+            shadow_instance_id: "kst-shh1".into(),
+            shadow_region: "cn-shanghai".into(),
+            interval_secs,
+            since: SimTime(since_ms),
+            requested: None,
+            last_sync: None,
+        }
+    }
+
+    #[test]
+    fn periodic_syncs_fall_on_a_grid_from_since() {
+        let t = target(10_000, 60);
+        assert_eq!(t.next_tick_after(None), SimTime(10_000), "the first is at since");
+        assert_eq!(t.next_tick_after(Some(SimTime(9_000))), SimTime(10_000));
+        assert_eq!(t.next_tick_after(Some(SimTime(10_000))), SimTime(70_000), "strictly after");
+        assert_eq!(t.next_tick_after(Some(SimTime(69_999))), SimTime(70_000));
+        assert_eq!(t.next_tick_after(Some(SimTime(70_000))), SimTime(130_000));
+        assert!(t.is_tick(SimTime(130_000)));
+        assert!(!t.is_tick(SimTime(130_001)));
+        assert!(!t.is_tick(SimTime(9_999 - 50_000)), "nothing before since");
+    }
+}

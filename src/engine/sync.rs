@@ -104,7 +104,9 @@ impl Engine {
         Ok(Outcome::read((key.meta.region.clone(), key.meta.key_id.clone())))
     }
 
-    /// Puts a primary's next syncs on the agenda: a requested one, and the next periodic tick.
+    /// Puts a primary's next syncs on the agenda: a requested one, and the next
+    /// periodic tick after now (which starts the chain when the server starts;
+    /// from then on each sync queues the next, see [`Engine::sync_replica`]).
     pub(super) fn schedule_syncs(&self, key: &super::key::KeyMeta) {
         let now = self.clock.now();
         for target in &key.replicas {
@@ -138,6 +140,17 @@ impl Engine {
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         let target = key.meta.replicas.iter().find(|t| t.shadow_instance_id == shadow_instance_id)?;
+        // Each sync, done or skipped, queues the next periodic one after its own
+        // time, so a long jump of the clock runs every sync at its own time.
+        self.agenda.push(DueItem {
+            task: DueTask::SyncKey {
+                key_id: key_id.to_owned(),
+                shadow_instance_id: shadow_instance_id.to_owned(),
+                forced: false,
+            },
+            region: item.region.clone(),
+            at: target.next_tick_after(Some(item.at)),
+        });
         let done_already = target.last_sync_at().is_some_and(|at| at >= item.at);
         let due = if forced { target.requested == Some(item.at) } else { target.is_tick(item.at) };
         if done_already || !due {
@@ -156,11 +169,6 @@ impl Engine {
             _ => false,
         };
         if !forced && up_to_date {
-            self.agenda.push(DueItem {
-                task: item.task.clone(),
-                region: item.region.clone(),
-                at: target.next_tick_after(Some(item.at)),
-            });
             return None;
         }
 

@@ -91,7 +91,7 @@ impl Admission {
         Admission { meters: Mutex::default(), reminder_ratio, faults: Mutex::default() }
     }
 
-    /// Judges a finished operation `op` that resolved `key_id` in `instance`.
+    /// Judges the operation `op` of `cx`, which has run and resolved its key (if any).
     pub fn admit(&self, engine: &Engine, op: &OpSpec, cx: &CallContext) -> Verdict {
         let (key_id, instance_id) = cx.trail.resource();
         let mut verdict = Verdict::default();
@@ -101,7 +101,10 @@ impl Admission {
                 return verdict;
             }
         }
-        if op.service != ServiceName::KmsimSimulation {
+        // Faults are for testing clients of the KMS API; kmsim's own services
+        // (audit, events, simulation) stay reliable so a test can always see
+        // and undo what it did.
+        if op.service == ServiceName::Kms {
             self.apply_fault(op.event_name, &key_id, cx.received_at, &mut verdict);
         }
         verdict
@@ -117,7 +120,8 @@ impl Admission {
     fn meter(&self, instance: &Instance, cx: &CallContext, verdict: &mut Verdict) {
         let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
         let meter = meters.entry(instance.instance_id.clone()).or_default();
-        let now = cx.started;
+        // Taken under the lock, so the window stays in time order however calls interleave.
+        let now = Instant::now();
         while meter.admitted.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
             meter.admitted.pop_front();
         }

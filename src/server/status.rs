@@ -3,12 +3,17 @@
 //! Every failure carries the gRPC code of its class, the Alibaba code as the
 //! reason of a `google.rpc.ErrorInfo` (domain `kmsim`), and trailing metadata
 //! `x-kms-error-code`, `x-kms-http-status` and `x-kms-request-id`.
+//!
+//! The details are encoded here, with the ErrorInfo metadata in key order, so
+//! two failures with the same code and request id are the same bytes (an
+//! injected fault cannot be told from the real failure); tonic-types' own
+//! builder takes a `HashMap`, whose order changes from one call to the next.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
+use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::engine::KmsError;
 use crate::engine::error::GrpcClass;
@@ -32,15 +37,49 @@ pub fn grpc_code(class: GrpcClass) -> Code {
     }
 }
 
+/// `google.rpc.ErrorInfo`, with its metadata map kept in key order.
+#[derive(Clone, PartialEq, Message)]
+struct ErrorInfo {
+    #[prost(string, tag = "1")]
+    reason: String,
+    #[prost(string, tag = "2")]
+    domain: String,
+    #[prost(btree_map = "string, string", tag = "3")]
+    metadata: BTreeMap<String, String>,
+}
+
+/// `google.rpc.Status`, the message gRPC's `grpc-status-details-bin` carries.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
 pub fn to_status(error: &KmsError, request_id: &str) -> Status {
     let http_status = error.code.http_status().to_string();
-    let info = HashMap::from([
-        ("httpStatus".to_owned(), http_status.clone()),
-        ("requestId".to_owned(), request_id.to_owned()),
-        ("retryable".to_owned(), error.code.is_retryable().to_string()),
-    ]);
-    let details = ErrorDetails::with_error_info(error.code.as_str(), ERROR_DOMAIN, info);
-    let mut status = Status::with_error_details(grpc_code(error.code.grpc_class()), error.message.clone(), details);
+    let code = grpc_code(error.code.grpc_class());
+    let info = ErrorInfo {
+        reason: error.code.as_str().to_owned(),
+        domain: ERROR_DOMAIN.to_owned(),
+        metadata: BTreeMap::from([
+            ("httpStatus".to_owned(), http_status.clone()),
+            ("requestId".to_owned(), request_id.to_owned()),
+            ("retryable".to_owned(), error.code.is_retryable().to_string()),
+        ]),
+    };
+    let details = RpcStatus {
+        code: code as i32,
+        message: error.message.clone(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.ErrorInfo".to_owned(),
+            value: info.encode_to_vec(),
+        }],
+    };
+    let mut status = Status::with_details(code, error.message.clone(), details.encode_to_vec().into());
     let metadata = status.metadata_mut();
     metadata.insert(ERROR_CODE_HEADER, MetadataValue::from_static(error.code.as_str()));
     if let Ok(value) = http_status.parse() {
@@ -54,6 +93,8 @@ pub fn to_status(error: &KmsError, request_id: &str) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use tonic_types::StatusExt;
+
     use super::*;
     use crate::engine::ErrorCode;
 
@@ -66,5 +107,16 @@ mod tests {
         assert_eq!(status.metadata().get(REQUEST_ID_HEADER).unwrap(), "req-1");
         let info = status.get_details_error_info().unwrap();
         assert_eq!((info.reason.as_str(), info.domain.as_str()), ("Rejected.Disabled", "kmsim"));
+        assert_eq!(info.metadata["httpStatus"], "409");
+        assert_eq!(info.metadata["retryable"], "false");
+    }
+
+    #[test]
+    fn the_same_failure_is_the_same_bytes() {
+        let error = KmsError::new(ErrorCode::ServiceUnavailable);
+        let first = to_status(&error, "req-1");
+        for _ in 0..8 {
+            assert_eq!(to_status(&error, "req-1").details(), first.details());
+        }
     }
 }

@@ -636,3 +636,38 @@ pub(super) fn audit_by_access_key(conn: &Connection, access_key_id: &str) -> Sto
     let rows = stmt.query_map(params![access_key_id], |row| row.get::<_, String>(0))?;
     rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before keys were addressed by region keeps its keys and material.
+    #[test]
+    fn migration_6_keeps_keys_written_by_region_less_schemas() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (number, sql) in MIGRATIONS.iter().enumerate().take(5) {
+            conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", number + 1)).unwrap();
+        }
+        let meta = r#"{"key_id":"k1","region":"cn-shanghai","account_id":"1192853035118460","state":"Enabled",
+            "spec":"Aliyun_AES_256","usage":"ENCRYPT/DECRYPT","origin":"Aliyun_KMS","protection_level":"SOFTWARE",
+            "description":"","creator":"1192853035118460","creation_date":0,"delete_date":null,
+            "primary_version":"6f1c4a58-8f0e-4c2b-9a51-2b7d2f0f7d10","deletion_protection":false,
+            "deletion_protection_description":"","tags":{}}"#;
+        conn.execute("INSERT INTO keys (key_id, meta) VALUES ('k1', ?1)", params![meta]).unwrap();
+        conn.execute(
+            "INSERT INTO key_versions (key_id, version_id, created_ms, material) \
+             VALUES ('k1', '6f1c4a58-8f0e-4c2b-9a51-2b7d2f0f7d10', 0, x'0102')",
+            [],
+        )
+        .unwrap();
+
+        migrate(&conn).unwrap();
+        let keys = load_keys(&conn).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].meta.region, "cn-shanghai");
+        assert_eq!(keys[0].versions.len(), 1);
+        assert_eq!(&keys[0].versions[0].material[..], &[1, 2]);
+        let region: String = conn.query_row("SELECT region FROM key_versions", [], |row| row.get(0)).unwrap();
+        assert_eq!(region, "cn-shanghai");
+    }
+}
