@@ -332,7 +332,7 @@ pub struct ReplicaTarget {
 impl ReplicaTarget {
     /// The first periodic sync due after `after` (the first at `since` itself).
     pub fn next_tick_after(&self, after: Option<SimTime>) -> SimTime {
-        let interval_ms = i64::try_from(self.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1);
+        let interval_ms = self.interval_ms();
         match after {
             Some(after) if after >= self.since => {
                 let ticks = (after.millis() - self.since.millis()) / interval_ms + 1;
@@ -344,8 +344,11 @@ impl ReplicaTarget {
 
     /// Whether `at` is one of the periodic sync times.
     pub fn is_tick(&self, at: SimTime) -> bool {
-        let interval_ms = i64::try_from(self.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1);
-        at >= self.since && (at.millis() - self.since.millis()) % interval_ms == 0
+        at >= self.since && (at.millis() - self.since.millis()) % self.interval_ms() == 0
+    }
+
+    fn interval_ms(&self) -> i64 {
+        i64::try_from(self.interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1)
     }
 
     /// When the last sync task ran, if any has.
