@@ -40,6 +40,8 @@ pub struct Verdict {
     pub delay: Duration,
     /// Events to commit with the call's record.
     pub events: Vec<Arc<SystemEvent>>,
+    /// The QPS spec of the instance the call counted against, for the metrics.
+    pub spec: Option<u32>,
 }
 
 pub struct Admission {
@@ -96,6 +98,7 @@ impl Admission {
         let (key_id, instance_id) = cx.trail.resource();
         let mut verdict = Verdict::default();
         if let Some(instance) = instance_id.and_then(|id| engine.instance(&id)) {
+            verdict.spec = Some(instance.spec);
             self.meter(&instance, cx, &mut verdict);
             if verdict.error.is_some() {
                 return verdict;

@@ -168,7 +168,7 @@ impl Dispatcher {
         if op.service == ServiceName::Kms {
             self.app.metrics.record(&CallSample {
                 region: &cx.region,
-                spec: self.app.engine.instance(&instance_id).map(|i| i.spec),
+                spec: verdict.spec,
                 instance_id: &instance_id,
                 event_name: op.event_name,
                 http_status,
