@@ -19,7 +19,11 @@ pub struct CallContext {
     pub account_id: String,
     pub client: Option<SocketAddr>,
     pub user_agent: String,
+    /// The AccessKey (or ClientKey) id the call named, verified or not.
     pub access_key_id: String,
+    /// Who authentication took the caller for.
+    pub principal: Principal,
+    pub authenticated_by: AuthMethod,
     /// When the call arrived, on the simulation clock.
     pub received_at: SimTime,
     /// When the call arrived, on the monotonic clock, for its latency.
@@ -37,9 +41,52 @@ impl CallContext {
             client: None,
             user_agent: String::new(),
             access_key_id: String::new(),
+            principal: Principal::Account,
+            authenticated_by: AuthMethod::None,
             received_at: now,
             started: Instant::now(),
             trail: Trail::default(),
+        }
+    }
+}
+
+/// Who made a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Principal {
+    /// Auth is off and the caller named no AccessKey: the account itself.
+    #[default]
+    Account,
+    /// The caller named an AccessKey that was not (or could not be) verified: auth is off and kmsim
+    /// does not know the id, or auth is required and the call was refused. Recorded as given.
+    Unverified,
+    /// Auth is required and the caller named no credential at all (the call is refused).
+    Anonymous,
+    /// The admin credential (`--admin-key-file`): the account's root.
+    Admin,
+    /// A RAM user, by one of its AccessKeys.
+    User { name: String, user_id: String },
+    /// An application access point, by one of its ClientKeys.
+    Aap { name: String, arn: String },
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// It did not (auth off).
+    #[default]
+    None,
+    /// A request signature under the credential's secret.
+    Signature,
+    /// A client certificate whose common name names the credential.
+    Certificate,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Signature => "signature",
+            AuthMethod::Certificate => "certificate",
         }
     }
 }

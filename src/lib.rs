@@ -23,8 +23,10 @@ pub mod clock;
 pub mod context;
 pub mod engine;
 pub mod events;
+pub mod glob;
 pub mod metrics;
 pub mod server;
+pub mod signing;
 pub mod store;
 
 /// Generated protobuf and gRPC code for package `kmsim.v1`.

@@ -9,23 +9,7 @@ use std::str::FromStr;
 
 use common::*;
 use kmsim::audit::OpSpec;
-use prost::Message;
 use tonic::codegen::http::uri::PathAndQuery;
-
-/// Every (service, method, server-streaming?) that kmsim's own proto files declare.
-fn declared_methods() -> Vec<(String, String, bool)> {
-    let set = prost_types::FileDescriptorSet::decode(kmsim::proto::FILE_DESCRIPTOR_SET).unwrap();
-    let mut methods = Vec::new();
-    for file in set.file.iter().filter(|f| f.package() == "kmsim.v1") {
-        for service in &file.service {
-            for method in &service.method {
-                let service_name = format!("kmsim.v1.{}", service.name());
-                methods.push((service_name, method.name().to_owned(), method.server_streaming()));
-            }
-        }
-    }
-    methods
-}
 
 fn expected_service_name(service: &str) -> &'static str {
     match service {
@@ -33,6 +17,7 @@ fn expected_service_name(service: &str) -> &'static str {
         "kmsim.v1.AuditService" => "KmsimAudit",
         "kmsim.v1.SimulationService" => "KmsimSimulation",
         "kmsim.v1.EventService" => "KmsimEvents",
+        "kmsim.v1.AccessService" => "KmsimAccess",
         other => panic!("a new service {other} needs its audit service name here"),
     }
 }

@@ -193,6 +193,7 @@ fn cloudtrail_identity(r: &AuditRecord) -> Value {
         "system" => return json!({ "type": "AWSService", "accountId": account, "invokedBy": "kms.amazonaws.com" }),
         "root-account" => ("Root", format!("arn:aws:iam::{account}:root")),
         "assumed-role" => ("AssumedRole", format!("arn:aws:sts::{account}:assumed-role/{}", id.user_name)),
+        "anonymous" => return json!({ "type": "Unknown", "accountId": account }),
         _ => {
             let name = if id.user_name.is_empty() { &id.access_key_id } else { &id.user_name };
             ("IAMUser", format!("arn:aws:iam::{account}:user/{name}"))

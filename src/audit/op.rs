@@ -11,6 +11,8 @@ pub enum ServiceName {
     KmsimAudit,
     KmsimSimulation,
     KmsimEvents,
+    /// Identities and permissions (RAM users, AccessKeys, policies, AAPs, ClientKeys).
+    KmsimAccess,
 }
 
 impl ServiceName {
@@ -20,6 +22,7 @@ impl ServiceName {
             ServiceName::KmsimAudit => "KmsimAudit",
             ServiceName::KmsimSimulation => "KmsimSimulation",
             ServiceName::KmsimEvents => "KmsimEvents",
+            ServiceName::KmsimAccess => "KmsimAccess",
         }
     }
 }
@@ -138,6 +141,8 @@ ops! { ALL: ApiCall {
     REPLICATE_KEY = Kms "ReplicateKey" "kms.replicate_key" Write "kms_key";
     SYNC_KEY = Kms "SyncKey" "kms.sync_key" Write "kms_key";
     LIST_KEY_REPLICAS = Kms "ListKeyReplicas" "kms.list_key_replicas" Read "kms_key";
+    GET_KEY_POLICY = Kms "GetKeyPolicy" "kms.get_key_policy" Read "kms_key";
+    SET_KEY_POLICY = Kms "SetKeyPolicy" "kms.set_key_policy" Write "kms_key";
     LIST_AUDIT_EVENTS = KmsimAudit "ListAuditEvents" "kmsim.list_audit_events" Read "";
     QUERY_AUDIT_EVENTS = KmsimAudit "QueryAuditEvents" "kmsim.query_audit_events" Read "";
     EXPORT_AUDIT_EVENTS = KmsimAudit "ExportAuditEvents" "kmsim.export_audit_events" Read "";
@@ -159,6 +164,27 @@ ops! { ALL: ApiCall {
     CREATE_EVENT_SUBSCRIPTION = KmsimEvents "CreateEventSubscription" "kmsim.create_event_subscription" Write "";
     LIST_EVENT_SUBSCRIPTIONS = KmsimEvents "ListEventSubscriptions" "kmsim.list_event_subscriptions" Read "";
     DELETE_EVENT_SUBSCRIPTION = KmsimEvents "DeleteEventSubscription" "kmsim.delete_event_subscription" Write "";
+    CREATE_ACCESS_KEY = KmsimAccess "CreateAccessKey" "ram.create_access_key" Write "ram_access_key";
+    LIST_ACCESS_KEYS = KmsimAccess "ListAccessKeys" "ram.list_access_keys" Read "ram_access_key";
+    UPDATE_ACCESS_KEY = KmsimAccess "UpdateAccessKey" "ram.update_access_key" Write "ram_access_key";
+    DELETE_ACCESS_KEY = KmsimAccess "DeleteAccessKey" "ram.delete_access_key" Write "ram_access_key";
+    LIST_USERS = KmsimAccess "ListUsers" "ram.list_users" Read "ram_user";
+    CREATE_POLICY = KmsimAccess "CreatePolicy" "ram.create_policy" Write "ram_policy";
+    GET_POLICY = KmsimAccess "GetPolicy" "ram.get_policy" Read "ram_policy";
+    LIST_POLICIES = KmsimAccess "ListPolicies" "ram.list_policies" Read "ram_policy";
+    UPDATE_POLICY = KmsimAccess "UpdatePolicy" "ram.update_policy" Write "ram_policy";
+    DELETE_POLICY = KmsimAccess "DeletePolicy" "ram.delete_policy" Write "ram_policy";
+    ATTACH_POLICY = KmsimAccess "AttachPolicy" "ram.attach_policy" Write "ram_policy";
+    DETACH_POLICY = KmsimAccess "DetachPolicy" "ram.detach_policy" Write "ram_policy";
+    CREATE_AAP = KmsimAccess "CreateApplicationAccessPoint" "kms.create_application_access_point" Write "kms_aap";
+    GET_AAP = KmsimAccess "GetApplicationAccessPoint" "kms.get_application_access_point" Read "kms_aap";
+    LIST_AAPS = KmsimAccess "ListApplicationAccessPoints" "kms.list_application_access_points" Read "kms_aap";
+    DELETE_AAP = KmsimAccess "DeleteApplicationAccessPoint" "kms.delete_application_access_point" Write "kms_aap";
+    CREATE_CLIENT_KEY = KmsimAccess "CreateClientKey" "kms.create_client_key" Write "kms_client_key";
+    GET_CLIENT_KEY = KmsimAccess "GetClientKey" "kms.get_client_key" Read "kms_client_key";
+    LIST_CLIENT_KEYS = KmsimAccess "ListClientKeys" "kms.list_client_keys" Read "kms_client_key";
+    DELETE_CLIENT_KEY = KmsimAccess "DeleteClientKey" "kms.delete_client_key" Write "kms_client_key";
+    GET_CALLER_IDENTITY = KmsimAccess "GetCallerIdentity" "sts.get_caller_identity" Read "";
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.
@@ -168,6 +194,7 @@ ops! { INTERNAL: ServiceEvent {
     MATERIAL_EXPIRY = Kms "DeleteExpiredKeyMaterial" "kms.delete_expired_key_material" Write "kms_key";
     INSTANCE_EXPIRY = Kms "ExpireKmsInstance" "kms.expire_kms_instance" Write "kms_instance";
     KEY_SYNC = Kms "KeySync" "kms.sync_key" Write "kms_key";
+    CLIENT_KEY_REMINDER = Kms "ClientKeyExpireReminder" "kms.client_key_expire_reminder" Write "kms_client_key";
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
     AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "";
 }}

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::op::OpSpec;
 use crate::clock::SimTime;
-use crate::context::CallContext;
+use crate::context::{CallContext, Principal};
 use crate::engine::KmsError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,29 +102,23 @@ pub struct UserIdentity {
 }
 
 impl UserIdentity {
-    /// Until access keys are managed, a caller naming an access key is taken
-    /// for a RAM user of the account, and one naming none for the account itself.
+    /// The caller as authentication established it; kmsim's own work is `system`.
     fn of(cx: &CallContext, event_type: super::EventType) -> UserIdentity {
         let account_id = cx.account_id.clone();
-        match (event_type, cx.access_key_id.as_str()) {
-            (super::EventType::ServiceEvent, _) => {
-                UserIdentity { kind: "system".into(), account_id, ..Default::default() }
-            }
-            (_, "") => UserIdentity {
-                kind: "root-account".into(),
-                principal_id: account_id.clone(),
-                account_id,
-                user_name: "root".into(),
-                ..Default::default()
-            },
-            (_, access_key_id) => UserIdentity {
-                kind: "ram-user".into(),
-                principal_id: access_key_id.to_owned(),
-                account_id,
-                access_key_id: access_key_id.to_owned(),
-                user_name: String::new(),
-            },
+        let access_key_id = cx.access_key_id.clone();
+        if event_type == super::EventType::ServiceEvent {
+            return UserIdentity { kind: "system".into(), account_id, ..Default::default() };
         }
+        let (kind, principal_id, user_name) = match &cx.principal {
+            Principal::Account | Principal::Admin => ("root-account", account_id.clone(), "root".to_owned()),
+            Principal::Unverified => ("ram-user", access_key_id.clone(), String::new()),
+            // CloudTrail's `Unknown`: nobody the trail can name.
+            Principal::Anonymous => ("anonymous", String::new(), String::new()),
+            Principal::User { name, user_id } => ("ram-user", user_id.clone(), name.clone()),
+            // An AAP's ClientKey acts like a role session: CloudTrail renders it as AssumedRole.
+            Principal::Aap { name, .. } => ("assumed-role", format!("aap/{name}"), name.clone()),
+        };
+        UserIdentity { kind: kind.into(), principal_id, account_id, access_key_id, user_name }
     }
 }
 

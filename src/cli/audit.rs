@@ -207,7 +207,16 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
                     })
                 })
                 .collect();
-            Ok(json!({ "accessKeyId": response.access_key_id, "services": services }))
+            let owner = response
+                .user_identity
+                .map(|id| json!({ "type": id.r#type, "principalId": id.principal_id, "userName": id.user_name }));
+            Ok(json!({
+                "accessKeyId": response.access_key_id,
+                "userIdentity": owner,
+                "failedCalls": response.failed_calls,
+                "refusedCalls": response.refused_calls,
+                "services": services,
+            }))
         }
     }
 }

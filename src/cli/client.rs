@@ -11,8 +11,14 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tonic::Request;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tower::Layer;
+use tower::util::{Either, MapErr};
 
+use super::access::{
+    AapCommand, AccessKeyCommand, ClientKeyCommand, PolicyCommand, aap, access_key, client_key, policy, read_text,
+    whoami,
+};
 use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
@@ -21,6 +27,7 @@ use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
 use crate::server::status::{ERROR_CODE_HEADER, HTTP_STATUS_HEADER};
+use crate::signing::{BoxError, Credentials, SigningLayer, SigningService};
 
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
@@ -30,9 +37,33 @@ pub struct Connection {
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub(super) output: OutputFormat,
-    /// Sent as `x-kms-access-key-id`; recorded in the audit trail.
-    #[arg(long, global = true, env = "KMSIM_ACCESS_KEY_ID")]
-    access_key_id: Option<String>,
+    /// The AccessKey (or ClientKey) id to call as, sent as `x-kms-access-key-id`. With a secret, every call is
+    /// signed; without one it is only named (enough when the server runs with --auth off).
+    #[arg(long = "access-key-id", global = true, env = "KMSIM_ACCESS_KEY_ID")]
+    caller_access_key_id: Option<String>,
+    /// The secret of --access-key-id, to sign calls with. Prefer the environment or --credentials-file to
+    /// keep it out of shell history.
+    #[arg(
+        long,
+        global = true,
+        env = "KMSIM_ACCESS_KEY_SECRET",
+        hide_env_values = true,
+        requires = "caller_access_key_id"
+    )]
+    access_key_secret: Option<String>,
+    /// A credentials file, `{"AccessKeyId": "...", "AccessKeySecret": "..."}` (e.g. the server's
+    /// --admin-key-file), to sign calls with.
+    #[arg(long, global = true, env = "KMSIM_CREDENTIALS_FILE", conflicts_with = "caller_access_key_id")]
+    credentials_file: Option<PathBuf>,
+    /// For an https:// endpoint: the PEM CA that issued the server's certificate (default: none trusted).
+    #[arg(long, global = true, env = "KMSIM_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// For mutual TLS: this client's PEM certificate; needs --tls-key.
+    #[arg(long, global = true, env = "KMSIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "KMSIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Region to work in, sent as `x-kms-region` (default: the server's --region).
     #[arg(long, global = true, env = "KMSIM_REGION")]
     region: Option<String>,
@@ -272,6 +303,42 @@ pub enum ClientCommand {
         #[command(flatten)]
         args: MetricsArgs,
     },
+    /// RAM users' AccessKey pairs: create (the secret is shown once), list, disable, enable, delete.
+    AccessKey {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
+    /// Permission policies (RAM policy JSON) and their attachment to users and AAPs.
+    Policy {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Application access points: an application's identity, with policies and ClientKeys.
+    Aap {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AapCommand,
+    },
+    /// ClientKeys of application access points: credentials with a validity period.
+    ClientKey {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: ClientKeyCommand,
+    },
+    /// Who the server takes you for (GetCallerIdentity).
+    #[command(after_help = "Examples:
+  kmsim whoami
+  kmsim whoami --credentials-file admin.json")]
+    Whoami {
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -482,6 +549,16 @@ pub enum KeyCommand {
         after_help = "Example:\n  kmsim key history alias/payments\n  kmsim key history $KEY_ID   # also after deletion"
     )]
     History { key_id: String },
+    /// Show a key's policy (the default one if none was set).
+    #[command(after_help = "Example:\n  kmsim key get-policy alias/payments")]
+    GetPolicy { key_id: String },
+    /// Set a key's policy from a RAM policy JSON file (`-` reads stdin); statements name principals.
+    #[command(after_help = "Example:\n  kmsim key set-policy alias/payments --policy-file key-policy.json")]
+    SetPolicy {
+        key_id: String,
+        #[arg(long)]
+        policy_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -538,7 +615,12 @@ impl ClientCommand {
             | ClientCommand::AsymDecrypt { conn, .. }
             | ClientCommand::Import { conn, .. }
             | ClientCommand::Export { conn, .. }
-            | ClientCommand::DataKey { conn, .. } => conn,
+            | ClientCommand::DataKey { conn, .. }
+            | ClientCommand::AccessKey { conn, .. }
+            | ClientCommand::Policy { conn, .. }
+            | ClientCommand::Aap { conn, .. }
+            | ClientCommand::ClientKey { conn, .. }
+            | ClientCommand::Whoami { conn } => conn,
         }
     }
 
@@ -578,6 +660,11 @@ impl ClientCommand {
             }
             ClientCommand::Export { key, wrap, .. } => export_key(&conn, key, wrap).await,
             ClientCommand::DataKey { command, .. } => data_key(&conn, command).await,
+            ClientCommand::AccessKey { command, .. } => access_key(&conn, command).await,
+            ClientCommand::Policy { command, .. } => policy(&conn, command).await,
+            ClientCommand::Aap { command, .. } => aap(&conn, command).await,
+            ClientCommand::ClientKey { command, .. } => client_key(&conn, command).await,
+            ClientCommand::Whoami { .. } => whoami(&conn).await,
             ClientCommand::AsymDecrypt { key, algorithm, ciphertext_blob, .. } => {
                 asym_decrypt(&conn, key, algorithm, ciphertext_blob).await
             }
@@ -597,19 +684,55 @@ impl ClientCommand {
     }
 }
 
+/// What the CLI's clients talk through: the channel, signing each call when the CLI has a secret.
+pub(super) type Transport = Either<SigningService<Channel>, MapErr<Channel, fn(tonic::transport::Error) -> BoxError>>;
+
 impl Connection {
-    pub(super) async fn channel(&self) -> Result<Channel, Failure> {
-        let endpoint = Channel::from_shared(self.endpoint.clone())
+    pub(super) async fn channel(&self) -> Result<Transport, Failure> {
+        let mut endpoint = Channel::from_shared(self.endpoint.clone())
             .map_err(|e| Failure(format!("invalid endpoint {:?}: {e}", self.endpoint)))?
             .user_agent(format!("kmsim-cli/{}", env!("CARGO_PKG_VERSION")))
             .map_err(|e| Failure(e.to_string()))?;
-        endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))
+        if self.endpoint.starts_with("https://") {
+            endpoint = endpoint.tls_config(self.tls_config()?).map_err(|e| Failure(format!("TLS: {e}")))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))?;
+        Ok(match self.credentials()? {
+            Some(credentials) => Either::Left(SigningLayer::new(credentials).layer(channel)),
+            None => Either::Right(MapErr::new(channel, BoxError::from as fn(_) -> _)),
+        })
+    }
+
+    fn credentials(&self) -> Result<Option<Credentials>, Failure> {
+        if let Some(path) = &self.credentials_file {
+            return Credentials::read_file(path).map(Some).map_err(|e| Failure(format!("--credentials-file {e}")));
+        }
+        Ok(match (&self.caller_access_key_id, &self.access_key_secret) {
+            (Some(id), Some(secret)) => Some(Credentials::new(id.clone(), secret.clone())),
+            _ => None,
+        })
+    }
+
+    fn tls_config(&self) -> Result<ClientTlsConfig, Failure> {
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| Failure(format!("{flag} {}: {e}", path.display())))
+        };
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = &self.tls_ca {
+            config = config.ca_certificate(Certificate::from_pem(read("--tls-ca", ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config = config.identity(Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?));
+        }
+        Ok(config)
     }
 
     pub(super) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        if let Some(id) = self.access_key_id.as_deref().and_then(|id| id.parse().ok()) {
-            request.metadata_mut().insert("x-kms-access-key-id", id);
+        // A signed call gets its id from the signer; this names the caller of an unsigned one.
+        let named = if self.access_key_secret.is_none() { self.caller_access_key_id.as_deref() } else { None };
+        if let Some(id) = named.and_then(|id| id.parse().ok()) {
+            request.metadata_mut().insert(crate::signing::ACCESS_KEY_ID_HEADER, id);
         }
         if let Some(region) = self.region.as_deref().and_then(|region| region.parse().ok()) {
             request.metadata_mut().insert(crate::server::dispatch::REGION_HEADER, region);
@@ -622,7 +745,7 @@ impl Connection {
         self.region.as_deref()
     }
 
-    pub(super) async fn kms(&self) -> Result<KeyManagementServiceClient<Channel>, Failure> {
+    pub(super) async fn kms(&self) -> Result<KeyManagementServiceClient<Transport>, Failure> {
         Ok(KeyManagementServiceClient::new(self.channel().await?))
     }
 }
@@ -714,6 +837,17 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
             key_id_only(&key_id)
         }
         KeyCommand::History { key_id } => key_history(conn, key_id).await?,
+        KeyCommand::GetPolicy { key_id } => {
+            let request = pb::GetKeyPolicyRequest { key_id: key_id.clone(), policy_name: String::new() };
+            let policy = kms.get_key_policy(conn.request(request)).await?.into_inner().policy;
+            json!({ "keyId": key_id, "policy": serde_json::from_str::<Value>(&policy).unwrap_or(Value::String(policy)) })
+        }
+        KeyCommand::SetPolicy { key_id, policy_file } => {
+            let policy = read_text(&policy_file)?;
+            let request = pb::SetKeyPolicyRequest { key_id: key_id.clone(), policy_name: String::new(), policy };
+            kms.set_key_policy(conn.request(request)).await?;
+            json!({ "keyId": key_id, "policySet": true })
+        }
     })
 }
 

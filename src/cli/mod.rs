@@ -1,6 +1,7 @@
 //! The `kmsim` command line: `serve`, and client subcommands that talk to a
 //! running server over gRPC.
 
+mod access;
 mod audit;
 mod client;
 mod events;
@@ -57,7 +58,8 @@ pub fn main() -> ExitCode {
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 /// `$KMSIM_DATA_DIR` is handled by clap; after it, the platform's data directory.

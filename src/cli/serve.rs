@@ -10,7 +10,10 @@ use clap::Args;
 use crate::audit::formats::Format;
 use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
+use crate::server::auth::AuthMode;
+use crate::server::tls::TlsFiles;
 use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, ServerConfig};
+use crate::signing::Credentials;
 use crate::store::Location;
 
 #[derive(Debug, Args)]
@@ -59,6 +62,55 @@ pub struct ServeArgs {
     /// Raise Instance:QPS:Reminder when an instance's QPS reaches this percentage of its spec.
     #[arg(long, env = "KMSIM_QPS_REMINDER_PERCENT", default_value_t = 90.0)]
     qps_reminder_percent: f64,
+    /// `off`: callers are taken at their word (x-kms-access-key-id is recorded as given) and nothing is
+    /// refused. `required`: every call must be signed (or made over mutual TLS) and is checked against
+    /// policies; needs --admin-key-file.
+    #[arg(long, env = "KMSIM_AUTH", default_value = "off", value_parser = parse_auth)]
+    auth: AuthMode,
+    /// The admin credential, `{"AccessKeyId": "...", "AccessKeySecret": "..."}`: read if the file exists,
+    /// otherwise created (mode 0600). The admin is the account root, and the only identity that may use
+    /// the simulation and access services when --auth required.
+    #[arg(long, env = "KMSIM_ADMIN_KEY_FILE")]
+    admin_key_file: Option<PathBuf>,
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, env = "KMSIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KMSIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA (mutual TLS). A certificate whose subject common name
+    /// is an AccessKey or ClientKey id authenticates its calls as that identity.
+    #[arg(long, env = "KMSIM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+fn parse_auth(text: &str) -> Result<AuthMode, String> {
+    AuthMode::parse(text).ok_or_else(|| format!("{text:?} is not off or required"))
+}
+
+/// --admin-key-file and the --tls-* files, read before the server starts.
+fn read_credentials(args: &ServeArgs) -> Result<(Option<Credentials>, Option<TlsFiles>), String> {
+    let admin = match &args.admin_key_file {
+        Some(path) => {
+            let (credentials, created) =
+                Credentials::read_or_create_file(path).map_err(|e| format!("--admin-key-file {e}"))?;
+            if created {
+                tracing::info!(path = %path.display(), access_key_id = %credentials.access_key_id, "admin credential created");
+            }
+            Some(credentials)
+        }
+        None => None,
+    };
+    let read = |flag: &str, path: &PathBuf| std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert_pem: read("--tls-cert", cert)?,
+            key_pem: read("--tls-key", key)?,
+            client_ca_pem: args.tls_client_ca.as_ref().map(|ca| read("--tls-client-ca", ca)).transpose()?,
+        }),
+        _ => None,
+    };
+    Ok((admin, tls))
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
@@ -66,6 +118,13 @@ fn parse_format(text: &str) -> Result<Format, String> {
 }
 
 pub async fn run(args: ServeArgs) -> ExitCode {
+    let (admin, tls) = match read_credentials(&args) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let store = if args.in_memory {
         Location::InMemory
     } else {
@@ -93,6 +152,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .collect(),
         metrics_listen: args.metrics_listen,
         qps_reminder_ratio: args.qps_reminder_percent / 100.0,
+        auth: args.auth,
+        admin,
+        tls,
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");

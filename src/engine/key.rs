@@ -312,6 +312,9 @@ pub struct KeyMeta {
     /// For a primary: the instances in other regions it is synchronised to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<ReplicaTarget>,
+    /// The key policy (RAM policy JSON) set with SetKeyPolicy; `None` for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// One replica ("shadow") instance a key is synchronised to, and how its last sync ended.

@@ -103,6 +103,7 @@ impl Engine {
             instance_id: instance.map(|i| i.instance_id.clone()),
             replica_of: None,
             replicas: Vec::new(),
+            policy: None,
         };
         cx.trail.key(&meta);
         if let Some(v) = &version {

@@ -40,6 +40,8 @@ pub enum DueTask {
     ExpireInstance { instance_id: String },
     /// A key is copied to its replica in `shadow_instance_id`; `forced` when SyncKey asked for it.
     SyncKey { key_id: String, shadow_instance_id: String, forced: bool },
+    /// A ClientKey expires in `days` days: `Instance:ClientKey:ExpireReminder`.
+    ClientKeyReminder { client_key_id: String, days: u32 },
 }
 
 impl DueTask {
@@ -51,6 +53,7 @@ impl DueTask {
             | DueTask::ExpireKeyMaterial { key_id }
             | DueTask::SyncKey { key_id, .. } => key_id,
             DueTask::ExpireInstance { instance_id } => instance_id,
+            DueTask::ClientKeyReminder { client_key_id, .. } => client_key_id,
         }
     }
 
@@ -60,6 +63,9 @@ impl DueTask {
             DueTask::ExpireInstance { instance_id } => serde_json::json!({ "KmsInstanceId": instance_id }),
             DueTask::SyncKey { key_id, shadow_instance_id, .. } => {
                 serde_json::json!({ "KeyId": key_id, "ShadowInstanceId": shadow_instance_id })
+            }
+            DueTask::ClientKeyReminder { client_key_id, days } => {
+                serde_json::json!({ "ClientKeyId": client_key_id, "DaysToExpire": days })
             }
             _ => serde_json::json!({ "KeyId": self.resource_id() }),
         }
@@ -170,6 +176,9 @@ impl Engine {
             DueTask::SyncKey { key_id, shadow_instance_id, forced } => {
                 return self.sync_replica(cx, item, (key_id, shadow_instance_id, *forced), fault).await.map(Ok);
             }
+            DueTask::ClientKeyReminder { client_key_id, days } => {
+                return self.remind_client_key(item, client_key_id, *days).map(Ok);
+            }
             DueTask::DeleteKey { .. } | DueTask::RotateKey { .. } | DueTask::ExpireKeyMaterial { .. } => {}
         }
         let slot = self.slot(&item.region, item.task.resource_id())?;
@@ -188,7 +197,7 @@ impl Engine {
             DueTask::ExpireKeyMaterial { .. } => {
                 key.has_material() && key.meta.import.as_ref().and_then(|i| i.expires) == Some(item.at)
             }
-            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } => false,
+            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } | DueTask::ClientKeyReminder { .. } => false,
         };
         if !still_due {
             return None;
@@ -200,7 +209,9 @@ impl Engine {
                 .new_primary_version(cx, &key, item.at)
                 .map(|(_, change)| Outcome::write((), vec![change], vec![gate])),
             DueTask::ExpireKeyMaterial { .. } => Ok(expire_material(&key).gated(gate)),
-            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } => return None,
+            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } | DueTask::ClientKeyReminder { .. } => {
+                return None;
+            }
         })
     }
 

@@ -8,6 +8,7 @@
 //! key (or one alias name) are serialised by a per-resource gate that the
 //! outcome holds until the change is applied; reads never wait on a gate.
 
+pub mod access;
 mod alerts;
 mod asymmetric;
 pub mod crypto;
@@ -20,6 +21,7 @@ mod keys;
 mod lifecycle;
 mod mac;
 mod paging;
+pub mod policy;
 mod symmetric;
 mod sync;
 mod versions;
@@ -29,6 +31,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+pub use self::access::{AccessEntity, AccessKind};
 pub use self::asymmetric::{SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
@@ -67,6 +70,12 @@ pub enum Change {
         key_id: String,
     },
     SaveInstance(Arc<Instance>),
+    /// Insert or replace a user, AccessKey, policy, AAP or ClientKey.
+    SaveAccess(AccessEntity),
+    RemoveAccess {
+        kind: AccessKind,
+        id: String,
+    },
     /// A system event: stored, then broadcast.
     Emit(Arc<SystemEvent>),
     SaveSubscription(Arc<Subscription>),
@@ -123,6 +132,7 @@ pub struct Snapshot {
     pub import_tokens: Vec<ImportToken>,
     pub subscriptions: Vec<Subscription>,
     pub instances: Vec<Instance>,
+    pub access: Vec<AccessEntity>,
 }
 
 /// The simulated KMS of one account.
@@ -139,6 +149,10 @@ pub struct Engine {
     import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
     subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
     instances: RwLock<BTreeMap<String, Arc<Instance>>>,
+    /// Users, AccessKeys, policies, AAPs and ClientKeys.
+    access: RwLock<access::AccessBook>,
+    /// Serialises changes to identities and policies (they are few and rare).
+    access_gate: Arc<Mutex<()>>,
     agenda: Agenda,
     events: EventBus,
 }
@@ -184,6 +198,8 @@ impl Engine {
             import_tokens: RwLock::new(tokens.collect()),
             subscriptions: RwLock::new(subscriptions.collect()),
             instances: RwLock::new(instances.collect()),
+            access: RwLock::new(access::AccessBook::new(snapshot.access)),
+            access_gate: Arc::new(Mutex::new(())),
             agenda: Agenda::default(),
             events: EventBus::default(),
         };
@@ -192,6 +208,9 @@ impl Engine {
         }
         for instance in read_lock(&engine.instances).values() {
             engine.schedule_instance(instance);
+        }
+        for client_key in engine.list_client_keys("") {
+            engine.schedule_client_key(&client_key);
         }
         engine
     }
@@ -247,6 +266,8 @@ impl Engine {
                     self.schedule_instance(&instance);
                     write_lock(&self.instances).insert(instance.instance_id.clone(), instance);
                 }
+                Change::SaveAccess(entity) => self.apply_access(access::AccessChange::Save(entity)),
+                Change::RemoveAccess { kind, id } => self.apply_access(access::AccessChange::Remove(kind, id)),
                 Change::Emit(event) => self.events.publish(event),
                 Change::SaveSubscription(subscription) => {
                     write_lock(&self.subscriptions).insert(subscription.subscription_id.clone(), subscription);

@@ -20,6 +20,7 @@ use crate::clock::SimTime;
 use crate::context::CallContext;
 use crate::engine::{Engine, ErrorCode, Instance, KmsError, KmsResult};
 use crate::events::{Subject, SystemEvent};
+use crate::glob::glob_match;
 
 /// The share of its spec at which an instance raises `Instance:QPS:Reminder`.
 pub const DEFAULT_REMINDER_RATIO: f64 = 0.9;
@@ -245,50 +246,9 @@ impl Admission {
     }
 }
 
-/// Shell-style matching: `*` any run of characters, `?` any one character.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                backtrack = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match backtrack {
-                Some((star, matched)) => {
-                    pi = star + 1;
-                    ti = matched + 1;
-                    backtrack = Some((star, matched + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_like_a_shell() {
-        for (pattern, text) in [("*", ""), ("*", "Decrypt"), ("Decrypt", "Decrypt"), ("Generate*", "GenerateDataKey")] {
-            assert!(glob_match(pattern, text), "{pattern} {text}");
-        }
-        assert!(glob_match("*Data*Key", "GenerateDataKeyWithoutPlaintextKey"));
-        assert!(glob_match("key-hzz?", "key-hzz1"));
-        for (pattern, text) in [("Decrypt", "ReDecrypt"), ("Generate*", "Encrypt"), ("key-?", "key-12"), ("a*b", "ac")]
-        {
-            assert!(!glob_match(pattern, text), "{pattern} {text}");
-        }
-    }
 
     fn spec(error: &str, count: u32) -> FaultSpec {
         FaultSpec { method: "Decrypt".into(), error_code: error.into(), count, ..Default::default() }

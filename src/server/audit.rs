@@ -18,7 +18,7 @@ use crate::audit::formats::{Format, cloudtrail_file, render};
 use crate::audit::report::{UsageItem, access_key_usage};
 use crate::audit::selection::Selection;
 use crate::audit::trail::{Selectors, Trail};
-use crate::audit::{AuditFilter, AuditRecord, OpSpec};
+use crate::audit::{AuditFilter, AuditRecord, OpSpec, UserIdentity};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Outcome};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
@@ -155,7 +155,18 @@ impl AuditService for AuditApi {
                         resources: s.resources.into_iter().map(item).collect(),
                     })
                     .collect();
-                Ok(Outcome::read(pb::GetAccessKeyUsageResponse { access_key_id: req.access_key_id, services }))
+                // The latest record whose identity was established names the owner; refused calls only claim it.
+                let owner =
+                    records.iter().filter(|r| !r.user_identity.user_name.is_empty()).max_by_key(|r| r.event_time);
+                let failed = records.iter().filter(|r| !r.error_code.is_empty());
+                let refused = failed.clone().filter(|r| is_access_refusal(&r.error_code)).count() as u64;
+                Ok(Outcome::read(pb::GetAccessKeyUsageResponse {
+                    access_key_id: req.access_key_id,
+                    services,
+                    user_identity: owner.map(|r| user_identity(&r.user_identity)),
+                    failed_calls: failed.count() as u64,
+                    refused_calls: refused,
+                }))
             })
             .await
     }
@@ -423,12 +434,24 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         message_bytes: r.message_bytes,
         signature_bytes: r.signature_bytes,
         mac_bytes: r.mac_bytes,
-        user_identity: Some(pb::UserIdentity {
-            r#type: r.user_identity.kind,
-            principal_id: r.user_identity.principal_id,
-            account_id: r.user_identity.account_id,
-            access_key_id: r.user_identity.access_key_id,
-            user_name: r.user_identity.user_name,
-        }),
+        user_identity: Some(user_identity(&r.user_identity)),
     }
+}
+
+fn user_identity(id: &UserIdentity) -> pb::UserIdentity {
+    pb::UserIdentity {
+        r#type: id.kind.clone(),
+        principal_id: id.principal_id.clone(),
+        account_id: id.account_id.clone(),
+        access_key_id: id.access_key_id.clone(),
+        user_name: id.user_name.clone(),
+    }
+}
+
+/// Whether a failure was authentication or authorisation refusing the caller.
+fn is_access_refusal(code: &str) -> bool {
+    use crate::engine::ErrorCode as C;
+    [C::AccessKeyNotFound, C::SignatureNotMatch, C::RequestTimeTooSkewed, C::AccessKeyForbidden, C::NoPermission]
+        .iter()
+        .any(|c| c.as_str() == code)
 }

@@ -1,7 +1,8 @@
 //! The one dispatcher every RPC goes through.
 //!
 //! It builds the [`CallContext`] (including the region the call picked with
-//! `x-kms-region`), runs the operation, lets [`admission`](super::admission)
+//! `x-kms-region`), authenticates the caller ([`auth`](super::auth)), runs the
+//! operation, checks the caller's permissions on what it touched, lets [`admission`](super::admission)
 //! judge it (QPS quota, injected faults), builds the audit record from the
 //! operation's [`OpSpec`], the context and the outcome, commits the
 //! operation's changes and that record in one store transaction, applies the
@@ -18,13 +19,14 @@ use tokio::sync::broadcast;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::admission::Admission;
+use super::admission::{Admission, Verdict};
+use super::auth::Authenticator;
 use super::params::AuditParams;
 use super::scheduler::Scheduler;
 use super::status::{REQUEST_ID_HEADER, to_status};
 use crate::audit::trail::Trails;
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes, ServiceName};
-use crate::context::{CallContext, Trail};
+use crate::context::{AuthMethod, CallContext, Principal, Trail};
 use crate::engine::instances::is_region_id;
 use crate::engine::{Change, Engine, KmsError, KmsResult, Outcome};
 use crate::events::webhook::Deliveries;
@@ -43,6 +45,7 @@ pub struct App {
     /// Files mirroring committed records.
     pub trails: Trails,
     pub admission: Admission,
+    pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
 }
 
@@ -130,7 +133,12 @@ impl Dispatcher {
         F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
         Fut: Future<Output = KmsResult<Outcome<Resp>>>,
     {
-        let (cx, refused) = self.context(&request);
+        let (mut cx, bad_region) = self.context(&request);
+        let auth = &self.app.auth;
+        let authenticated =
+            auth.authenticate(&self.app.engine, &request, &mut cx).and_then(|()| auth.admit_service(op, &cx));
+        let refused = authenticated.err().or(bad_region);
+        let ran = refused.is_none();
         let cx = Arc::new(cx);
         let request = request.into_inner();
         let request_parameters = request.audit_params();
@@ -145,7 +153,13 @@ impl Dispatcher {
             Ok(outcome) => (Some(outcome.value), outcome.changes, outcome.gates, None),
             Err(error) => (None, Vec::new(), Vec::new(), Some(error)),
         };
-        let verdict = self.app.admission.admit(&self.app.engine, op, &cx);
+        // Permission is judged on what the operation resolved, before anything
+        // it did is committed; a denied call is not metered or faulted.
+        let denied = if ran { auth.authorize(&self.app.engine, op, &cx, &request_parameters).err() } else { None };
+        let verdict = match denied {
+            Some(denied) => Verdict { error: Some(denied), ..Verdict::default() },
+            None => self.app.admission.admit(&self.app.engine, op, &cx),
+        };
         if let Some(refusal) = verdict.error {
             response = None;
             changes.clear();
@@ -190,8 +204,8 @@ impl Dispatcher {
         }
     }
 
-    /// The call's context, and the error it is refused with before it runs
-    /// (a malformed region); a refused call is audited in the server's region.
+    /// The call's context before authentication, and the error it is refused
+    /// with if its region is malformed (it is then audited in the server's region).
     fn context<T>(&self, request: &Request<T>) -> (CallContext, Option<KmsError>) {
         let metadata = request.metadata();
         let request_id = header(metadata, "x-request-id")
@@ -211,7 +225,9 @@ impl Dispatcher {
             account_id: self.app.engine.account_id().to_owned(),
             client: request.remote_addr(),
             user_agent: header(metadata, "user-agent").unwrap_or_default(),
-            access_key_id: header(metadata, "x-kms-access-key-id").unwrap_or_default(),
+            access_key_id: String::new(),
+            principal: Principal::Account,
+            authenticated_by: AuthMethod::None,
             received_at: self.app.engine.clock().now(),
             started: Instant::now(),
             trail: Trail::default(),
@@ -220,7 +236,7 @@ impl Dispatcher {
     }
 }
 
-fn header(metadata: &MetadataMap, name: &str) -> Option<String> {
+pub(super) fn header(metadata: &MetadataMap, name: &str) -> Option<String> {
     let value = metadata.get(name)?.to_str().ok()?.trim();
     (!value.is_empty()).then(|| value.to_owned())
 }

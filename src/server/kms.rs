@@ -88,6 +88,24 @@ impl KeyManagementService for KmsApi {
             .await
     }
 
+    async fn get_key_policy(&self, request: Request<pb::GetKeyPolicyRequest>) -> Reply<pb::GetKeyPolicyResponse> {
+        self.dispatch
+            .run(&OpSpec::GET_KEY_POLICY, request, |app, cx, req| async move {
+                let outcome = app.engine.get_key_policy(&cx, &req.key_id, &req.policy_name)?;
+                Ok(outcome.map(|policy| pb::GetKeyPolicyResponse { policy }))
+            })
+            .await
+    }
+
+    async fn set_key_policy(&self, request: Request<pb::SetKeyPolicyRequest>) -> Reply<pb::SetKeyPolicyResponse> {
+        self.dispatch
+            .run(&OpSpec::SET_KEY_POLICY, request, |app, cx, req| async move {
+                let outcome = app.engine.set_key_policy(&cx, &req.key_id, &req.policy_name, &req.policy).await?;
+                Ok(outcome.map(|()| pb::SetKeyPolicyResponse {}))
+            })
+            .await
+    }
+
     async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Reply<pb::ListKeysResponse> {
         self.dispatch
             .run(&OpSpec::LIST_KEYS, request, |app, cx, req| async move {

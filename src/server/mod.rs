@@ -2,8 +2,10 @@
 //! graceful shutdown. Handlers only translate; the [`dispatch`] module runs
 //! and audits every call.
 
+pub mod access;
 pub mod admission;
 pub mod audit;
+pub mod auth;
 pub mod dispatch;
 pub mod events;
 pub mod instances;
@@ -13,6 +15,7 @@ pub mod params;
 pub mod scheduler;
 pub mod simulation;
 pub mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,19 +26,23 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use self::auth::AuthMode;
 use self::dispatch::{App, Dispatcher};
 use self::scheduler::Scheduler;
+use self::tls::TlsFiles;
 use crate::audit::trail::{TrailSpec, Trails};
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
 use crate::engine::Engine;
 use crate::events::webhook::{Deliveries, RetryPolicy};
+use crate::proto::access_service_server::AccessServiceServer;
 use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::instance_service_server::InstanceServiceServer;
 use crate::proto::key_management_service_server::KeyManagementServiceServer;
 use crate::proto::simulation_service_server::SimulationServiceServer;
+use crate::signing::Credentials;
 use crate::store::{Location, Store};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -70,6 +77,13 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The share of an instance's QPS spec at which it raises `Instance:QPS:Reminder`.
     pub qps_reminder_ratio: f64,
+    /// Whether calls must be signed and are checked against policies.
+    pub auth: AuthMode,
+    /// The admin credential (`--admin-key-file`): the account root, the only
+    /// identity that may use the simulation and access services when auth is required.
+    pub admin: Option<Credentials>,
+    /// Serve TLS (and with a client CA, mutual TLS) instead of plaintext HTTP/2.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +101,9 @@ impl Default for ServerConfig {
             trails: Vec::new(),
             metrics_listen: None,
             qps_reminder_ratio: admission::DEFAULT_REMINDER_RATIO,
+            auth: AuthMode::Off,
+            admin: None,
+            tls: None,
         }
     }
 }
@@ -124,6 +141,9 @@ pub async fn start(
         )
         .into());
     }
+    if config.auth == AuthMode::Required && config.admin.is_none() {
+        return Err("--auth required needs an admin credential (--admin-key-file)".into());
+    }
     let (store, loaded) = Store::open(&config.store)?;
     let clock = Arc::new(SimClock::with_offset(loaded.clock_offset_ms));
     let engine = Arc::new(Engine::new(config.account_id.clone(), clock.clone(), loaded.blob_secret, loaded.snapshot));
@@ -145,6 +165,7 @@ pub async fn start(
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
         trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
         admission: admission::Admission::new(config.qps_reminder_ratio),
+        auth: auth::Authenticator::new(config.auth, config.admin.clone()),
         metrics: Arc::default(),
     });
     let delivering = tokio::spawn(deliveries.run(outbox));
@@ -175,6 +196,7 @@ pub async fn start(
     health_reporter.set_serving::<SimulationServiceServer<simulation::SimulationApi>>().await;
     health_reporter.set_serving::<EventServiceServer<events::EventsApi>>().await;
     health_reporter.set_serving::<InstanceServiceServer<instances::InstancesApi>>().await;
+    health_reporter.set_serving::<AccessServiceServer<access::AccessApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -187,7 +209,13 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server_config()).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    }
+    // Signatures cover the method path and the message bytes, which handlers cannot otherwise see.
+    let router = builder
+        .layer(auth::CaptureLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -195,6 +223,7 @@ pub async fn start(
         .add_service(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone())))
         .add_service(EventServiceServer::new(events::EventsApi::new(dispatch.clone())))
         .add_service(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone())))
+        .add_service(AccessServiceServer::new(access::AccessApi::new(dispatch.clone())))
         .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
 
     let task = tokio::spawn(async move {
@@ -229,7 +258,9 @@ pub async fn start(
         tokio::task::spawn_blocking(move || store.close()).await?;
         served.map_err(BoxError::from)
     });
-    tracing::info!(%local_addr, region = %config.region, ?metrics_addr, "kmsim serving");
+    let (auth, tls) =
+        (config.auth, config.tls.as_ref().map(|t| if t.client_ca_pem.is_some() { "mutual" } else { "server" }));
+    tracing::info!(%local_addr, region = %config.region, ?metrics_addr, ?auth, tls = tls.unwrap_or("off"), "kmsim serving");
     Ok(RunningServer { local_addr, metrics_addr, task })
 }
 

@@ -238,6 +238,32 @@ audit_params! {
     CreateEventSubscriptionRequest { "Name" => name, "Level" => level, "Description" => description }
     ListEventSubscriptionsRequest {}
     DeleteEventSubscriptionRequest { "SubscriptionId" => subscription_id }
+    GetKeyPolicyRequest { "KeyId" => key_id, "PolicyName" => policy_name }
+    SetKeyPolicyRequest { "KeyId" => key_id, "PolicyName" => policy_name, "Policy" => policy }
+    // Secrets are in responses only, and responses are never recorded.
+    CreateAccessKeyRequest { "UserName" => user_name }
+    ListAccessKeysRequest { "UserName" => user_name }
+    UpdateAccessKeyRequest { "UserAccessKeyId" => access_key_id, "Status" => status }
+    DeleteAccessKeyRequest { "UserAccessKeyId" => access_key_id }
+    ListUsersRequest {}
+    CreatePolicyRequest { "PolicyName" => policy_name, "PolicyDocument" => policy_document, "Description" => description }
+    GetPolicyRequest { "PolicyName" => policy_name }
+    ListPoliciesRequest {}
+    UpdatePolicyRequest { "PolicyName" => policy_name, "PolicyDocument" => policy_document }
+    DeletePolicyRequest { "PolicyName" => policy_name }
+    AttachPolicyRequest { "PolicyName" => policy_name, "PrincipalType" => principal_type, "PrincipalName" => principal_name }
+    DetachPolicyRequest { "PolicyName" => policy_name, "PrincipalType" => principal_type, "PrincipalName" => principal_name }
+    CreateApplicationAccessPointRequest {
+        "Name" => name, "Description" => description, "KmsInstanceId" => kms_instance_id, "Policies" => policy_names,
+    }
+    GetApplicationAccessPointRequest { "Name" => name }
+    ListApplicationAccessPointsRequest {}
+    DeleteApplicationAccessPointRequest { "Name" => name }
+    CreateClientKeyRequest { "AapName" => aap_name, "NotBefore" => not_before, "NotAfter" => not_after }
+    GetClientKeyRequest { "ClientKeyId" => client_key_id }
+    ListClientKeysRequest { "AapName" => aap_name }
+    DeleteClientKeyRequest { "ClientKeyId" => client_key_id }
+    GetCallerIdentityRequest {}
 }
 
 #[cfg(test)]

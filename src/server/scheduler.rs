@@ -44,6 +44,7 @@ fn op_of(task: &DueTask) -> &'static OpSpec {
         DueTask::ExpireKeyMaterial { .. } => &OpSpec::MATERIAL_EXPIRY,
         DueTask::ExpireInstance { .. } => &OpSpec::INSTANCE_EXPIRY,
         DueTask::SyncKey { .. } => &OpSpec::KEY_SYNC,
+        DueTask::ClientKeyReminder { .. } => &OpSpec::CLIENT_KEY_REMINDER,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::audit::chain;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
-use crate::engine::{Change, ImportToken, Snapshot};
+use crate::engine::{AccessEntity, Change, ImportToken, Snapshot};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -107,6 +107,10 @@ ALTER TABLE keys_by_region RENAME TO keys;
 ALTER TABLE key_versions_by_region RENAME TO key_versions;
 CREATE TABLE kms_instances (instance_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 "#,
+    // 7: identities and policies (users, AccessKeys, policies, AAPs, ClientKeys), one JSON record each.
+    r#"
+CREATE TABLE access_entities (kind TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, id));
+"#,
 ];
 
 pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
@@ -158,6 +162,7 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
             import_tokens: load_import_tokens(conn)?,
             subscriptions: load_json_rows(conn, "SELECT record FROM event_subscriptions")?,
             instances: load_json_rows(conn, "SELECT record FROM kms_instances")?,
+            access: load_access(conn)?,
         },
     })
 }
@@ -206,6 +211,16 @@ fn load_import_tokens(conn: &Connection) -> StoreResult<Vec<ImportToken>> {
     Ok(tokens)
 }
 
+fn load_access(conn: &Connection) -> StoreResult<Vec<AccessEntity>> {
+    let mut stmt = conn.prepare("SELECT kind, record FROM access_entities")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (kind, record) = row?;
+        AccessEntity::from_json(&kind, &record).map_err(StoreError)
+    })
+    .collect()
+}
+
 /// Rows whose one column is a JSON document.
 fn load_json_rows<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) -> StoreResult<Vec<T>> {
     let mut stmt = conn.prepare(sql)?;
@@ -242,6 +257,14 @@ pub(super) fn persist(
             Change::SaveInstance(instance) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO kms_instances (instance_id, record) VALUES (?1, ?2)")?
                     .execute(params![instance.instance_id, serde_json::to_string(&**instance)?])?;
+            }
+            Change::SaveAccess(entity) => {
+                conn.prepare_cached("INSERT OR REPLACE INTO access_entities (kind, id, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![entity.kind().as_str(), entity.id(), entity.to_json()])?;
+            }
+            Change::RemoveAccess { kind, id } => {
+                conn.prepare_cached("DELETE FROM access_entities WHERE kind = ?1 AND id = ?2")?
+                    .execute(params![kind.as_str(), id])?;
             }
             Change::SaveAlias(alias) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO aliases (region, alias_name, record) VALUES (?1, ?2, ?3)")?

@@ -49,6 +49,11 @@ pub fn command(endpoint: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
     command
         .env_remove("KMSIM_ACCESS_KEY_ID")
+        .env_remove("KMSIM_ACCESS_KEY_SECRET")
+        .env_remove("KMSIM_CREDENTIALS_FILE")
+        .env_remove("KMSIM_TLS_CA")
+        .env_remove("KMSIM_TLS_CERT")
+        .env_remove("KMSIM_TLS_KEY")
         .env_remove("RUST_LOG")
         .env("KMSIM_ENDPOINT", endpoint)
         .args(args)

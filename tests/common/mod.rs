@@ -331,3 +331,177 @@ pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) 
     let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::try_from(&blob[nonce_at..nonce_at + 12]).unwrap();
     cipher.decrypt(&nonce, Payload { msg: &blob[header_len..], aad: &aad }).expect("opens outside kmsim")
 }
+
+// --- auth helpers ---
+
+/// The admin credential the auth tests start servers with.
+pub const ADMIN_KEY_ID: &str = "LTAIkmsimTestsAdmin00001";
+pub const ADMIN_SECRET: &str = "kmsimTestsAdminSecret0123456789abcdef";
+
+pub fn admin_credentials() -> kmsim::signing::Credentials {
+    kmsim::signing::Credentials::new(ADMIN_KEY_ID, ADMIN_SECRET)
+}
+
+/// An in-memory server config with `--auth required` and the test admin.
+pub fn auth_required_config() -> ServerConfig {
+    ServerConfig {
+        auth: kmsim::server::auth::AuthMode::Required,
+        admin: Some(admin_credentials()),
+        ..ServerConfig::default()
+    }
+}
+
+/// A channel whose every call is signed with one credential.
+pub type SignedChannel = kmsim::signing::SigningService<Channel>;
+
+/// Every kmsim client, each signing its calls with the same credential.
+pub struct SignedClients {
+    pub credentials: kmsim::signing::Credentials,
+    pub kms: KeyManagementServiceClient<SignedChannel>,
+    pub access: kmsim::proto::access_service_client::AccessServiceClient<SignedChannel>,
+    pub audit: AuditServiceClient<SignedChannel>,
+    pub events: EventServiceClient<SignedChannel>,
+    pub simulation: SimulationServiceClient<SignedChannel>,
+    pub instances: InstanceServiceClient<SignedChannel>,
+}
+
+impl SignedClients {
+    /// Clients over `channel` (plaintext or TLS) signing as `credentials`.
+    pub fn on(channel: Channel, credentials: &kmsim::signing::Credentials) -> SignedClients {
+        let layer = kmsim::signing::SigningLayer::new(credentials.clone());
+        let signed = tower::Layer::layer(&layer, channel);
+        SignedClients {
+            credentials: credentials.clone(),
+            kms: KeyManagementServiceClient::new(signed.clone()),
+            access: kmsim::proto::access_service_client::AccessServiceClient::new(signed.clone()),
+            audit: AuditServiceClient::new(signed.clone()),
+            events: EventServiceClient::new(signed.clone()),
+            simulation: SimulationServiceClient::new(signed.clone()),
+            instances: InstanceServiceClient::new(signed),
+        }
+    }
+
+    /// Clients of `server` signing as `credentials`.
+    pub async fn of(server: &TestServer, credentials: &kmsim::signing::Credentials) -> SignedClients {
+        SignedClients::on(server.channel().await, credentials)
+    }
+}
+
+/// Puts a signature of `message` sent to `path` at `date` (naming no region) into `metadata`, as a client would.
+pub fn sign_metadata(
+    metadata: &mut tonic::metadata::MetadataMap,
+    credentials: &kmsim::signing::Credentials,
+    path: &str,
+    date: &str,
+    message: &[u8],
+) {
+    let digest = kmsim::signing::message_digest(message);
+    let call = kmsim::signing::Signed { path, date, region: "", digest: &digest };
+    let signature = kmsim::signing::signature(credentials.secret.expose(), &call);
+    metadata.insert(kmsim::signing::ACCESS_KEY_ID_HEADER, credentials.access_key_id.parse().unwrap());
+    metadata.insert(kmsim::signing::DATE_HEADER, date.parse().unwrap());
+    metadata.insert(kmsim::signing::SIGNATURE_HEADER, signature.parse().unwrap());
+}
+
+/// Creates an AccessKey pair for RAM user `user_name` (created on first use) through `admin`.
+pub async fn create_access_key_as(admin: &mut SignedClients, user_name: &str) -> kmsim::signing::Credentials {
+    let request = pb::CreateAccessKeyRequest { user_name: user_name.to_owned() };
+    let created = admin.access.create_access_key(request).await.expect("create access key").into_inner();
+    let key = created.access_key.expect("the access key");
+    assert_eq!(key.user_name, user_name);
+    assert_eq!(key.status, "Active");
+    kmsim::signing::Credentials::new(key.access_key_id, created.access_key_secret)
+}
+
+/// Creates policy `name` with `document` through `admin`.
+pub async fn create_policy_as(admin: &mut SignedClients, name: &str, document: &str) {
+    let request = pb::CreatePolicyRequest {
+        policy_name: name.to_owned(),
+        policy_document: document.to_owned(),
+        description: String::new(),
+    };
+    admin.access.create_policy(request).await.unwrap_or_else(|e| panic!("create policy {name}: {e:?}"));
+}
+
+/// Attaches policy `name` to RAM user `user_name` through `admin`.
+pub async fn attach_user_policy_as(admin: &mut SignedClients, name: &str, user_name: &str) {
+    let request = pb::AttachPolicyRequest {
+        policy_name: name.to_owned(),
+        principal_type: "User".to_owned(),
+        principal_name: user_name.to_owned(),
+    };
+    admin.access.attach_policy(request).await.unwrap_or_else(|e| panic!("attach {name} to {user_name}: {e:?}"));
+}
+
+/// A one-statement identity policy document.
+pub fn identity_policy(effect: &str, actions: &[&str], resources: &[&str]) -> String {
+    serde_json::json!({
+        "Version": "1",
+        "Statement": [{"Effect": effect, "Action": actions, "Resource": resources}],
+    })
+    .to_string()
+}
+
+/// Moves the simulation clock forward by `days` with the admin's signature.
+pub async fn advance_days_as(admin: &mut SignedClients, days: i64) {
+    let advance = prost_types::Duration { seconds: days * 86_400, nanos: 0 };
+    admin.simulation.advance_clock(pb::AdvanceClockRequest { advance: Some(advance) }).await.expect("advance clock");
+}
+
+/// The simulated now, read with the admin's signature.
+pub async fn sim_now_as(admin: &mut SignedClients) -> kmsim::clock::SimTime {
+    let clock = admin.simulation.get_clock(pb::GetClockRequest {}).await.expect("get clock").into_inner();
+    let now = clock.now.expect("a clock reading");
+    kmsim::clock::SimTime(now.seconds * 1000 + i64::from(now.nanos) / 1_000_000)
+}
+
+/// Every audit record, newest first, read by `reader` (the admin).
+pub async fn audit_events_as(reader: &mut SignedClients) -> Vec<pb::AuditEvent> {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListAuditEventsRequest { page_size: 1000, page_token, ..Default::default() };
+        let page = reader.audit.list_audit_events(request).await.expect("list audit events").into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The one audit record of the call made with `x-request-id: request_id`.
+#[track_caller]
+pub fn only_record<'a>(events: &'a [pb::AuditEvent], request_id: &str) -> &'a pb::AuditEvent {
+    let records: Vec<_> = events.iter().filter(|e| e.request_id == request_id).collect();
+    assert_eq!(records.len(), 1, "{request_id}: {} audit records, expected exactly one", records.len());
+    records[0]
+}
+
+/// The system events named `name` ("" for all), newest first, read by `reader` (the admin).
+pub async fn system_events_as(reader: &mut SignedClients, name: &str) -> Vec<pb::SystemEvent> {
+    let request = pb::ListSystemEventsRequest { name: name.to_owned(), page_size: 1000, ..Default::default() };
+    reader.events.list_system_events(request).await.expect("list system events").into_inner().events
+}
+
+/// `message` with `x-request-id: request_id`, to find its audit record afterwards.
+pub fn with_request_id<T>(request_id: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("x-request-id", request_id.parse().expect("an ASCII request id"));
+    request
+}
+
+/// Every (service, method, server-streaming?) that kmsim's own proto files declare.
+pub fn declared_methods() -> Vec<(String, String, bool)> {
+    let set = <prost_types::FileDescriptorSet as prost::Message>::decode(kmsim::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut methods = Vec::new();
+    for file in set.file.iter().filter(|f| f.package() == "kmsim.v1") {
+        for service in &file.service {
+            for method in &service.method {
+                let service_name = format!("kmsim.v1.{}", service.name());
+                methods.push((service_name, method.name().to_owned(), method.server_streaming()));
+            }
+        }
+    }
+    methods
+}
