@@ -223,8 +223,7 @@ where
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             // Every kmsim request is one message, so the body is complete once collected.
-            let framed = body.collect().await.map_err(BoxError::from)?.to_bytes();
-            let digest = message_digest(&grpc_messages(framed.clone()));
+            let (framed, digest) = digest_body(body, usize::MAX).await?;
             let date = format_date(SystemTime::now());
             let region = parts.headers.get(crate::server::dispatch::REGION_HEADER).and_then(|v| v.to_str().ok());
             let call = Signed { path: parts.uri.path(), date: &date, region: region.unwrap_or(""), digest: &digest };
@@ -239,9 +238,17 @@ where
     }
 }
 
+/// Reads a gRPC request body of at most `limit` bytes: its bytes, to send on,
+/// and the digest of the message they carry. Client and server both sign over this.
+pub async fn digest_body(body: Body, limit: usize) -> Result<(Bytes, [u8; 32]), BoxError> {
+    let framed = http_body_util::Limited::new(body, limit).collect().await?.to_bytes();
+    let digest = message_digest(&grpc_messages(framed.clone()));
+    Ok((framed, digest))
+}
+
 /// The message bytes inside gRPC length-prefixed frames (1 flag byte, 4
 /// length bytes, the message), concatenated.
-pub fn grpc_messages(mut framed: Bytes) -> Vec<u8> {
+fn grpc_messages(mut framed: Bytes) -> Vec<u8> {
     let mut out = Vec::with_capacity(framed.len());
     while framed.remaining() >= 5 {
         framed.advance(1);

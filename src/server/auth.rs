@@ -29,7 +29,7 @@ use crate::context::{AuthMethod, CallContext, Principal};
 use crate::engine::access::Credential;
 use crate::engine::{Engine, ErrorCode, KmsError, KmsResult};
 use crate::signing::{self, ACCESS_KEY_ID_HEADER, BoxError, Credentials, DATE_HEADER, SIGNATURE_HEADER, Signed};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use tonic::body::Body;
 use tonic::codegen::http;
 
@@ -108,8 +108,7 @@ where
             let path: Arc<str> = Arc::from(request.uri().path());
             let (mut parts, body) = request.into_parts();
             let body = if parts.headers.contains_key(SIGNATURE_HEADER) {
-                let framed = Limited::new(body, MAX_SIGNED_BODY).collect().await?.to_bytes();
-                let digest = signing::message_digest(&signing::grpc_messages(framed.clone()));
+                let (framed, digest) = signing::digest_body(body, MAX_SIGNED_BODY).await?;
                 parts.extensions.insert(RequestFacts { path, digest: Some(digest) });
                 Body::new(Full::new(framed))
             } else {
