@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::clock::SimTime;
+use crate::engine::KmsError;
 use crate::engine::key::KeyMeta;
 
 /// One call, as the dispatcher saw it arrive.
@@ -45,6 +46,25 @@ impl CallContext {
             authenticated_by: AuthMethod::None,
             received_at: now,
             started: Instant::now(),
+            trail: Trail::default(),
+        }
+    }
+
+    /// A call the operation makes on the caller's behalf (Secrets Manager
+    /// sealing a value under its KMS key): the same caller, request id and
+    /// time, with its own trail, audited beside the call that made it.
+    pub fn nested(&self) -> CallContext {
+        CallContext {
+            request_id: self.request_id.clone(),
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            client: self.client,
+            user_agent: self.user_agent.clone(),
+            access_key_id: self.access_key_id.clone(),
+            principal: self.principal.clone(),
+            authenticated_by: self.authenticated_by,
+            received_at: self.received_at,
+            started: self.started,
             trail: Trail::default(),
         }
     }
@@ -115,6 +135,28 @@ pub struct TrailFacts {
     /// Other keys the call touched (ReEncrypt's source key), by ARN.
     pub referenced_keys: Vec<String>,
     pub response_elements: Map<String, Value>,
+    /// The secret the call is about, by name and ARN.
+    pub secret_name: String,
+    pub secret_arn: String,
+    /// Calls made on the caller's behalf, each audited as its own record.
+    pub nested: Vec<NestedCall>,
+}
+
+/// What a nested call was, for its audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NestedKind {
+    CreateKey,
+    Encrypt,
+    Decrypt,
+}
+
+/// A call made on the caller's behalf and what its own trail learnt.
+#[derive(Debug, Clone)]
+pub struct NestedCall {
+    pub kind: NestedKind,
+    pub facts: TrailFacts,
+    pub request_parameters: Value,
+    pub error: Option<KmsError>,
 }
 
 impl Trail {
@@ -133,10 +175,27 @@ impl Trail {
         });
     }
 
-    /// The key the call resolved and the instance it lives in, for admission.
+    /// A secret call: the secret, and the KMS instance whose quota it counts against.
+    pub fn secret(&self, name: &str, arn: String, instance_id: Option<String>) {
+        self.update(|f| {
+            f.secret_name = name.to_owned();
+            f.secret_arn = arn;
+            f.instance_id = instance_id;
+        });
+    }
+
+    /// The resource the call resolved (a key id, or a secret's name) and the
+    /// instance it lives in, for admission.
     pub fn resource(&self) -> (String, Option<String>) {
         let facts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (facts.key_id.clone(), facts.instance_id.clone())
+        let resource = if facts.secret_name.is_empty() { &facts.key_id } else { &facts.secret_name };
+        (resource.clone(), facts.instance_id.clone())
+    }
+
+    /// Records a call made on the caller's behalf with `cx`, a context from [`CallContext::nested`].
+    pub fn nested(&self, kind: NestedKind, cx: CallContext, request_parameters: Value, error: Option<KmsError>) {
+        let facts = cx.trail.snapshot();
+        self.update(|f| f.nested.push(NestedCall { kind, facts, request_parameters, error }));
     }
 
     pub fn key_version(&self, version_id: uuid::Uuid) {

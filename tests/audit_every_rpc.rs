@@ -13,7 +13,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 
 fn expected_service_name(service: &str) -> &'static str {
     match service {
-        "kmsim.v1.KeyManagementService" | "kmsim.v1.InstanceService" => "Kms",
+        "kmsim.v1.KeyManagementService" | "kmsim.v1.InstanceService" | "kmsim.v1.SecretsManagerService" => "Kms",
         "kmsim.v1.AuditService" => "KmsimAudit",
         "kmsim.v1.SimulationService" => "KmsimSimulation",
         "kmsim.v1.EventService" => "KmsimEvents",

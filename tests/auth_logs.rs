@@ -1,6 +1,6 @@
 //! Secrets stay out of the logs: the real `kmsim` binary, with `--auth
 //! required` and every log level on, serves a workload that handles secrets,
-//! plaintext and data keys, and nothing it prints contains any of them.
+//! plaintext, data keys and secret values, and nothing it prints contains any of them.
 
 mod common;
 
@@ -161,6 +161,31 @@ async fn no_secret_plaintext_or_data_key_reaches_the_logs_even_at_trace_level() 
     let material = private.decrypt(Oaep::<sha2::Sha256>::new(), &exported_key.export_blob).unwrap();
     assert_eq!(material.len(), 32);
 
+    // Secrets: a value put and read, and a managed RAM credential made by rotation and read.
+    let secret_marker = format!("kmsim-secret-marker-{}", uuid::Uuid::new_v4().simple());
+    let create = pb::CreateSecretRequest {
+        secret_name: "log-secret".into(),
+        secret_data: secret_marker.clone(),
+        ..Default::default()
+    };
+    alice.secrets.create_secret(create).await.expect("CreateSecret");
+    let read = pb::GetSecretValueRequest { secret_name: "log-secret".into(), ..Default::default() };
+    let read = alice.secrets.get_secret_value(read).await.expect("GetSecretValue").into_inner();
+    assert_eq!(read.secret_data, secret_marker);
+    let ram = pb::CreateSecretRequest {
+        secret_name: "log-ram".into(),
+        secret_data: "{}".into(),
+        secret_type: "RAMCredentials".into(),
+        ..Default::default()
+    };
+    alice.secrets.create_secret(ram).await.expect("CreateSecret RAM");
+    let rotate = pb::RotateSecretRequest { secret_name: "log-ram".into(), ..Default::default() };
+    alice.secrets.rotate_secret(rotate).await.expect("RotateSecret");
+    let read = pb::GetSecretValueRequest { secret_name: "log-ram".into(), ..Default::default() };
+    let rotated = alice.secrets.get_secret_value(read).await.expect("GetSecretValue RAM").into_inner().secret_data;
+    let rotated: serde_json::Value = serde_json::from_str(&rotated).unwrap();
+    let rotated_secret = rotated["AccessKeySecret"].as_str().expect("a rotated AccessKeySecret").to_owned();
+
     // The application's ClientKey, and a forged signature with the user's id.
     let mut app = SignedClients::on(channel.clone(), &client_key);
     let app_encrypt =
@@ -181,7 +206,12 @@ async fn no_secret_plaintext_or_data_key_reaches_the_logs_even_at_trace_level() 
         ("the AccessKey secret", user.secret.expose().to_owned()),
         ("the ClientKey secret", client_key.secret.expose().to_owned()),
         ("the plaintext marker", marker.clone()),
+        ("the secret value", secret_marker.clone()),
+        ("the rotated AccessKeySecret", rotated_secret),
     ];
+    for spelling in spellings(secret_marker.as_bytes()) {
+        secrets.push(("the secret value, encoded", spelling));
+    }
     for spelling in spellings(marker.as_bytes()) {
         secrets.push(("the plaintext marker, encoded", spelling));
     }

@@ -59,7 +59,21 @@ pub fn actiontrail(r: &AuditRecord) -> Value {
         ip => ip,
     };
     let keys = key_arns(r);
-    let referenced = if keys.is_empty() { json!({}) } else { json!({ "ACS::KMS::Key": keys }) };
+    let mut referenced = Map::new();
+    if !keys.is_empty() {
+        referenced.insert("ACS::KMS::Key".into(), json!(keys));
+    }
+    if !r.secret_arn.is_empty() {
+        referenced.insert("ACS::KMS::Secret".into(), json!([r.secret_arn]));
+    }
+    // A secret call is about its secret; its key, if any, is only referenced.
+    let (resource_name, resource_type) = if !r.secret_arn.is_empty() {
+        (&r.secret_arn, "ACS::KMS::Secret")
+    } else if !r.key_arn.is_empty() {
+        (&r.key_arn, "ACS::KMS::Key")
+    } else {
+        (&r.key_arn, "")
+    };
     let event_time = r.event_time.to_rfc3339();
     let id = &r.user_identity;
     json!({
@@ -81,8 +95,8 @@ pub fn actiontrail(r: &AuditRecord) -> Value {
         "responseElements": r.response_elements,
         "errorCode": r.error_code,
         "errorMessage": r.error_message,
-        "resourceName": r.key_arn,
-        "resourceType": if r.key_arn.is_empty() { "" } else { "ACS::KMS::Key" },
+        "resourceName": resource_name,
+        "resourceType": resource_type,
         "referencedResources": referenced,
         "isGlobal": false,
         "recipientAccountId": r.account_id,
@@ -124,6 +138,9 @@ fn additional_event_data(r: &AuditRecord) -> Value {
         map.insert("clientPort".into(), r.client_port.into());
         map.insert("latencyUs".into(), r.latency_us.into());
         map.insert("action".into(), r.action.clone().into());
+        if !r.invoked_by.is_empty() {
+            map.insert("invokedBy".into(), r.invoked_by.clone().into());
+        }
     }
     data
 }
@@ -150,15 +167,19 @@ pub fn cloudtrail(r: &AuditRecord) -> Value {
             additional.insert(name.into(), value.as_str().into());
         }
     }
+    let secret = (!r.secret_arn.is_empty()).then_some(&r.secret_arn);
     let resources: Vec<Value> = key_arns(r)
         .into_iter()
         .map(|arn| json!({ "accountId": r.account_id, "type": "AWS::KMS::Key", "ARN": arn }))
+        .chain(
+            secret.map(|arn| json!({ "accountId": r.account_id, "type": "AWS::SecretsManager::Secret", "ARN": arn })),
+        )
         .collect();
     let mut out = json!({
         "eventVersion": "1.11",
         "userIdentity": cloudtrail_identity(r),
         "eventTime": r.event_time.to_rfc3339(),
-        "eventSource": "kms.amazonaws.com",
+        "eventSource": if secret.is_some() { "secretsmanager.amazonaws.com" } else { "kms.amazonaws.com" },
         "eventName": r.event_name,
         "awsRegion": r.region,
         "sourceIPAddress": source_ip,
@@ -199,14 +220,19 @@ fn cloudtrail_identity(r: &AuditRecord) -> Value {
             ("IAMUser", format!("arn:aws:iam::{account}:user/{name}"))
         }
     };
-    json!({
+    let mut identity = json!({
         "type": kind,
         "principalId": id.principal_id,
         "arn": arn,
         "accountId": account,
         "accessKeyId": id.access_key_id,
         "userName": id.user_name,
-    })
+    });
+    // CloudTrail names the service that called on the user's behalf.
+    if r.invoked_by == super::record::INVOKED_BY_SECRETS_MANAGER {
+        identity["invokedBy"] = "secretsmanager.amazonaws.com".into();
+    }
+    identity
 }
 
 /// A management call's response: the key it acted on, plus what the record kept. `null` when
@@ -301,6 +327,9 @@ mod tests {
             request_parameters: json!({ "KeyId": ARN, "EncryptionContext": { "Department": "Engineering" } }),
             response_elements: json!({}),
             referenced_keys: Vec::new(),
+            secret_name: String::new(),
+            secret_arn: String::new(),
+            invoked_by: String::new(),
             instance_id: String::new(),
             injected_fault: None,
         }
@@ -455,6 +484,40 @@ mod tests {
         // The key is listed once, beside the other key the call referenced.
         assert_eq!(ct["resources"].as_array().map(Vec::len), Some(2));
         assert_eq!(at["referencedResources"]["ACS::KMS::Key"][1], "acs:kms:cn-hangzhou:1:key/other");
+    }
+
+    #[test]
+    fn a_secret_call_is_about_its_secret_and_its_decrypt_names_who_invoked_it() {
+        let secret_arn = "acs:kms:cn-hangzhou:1192853035118460:secret/app/db";
+        let read = AuditRecord {
+            event_name: "GetSecretValue".into(),
+            action: "kms.get_secret_value".into(),
+            resource_type: "kms_secret".into(),
+            key_id: String::new(),
+            key_arn: String::new(),
+            referenced_keys: vec![ARN.into()],
+            secret_name: "app/db".into(),
+            secret_arn: secret_arn.into(),
+            ..encrypt()
+        };
+        let at = actiontrail(&read);
+        assert_eq!(
+            (at["resourceName"].as_str(), at["resourceType"].as_str()),
+            (Some(secret_arn), Some("ACS::KMS::Secret"))
+        );
+        assert_eq!(at["referencedResources"], json!({ "ACS::KMS::Key": [ARN], "ACS::KMS::Secret": [secret_arn] }));
+        let ct = cloudtrail(&read);
+        assert_eq!(ct["eventSource"], "secretsmanager.amazonaws.com");
+        assert_eq!(
+            ct["resources"][1],
+            json!({ "accountId": ACCOUNT, "type": "AWS::SecretsManager::Secret", "ARN": secret_arn })
+        );
+
+        let decrypt = AuditRecord { invoked_by: "SecretsManager".into(), ..encrypt() };
+        assert_eq!(cloudtrail(&decrypt)["userIdentity"]["invokedBy"], "secretsmanager.amazonaws.com");
+        assert_eq!(cloudtrail(&decrypt)["eventSource"], "kms.amazonaws.com");
+        assert_eq!(actiontrail(&decrypt)["additionalEventData"]["invokedBy"], "SecretsManager");
+        assert!(cloudtrail(&encrypt())["userIdentity"].get("invokedBy").is_none());
     }
 
     #[test]

@@ -184,6 +184,19 @@ ops! { ALL: ApiCall {
     GET_CLIENT_KEY = KmsimAccess "GetClientKey" "kms.get_client_key" Read "kms_client_key";
     LIST_CLIENT_KEYS = KmsimAccess "ListClientKeys" "kms.list_client_keys" Read "kms_client_key";
     DELETE_CLIENT_KEY = KmsimAccess "DeleteClientKey" "kms.delete_client_key" Write "kms_client_key";
+    CREATE_SECRET = Kms "CreateSecret" "kms.create_secret" Write "kms_secret";
+    GET_SECRET_VALUE = Kms "GetSecretValue" "kms.get_secret_value" Read "kms_secret";
+    PUT_SECRET_VALUE = Kms "PutSecretValue" "kms.put_secret_value" Write "kms_secret";
+    DESCRIBE_SECRET = Kms "DescribeSecret" "kms.describe_secret" Read "kms_secret";
+    LIST_SECRETS = Kms "ListSecrets" "kms.list_secrets" Read "kms_secret";
+    UPDATE_SECRET = Kms "UpdateSecret" "kms.update_secret" Write "kms_secret";
+    UPDATE_SECRET_VERSION_STAGE = Kms "UpdateSecretVersionStage" "kms.update_secret_version_stage" Write "kms_secret";
+    LIST_SECRET_VERSION_IDS = Kms "ListSecretVersionIds" "kms.list_secret_version_ids" Read "kms_secret";
+    DELETE_SECRET = Kms "DeleteSecret" "kms.delete_secret" Write "kms_secret";
+    RESTORE_SECRET = Kms "RestoreSecret" "kms.restore_secret" Write "kms_secret";
+    ROTATE_SECRET = Kms "RotateSecret" "kms.rotate_secret" Write "kms_secret";
+    UPDATE_SECRET_ROTATION_POLICY = Kms "UpdateSecretRotationPolicy" "kms.update_secret_rotation_policy" Write "kms_secret";
+    GET_RANDOM_PASSWORD = Kms "GetRandomPassword" "kms.get_random_password" Read "";
     GET_CALLER_IDENTITY = KmsimAccess "GetCallerIdentity" "sts.get_caller_identity" Read "";
 }}
 
@@ -194,6 +207,8 @@ ops! { INTERNAL: ServiceEvent {
     MATERIAL_EXPIRY = Kms "DeleteExpiredKeyMaterial" "kms.delete_expired_key_material" Write "kms_key";
     INSTANCE_EXPIRY = Kms "ExpireKmsInstance" "kms.expire_kms_instance" Write "kms_instance";
     KEY_SYNC = Kms "KeySync" "kms.sync_key" Write "kms_key";
+    SECRET_DELETION = Kms "DeleteSecret" "kms.delete_secret" Write "kms_secret";
+    SECRET_ROTATION = Kms "RotateSecret" "kms.rotate_secret.scheduled" Write "kms_secret";
     CLIENT_KEY_REMINDER = Kms "ClientKeyExpireReminder" "kms.client_key_expire_reminder" Write "kms_client_key";
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "";
     AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "";

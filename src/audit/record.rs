@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::op::OpSpec;
 use crate::clock::SimTime;
-use crate::context::{CallContext, Principal};
+use crate::context::{CallContext, NestedKind, Principal, TrailFacts};
 use crate::engine::KmsError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,15 @@ pub struct AuditRecord {
     pub request_parameters: Value,
     pub response_elements: Value,
     pub referenced_keys: Vec<String>,
+    /// The secret the call was about (resource type `kms_secret`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_arn: String,
+    /// The service that made this call on the caller's behalf (`SecretsManager`
+    /// for the Encrypt and Decrypt behind a secret's value); empty for the caller's own calls.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub invoked_by: String,
     /// The KMS instance of the key; absent for default keys.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance_id: String,
@@ -81,6 +90,9 @@ const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
     "kms.generate_random",
     "kms.export",
 ];
+
+/// `invokedBy` of the calls Secrets Manager makes for its callers.
+pub const INVOKED_BY_SECRETS_MANAGER: &str = "SecretsManager";
 
 impl AuditRecord {
     pub fn is_cryptographic(&self) -> bool {
@@ -138,7 +150,42 @@ impl AuditRecord {
         sizes: PayloadSizes,
         error: Option<&KmsError>,
     ) -> AuditRecord {
-        let facts = cx.trail.snapshot();
+        AuditRecord::from_facts(op, cx, cx.trail.snapshot(), request_parameters, sizes, error)
+    }
+
+    /// The records of the calls an operation made on its caller's behalf
+    /// (the Decrypt of a secret's value): the caller's, with the request id
+    /// of the call `op` that made them, so the two correlate.
+    pub fn nested_calls(op: &OpSpec, cx: &CallContext) -> Vec<AuditRecord> {
+        cx.trail
+            .snapshot()
+            .nested
+            .into_iter()
+            .map(|call| {
+                let spec = match call.kind {
+                    NestedKind::CreateKey => OpSpec::CREATE_KEY,
+                    NestedKind::Encrypt => OpSpec::ENCRYPT,
+                    NestedKind::Decrypt => OpSpec::DECRYPT,
+                };
+                // Work kmsim does on its own stays kmsim's own, nested calls included.
+                let spec = OpSpec { event_type: op.event_type, ..spec };
+                let sizes = PayloadSizes::default();
+                let mut record =
+                    AuditRecord::from_facts(&spec, cx, call.facts, call.request_parameters, sizes, call.error.as_ref());
+                record.invoked_by = INVOKED_BY_SECRETS_MANAGER.to_owned();
+                record
+            })
+            .collect()
+    }
+
+    fn from_facts(
+        op: &OpSpec,
+        cx: &CallContext,
+        facts: TrailFacts,
+        request_parameters: Value,
+        sizes: PayloadSizes,
+        error: Option<&KmsError>,
+    ) -> AuditRecord {
         let mut response_elements = facts.response_elements;
         // Management calls name their key even when the API itself returns nothing.
         if op.rw == super::ReadWrite::Write && !facts.key_arn.is_empty() && error.is_none() {
@@ -180,6 +227,9 @@ impl AuditRecord {
             request_parameters,
             response_elements: Value::Object(response_elements),
             referenced_keys: facts.referenced_keys,
+            secret_name: facts.secret_name,
+            secret_arn: facts.secret_arn,
+            invoked_by: String::new(),
             instance_id: facts.instance_id.unwrap_or_default(),
             injected_fault: None,
         }

@@ -23,6 +23,7 @@ use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
 use super::output::{OutputFormat, render};
+use super::secrets::{SecretCommand, secret};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
@@ -250,6 +251,13 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: DataKeyCommand,
+    },
+    /// Manage Secrets Manager secrets: create, read and write values, stage versions, rotate, delete and restore.
+    Secret {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SecretCommand,
     },
     /// Read the audit trail.
     Audit {
@@ -616,6 +624,7 @@ impl ClientCommand {
             | ClientCommand::Import { conn, .. }
             | ClientCommand::Export { conn, .. }
             | ClientCommand::DataKey { conn, .. }
+            | ClientCommand::Secret { conn, .. }
             | ClientCommand::AccessKey { conn, .. }
             | ClientCommand::Policy { conn, .. }
             | ClientCommand::Aap { conn, .. }
@@ -660,6 +669,7 @@ impl ClientCommand {
             }
             ClientCommand::Export { key, wrap, .. } => export_key(&conn, key, wrap).await,
             ClientCommand::DataKey { command, .. } => data_key(&conn, command).await,
+            ClientCommand::Secret { command, .. } => secret(&conn, command).await,
             ClientCommand::AccessKey { command, .. } => access_key(&conn, command).await,
             ClientCommand::Policy { command, .. } => policy(&conn, command).await,
             ClientCommand::Aap { command, .. } => aap(&conn, command).await,
@@ -1234,7 +1244,7 @@ fn key_version_json(v: pb::KeyVersion) -> Value {
     json!({ "keyId": v.key_id, "keyVersionId": v.key_version_id, "creationDate": v.creation_date })
 }
 
-fn read_input(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+pub(super) fn read_input(path: &PathBuf) -> Result<Vec<u8>, Failure> {
     let mut bytes = Vec::new();
     if path.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut bytes).map_err(|e| Failure(format!("stdin: {e}")))?;

@@ -67,10 +67,12 @@ pub enum FaultCommand {
                             kmsim fault inject --method KeySync --error Rejected.Unavailable"
     )]
     Inject {
-        /// Operation name pattern (`Decrypt`, `Generate*`, `KeySync`); `?` and `*` wildcards; default `*`.
+        /// Operation name pattern (`Decrypt`, `Generate*`, `KeySync`, `SecretRotation`); `?` and `*` wildcards;
+        /// default `*`.
         #[arg(long, default_value = "")]
         method: String,
-        /// Key id pattern; default `*` (which also hits calls that name no key).
+        /// Key id pattern (a secret name pattern for secret calls); default `*` (which also hits calls that name
+        /// no key).
         #[arg(long, default_value = "")]
         key_id: String,
         /// An error code of the reference, e.g. ServiceUnavailableTemporary, Rejected.Throttling, InternalFailure.

@@ -7,6 +7,7 @@ mod client;
 mod events;
 mod instances;
 mod output;
+mod secrets;
 mod serve;
 
 use std::path::PathBuf;

@@ -264,10 +264,14 @@ impl KmsError {
 
     /// `InvalidParameter` naming the parameter, with a reason a user can act on.
     pub fn invalid_because(parameter: &str, reason: &str) -> Self {
-        let mut error = Self::invalid(parameter);
-        error.message.push(' ');
-        error.message.push_str(reason);
-        error
+        Self::invalid(parameter).because(reason)
+    }
+
+    /// The error with a reason a user can act on after the code's message.
+    pub fn because(mut self, reason: &str) -> Self {
+        self.message.push(' ');
+        self.message.push_str(reason);
+        self
     }
 
     pub fn internal() -> Self {

@@ -402,7 +402,7 @@ fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> Kms
     if text.is_empty() { Ok(default) } else { parse(text) }
 }
 
-fn check_description(description: &str) -> KmsResult<()> {
+pub(super) fn check_description(description: &str) -> KmsResult<()> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(KmsError::invalid_because("Description", "It can be at most 8192 characters."));
     }
@@ -425,7 +425,7 @@ fn check_alias_name(alias_name: &str) -> KmsResult<()> {
     Ok(())
 }
 
-fn check_tag(tag_key: &str, tag_value: &str) -> KmsResult<()> {
+pub(super) fn check_tag(tag_key: &str, tag_value: &str) -> KmsResult<()> {
     let reserved = ["aliyun", "acs:"].iter().any(|prefix| tag_key.to_ascii_lowercase().starts_with(prefix));
     if tag_key.is_empty() || tag_key.chars().count() > 128 || reserved {
         return Err(KmsError::invalid("TagKey"));

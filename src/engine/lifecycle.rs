@@ -27,6 +27,9 @@ use crate::clock::SimTime;
 use crate::context::CallContext;
 use crate::events::{Subject, SystemEvent};
 
+/// Operation name of key syncs, for fault patterns.
+pub const KEY_SYNC_FAULT_NAME: &str = "KeySync";
+
 /// One piece of due work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DueTask {
@@ -42,6 +45,10 @@ pub enum DueTask {
     SyncKey { key_id: String, shadow_instance_id: String, forced: bool },
     /// A ClientKey expires in `days` days: `Instance:ClientKey:ExpireReminder`.
     ClientKeyReminder { client_key_id: String, days: u32 },
+    /// A secret's recovery window ends: delete it.
+    DeleteSecret { secret_name: String },
+    /// A secret's next automatic rotation date has come.
+    RotateSecret { secret_name: String },
 }
 
 impl DueTask {
@@ -54,6 +61,17 @@ impl DueTask {
             | DueTask::SyncKey { key_id, .. } => key_id,
             DueTask::ExpireInstance { instance_id } => instance_id,
             DueTask::ClientKeyReminder { client_key_id, .. } => client_key_id,
+            DueTask::DeleteSecret { secret_name } | DueTask::RotateSecret { secret_name } => secret_name,
+        }
+    }
+
+    /// The operation name faults name to break this work (`InjectFault --method`);
+    /// `None` for work no fault can break.
+    pub fn fault_name(&self) -> Option<&'static str> {
+        match self {
+            DueTask::SyncKey { .. } => Some(KEY_SYNC_FAULT_NAME),
+            DueTask::RotateSecret { .. } => Some(super::secrets::ROTATION_FAULT_NAME),
+            _ => None,
         }
     }
 
@@ -66,6 +84,9 @@ impl DueTask {
             }
             DueTask::ClientKeyReminder { client_key_id, days } => {
                 serde_json::json!({ "ClientKeyId": client_key_id, "DaysToExpire": days })
+            }
+            DueTask::DeleteSecret { secret_name } | DueTask::RotateSecret { secret_name } => {
+                serde_json::json!({ "SecretName": secret_name })
             }
             _ => serde_json::json!({ "KeyId": self.resource_id() }),
         }
@@ -164,7 +185,7 @@ impl Engine {
     /// Does `item`'s work with `cx` (an internal context at the item's due
     /// time); `None` when the work is no longer due. `fault` draws the
     /// failure injected on the work, if any, when the work really runs; only
-    /// key syncs can be made to fail.
+    /// key syncs and secret rotations can be made to fail.
     pub async fn perform(
         &self,
         cx: &CallContext,
@@ -178,6 +199,9 @@ impl Engine {
             }
             DueTask::ClientKeyReminder { client_key_id, days } => {
                 return self.remind_client_key(item, client_key_id, *days).map(Ok);
+            }
+            DueTask::DeleteSecret { .. } | DueTask::RotateSecret { .. } => {
+                return self.perform_secret(cx, item, |_| fault()).await;
             }
             DueTask::DeleteKey { .. } | DueTask::RotateKey { .. } | DueTask::ExpireKeyMaterial { .. } => {}
         }
@@ -197,7 +221,7 @@ impl Engine {
             DueTask::ExpireKeyMaterial { .. } => {
                 key.has_material() && key.meta.import.as_ref().and_then(|i| i.expires) == Some(item.at)
             }
-            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } | DueTask::ClientKeyReminder { .. } => false,
+            _ => false,
         };
         if !still_due {
             return None;
@@ -209,9 +233,7 @@ impl Engine {
                 .new_primary_version(cx, &key, item.at)
                 .map(|(_, change)| Outcome::write((), vec![change], vec![gate])),
             DueTask::ExpireKeyMaterial { .. } => Ok(expire_material(&key).gated(gate)),
-            DueTask::ExpireInstance { .. } | DueTask::SyncKey { .. } | DueTask::ClientKeyReminder { .. } => {
-                return None;
-            }
+            _ => return None,
         })
     }
 
@@ -269,7 +291,7 @@ pub(super) fn without_material(key: &Key) -> (Key, Option<Arc<KeyVersion>>) {
 }
 
 impl<T> Outcome<T> {
-    fn gated(mut self, gate: super::Gate) -> Self {
+    pub(super) fn gated(mut self, gate: super::Gate) -> Self {
         self.gates.push(gate);
         self
     }

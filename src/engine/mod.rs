@@ -22,6 +22,7 @@ mod lifecycle;
 mod mac;
 mod paging;
 pub mod policy;
+pub mod secrets;
 mod symmetric;
 mod sync;
 mod versions;
@@ -42,6 +43,7 @@ use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::lifecycle::{Agenda, DueItem, DueTask};
 pub use self::paging::{Page, Paged};
+pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
 pub use self::versions::VersionInfo;
 use crate::clock::{SimClock, SimTime};
@@ -70,6 +72,13 @@ pub enum Change {
         key_id: String,
     },
     SaveInstance(Arc<Instance>),
+    /// Insert or replace a secret with every version it keeps.
+    SaveSecret(Arc<Secret>),
+    /// The secret and its versions are destroyed.
+    DeleteSecret {
+        region: String,
+        secret_name: String,
+    },
     /// Insert or replace a user, AccessKey, policy, AAP or ClientKey.
     SaveAccess(AccessEntity),
     RemoveAccess {
@@ -133,6 +142,7 @@ pub struct Snapshot {
     pub subscriptions: Vec<Subscription>,
     pub instances: Vec<Instance>,
     pub access: Vec<AccessEntity>,
+    pub secrets: Vec<Secret>,
 }
 
 /// The simulated KMS of one account.
@@ -153,6 +163,10 @@ pub struct Engine {
     access: RwLock<access::AccessBook>,
     /// Serialises changes to identities and policies (they are few and rare).
     access_gate: Arc<Mutex<()>>,
+    /// Secrets by (region, name).
+    secrets: RwLock<HashMap<(String, String), Arc<Secret>>>,
+    /// Serialises changes to one secret, by `region/name`.
+    secret_gates: GateTable,
     agenda: Agenda,
     events: EventBus,
 }
@@ -187,6 +201,7 @@ impl Engine {
         let tokens = snapshot.import_tokens.into_iter().map(|t| (t.token.clone(), Arc::new(t)));
         let subscriptions = snapshot.subscriptions.into_iter().map(|s| (s.subscription_id.clone(), Arc::new(s)));
         let instances = snapshot.instances.into_iter().map(|i| (i.instance_id.clone(), Arc::new(i)));
+        let secrets = snapshot.secrets.into_iter().map(|s| ((s.region.clone(), s.name.clone()), Arc::new(s)));
         let engine = Engine {
             account_id,
             clock,
@@ -200,6 +215,8 @@ impl Engine {
             instances: RwLock::new(instances.collect()),
             access: RwLock::new(access::AccessBook::new(snapshot.access)),
             access_gate: Arc::new(Mutex::new(())),
+            secrets: RwLock::new(secrets.collect()),
+            secret_gates: GateTable::default(),
             agenda: Agenda::default(),
             events: EventBus::default(),
         };
@@ -208,6 +225,9 @@ impl Engine {
         }
         for instance in read_lock(&engine.instances).values() {
             engine.schedule_instance(instance);
+        }
+        for secret in read_lock(&engine.secrets).values() {
+            engine.schedule_secret(secret);
         }
         for client_key in engine.list_client_keys("") {
             engine.schedule_client_key(&client_key);
@@ -265,6 +285,13 @@ impl Engine {
                 Change::SaveInstance(instance) => {
                     self.schedule_instance(&instance);
                     write_lock(&self.instances).insert(instance.instance_id.clone(), instance);
+                }
+                Change::SaveSecret(secret) => {
+                    self.schedule_secret(&secret);
+                    write_lock(&self.secrets).insert((secret.region.clone(), secret.name.clone()), secret);
+                }
+                Change::DeleteSecret { region, secret_name } => {
+                    write_lock(&self.secrets).remove(&(region, secret_name));
                 }
                 Change::SaveAccess(entity) => self.apply_access(access::AccessChange::Save(entity)),
                 Change::RemoveAccess { kind, id } => self.apply_access(access::AccessChange::Remove(kind, id)),

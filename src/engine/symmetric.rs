@@ -136,7 +136,7 @@ impl Engine {
         }
     }
 
-    fn seal(
+    pub(super) fn seal(
         &self,
         cx: &CallContext,
         key: &Key,
@@ -156,7 +156,7 @@ impl Engine {
 
     /// Every way a blob can be wrong, short of naming a key that is gone or
     /// unusable, is InvalidParameter naming `CiphertextBlob`.
-    fn open(&self, cx: &CallContext, blob: &[u8], context: &BTreeMap<String, String>) -> KmsResult<Opened> {
+    pub(super) fn open(&self, cx: &CallContext, blob: &[u8], context: &BTreeMap<String, String>) -> KmsResult<Opened> {
         if blob.is_empty() {
             return Err(KmsError::missing("CiphertextBlob"));
         }

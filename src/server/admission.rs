@@ -27,8 +27,6 @@ pub const DEFAULT_REMINDER_RATIO: f64 = 0.9;
 /// An instance raises the reminder at most once per simulated minute.
 const REMINDER_EVERY_MS: i64 = 60_000;
 const WINDOW: Duration = Duration::from_secs(1);
-/// Operation name of the sync tasks, for fault patterns.
-pub const KEY_SYNC_FAULT_NAME: &str = "KeySync";
 
 /// What admission decided about one call.
 #[derive(Debug, Default)]
@@ -114,10 +112,11 @@ impl Admission {
         verdict
     }
 
-    /// The fault (if any) that breaks a sync task of `key_id` at `at`: its id and error.
-    pub fn sync_fault(&self, key_id: &str, at: SimTime) -> Option<(String, KmsError)> {
+    /// The fault (if any) that breaks due work `operation` (`KeySync`,
+    /// `SecretRotation`) on `resource` at `at`: its id and error.
+    pub fn task_fault(&self, operation: &str, resource: &str, at: SimTime) -> Option<(String, KmsError)> {
         let mut verdict = Verdict::default();
-        self.apply_fault(KEY_SYNC_FAULT_NAME, key_id, at, &mut verdict);
+        self.apply_fault(operation, resource, at, &mut verdict);
         Some((verdict.fault_id?, verdict.error?))
     }
 

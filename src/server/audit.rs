@@ -138,7 +138,10 @@ impl AuditService for AuditApi {
                 if req.access_key_id.is_empty() {
                     return Err(KmsError::missing("AccessKeyId"));
                 }
-                let records = app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
+                let mut records =
+                    app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
+                // The calls a service made on the caller's behalf are part of the caller's own call.
+                records.retain(|r| r.invoked_by.is_empty());
                 let item = |i: UsageItem| pb::UsageItem {
                     name: i.name,
                     last_access_time: i.last_access.to_rfc3339(),
@@ -435,6 +438,9 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         signature_bytes: r.signature_bytes,
         mac_bytes: r.mac_bytes,
         user_identity: Some(user_identity(&r.user_identity)),
+        secret_name: r.secret_name.clone(),
+        secret_arn: r.secret_arn.clone(),
+        invoked_by: r.invoked_by.clone(),
     }
 }
 

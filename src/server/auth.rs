@@ -246,7 +246,7 @@ pub fn product(service: ServiceName) -> Option<&'static str> {
     }
 }
 
-/// The ARNs a call is authorised against: the keys it resolved (ReEncrypt's
+/// The ARNs a call is authorised against: the secret it is about; else the keys it resolved (ReEncrypt's
 /// source key too), the alias it manages; failing those, what the request
 /// named; failing that, everything of the product in the region.
 fn resources(account: &str, product: &str, cx: &CallContext, params: &Value) -> Vec<String> {
@@ -254,6 +254,10 @@ fn resources(account: &str, product: &str, cx: &CallContext, params: &Value) -> 
     let region = &cx.region;
     let named = |field: &str| params.get(field).and_then(Value::as_str).filter(|s| !s.is_empty());
     let alias_arn = |alias: &str| format!("acs:kms:{region}:{account}:{alias}");
+    // A secret call is authorised on its secret alone, not on the key that seals it.
+    if !facts.secret_arn.is_empty() {
+        return vec![facts.secret_arn];
+    }
     let mut arns: Vec<String> =
         Some(facts.key_arn).filter(|a| !a.is_empty()).into_iter().chain(facts.referenced_keys).collect();
     if arns.is_empty() {

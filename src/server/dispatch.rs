@@ -7,8 +7,10 @@
 //! operation's [`OpSpec`], the context and the outcome, commits the
 //! operation's changes and that record in one store transaction, applies the
 //! changes to memory, counts the call in the metrics, and only then answers.
-//! Success or failure, every call leaves exactly one record; if the record
-//! cannot be stored, the call fails and its change is not applied.
+//! Success or failure, every call leaves exactly one record of its own, plus
+//! one for each call it made on the caller's behalf (the Decrypt behind a
+//! GetSecretValue); if the records cannot be stored, the call fails and its
+//! change is not applied.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -160,18 +162,25 @@ impl Dispatcher {
             Some(denied) => Verdict { error: Some(denied), ..Verdict::default() },
             None => self.app.admission.admit(&self.app.engine, op, &cx),
         };
-        if let Some(refusal) = verdict.error {
-            response = None;
-            changes.clear();
-            error = Some(refusal);
-        }
+        // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
+        let nested = match verdict.error {
+            Some(refusal) => {
+                response = None;
+                changes.clear();
+                error = Some(refusal);
+                Vec::new()
+            }
+            None => AuditRecord::nested_calls(op, &cx),
+        };
         changes.extend(verdict.events.into_iter().map(Change::Emit));
         let sizes = PayloadSizes { request_bytes, response_bytes: response.as_ref().map_or(0, response_len) };
         let mut record = AuditRecord::for_call(op, &cx, request_parameters, sizes, error.as_ref());
         record.injected_fault = verdict.fault_id;
         let (http_status, instance_id) = (record.http_status, record.instance_id.clone());
 
-        if let Err(e) = self.app.settle(changes, vec![record]).await {
+        let mut records = vec![record];
+        records.extend(nested);
+        if let Err(e) = self.app.settle(changes, records).await {
             tracing::error!(error = %e, request_id = %cx.request_id, event = op.event_name, "call failed closed");
             return Err(to_status(&KmsError::internal(), &cx.request_id));
         }

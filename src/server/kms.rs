@@ -701,7 +701,7 @@ fn aliases_response(paged: Paged<AliasRecord>) -> pb::ListAliasesResponse {
     }
 }
 
-fn page_fields<T>(paged: &Paged<T>) -> (i32, i32, i32) {
+pub(super) fn page_fields<T>(paged: &Paged<T>) -> (i32, i32, i32) {
     let clamp = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     (clamp(paged.total), clamp(paged.page.number), clamp(paged.page.size))
 }

@@ -13,6 +13,7 @@ pub mod kms;
 mod metrics_http;
 pub mod params;
 pub mod scheduler;
+pub mod secrets;
 pub mod simulation;
 pub mod status;
 pub mod tls;
@@ -41,6 +42,7 @@ use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::instance_service_server::InstanceServiceServer;
 use crate::proto::key_management_service_server::KeyManagementServiceServer;
+use crate::proto::secrets_manager_service_server::SecretsManagerServiceServer;
 use crate::proto::simulation_service_server::SimulationServiceServer;
 use crate::signing::Credentials;
 use crate::store::{Location, Store};
@@ -197,6 +199,7 @@ pub async fn start(
     health_reporter.set_serving::<EventServiceServer<events::EventsApi>>().await;
     health_reporter.set_serving::<InstanceServiceServer<instances::InstancesApi>>().await;
     health_reporter.set_serving::<AccessServiceServer<access::AccessApi>>().await;
+    health_reporter.set_serving::<SecretsManagerServiceServer<secrets::SecretsApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -224,6 +227,7 @@ pub async fn start(
         .add_service(EventServiceServer::new(events::EventsApi::new(dispatch.clone())))
         .add_service(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone())))
         .add_service(AccessServiceServer::new(access::AccessApi::new(dispatch.clone())))
+        .add_service(SecretsManagerServiceServer::new(secrets::SecretsApi::new(dispatch.clone())))
         .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
 
     let task = tokio::spawn(async move {

@@ -80,6 +80,12 @@ impl Param for Vec<pb::Tag> {
     }
 }
 
+impl Param for Option<bool> {
+    fn param(&self) -> Option<Value> {
+        self.map(Value::Bool)
+    }
+}
+
 impl Param for Option<prost_types::Duration> {
     fn param(&self) -> Option<Value> {
         self.as_ref().map(|d| Value::String(format!("{}.{:09}s", d.seconds, d.nanos)))
@@ -186,6 +192,49 @@ audit_params! {
     }
     GenerateMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
     VerifyMacRequest { "KeyId" => key_id, "Algorithm" => algorithm }
+    CreateSecretRequest {
+        "SecretName" => secret_name, "SecretDataType" => secret_data_type, "VersionId" => version_id,
+        "EncryptionKeyId" => encryption_key_id, "Description" => description, "SecretType" => secret_type,
+        "EnableAutomaticRotation" => enable_automatic_rotation, "RotationInterval" => rotation_interval,
+        "Tags" => tags, "DKMSInstanceId" => dkms_instance_id,
+    }
+    GetSecretValueRequest {
+        "SecretName" => secret_name, "VersionStage" => version_stage, "VersionId" => version_id,
+        "FetchExtendedConfig" => fetch_extended_config,
+    }
+    PutSecretValueRequest {
+        "SecretName" => secret_name, "VersionId" => version_id, "SecretDataType" => secret_data_type,
+        "VersionStages" => version_stages,
+    }
+    DescribeSecretRequest { "SecretName" => secret_name, "FetchTags" => fetch_tags }
+    ListSecretsRequest {
+        "FetchTags" => fetch_tags, "PageNumber" => page_number, "PageSize" => page_size, "Filters" => filters,
+    }
+    UpdateSecretRequest { "SecretName" => secret_name, "Description" => description }
+    UpdateSecretVersionStageRequest {
+        "SecretName" => secret_name, "VersionStage" => version_stage,
+        "RemoveFromVersion" => remove_from_version, "MoveToVersion" => move_to_version,
+    }
+    ListSecretVersionIdsRequest {
+        "SecretName" => secret_name, "IncludeDeprecated" => include_deprecated, "PageNumber" => page_number,
+        "PageSize" => page_size,
+    }
+    DeleteSecretRequest {
+        "SecretName" => secret_name, "RecoveryWindowInDays" => recovery_window_in_days,
+        "ForceDeleteWithoutRecovery" => force_delete_without_recovery,
+    }
+    RestoreSecretRequest { "SecretName" => secret_name }
+    RotateSecretRequest { "SecretName" => secret_name, "VersionId" => version_id }
+    UpdateSecretRotationPolicyRequest {
+        "SecretName" => secret_name, "EnableAutomaticRotation" => enable_automatic_rotation,
+        "RotationInterval" => rotation_interval,
+    }
+    GetRandomPasswordRequest {
+        "PasswordLength" => password_length, "ExcludeCharacters" => exclude_characters,
+        "ExcludeNumbers" => exclude_numbers, "ExcludeLowercase" => exclude_lowercase,
+        "ExcludeUppercase" => exclude_uppercase, "ExcludePunctuation" => exclude_punctuation,
+        "RequireEachIncludedType" => require_each_included_type,
+    }
     ListAuditEventsRequest {
         "KeyId" => key_id, "EventName" => event_name, "ErrorCode" => error_code,
         "PageSize" => page_size, "PageToken" => page_token,

@@ -45,6 +45,8 @@ fn op_of(task: &DueTask) -> &'static OpSpec {
         DueTask::ExpireInstance { .. } => &OpSpec::INSTANCE_EXPIRY,
         DueTask::SyncKey { .. } => &OpSpec::KEY_SYNC,
         DueTask::ClientKeyReminder { .. } => &OpSpec::CLIENT_KEY_REMINDER,
+        DueTask::DeleteSecret { .. } => &OpSpec::SECRET_DELETION,
+        DueTask::RotateSecret { .. } => &OpSpec::SECRET_ROTATION,
     }
 }
 
@@ -130,11 +132,13 @@ impl Scheduler {
 /// Performs one item and records it; false if the store could not take it.
 async fn perform(app: &App, item: &DueItem) -> bool {
     let cx = CallContext::internal(&item.region, app.engine.account_id(), item.at);
-    // Of the due work, only sync tasks stand in for a network call that a
-    // fault can break; the fault is drawn only if the task really runs.
+    // Of the due work, only key syncs and secret rotations stand in for a
+    // network call that a fault can break; the fault is drawn only if the
+    // task really runs.
     let injected = std::sync::Mutex::new(None);
     let fault = || {
-        let (fault_id, error) = app.admission.sync_fault(item.task.resource_id(), item.at)?;
+        let operation = item.task.fault_name()?;
+        let (fault_id, error) = app.admission.task_fault(operation, item.task.resource_id(), item.at)?;
         *injected.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault_id);
         Some(error)
     };
@@ -146,9 +150,12 @@ async fn perform(app: &App, item: &DueItem) -> bool {
         Err(error) => (Vec::new(), Vec::new(), Some(error)),
     };
     let params = item.task.audit_params();
-    let mut record = AuditRecord::for_call(op_of(&item.task), &cx, params, PayloadSizes::default(), error.as_ref());
+    let op = op_of(&item.task);
+    let mut record = AuditRecord::for_call(op, &cx, params, PayloadSizes::default(), error.as_ref());
     record.injected_fault = injected.into_inner().unwrap_or_else(|p| p.into_inner());
-    let settled = app.settle(changes, vec![record]).await;
+    let mut records = vec![record];
+    records.extend(AuditRecord::nested_calls(op, &cx));
+    let settled = app.settle(changes, records).await;
     drop(gates);
     match settled {
         Ok(()) => true,

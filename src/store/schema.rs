@@ -111,6 +111,10 @@ CREATE TABLE kms_instances (instance_id TEXT PRIMARY KEY, record TEXT NOT NULL);
     r#"
 CREATE TABLE access_entities (kind TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, id));
 "#,
+    // 8: secrets, one JSON record each with its versions (values sealed under the secret's KMS key).
+    r#"
+CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (region, name));
+"#,
 ];
 
 pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
@@ -163,6 +167,7 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
             subscriptions: load_json_rows(conn, "SELECT record FROM event_subscriptions")?,
             instances: load_json_rows(conn, "SELECT record FROM kms_instances")?,
             access: load_access(conn)?,
+            secrets: load_json_rows(conn, "SELECT record FROM secrets")?,
         },
     })
 }
@@ -265,6 +270,14 @@ pub(super) fn persist(
             Change::RemoveAccess { kind, id } => {
                 conn.prepare_cached("DELETE FROM access_entities WHERE kind = ?1 AND id = ?2")?
                     .execute(params![kind.as_str(), id])?;
+            }
+            Change::SaveSecret(secret) => {
+                conn.prepare_cached("INSERT OR REPLACE INTO secrets (region, name, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![secret.region, secret.name, serde_json::to_string(&**secret)?])?;
+            }
+            Change::DeleteSecret { region, secret_name } => {
+                conn.prepare_cached("DELETE FROM secrets WHERE region = ?1 AND name = ?2")?
+                    .execute(params![region, secret_name])?;
             }
             Change::SaveAlias(alias) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO aliases (region, alias_name, record) VALUES (?1, ?2, ?3)")?

@@ -12,6 +12,7 @@ use kmsim::proto::audit_service_client::AuditServiceClient;
 use kmsim::proto::event_service_client::EventServiceClient;
 use kmsim::proto::instance_service_client::InstanceServiceClient;
 use kmsim::proto::key_management_service_client::KeyManagementServiceClient;
+use kmsim::proto::secrets_manager_service_client::SecretsManagerServiceClient;
 use kmsim::proto::simulation_service_client::SimulationServiceClient;
 use kmsim::server::{RunningServer, ServerConfig};
 use kmsim::store::Location;
@@ -87,6 +88,10 @@ impl TestServer {
 
     pub async fn instances(&self) -> Instances {
         InstanceServiceClient::new(self.channel().await)
+    }
+
+    pub async fn secrets(&self) -> SecretsManagerServiceClient<Channel> {
+        SecretsManagerServiceClient::new(self.channel().await)
     }
 
     /// Where `/metrics` is served, for a server started with `metrics_listen`.
@@ -363,6 +368,7 @@ pub struct SignedClients {
     pub events: EventServiceClient<SignedChannel>,
     pub simulation: SimulationServiceClient<SignedChannel>,
     pub instances: InstanceServiceClient<SignedChannel>,
+    pub secrets: SecretsManagerServiceClient<SignedChannel>,
 }
 
 impl SignedClients {
@@ -377,7 +383,8 @@ impl SignedClients {
             audit: AuditServiceClient::new(signed.clone()),
             events: EventServiceClient::new(signed.clone()),
             simulation: SimulationServiceClient::new(signed.clone()),
-            instances: InstanceServiceClient::new(signed),
+            instances: InstanceServiceClient::new(signed.clone()),
+            secrets: SecretsManagerServiceClient::new(signed),
         }
     }
 
