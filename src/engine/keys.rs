@@ -398,7 +398,7 @@ fn automatic_rotation(interval: &str, now: SimTime) -> KmsResult<RotationPolicy>
     })
 }
 
-fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> KmsResult<T> {
+pub(super) fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> KmsResult<T> {
     if text.is_empty() { Ok(default) } else { parse(text) }
 }
 

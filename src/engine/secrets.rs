@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{Key, KeyUsage, SpecKind, parse_interval, wire_enum};
-use super::keys::{CreateKeyInput, MAX_TAGS_PER_RESOURCE, check_description, check_tag};
+use super::keys::{CreateKeyInput, MAX_TAGS_PER_RESOURCE, check_description, check_tag, or_default};
 use super::paging::{Page, Paged};
 use super::{Change, DueItem, DueTask, Engine, Gate, Outcome, read_lock};
 use crate::clock::SimTime;
@@ -45,7 +45,7 @@ pub const ROTATION_FAULT_NAME: &str = "SecretRotation";
 /// every six hours for years stays small.
 pub const MAX_DEPRECATED_VERSIONS: usize = 10;
 const MAX_NAME_CHARS: usize = 192;
-const MAX_VERSION_ID_CHARS: usize = 64;
+const MAX_LABEL_CHARS: usize = 64;
 const MAX_EXTENDED_CONFIG_BYTES: usize = 8_192;
 /// The extended-config flag that makes every rotation of a secret fail, as if its target could not be reached.
 pub const TARGET_UNREACHABLE: &str = "TargetUnreachable";
@@ -381,13 +381,10 @@ impl Engine {
         secret_data_type: &str,
         stages: Vec<String>,
     ) -> KmsResult<Outcome<(Arc<Secret>, String)>> {
-        if version_id.is_empty() {
-            return Err(KmsError::missing("VersionId"));
-        }
-        check_version_id(version_id)?;
+        check_label(version_id, "VersionId")?;
         let stages = if stages.is_empty() { vec![CURRENT.to_owned()] } else { stages };
         for stage in &stages {
-            check_stage(stage, "VersionStages")?;
+            check_label(stage, "VersionStages")?;
         }
         let (secret, gate) = self.live_secret_gated(cx, secret_name).await?;
         if secret.is_managed() {
@@ -500,7 +497,7 @@ impl Engine {
         remove_from: &str,
         move_to: &str,
     ) -> KmsResult<Outcome<Arc<Secret>>> {
-        check_stage(stage, "VersionStage")?;
+        check_label(stage, "VersionStage")?;
         if remove_from.is_empty() && move_to.is_empty() {
             return Err(KmsError::missing("MoveToVersion"));
         }
@@ -899,10 +896,6 @@ fn value_context(secret_name: &str, version_id: &str) -> BTreeMap<String, String
     ])
 }
 
-fn or_default<T>(text: &str, default: T, parse: fn(&str) -> KmsResult<T>) -> KmsResult<T> {
-    if text.is_empty() { Ok(default) } else { parse(text) }
-}
-
 /// 1 to 192 characters of letters, digits and `_/+=.@-`.
 fn check_name(name: &str) -> KmsResult<String> {
     if name.is_empty() {
@@ -915,10 +908,14 @@ fn check_name(name: &str) -> KmsResult<String> {
     Ok(name.to_owned())
 }
 
-fn check_version_id(version_id: &str) -> KmsResult<()> {
+/// Version ids and stages: 1 to 64 letters, digits and `_.-`.
+fn check_label(label: &str, param: &str) -> KmsResult<()> {
+    if label.is_empty() {
+        return Err(KmsError::missing(param));
+    }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-    if version_id.chars().count() > MAX_VERSION_ID_CHARS || !version_id.chars().all(allowed) {
-        return Err(KmsError::invalid_because("VersionId", "Use 1 to 64 letters, digits and the characters _.-"));
+    if label.chars().count() > MAX_LABEL_CHARS || !label.chars().all(allowed) {
+        return Err(KmsError::invalid_because(param, "Use 1 to 64 letters, digits and the characters _.-"));
     }
     Ok(())
 }
@@ -927,19 +924,8 @@ fn version_id_or_new(version_id: &str) -> KmsResult<String> {
     if version_id.is_empty() {
         return Ok(uuid::Uuid::new_v4().to_string());
     }
-    check_version_id(version_id)?;
+    check_label(version_id, "VersionId")?;
     Ok(version_id.to_owned())
-}
-
-fn check_stage(stage: &str, param: &str) -> KmsResult<()> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-    if stage.is_empty() {
-        return Err(KmsError::missing(param));
-    }
-    if stage.chars().count() > MAX_VERSION_ID_CHARS || !stage.chars().all(allowed) {
-        return Err(KmsError::invalid_because(param, "Use 1 to 64 letters, digits and the characters _.-"));
-    }
-    Ok(())
 }
 
 /// The value's bytes: text as given, or binary from base64.
