@@ -14,6 +14,7 @@
 //! - [`metrics`]: per-minute KMS metrics per region and instance, and their Prometheus text.
 //! - [`store`]: SQLite; one writer thread with group commit; state changes and
 //!   audit records commit in one transaction.
+//! - [`seed`]: fixtures from a YAML seed, applied at start or on demand.
 //! - [`clock`]: the simulation clock, the one source of "now".
 //! - [`cli`]: `kmsim serve` and the client subcommands.
 
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod events;
 pub mod glob;
 pub mod metrics;
+pub mod seed;
 pub mod server;
 pub mod signing;
 pub mod store;

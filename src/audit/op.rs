@@ -159,6 +159,7 @@ ops! { ALL: ApiCall {
     LIST_FAULTS = KmsimSimulation "ListFaults" "kmsim.list_faults" Read "";
     CLEAR_FAULTS = KmsimSimulation "ClearFaults" "kmsim.clear_faults" Write "";
     GET_METRICS = KmsimSimulation "GetMetrics" "kmsim.get_metrics" Read "";
+    APPLY_SEED = KmsimSimulation "ApplySeed" "kmsim.apply_seed" Write "";
     LIST_SYSTEM_EVENTS = KmsimEvents "ListSystemEvents" "kmsim.list_system_events" Read "";
     WATCH_SYSTEM_EVENTS = KmsimEvents "WatchSystemEvents" "kmsim.watch_system_events" Read "";
     CREATE_EVENT_SUBSCRIPTION = KmsimEvents "CreateEventSubscription" "kmsim.create_event_subscription" Write "";

@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub admin: Option<Credentials>,
     /// Serve TLS (and with a client CA, mutual TLS) instead of plaintext HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// Fixtures to create before serving (`--seed`); a bad seed stops the start.
+    pub seed: Option<crate::seed::SeedSource>,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +108,7 @@ impl Default for ServerConfig {
             auth: AuthMode::Off,
             admin: None,
             tls: None,
+            seed: None,
         }
     }
 }

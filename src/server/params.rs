@@ -265,6 +265,7 @@ audit_params! {
     }
     ListFaultsRequest {}
     ClearFaultsRequest { "FaultId" => fault_id }
+    ApplySeedRequest { "Source" => source, "DryRun" => dry_run }
     GetMetricsRequest {
         "RegionId" => region, "KmsInstanceId" => kms_instance_id, "StartTime" => start_time, "EndTime" => end_time,
     }

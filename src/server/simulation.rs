@@ -146,6 +146,17 @@ impl SimulationService for SimulationApi {
             })
             .await
     }
+
+    async fn apply_seed(
+        &self,
+        request: Request<pb::ApplySeedRequest>,
+    ) -> Result<Response<pb::ApplySeedResponse>, Status> {
+        self.dispatch
+            .run(&OpSpec::APPLY_SEED, request, |_app, _cx, _req| async move {
+                Err::<Outcome<pb::ApplySeedResponse>, _>(KmsError::internal())
+            })
+            .await
+    }
 }
 
 fn fault_message(fault: &Fault) -> pb::Fault {
