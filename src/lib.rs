@@ -17,6 +17,7 @@
 //! - [`seed`]: fixtures from a YAML seed, applied at start or on demand.
 //! - [`clock`]: the simulation clock, the one source of "now".
 //! - [`cli`]: `kmsim serve` and the client subcommands.
+//! - [`testing`]: an in-process server with connected clients, for your own tests.
 
 pub mod audit;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod seed;
 pub mod server;
 pub mod signing;
 pub mod store;
+pub mod testing;
 
 /// Generated protobuf and gRPC code for package `kmsim.v1`.
 pub mod proto {

@@ -155,6 +155,9 @@ async fn an_expired_instance_makes_its_keys_unavailable() {
     let id = instance.kms_instance_id.clone();
     let key_id = create_instance_key(&mut kms, HANGZHOU, &id).await;
     let ciphertext = encrypt(&mut kms, HANGZHOU, &key_id, b"instance data").await;
+    let request =
+        pb::CreateKeyRequest { dkms_instance_id: id.clone(), origin: "EXTERNAL".into(), ..Default::default() };
+    let external_key = kms.create_key(request).await.unwrap().into_inner().key_metadata.unwrap().key_id;
     let default_key = create_key(&mut kms, "").await;
     let default_ciphertext = encrypt(&mut kms, HANGZHOU, &default_key, b"default data").await;
 
@@ -171,6 +174,18 @@ async fn an_expired_instance_makes_its_keys_unavailable() {
     assert_error(&status, Code::FailedPrecondition, "Rejected.Unavailable", "409", None, "Encrypt");
     let status = kms.decrypt(decrypt_request(&ciphertext)).await.unwrap_err();
     assert_error(&status, Code::FailedPrecondition, "Rejected.Unavailable", "409", None, "Decrypt");
+    // Nor can material be imported into or removed from an Unavailable key.
+    let request = pb::GetParametersForImportRequest {
+        key_id: external_key.clone(),
+        wrapping_algorithm: "RSAES_OAEP_SHA_256".into(),
+        wrapping_key_spec: "RSA_2048".into(),
+    };
+    let status = kms.get_parameters_for_import(request).await.unwrap_err();
+    assert_error(&status, Code::FailedPrecondition, "Rejected.Unavailable", "409", None, "GetParametersForImport");
+    let status =
+        kms.delete_key_material(pb::DeleteKeyMaterialRequest { key_id: external_key.clone() }).await.unwrap_err();
+    assert_error(&status, Code::FailedPrecondition, "Rejected.Unavailable", "409", None, "DeleteKeyMaterial");
+    assert_eq!(key_state(&mut kms, &external_key).await, "Unavailable");
 
     // Default keys are not in the instance and never expire.
     assert_eq!(key_state(&mut kms, &default_key).await, "Enabled");

@@ -27,12 +27,17 @@ pub struct ServeArgs {
     /// The simulated account: 16 digits.
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID, env = "KMSIM_ACCOUNT_ID")]
     account_id: String,
-    /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim].
-    #[arg(long, env = "KMSIM_DATA_DIR", conflicts_with = "in_memory")]
+    /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim]; --in-memory wins.
+    #[arg(long, env = "KMSIM_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Keep everything in memory; nothing is written to disk.
     #[arg(long)]
     in_memory: bool,
+    /// Create the fixtures of this YAML seed before serving (docs/seeding.md): what already exists as the
+    /// seed describes it is left alone, so restarting with the same seed changes nothing. A bad seed stops
+    /// the start with its line and reason.
+    #[arg(long, env = "KMSIM_SEED")]
+    seed: Option<PathBuf>,
     /// Start the simulation clock at this instant (RFC 3339), e.g. 2025-01-01T00:00:00Z. The clock only moves
     /// forward: a data dir whose clock is already later keeps its time.
     #[arg(long, env = "KMSIM_CLOCK_START", value_parser = super::parse_instant)]
@@ -125,6 +130,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let seed = match args.seed.as_deref().map(|path| (path, crate::seed::SeedSource::read(path))) {
+        None => None,
+        Some((_, Ok(seed))) => Some(seed),
+        Some((path, Err(e))) => {
+            eprintln!("error: --seed {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let store = if args.in_memory {
         Location::InMemory
     } else {
@@ -155,6 +168,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         auth: args.auth,
         admin,
         tls,
+        seed,
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");

@@ -247,9 +247,9 @@ impl AccessEntity {
 /// Every identity and policy, in memory.
 #[derive(Debug, Default)]
 pub struct AccessBook {
-    users: BTreeMap<String, Arc<User>>,
-    access_keys: BTreeMap<String, Arc<AccessKey>>,
-    policies: BTreeMap<String, Arc<Policy>>,
+    pub(super) users: BTreeMap<String, Arc<User>>,
+    pub(super) access_keys: BTreeMap<String, Arc<AccessKey>>,
+    pub(super) policies: BTreeMap<String, Arc<Policy>>,
     aaps: BTreeMap<String, Arc<Aap>>,
     client_keys: BTreeMap<String, Arc<ClientKey>>,
 }
@@ -332,7 +332,7 @@ fn principal_type(text: &str) -> KmsResult<PrincipalType> {
 }
 
 /// Names of users, policies and AAPs: 1 to 64 (policies 128) letters, digits and `.`, `_`, `-`, `@`.
-fn check_name(name: &str, param: &str, max: usize) -> KmsResult<()> {
+pub(super) fn check_name(name: &str, param: &str, max: usize) -> KmsResult<()> {
     if name.is_empty() {
         return Err(KmsError::missing(param));
     }
@@ -346,7 +346,7 @@ fn check_name(name: &str, param: &str, max: usize) -> KmsResult<()> {
     Ok(())
 }
 
-fn parse_identity_policy(document: &str) -> KmsResult<()> {
+pub(super) fn parse_identity_policy(document: &str) -> KmsResult<()> {
     if document.is_empty() {
         return Err(KmsError::missing("PolicyDocument"));
     }
@@ -473,7 +473,7 @@ impl Engine {
         Ok(Outcome::write(key, changes, vec![gate]))
     }
 
-    fn new_user(&self, user_name: &str, now: SimTime) -> User {
+    pub(super) fn new_user(&self, user_name: &str, now: SimTime) -> User {
         User {
             user_name: user_name.to_owned(),
             user_id: random_text(16, b"0123456789"),

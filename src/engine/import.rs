@@ -179,9 +179,13 @@ impl Engine {
     }
 }
 
-/// An EXTERNAL symmetric or HMAC key that is not being deleted; answers the material length it takes.
+/// An EXTERNAL symmetric or HMAC key that is not being deleted (nor
+/// Unavailable, its instance expired); answers the material length it takes.
 fn importable(key: &Key) -> KmsResult<usize> {
     key.managed_here()?;
+    if key.meta.state == KeyState::Unavailable {
+        return Err(ErrorCode::Unavailable.into());
+    }
     if key.meta.origin != Origin::External {
         return Err(ErrorCode::UnsupportedOrigin.into());
     }

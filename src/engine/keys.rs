@@ -52,6 +52,37 @@ impl AliasRecord {
 
 impl Engine {
     pub fn create_key(&self, cx: &CallContext, input: CreateKeyInput) -> KmsResult<Outcome<Arc<Key>>> {
+        let instance = match input.dkms_instance_id.as_str() {
+            "" => None,
+            id => Some(self.instance_for_new_key(cx, id)?),
+        };
+        let key_id = match &instance {
+            Some(_) => super::instances::resource_id("key", &cx.region, 18),
+            None => Uuid::new_v4().to_string(),
+        };
+        let key = self.new_key(&cx.region, cx.received_at, input, instance.as_deref(), key_id, None)?;
+        cx.trail.key(&key.meta);
+        if let Some(v) = key.primary() {
+            cx.trail.key_version(v.version_id);
+        }
+        let key = Arc::new(key);
+        let change = Change::SaveKey { key: key.clone(), new_versions: key.versions.clone() };
+        Ok(Outcome::write(key, vec![change], Vec::new()))
+    }
+
+    /// A new key as CreateKey makes it (and a seed, with a fixed id and given
+    /// versions): the parameters checked, in `instance` when given. Without
+    /// `versions`, a KMS-made key gets one fresh version and an EXTERNAL key
+    /// none; a key with versions is Enabled, its last version primary.
+    pub(super) fn new_key(
+        &self,
+        region: &str,
+        now: SimTime,
+        input: CreateKeyInput,
+        instance: Option<&super::Instance>,
+        key_id: String,
+        versions: Option<Vec<Arc<KeyVersion>>>,
+    ) -> KmsResult<Key> {
         let spec = or_default(&input.key_spec, KeySpec::Aes256, KeySpec::parse)?;
         let usage = or_default(&input.key_usage, spec.default_usage(), KeyUsage::parse)?;
         if !spec.allows_usage(usage) {
@@ -60,11 +91,6 @@ impl Engine {
         let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
         let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
         check_description(&input.description)?;
-        let instance = match input.dkms_instance_id.as_str() {
-            "" => None,
-            id => Some(self.instance_for_new_key(cx, id)?),
-        };
-        let now = cx.received_at;
         let rotation = if input.enable_automatic_rotation {
             if origin == Origin::External {
                 return Err(ErrorCode::UnsupportedOrigin.into());
@@ -73,18 +99,15 @@ impl Engine {
         } else {
             RotationPolicy::default()
         };
-
-        let version = (origin == Origin::AliyunKms)
-            .then(|| Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material())));
-        let key_id = match &instance {
-            Some(_) => super::instances::resource_id("key", &cx.region, 18),
-            None => Uuid::new_v4().to_string(),
-        };
+        let versions = versions.unwrap_or_else(|| match origin {
+            Origin::AliyunKms => vec![Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material()))],
+            Origin::External => Vec::new(),
+        });
         let meta = KeyMeta {
             key_id,
-            region: cx.region.clone(),
+            region: region.to_owned(),
             account_id: self.account_id.clone(),
-            state: if version.is_some() { KeyState::Enabled } else { KeyState::PendingImport },
+            state: if versions.is_empty() { KeyState::PendingImport } else { KeyState::Enabled },
             spec,
             usage,
             origin,
@@ -93,7 +116,7 @@ impl Engine {
             creator: self.account_id.clone(),
             creation_date: now,
             delete_date: None,
-            primary_version: version.as_ref().map(|v| v.version_id),
+            primary_version: versions.last().map(|v| v.version_id),
             deletion_protection: false,
             deletion_protection_description: String::new(),
             tags: BTreeMap::new(),
@@ -105,13 +128,7 @@ impl Engine {
             replicas: Vec::new(),
             policy: None,
         };
-        cx.trail.key(&meta);
-        if let Some(v) = &version {
-            cx.trail.key_version(v.version_id);
-        }
-        let key = Arc::new(Key { meta, versions: version.iter().cloned().collect() });
-        let change = Change::SaveKey { key: key.clone(), new_versions: version.into_iter().collect() };
-        Ok(Outcome::write(key, vec![change], Vec::new()))
+        Ok(Key { meta, versions })
     }
 
     pub fn describe_key(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<KeyMeta>> {
@@ -411,7 +428,7 @@ pub(super) fn check_description(description: &str) -> KmsResult<()> {
 
 /// `alias/` followed by 1 to 255 characters of letters, digits, `_`, `-`, `/`
 /// and `:`; names under `alias/acs` are reserved.
-fn check_alias_name(alias_name: &str) -> KmsResult<()> {
+pub(super) fn check_alias_name(alias_name: &str) -> KmsResult<()> {
     if alias_name.is_empty() {
         return Err(KmsError::missing("AliasName"));
     }

@@ -23,6 +23,7 @@ mod mac;
 mod paging;
 pub mod policy;
 pub mod secrets;
+mod seed;
 mod symmetric;
 mod sync;
 mod versions;
@@ -44,6 +45,7 @@ pub use self::keys::{AliasRecord, CreateKeyInput};
 pub use self::lifecycle::{Agenda, DueItem, DueTask};
 pub use self::paging::{Page, Paged};
 pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
+pub use self::seed::{SeedItem, SeedReport};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
 pub use self::versions::VersionInfo;
 use crate::clock::{SimClock, SimTime};
@@ -167,6 +169,8 @@ pub struct Engine {
     secrets: RwLock<HashMap<(String, String), Arc<Secret>>>,
     /// Serialises changes to one secret, by `region/name`.
     secret_gates: GateTable,
+    /// Serialises seeds, which may touch every kind of resource at once.
+    seed_gate: Arc<Mutex<()>>,
     agenda: Agenda,
     events: EventBus,
 }
@@ -217,6 +221,7 @@ impl Engine {
             access_gate: Arc::new(Mutex::new(())),
             secrets: RwLock::new(secrets.collect()),
             secret_gates: GateTable::default(),
+            seed_gate: Arc::new(Mutex::new(())),
             agenda: Agenda::default(),
             events: EventBus::default(),
         };

@@ -38,6 +38,8 @@ pub const ROTATION_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 6 * 3_600..=8_
 const DEFAULT_ROTATION_INTERVAL_SECS: u64 = 7 * 86_400;
 /// The service-managed key that seals secrets which name no key of their own.
 pub const DEFAULT_KEY_ALIAS: &str = "alias/acs/secretsmanager";
+pub(super) const DEFAULT_KEY_DESCRIPTION: &str =
+    "Default key that protects Secrets Manager secrets when no other key is defined";
 /// Operation name of rotations (scheduled or asked for), for fault patterns.
 pub const ROTATION_FAULT_NAME: &str = "SecretRotation";
 /// Versions that have lost every stage are kept for a while (ListSecretVersionIds
@@ -66,7 +68,7 @@ wire_enum!(SecretDataType, "SecretDataType" {
 
 impl SecretType {
     /// The sub-type named in extended config (Alibaba's short or full spelling), or the type's default.
-    fn sub_type(self, named: &str) -> KmsResult<&'static str> {
+    pub(super) fn sub_type(self, named: &str) -> KmsResult<&'static str> {
         let choices: &[(&str, &'static str)] = match self {
             SecretType::Generic => return Ok(""),
             SecretType::Rds => &[("SingleUser", "RdsSingleUser"), ("DoubleUsers", "RdsDoubleUsers")],
@@ -820,10 +822,7 @@ impl Engine {
             return Ok((slot.snapshot(), Vec::new(), Some(alias_gate)));
         }
         let nested = cx.nested();
-        let input = CreateKeyInput {
-            description: "Default key that protects Secrets Manager secrets when no other key is defined".into(),
-            ..CreateKeyInput::default()
-        };
+        let input = CreateKeyInput { description: DEFAULT_KEY_DESCRIPTION.into(), ..CreateKeyInput::default() };
         let created = self.create_key(&nested, input);
         let params = json!({ "KeySpec": "Aliyun_AES_256", "AliasName": DEFAULT_KEY_ALIAS });
         cx.trail.nested(NestedKind::CreateKey, nested, params, created.as_ref().err().cloned());
@@ -856,7 +855,7 @@ impl Engine {
     }
 
     /// Seals a value under `key` as a nested Encrypt, bound to the secret and version.
-    fn seal_value(
+    pub(super) fn seal_value(
         &self,
         cx: &CallContext,
         key: &Key,
@@ -897,7 +896,7 @@ fn value_context(secret_name: &str, version_id: &str) -> BTreeMap<String, String
 }
 
 /// 1 to 192 characters of letters, digits and `_/+=.@-`.
-fn check_name(name: &str) -> KmsResult<String> {
+pub(super) fn check_name(name: &str) -> KmsResult<String> {
     if name.is_empty() {
         return Err(KmsError::missing("SecretName"));
     }
@@ -909,7 +908,7 @@ fn check_name(name: &str) -> KmsResult<String> {
 }
 
 /// Version ids and stages: 1 to 64 letters, digits and `_.-`.
-fn check_label(label: &str, param: &str) -> KmsResult<()> {
+pub(super) fn check_label(label: &str, param: &str) -> KmsResult<()> {
     if label.is_empty() {
         return Err(KmsError::missing(param));
     }
@@ -929,7 +928,7 @@ fn version_id_or_new(version_id: &str) -> KmsResult<String> {
 }
 
 /// The value's bytes: text as given, or binary from base64.
-fn decode_data(data: &str, data_type: SecretDataType) -> KmsResult<Zeroizing<Vec<u8>>> {
+pub(super) fn decode_data(data: &str, data_type: SecretDataType) -> KmsResult<Zeroizing<Vec<u8>>> {
     if data.is_empty() {
         return Err(KmsError::missing("SecretData"));
     }
@@ -953,7 +952,7 @@ pub fn encode_data(data: &[u8], data_type: SecretDataType) -> Zeroizing<String> 
     }
 }
 
-fn parse_extended_config(text: &str) -> KmsResult<Option<Map<String, Value>>> {
+pub(super) fn parse_extended_config(text: &str) -> KmsResult<Option<Map<String, Value>>> {
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -966,7 +965,7 @@ fn parse_extended_config(text: &str) -> KmsResult<Option<Map<String, Value>>> {
     }
 }
 
-fn rotation_policy(
+pub(super) fn rotation_policy(
     secret_type: SecretType,
     enable: bool,
     interval: &str,

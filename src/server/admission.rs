@@ -87,6 +87,22 @@ pub struct FaultSpec {
 /// The longest delay a fault may add, so a typo cannot hang a client for a day.
 const MAX_DELAY_MS: u32 = 300_000;
 
+impl Fault {
+    /// Same matching, effect, budget and expiry; id, age and hits aside.
+    pub fn same_as(&self, other: &Fault) -> bool {
+        (&self.method, &self.key_id, self.error, self.delay, self.probability, self.remaining, self.expires)
+            == (
+                &other.method,
+                &other.key_id,
+                other.error,
+                other.delay,
+                other.probability,
+                other.remaining,
+                other.expires,
+            )
+    }
+}
+
 impl Admission {
     pub fn new(reminder_ratio: f64) -> Admission {
         Admission { meters: Mutex::default(), reminder_ratio, faults: Mutex::default() }
@@ -179,7 +195,13 @@ impl Admission {
         }
     }
 
+    /// Injects a fault; answers it with its id.
     pub fn inject(&self, spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
+        Ok(self.install(Self::check_fault(spec, now)?))
+    }
+
+    /// The fault `spec` describes, checked, not yet in force (its id is given by [`Self::install`]).
+    pub fn check_fault(spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
         let pattern = |text: String, param: &str| -> KmsResult<String> {
             match text.as_str() {
                 "" => Ok("*".to_owned()),
@@ -206,10 +228,8 @@ impl Admission {
         if spec.expires.is_some_and(|at| at <= now) {
             return Err(KmsError::invalid_because("ExpireTime", "It must be in the future."));
         }
-        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        let created = faults.values().map(|f| f.created + 1).max().unwrap_or(0);
-        let fault = Fault {
-            fault_id: format!("fault-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        Ok(Fault {
+            fault_id: String::new(),
             method: pattern(spec.method, "Method")?,
             key_id: pattern(spec.key_id, "KeyId")?,
             error,
@@ -218,10 +238,23 @@ impl Admission {
             remaining: (spec.count > 0).then_some(spec.count),
             expires: spec.expires,
             hits: 0,
-            created,
-        };
+            created: 0,
+        })
+    }
+
+    /// Puts a checked fault in force; answers it with its id.
+    pub fn install(&self, mut fault: Fault) -> Fault {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        fault.created = faults.values().map(|f| f.created + 1).max().unwrap_or(0);
+        fault.fault_id = format!("fault-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         faults.insert(fault.fault_id.clone(), fault.clone());
-        Ok(fault)
+        fault
+    }
+
+    /// Whether a fault like `fault` (same matching, effect, budget and expiry) is in force.
+    pub fn has_fault_like(&self, fault: &Fault) -> bool {
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.values().any(|f| f.same_as(fault))
     }
 
     /// The faults in force at `now`, oldest first.

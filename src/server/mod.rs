@@ -181,6 +181,9 @@ pub async fn start(
     if !app.scheduler.run_due(&app).await {
         return Err("the store refused the work that fell due while the server was down".into());
     }
+    if let Some(seed) = &config.seed {
+        apply_seed_at_start(&app, &config.region, seed).await.map_err(|e| format!("--seed {e}"))?;
+    }
     let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
     let metrics_endpoint = match config.metrics_listen {
         Some(listen) => Some(
@@ -269,6 +272,23 @@ pub async fn start(
         (config.auth, config.tls.as_ref().map(|t| if t.client_ca_pem.is_some() { "mutual" } else { "server" }));
     tracing::info!(%local_addr, region = %config.region, ?metrics_addr, ?auth, tls = tls.unwrap_or("off"), "kmsim serving");
     Ok(RunningServer { local_addr, metrics_addr, task })
+}
+
+/// `--seed`: applies the seed as an internal ApplySeed, before the first call is
+/// served. A bad seed stops the start, naming its line.
+async fn apply_seed_at_start(app: &App, region: &str, seed: &crate::seed::SeedSource) -> Result<(), BoxError> {
+    let cx = CallContext::internal(region, app.engine.account_id(), app.engine.clock().now());
+    let (outcome, faults) = simulation::plan_seed(app, &cx, seed).await.map_err(|e| format!("{} {e}", seed.name))?;
+    for fault in faults {
+        app.admission.install(fault);
+    }
+    let params = serde_json::json!({ "Source": seed.name });
+    let record = AuditRecord::for_call(&OpSpec::APPLY_SEED, &cx, params, PayloadSizes::default(), None);
+    let report = outcome.value;
+    app.settle(outcome.changes, vec![record]).await?;
+    drop(outcome.gates);
+    tracing::info!(seed = %seed.name, created = report.created(), entries = report.items.len(), "seed applied");
+    Ok(())
 }
 
 /// `--clock-start`: moves the clock forward to `start`, recorded as an internal

@@ -4,15 +4,17 @@
 
 use tonic::{Request, Response, Status};
 
-use super::admission::{Fault, FaultSpec};
-use super::dispatch::Dispatcher;
+use super::admission::{Admission, Fault, FaultSpec};
+use super::dispatch::{App, Dispatcher};
 use crate::audit::OpSpec;
 use crate::clock::SimTime;
+use crate::context::CallContext;
 use crate::engine::key::parse_interval;
-use crate::engine::{KmsError, KmsResult, Outcome};
+use crate::engine::{KmsError, KmsResult, Outcome, SeedReport};
 use crate::metrics::{CallClass, MetricsFilter, MinutePoint};
 use crate::proto as pb;
 use crate::proto::simulation_service_server::SimulationService;
+use crate::seed::{SeedError, SeedSource, line_of};
 
 pub struct SimulationApi {
     dispatch: Dispatcher,
@@ -152,11 +154,87 @@ impl SimulationService for SimulationApi {
         request: Request<pb::ApplySeedRequest>,
     ) -> Result<Response<pb::ApplySeedResponse>, Status> {
         self.dispatch
-            .run(&OpSpec::APPLY_SEED, request, |_app, _cx, _req| async move {
-                Err::<Outcome<pb::ApplySeedResponse>, _>(KmsError::internal())
+            .run(&OpSpec::APPLY_SEED, request, |app, cx, req| async move {
+                let name = if req.source.is_empty() { "seed".to_owned() } else { req.source };
+                let source = SeedSource { name, text: req.seed };
+                let (outcome, faults) = plan_seed(&app, &cx, &source)
+                    .await
+                    .map_err(|e| KmsError::invalid_because("Seed", &format!("{} {e}", source.name)))?;
+                if req.dry_run {
+                    return Ok(Outcome::read(seed_response(&outcome.value)));
+                }
+                // Faults live in memory, outside the commit; installing them first
+                // means a seed whose commit then fails leaves only faults behind,
+                // and applying it again does not double them.
+                for fault in faults {
+                    app.admission.install(fault);
+                }
+                Ok(outcome.map(|report| seed_response(&report)))
             })
             .await
     }
+}
+
+/// Checks a whole seed: the engine's outcome (every change it makes, with its
+/// report) and the faults to put in force, which the engine does not hold.
+/// A bad seed's error names the line at fault.
+pub(super) async fn plan_seed(
+    app: &App,
+    cx: &CallContext,
+    source: &SeedSource,
+) -> Result<(Outcome<SeedReport>, Vec<Fault>), SeedError> {
+    let doc = crate::seed::parse(&source.text)?;
+    let now = app.engine.clock().now();
+    let mut faults = Vec::new();
+    let mut fault_items = Vec::new();
+    for entry in &doc.faults {
+        let seed = &entry.value;
+        let line = line_of(entry);
+        let expires = match &seed.expire_time {
+            None => None,
+            Some(at) => Some(SimTime::parse_rfc3339(&at.value).ok_or_else(|| {
+                SeedError::at(line_of(at), "expire_time is an RFC 3339 time such as 2027-01-01T00:00:00Z")
+            })?),
+        };
+        let spec = FaultSpec {
+            method: seed.method.clone(),
+            key_id: seed.key_id.clone(),
+            error_code: seed.error_code.clone(),
+            delay_ms: seed.delay_ms,
+            probability: seed.probability,
+            count: seed.count,
+            expires,
+        };
+        let fault = Admission::check_fault(spec, now).map_err(|e| SeedError::at(line, e.message))?;
+        let like = app.admission.has_fault_like(&fault) || faults.iter().any(|f: &Fault| f.same_as(&fault));
+        fault_items.push((format!("{} {}", fault.method, fault.key_id), !like, line));
+        if !like {
+            faults.push(fault);
+        }
+    }
+    let mut outcome = app.engine.apply_seed(cx, &doc).await?;
+    for (id, created, line) in fault_items {
+        outcome.value.push("fault", &id, "", created, line);
+    }
+    cx.trail.response_element("Created", outcome.value.created().to_string());
+    Ok((outcome, faults))
+}
+
+fn seed_response(report: &SeedReport) -> pb::ApplySeedResponse {
+    let items: Vec<pb::SeedItem> = report
+        .items
+        .iter()
+        .map(|item| pb::SeedItem {
+            kind: item.kind.to_owned(),
+            id: item.id.clone(),
+            region: item.region.clone(),
+            action: if item.created { "created" } else { "unchanged" }.to_owned(),
+            line: u32::try_from(item.line).unwrap_or(u32::MAX),
+        })
+        .collect();
+    let created = u32::try_from(report.created()).unwrap_or(u32::MAX);
+    let total = u32::try_from(items.len()).unwrap_or(u32::MAX);
+    pb::ApplySeedResponse { items, created, unchanged: total - created }
 }
 
 fn fault_message(fault: &Fault) -> pb::Fault {

@@ -131,6 +131,55 @@ impl AsymmetricKind {
     }
 }
 
+impl AsymmetricKind {
+    /// A private key given as PEM (PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY`
+    /// or SEC1 `EC PRIVATE KEY`) as the PKCS#8 DER kmsim keeps, if it is a key of
+    /// this kind (and, for RSA, of this size). The error says what is wrong
+    /// without repeating any of the key.
+    pub fn pkcs8_from_pem(self, pem: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+        let (label, der) =
+            pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|_| "the private key is not PEM".to_owned())?;
+        let der = Zeroizing::new(der);
+        // SEC1 keys re-encoded as PKCS#8; the curve is the spec's.
+        macro_rules! sec1 {
+            ($curve:ident) => {
+                $curve::SecretKey::from_sec1_der(&der)
+                    .ok()
+                    .and_then(|k| k.to_pkcs8_der().ok())
+                    .map(|d| Zeroizing::new(d.as_bytes().to_vec()))
+            };
+        }
+        let pkcs8 = match (label, self) {
+            ("PRIVATE KEY", _) => Some(der),
+            ("RSA PRIVATE KEY", AsymmetricKind::Rsa { .. }) => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                RsaPrivateKey::from_pkcs1_der(&der)
+                    .ok()
+                    .and_then(|k| k.to_pkcs8_der().ok())
+                    .map(|d| Zeroizing::new(d.as_bytes().to_vec()))
+            }
+            ("EC PRIVATE KEY", AsymmetricKind::P256) => sec1!(p256),
+            ("EC PRIVATE KEY", AsymmetricKind::P256k) => sec1!(k256),
+            ("EC PRIVATE KEY", AsymmetricKind::P384) => sec1!(p384),
+            ("EC PRIVATE KEY", AsymmetricKind::Sm2) => sec1!(sm2),
+            (label, _) => return Err(format!("a {label} PEM block is not a private key of this spec")),
+        }
+        .ok_or_else(|| "the PEM block does not hold a private key of this spec".to_owned())?;
+        match ParsedKey::from_pkcs8(self, &pkcs8) {
+            Ok(ParsedKey::Rsa(key)) => {
+                use rsa::traits::PublicKeyParts;
+                let AsymmetricKind::Rsa { bits } = self else { unreachable!("from_pkcs8 parsed RSA for an RSA kind") };
+                if key.n().bits() as usize != bits {
+                    return Err(format!("the RSA key has {} bits, the spec {bits}", key.n().bits()));
+                }
+                Ok(pkcs8)
+            }
+            Ok(_) => Ok(pkcs8),
+            Err(_) => Err("the private key is not a key of this spec".to_owned()),
+        }
+    }
+}
+
 /// A private key ready for use.
 pub enum ParsedKey {
     Rsa(Box<RsaPrivateKey>),

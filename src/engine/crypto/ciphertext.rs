@@ -15,7 +15,8 @@
 //! a secret of this server's store, so a blob from another kmsim server, or one
 //! whose header was altered, is refused before any key is looked up; the AEAD
 //! then binds the header and the encryption context (in a canonical, order-free
-//! form) as associated data.
+//! form) as associated data. A blob made outside kmsim with known material
+//! carries an all-zero header tag and is authenticated by the AEAD alone.
 
 use std::collections::BTreeMap;
 
@@ -103,7 +104,11 @@ impl BlobCodec {
         }
         let header_len = blob.len() - sealed.len();
         let signed_len = header_len - HEADER_TAG_LEN;
-        if !constant_time_eq(&self.header_tag(&blob[..signed_len]), tag) {
+        // An all-zero tag marks a blob made outside kmsim, by someone holding the
+        // material (a seeded or imported key): nobody outside knows the store's
+        // secret. Such a header is still bound by the AEAD, so altering it fails there.
+        let made_outside = tag == [0u8; HEADER_TAG_LEN];
+        if !made_outside && !constant_time_eq(&self.header_tag(&blob[..signed_len]), tag) {
             return Err(InvalidBlob);
         }
         Ok(ParsedBlob {
@@ -212,6 +217,34 @@ mod tests {
             .seal("k", Uuid::new_v4(), Cipher::Aes128, &[0; 16], b"x", &BTreeMap::new())
             .unwrap();
         assert_eq!(BlobCodec::new([2; 32]).parse(&blob).unwrap_err(), InvalidBlob);
+    }
+
+    /// What someone holding the material does outside kmsim: the header with an
+    /// all-zero tag, sealed with the AEAD over that header and the context.
+    #[test]
+    fn a_blob_made_outside_with_a_zero_tag_opens_and_stays_bound_by_the_aead() {
+        let (material, version, nonce) = ([5u8; 32], Uuid::new_v4(), [7u8; NONCE_LEN]);
+        let ctx = context(&[("app", "billing")]);
+        let mut header = vec![FORMAT_VERSION, 3];
+        header.extend_from_slice(b"k-1");
+        header.extend_from_slice(version.as_bytes());
+        header.extend_from_slice(&nonce);
+        header.extend_from_slice(&[0; HEADER_TAG_LEN]);
+        let sealed =
+            Cipher::Aes256.seal(&material, &nonce, b"made elsewhere", &associated_data(&header, &ctx)).unwrap();
+        let blob = [header, sealed].concat();
+
+        let codec = BlobCodec::new([9; 32]);
+        let parsed = codec.parse(&blob).unwrap();
+        assert_eq!((parsed.key_id, parsed.key_version_id), ("k-1", version));
+        assert_eq!(&parsed.open(Cipher::Aes256, &material, &ctx).unwrap()[..], b"made elsewhere");
+        assert!(parsed.open(Cipher::Aes256, &material, &BTreeMap::new()).is_err(), "the context still binds");
+
+        // Zeroing the tag of a blob kmsim made does not get past the AEAD.
+        let mut made_here = codec.seal("k-1", version, Cipher::Aes256, &material, b"x", &ctx).unwrap();
+        let tag_at = 2 + 3 + 16 + NONCE_LEN;
+        made_here[tag_at..tag_at + HEADER_TAG_LEN].fill(0);
+        assert!(codec.parse(&made_here).unwrap().open(Cipher::Aes256, &material, &ctx).is_err());
     }
 
     #[test]
