@@ -481,3 +481,38 @@ fn serve_refuses_a_bad_seed_with_its_line() {
     assert!(stderr.contains("KeyState"), "{stderr}");
     assert!(output.stdout.is_empty(), "it never listened: {:?}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// `kmsim seed check` reports without creating, `seed apply` creates, a second apply creates nothing,
+/// and a bad seed prints `InvalidParameter (400): … line N: …` with a non-zero exit.
+#[tokio::test]
+async fn the_cli_checks_and_applies_a_seed_file() {
+    use common::cli::{array, kmsim, kmsim_json};
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixtures.yaml");
+    let yaml = "keys:\n  - id: 0bbbbbbb-0000-4000-8000-000000000001\n    aliases: [alias/cli]\nsecrets:\n  - name: cli-secret\n    key: alias/cli\n    value: from-the-cli\n";
+    std::fs::write(&file, yaml).unwrap();
+    let path = file.to_str().unwrap();
+
+    let checked = kmsim_json(&server, &["seed", "check", path]).await;
+    assert_eq!((checked["dryRun"].as_bool(), checked["created"].as_u64()), (Some(true), Some(4)), "{checked:#}");
+    let missing = kmsim(&server, &["key", "describe", "alias/cli"]).await;
+    assert!(missing.failed().starts_with("Forbidden.AliasNotFound (404): "), "{missing:?}");
+
+    let applied = kmsim_json(&server, &["seed", "apply", path]).await;
+    assert_eq!(applied["created"].as_u64(), Some(4), "{applied:#}");
+    let kinds: Vec<&str> = array(&applied, "items").iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["key", "key_version", "alias", "secret"]);
+    let value = kmsim(&server, &["secret", "get", "cli-secret", "--value-only"]).await;
+    assert_eq!(value.ok().trim_end(), "from-the-cli");
+
+    let again = kmsim(&server, &["seed", "apply", path, "--query", "created"]).await;
+    assert_eq!(again.ok().trim(), "0");
+
+    std::fs::write(&file, format!("{yaml}faults:\n  - method: Decrypt\n    delay_ms: 999999\n")).unwrap();
+    let refused = kmsim(&server, &["seed", "apply", path]).await;
+    let line = refused.failed();
+    assert!(line.starts_with("InvalidParameter (400): "), "{line}");
+    assert!(line.contains("fixtures.yaml line 9: ") && line.contains("DelayMs"), "{line}");
+    server.stop().await;
+}

@@ -1,7 +1,7 @@
 //! `kmsim audit …`: listing, searching, tailing and exporting the audit trail,
 //! and the AccessKey usage report.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
 use super::output::OutputFormat;
+use super::progress::{Progress, REDRAW_EVERY};
 use crate::audit::chain::{self, Verified, Violation};
 use crate::proto as pb;
 use crate::proto::audit_service_client::AuditServiceClient;
@@ -96,6 +97,23 @@ pub enum AuditCommand {
     /// Print the Ed25519 public key that verifies the trail's signed digests.
     #[command(after_help = "Example:\n  kmsim audit public-key")]
     PublicKey,
+    /// List the trails (the server's --audit-file mirrors) and what each one leaves out.
+    #[command(after_help = "Example:\n  kmsim audit trails")]
+    Trails,
+    /// Choose what a trail mirrors (PutEventSelectors): every record, or without read-only and/or cryptographic
+    /// ones. The flags given replace the trail's selectors; a flag left out includes those records again.
+    #[command(after_help = "Examples:\n  kmsim audit event-selectors trail-1 --exclude-read-only-events\n  \
+                            kmsim audit event-selectors trail-1   # mirror everything again")]
+    EventSelectors {
+        /// The trail: trail-1, trail-2, … in the order of the server's --audit-file.
+        trail_name: String,
+        /// Leave out records of calls that change nothing (Describe*, List*, Get*).
+        #[arg(long)]
+        exclude_read_only_events: bool,
+        /// Leave out records of cryptographic calls (Encrypt, Decrypt, GenerateDataKey, Sign, …).
+        #[arg(long)]
+        exclude_cryptographic_events: bool,
+    },
     /// What an AccessKey was used for: services, operations, source IPs and resources, with last access times.
     #[command(after_help = "Example:\n  kmsim audit access-key LTAI5tExampleKeyId")]
     AccessKey { access_key_id: String },
@@ -166,16 +184,31 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
                 records_per_chunk: records_per_file,
             };
             let mut stream = client.export_audit_events(conn.request(request)).await?.into_inner();
+            // Lines going to this very terminal show their own progress, and a progress line would garble them.
+            let to_terminal = out_dir.is_none() && out_file.is_none() && std::io::stdout().is_terminal();
             let mut sink = Sink::open(out_dir, out_file, &selection.format)?;
+            let mut progress = Progress::on_stderr("exported", !to_terminal);
             let mut records = 0;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 records += chunk.records;
                 sink.write(&chunk)?;
+                progress.update(records);
             }
-            sink.finish(records)
+            let finished = sink.finish(records);
+            progress.finish(records);
+            finished
         }
         AuditCommand::Verify { data_dir, file, public_key } => verify(conn, data_dir, file, public_key).await,
+        AuditCommand::Trails => {
+            let response = client.list_trails(conn.request(pb::ListTrailsRequest {})).await?.into_inner();
+            Ok(json!({ "trails": response.trails.into_iter().map(trail_json).collect::<Vec<_>>() }))
+        }
+        AuditCommand::EventSelectors { trail_name, exclude_read_only_events, exclude_cryptographic_events } => {
+            let request =
+                pb::PutEventSelectorsRequest { trail_name, exclude_read_only_events, exclude_cryptographic_events };
+            Ok(trail_json(client.put_event_selectors(conn.request(request)).await?.into_inner()))
+        }
         AuditCommand::PublicKey => {
             let response =
                 client.get_audit_public_key(conn.request(pb::GetAuditPublicKeyRequest {})).await?.into_inner();
@@ -235,15 +268,27 @@ async fn verify(
                 .ok_or_else(|| Failure("--public-key must be 64 hex digits of an Ed25519 key".into()))?,
         ),
     };
+    // Neither the server nor the offline checks report as they go, so the ticker shows time, not records.
+    let mut progress = Progress::on_stderr("verifying the audit trail", true);
     let outcome = match (data_dir, file) {
-        (Some(dir), _) => crate::store::verify_dir(&dir, pinned).map_err(|e| Failure(e.to_string()))?,
+        (Some(dir), _) => {
+            let checked = tokio::task::spawn_blocking(move || crate::store::verify_dir(&dir, pinned));
+            ticking(&mut progress, checked)
+                .await
+                .map_err(|e| Failure(e.to_string()))?
+                .map_err(|e| Failure(e.to_string()))?
+        }
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-            chain::verify_export(&text, pinned).map_err(|e| Failure(format!("{}: {e}", path.display())))?
+            let checked = tokio::task::spawn_blocking(move || {
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                chain::verify_export(&text, pinned).map_err(|e| format!("{}: {e}", path.display()))
+            });
+            ticking(&mut progress, checked).await.map_err(|e| Failure(e.to_string()))?.map_err(Failure)?
         }
         (None, None) => {
             let mut client = AuditServiceClient::new(conn.channel().await?);
-            let r = client.verify_audit_trail(conn.request(pb::VerifyAuditTrailRequest {})).await?.into_inner();
+            let checked = client.verify_audit_trail(conn.request(pb::VerifyAuditTrailRequest {}));
+            let r = ticking(&mut progress, checked).await?.into_inner();
             if r.valid {
                 Ok(Verified { records: r.records, digests: r.digests, unsigned_tail: r.unsigned_tail })
             } else {
@@ -257,6 +302,31 @@ async fn verify(
         }
         Err(violation) => Err(Failure(format!("tampered: {violation}"))),
     }
+}
+
+/// Awaits `work`, ticking `progress` meanwhile, and erases the progress line when it is done.
+async fn ticking<T>(progress: &mut Progress<std::io::Stderr>, work: impl Future<Output = T>) -> T {
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval(REDRAW_EVERY);
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                progress.clear();
+                return done;
+            }
+            _ = ticks.tick() => progress.tick(),
+        }
+    }
+}
+
+fn trail_json(t: pb::TrailInfo) -> Value {
+    json!({
+        "name": t.name,
+        "path": t.path,
+        "format": t.format,
+        "excludeReadOnlyEvents": t.exclude_read_only_events,
+        "excludeCryptographicEvents": t.exclude_cryptographic_events,
+    })
 }
 
 fn summary(e: &pb::AuditEvent) -> Value {

@@ -19,11 +19,13 @@ use super::access::{
     AapCommand, AccessKeyCommand, ClientKeyCommand, PolicyCommand, aap, access_key, client_key, policy, read_text,
     whoami,
 };
+use super::aliases::{AliasCommand, TagCommand, alias, tag};
 use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
-use super::output::{OutputFormat, render};
+use super::output::{OutputFormat, render, select};
 use super::secrets::{SecretCommand, secret};
+use super::seed::{SeedCommand, seed};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
@@ -38,6 +40,11 @@ pub struct Connection {
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub(super) output: OutputFormat,
+    /// Print just one field of the result, found by a dotted path into its `--output json` form (`keyId`,
+    /// `keys.0.keyId`): a string raw, anything else as compact JSON, on one line. A path that is not there is an
+    /// error (exit 1). For scripts: `KEY=$(kmsim key create --query keyId)`.
+    #[arg(long = "query", id = "result_query", value_name = "PATH", global = true)]
+    pub(super) result_query: Option<String>,
     /// The AccessKey (or ClientKey) id to call as, sent as `x-kms-access-key-id`. With a secret, every call is
     /// signed; without one it is only named (enough when the server runs with --auth off).
     #[arg(long = "access-key-id", global = true, env = "KMSIM_ACCESS_KEY_ID")]
@@ -94,17 +101,49 @@ pub enum ClientCommand {
         #[arg(long = "context", value_parser = parse_pair)]
         context: Vec<(String, String)>,
     },
-    /// Decrypt a ciphertext blob (base64).
-    #[command(after_help = "Example:\n  kmsim decrypt --ciphertext-blob \"$BLOB\" --context app=billing")]
+    /// Decrypt a ciphertext blob, given in base64 or as a file of raw bytes.
+    #[command(after_help = "Examples:\n  kmsim decrypt --ciphertext-blob \"$BLOB\" --context app=billing\n  \
+                            kmsim decrypt --ciphertext-blob-file secret.enc")]
     Decrypt {
         #[command(flatten)]
         conn: Connection,
-        /// The blob in base64, or `-` to read it from stdin.
-        #[arg(long)]
-        ciphertext_blob: String,
+        #[command(flatten)]
+        blob: CiphertextInput,
         /// Encryption context entry KEY=VALUE, as given to encrypt.
         #[arg(long = "context", value_parser = parse_pair)]
         context: Vec<(String, String)>,
+    },
+    /// Decrypt a blob and encrypt its plaintext under another key (or the same key's new primary version) inside
+    /// KMS, without the plaintext ever leaving it; prints the new blob in base64.
+    #[command(
+        after_help = "Example:\n  kmsim re-encrypt --ciphertext-blob \"$BLOB\" --source-context app=billing \\\n    \
+                            --destination-key-id alias/payments-2026 --destination-context app=billing"
+    )]
+    ReEncrypt {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        blob: CiphertextInput,
+        /// Encryption context entry KEY=VALUE the blob was made with; repeat for more.
+        #[arg(long = "source-context", value_parser = parse_pair)]
+        source_context: Vec<(String, String)>,
+        /// The key to encrypt under: id, ARN or alias/NAME.
+        #[arg(long)]
+        destination_key_id: String,
+        /// Encryption context entry KEY=VALUE for the new blob; repeat for more.
+        #[arg(long = "destination-context", value_parser = parse_pair)]
+        destination_context: Vec<(String, String)>,
+    },
+    /// Random bytes from the KMS (GenerateRandom); prints them in base64.
+    #[command(
+        after_help = "Examples:\n  kmsim random --length 32\n  kmsim random --length 16 --query random | base64 -d > iv.bin"
+    )]
+    Random {
+        #[command(flatten)]
+        conn: Connection,
+        /// How many bytes: 1 to 1024.
+        #[arg(long)]
+        length: i32,
     },
     /// Sign a digest (or a message, hashed by the server) with an asymmetric key; prints the signature in base64.
     #[command(
@@ -135,9 +174,12 @@ pub enum ClientCommand {
         algorithm: String,
         #[command(flatten)]
         input: SignInput,
-        /// The signature in base64.
-        #[arg(long)]
-        signature: String,
+        /// The signature in base64, or `-` to read base64 text from stdin.
+        #[arg(long, required_unless_present = "signature_file")]
+        signature: Option<String>,
+        /// Read the signature's raw bytes from a file, or `-` for stdin.
+        #[arg(long, conflicts_with = "signature")]
+        signature_file: Option<PathBuf>,
     },
     /// Print an asymmetric key's public key (PEM, SubjectPublicKeyInfo).
     #[command(after_help = "Example:\n  kmsim public-key --key-id alias/signer > signer.pem")]
@@ -174,9 +216,12 @@ pub enum ClientCommand {
         algorithm: String,
         #[command(flatten)]
         message: MessageInput,
-        /// The MAC in base64.
-        #[arg(long)]
-        mac: String,
+        /// The MAC in base64, or `-` to read base64 text from stdin.
+        #[arg(long, required_unless_present = "mac_file")]
+        mac: Option<String>,
+        /// Read the MAC's raw bytes from a file, or `-` for stdin.
+        #[arg(long, conflicts_with = "mac")]
+        mac_file: Option<PathBuf>,
     },
     /// Encrypt with an asymmetric key's public key; prints the ciphertext in base64.
     #[command(
@@ -204,9 +249,8 @@ pub enum ClientCommand {
         key: KeyVersionArgs,
         #[arg(long)]
         algorithm: String,
-        /// The ciphertext in base64, or `-` to read it from stdin.
-        #[arg(long)]
-        ciphertext_blob: String,
+        #[command(flatten)]
+        blob: CiphertextInput,
     },
     /// Import key material into an EXTERNAL key: fetches the wrapping key and token, wraps the
     /// material locally with RSA-OAEP, and imports it.
@@ -251,6 +295,20 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: DataKeyCommand,
+    },
+    /// Name keys with aliases (alias/NAME): create, repoint, delete and list them.
+    Alias {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
+    /// Tag keys with KEY=VALUE pairs: add, remove and list.
+    Tag {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: TagCommand,
     },
     /// Manage Secrets Manager secrets: create, read and write values, stage versions, rotate, delete and restore.
     Secret {
@@ -300,6 +358,13 @@ pub enum ClientCommand {
         conn: Connection,
         #[command(subcommand)]
         command: FaultCommand,
+    },
+    /// Apply a YAML seed (fixtures) to the running server, or check what applying it would do.
+    Seed {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SeedCommand,
     },
     /// Per-minute metrics of each instance and region (--region filters by region).
     #[command(after_help = "Examples:\n  kmsim metrics\n  \
@@ -389,6 +454,21 @@ pub struct SignInput {
     /// Read the message from a file, or `-` for stdin (message type RAW).
     #[arg(long)]
     message_file: Option<PathBuf>,
+    /// The message in base64 (message type RAW).
+    #[arg(long)]
+    message_base64: Option<String>,
+}
+
+/// A ciphertext blob: base64 text, or the raw bytes of a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct CiphertextInput {
+    /// The blob in base64, or `-` to read base64 text from stdin.
+    #[arg(long)]
+    ciphertext_blob: Option<String>,
+    /// Read the blob's raw bytes from a file, or `-` for stdin.
+    #[arg(long)]
+    ciphertext_blob_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -455,9 +535,8 @@ pub enum DataKeyCommand {
                             --wrapping-algorithm RSAES_OAEP_SHA_256"
     )]
     Export {
-        /// The blob in base64, or `-` for stdin.
-        #[arg(long)]
-        ciphertext_blob: String,
+        #[command(flatten)]
+        blob: CiphertextInput,
         #[arg(long = "context", value_parser = parse_pair)]
         context: Vec<(String, String)>,
         #[command(flatten)]
@@ -525,6 +604,51 @@ pub enum KeyCommand {
     /// Show a key's metadata.
     #[command(after_help = "Example:\n  kmsim key describe alias/payments")]
     Describe { key_id: String },
+    /// Change a key's description; prints the key after.
+    #[command(after_help = "Examples:\n  kmsim key update-description alias/payments --description 'payments, EU'\n  \
+                            kmsim key update-description alias/payments --description ''   # clears it")]
+    UpdateDescription {
+        key_id: String,
+        /// The new description; an empty one clears it.
+        #[arg(long)]
+        description: String,
+    },
+    /// Protect a key from deletion (--enable) or lift the protection (--disable); scheduling a protected key's
+    /// deletion is refused. Prints the key after.
+    #[command(
+        after_help = "Examples:\n  kmsim key deletion-protection alias/payments --enable --description 'ledger key'\n  \
+                            kmsim key deletion-protection alias/payments --disable"
+    )]
+    DeletionProtection {
+        /// The key: id, ARN or alias/NAME.
+        key_id: String,
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// Why the key is protected.
+        #[arg(long, default_value = "", conflicts_with = "disable")]
+        description: String,
+    },
+    /// Show one version of a key.
+    #[command(
+        after_help = "Example:\n  kmsim key describe-version alias/payments $(kmsim key versions alias/payments \\\n    \
+                            --query keyVersions.0.keyVersionId)"
+    )]
+    DescribeVersion { key_id: String, key_version_id: String },
+    /// Fetch the public key (PEM) and import token for wrapping material to import into an EXTERNAL key;
+    /// `kmsim import` does the whole import in one go.
+    #[command(after_help = "Example:\n  kmsim key import-params $KEY --query publicKey > wrapping.pem\n  \
+                            TOKEN=$(kmsim key import-params $KEY --query importToken)")]
+    ImportParams {
+        key_id: String,
+        /// RSAES_OAEP_SHA_256 (default) or RSAES_OAEP_SHA_1.
+        #[arg(long, default_value = "RSAES_OAEP_SHA_256")]
+        wrapping_algorithm: String,
+        /// RSA_2048.
+        #[arg(long, default_value = "RSA_2048")]
+        wrapping_key_spec: String,
+    },
     /// List keys, oldest first.
     #[command(after_help = "Example:\n  kmsim key list --page-size 50")]
     List {
@@ -624,6 +748,11 @@ impl ClientCommand {
             | ClientCommand::Import { conn, .. }
             | ClientCommand::Export { conn, .. }
             | ClientCommand::DataKey { conn, .. }
+            | ClientCommand::ReEncrypt { conn, .. }
+            | ClientCommand::Random { conn, .. }
+            | ClientCommand::Alias { conn, .. }
+            | ClientCommand::Tag { conn, .. }
+            | ClientCommand::Seed { conn, .. }
             | ClientCommand::Secret { conn, .. }
             | ClientCommand::AccessKey { conn, .. }
             | ClientCommand::Policy { conn, .. }
@@ -633,8 +762,29 @@ impl ClientCommand {
         }
     }
 
+    /// Whether the command prints its output as it goes (or writes it to a file) instead of returning a result.
+    fn streams(&self) -> bool {
+        matches!(
+            self,
+            ClientCommand::Audit {
+                command: AuditCommand::Tail { .. } | AuditCommand::Export { out_dir: None, .. },
+                ..
+            } | ClientCommand::Events { command: EventsCommand::Watch { .. }, .. }
+                | ClientCommand::Secret { command: SecretCommand::Get { value_only: true, .. }, .. }
+        )
+    }
+
     pub async fn run(self) -> ExitCode {
-        let conn = self.connection().clone();
+        let mut conn = self.connection().clone();
+        // The path points into the JSON form, which some commands shape differently from their table.
+        if conn.result_query.is_some() {
+            conn.output = OutputFormat::Json;
+            // Refused before it runs: an export or a stream would be done, or half done, before the error.
+            if self.streams() {
+                eprintln!("--query: this command streams its output and has no result to pick a field from");
+                return ExitCode::FAILURE;
+            }
+        }
         let result = match self {
             ClientCommand::Key { command, .. } => key(&conn, command).await,
             ClientCommand::Events { command, .. } => events(&conn, command).await,
@@ -643,17 +793,27 @@ impl ClientCommand {
             ClientCommand::Fault { command, .. } => fault(&conn, command).await,
             ClientCommand::Metrics { args, .. } => metrics(&conn, args).await,
             ClientCommand::Encrypt { key_id, input, context, .. } => encrypt(&conn, key_id, input, context).await,
-            ClientCommand::Decrypt { ciphertext_blob, context, .. } => decrypt(&conn, ciphertext_blob, context).await,
+            ClientCommand::Decrypt { blob, context, .. } => decrypt(&conn, blob, context).await,
+            ClientCommand::ReEncrypt { blob, source_context, destination_key_id, destination_context, .. } => {
+                re_encrypt(&conn, blob, source_context, destination_key_id, destination_context).await
+            }
+            ClientCommand::Random { length, .. } => random(&conn, length).await,
+            ClientCommand::Alias { command, .. } => alias(&conn, command).await,
+            ClientCommand::Tag { command, .. } => tag(&conn, command).await,
+            ClientCommand::Seed { command, .. } => seed(&conn, command).await,
             ClientCommand::Audit { command, .. } => audit(&conn, command).await,
             ClientCommand::Clock { command, .. } => clock(&conn, command).await,
             ClientCommand::Sign { key, algorithm, input, .. } => sign(&conn, key, algorithm, input).await,
-            ClientCommand::Verify { key, algorithm, input, signature, .. } => {
-                verify(&conn, key, algorithm, input, signature).await
+            ClientCommand::Verify { key, algorithm, input, signature, signature_file, .. } => {
+                verify(&conn, key, algorithm, input, signature, signature_file).await
             }
             ClientCommand::PublicKey { key, .. } => public_key(&conn, key).await,
             ClientCommand::Mac { key_id, algorithm, message, .. } => mac(&conn, key_id, algorithm, message, None).await,
-            ClientCommand::VerifyMac { key_id, algorithm, message, mac: value, .. } => {
-                mac(&conn, key_id, algorithm, message, Some(value)).await
+            ClientCommand::VerifyMac { key_id, algorithm, message, mac: value, mac_file, .. } => {
+                match blob_from(value, mac_file, "--mac") {
+                    Ok(expected) => mac(&conn, key_id, algorithm, message, Some(expected)).await,
+                    Err(failure) => Err(failure),
+                }
             }
             ClientCommand::AsymEncrypt { key, algorithm, input, .. } => {
                 asym_encrypt(&conn, key, algorithm, input).await
@@ -675,13 +835,22 @@ impl ClientCommand {
             ClientCommand::Aap { command, .. } => aap(&conn, command).await,
             ClientCommand::ClientKey { command, .. } => client_key(&conn, command).await,
             ClientCommand::Whoami { .. } => whoami(&conn).await,
-            ClientCommand::AsymDecrypt { key, algorithm, ciphertext_blob, .. } => {
-                asym_decrypt(&conn, key, algorithm, ciphertext_blob).await
+            ClientCommand::AsymDecrypt { key, algorithm, blob, .. } => asym_decrypt(&conn, key, algorithm, blob).await,
+        };
+        let result = match (result, &conn.result_query) {
+            (Ok(Value::Null), Some(_)) => {
+                Err(Failure("--query: this command streams its output and has no result to pick from".into()))
             }
+            (Ok(value), Some(path)) => select(&value, path).map(Value::String).map_err(Failure),
+            (result, _) => result,
         };
         match result {
             // Commands that stream print as they go and return nothing more.
             Ok(Value::Null) => ExitCode::SUCCESS,
+            Ok(Value::String(text)) if conn.result_query.is_some() => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
             Ok(value) => {
                 println!("{}", render(&value, conn.output));
                 ExitCode::SUCCESS
@@ -803,6 +972,47 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
                 "keys": response.keys.iter().map(|k| json!({"keyId": k.key_id, "keyArn": k.key_arn})).collect::<Vec<_>>(),
             })
         }
+        KeyCommand::UpdateDescription { key_id, description } => {
+            let request = pb::UpdateKeyDescriptionRequest { key_id: key_id.clone(), description };
+            kms.update_key_description(conn.request(request)).await?;
+            described(conn, &mut kms, key_id).await?
+        }
+        KeyCommand::DeletionProtection { key_id, enable, disable: _, description } => {
+            let request = pb::SetDeletionProtectionRequest {
+                protected_resource_arn: key_id.clone(),
+                enable_deletion_protection: enable,
+                deletion_protection_description: description,
+            };
+            kms.set_deletion_protection(conn.request(request)).await?;
+            described(conn, &mut kms, key_id).await?
+        }
+        KeyCommand::DescribeVersion { key_id, key_version_id } => {
+            let request = pb::DescribeKeyVersionRequest { key_id, key_version_id };
+            let response = kms.describe_key_version(conn.request(request)).await?.into_inner();
+            key_version_json(response.key_version.unwrap_or_default())
+        }
+        KeyCommand::ImportParams { key_id, wrapping_algorithm, wrapping_key_spec } => {
+            let request = pb::GetParametersForImportRequest { key_id, wrapping_algorithm, wrapping_key_spec };
+            let params = kms.get_parameters_for_import(conn.request(request)).await?.into_inner();
+            let fields = json!({
+                "keyId": params.key_id,
+                "importToken": params.import_token,
+                "tokenExpireTime": params.token_expire_time,
+            });
+            match conn.output {
+                OutputFormat::Json => {
+                    let mut fields = fields;
+                    fields["publicKey"] = Value::String(params.public_key);
+                    fields
+                }
+                // A PEM does not fit a table cell: it goes below the fields, ready to copy.
+                OutputFormat::Table => Value::String(format!(
+                    "{}\n\n{}",
+                    render(&fields, OutputFormat::Table),
+                    params.public_key.trim_end()
+                )),
+            }
+        }
         KeyCommand::Enable { key_id } => {
             kms.enable_key(conn.request(pb::EnableKeyRequest { key_id: key_id.clone() })).await?;
             key_id_only(&key_id)
@@ -835,8 +1045,7 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
                 rotation_interval: interval,
             };
             kms.update_rotation_policy(conn.request(request)).await?;
-            let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
-            key_metadata_json(described.key_metadata.unwrap_or_default())
+            described(conn, &mut kms, key_id).await?
         }
         KeyCommand::DeleteMaterial { key_id } => {
             kms.delete_key_material(conn.request(pb::DeleteKeyMaterialRequest { key_id: key_id.clone() })).await?;
@@ -877,14 +1086,46 @@ async fn encrypt(
     }))
 }
 
-async fn decrypt(conn: &Connection, ciphertext_blob: String, context: Vec<(String, String)>) -> Result<Value, Failure> {
-    let blob = base64_arg(ciphertext_blob, "--ciphertext-blob")?;
+async fn decrypt(conn: &Connection, blob: CiphertextInput, context: Vec<(String, String)>) -> Result<Value, Failure> {
     let request = pb::DecryptRequest {
-        ciphertext_blob: blob,
+        ciphertext_blob: blob.bytes()?,
         encryption_context: context.into_iter().collect::<HashMap<_, _>>(),
     };
     let response = conn.kms().await?.decrypt(conn.request(request)).await?.into_inner();
     Ok(plaintext_json(response.plaintext, response.key_id, response.key_version_id))
+}
+
+async fn re_encrypt(
+    conn: &Connection,
+    blob: CiphertextInput,
+    source_context: Vec<(String, String)>,
+    destination_key_id: String,
+    destination_context: Vec<(String, String)>,
+) -> Result<Value, Failure> {
+    let request = pb::ReEncryptRequest {
+        ciphertext_blob: blob.bytes()?,
+        source_encryption_context: source_context.into_iter().collect(),
+        destination_key_id,
+        destination_encryption_context: destination_context.into_iter().collect(),
+    };
+    let response = conn.kms().await?.re_encrypt(conn.request(request)).await?.into_inner();
+    Ok(json!({
+        "ciphertextBlob": BASE64.encode(&response.ciphertext_blob),
+        "keyId": response.key_id,
+        "keyVersionId": response.key_version_id,
+        "sourceKeyId": response.source_key_id,
+        "sourceKeyVersionId": response.source_key_version_id,
+    }))
+}
+
+async fn random(conn: &Connection, length: i32) -> Result<Value, Failure> {
+    let response = conn.kms().await?.generate_random(conn.request(pb::GenerateRandomRequest { length })).await?;
+    let random = BASE64.encode(response.into_inner().random);
+    Ok(match conn.output {
+        // People (and `$(kmsim random …)`) want the bytes themselves.
+        OutputFormat::Table => Value::String(random),
+        OutputFormat::Json => json!({ "random": random }),
+    })
 }
 
 async fn clock(conn: &Connection, command: ClockCommand) -> Result<Value, Failure> {
@@ -925,11 +1166,17 @@ impl MessageInput {
     }
 }
 
+impl CiphertextInput {
+    fn bytes(self) -> Result<Vec<u8>, Failure> {
+        blob_from(self.ciphertext_blob, self.ciphertext_blob_file, "--ciphertext-blob")
+    }
+}
+
 impl SignInput {
     /// (digest, message, message type) as AsymmetricSign and AsymmetricVerify take them.
     fn into_fields(self) -> Result<(Vec<u8>, Vec<u8>, String), Failure> {
-        if self.message.is_some() || self.message_file.is_some() {
-            let message = bytes_from(self.message, self.message_file, None, "")?;
+        if self.message.is_some() || self.message_file.is_some() || self.message_base64.is_some() {
+            let message = bytes_from(self.message, self.message_file, self.message_base64, "--message-base64")?;
             return Ok((Vec::new(), message, "RAW".into()));
         }
         let digest = bytes_from(None, self.digest_file, self.digest_base64, "--digest-base64")?;
@@ -954,6 +1201,15 @@ fn bytes_from(
 
 fn decode_base64(text: &str, flag: &str) -> Result<Vec<u8>, Failure> {
     BASE64.decode(text.trim()).map_err(|e| Failure(format!("{flag} is not base64: {e}")))
+}
+
+/// Binary input given as base64 (`-` reads base64 text from stdin) or as a file of raw bytes (`-` for stdin).
+fn blob_from(b64: Option<String>, file: Option<PathBuf>, b64_flag: &str) -> Result<Vec<u8>, Failure> {
+    match (b64, file) {
+        (Some(b64), _) => base64_arg(b64, b64_flag),
+        (None, Some(path)) => read_input(&path),
+        (None, None) => Err(Failure(format!("give {b64_flag} or {b64_flag}-file"))),
+    }
 }
 
 /// A base64 argument, or `-` to read base64 text from stdin.
@@ -989,7 +1245,8 @@ async fn verify(
     key: KeyVersionArgs,
     algorithm: String,
     input: SignInput,
-    signature: String,
+    signature: Option<String>,
+    signature_file: Option<PathBuf>,
 ) -> Result<Value, Failure> {
     let (digest, message, message_type) = input.into_fields()?;
     let request = pb::AsymmetricVerifyRequest {
@@ -999,7 +1256,7 @@ async fn verify(
         digest,
         message,
         message_type,
-        signature: base64_arg(signature, "--signature")?,
+        signature: blob_from(signature, signature_file, "--signature")?,
     };
     let response = conn.kms().await?.asymmetric_verify(conn.request(request)).await?.into_inner();
     Ok(json!({ "valid": response.valid, "keyId": response.key_id, "keyVersionId": response.key_version_id }))
@@ -1025,7 +1282,7 @@ async fn mac(
     key_id: String,
     algorithm: String,
     message: MessageInput,
-    expected: Option<String>,
+    expected: Option<Vec<u8>>,
 ) -> Result<Value, Failure> {
     let message = message.bytes()?;
     let mut kms = conn.kms().await?;
@@ -1036,7 +1293,7 @@ async fn mac(
             json!({ "mac": BASE64.encode(&response.mac), "keyId": response.key_id, "keyVersionId": response.key_version_id })
         }
         Some(mac) => {
-            let request = pb::VerifyMacRequest { key_id, algorithm, message, mac: base64_arg(mac, "--mac")? };
+            let request = pb::VerifyMacRequest { key_id, algorithm, message, mac };
             let response = kms.verify_mac(conn.request(request)).await?.into_inner();
             json!({ "valid": response.valid, "keyId": response.key_id, "keyVersionId": response.key_version_id })
         }
@@ -1067,13 +1324,13 @@ async fn asym_decrypt(
     conn: &Connection,
     key: KeyVersionArgs,
     algorithm: String,
-    ciphertext_blob: String,
+    blob: CiphertextInput,
 ) -> Result<Value, Failure> {
     let request = pb::AsymmetricDecryptRequest {
         key_id: key.key_id,
         key_version_id: key.key_version_id,
         algorithm,
-        ciphertext_blob: base64_arg(ciphertext_blob, "--ciphertext-blob")?,
+        ciphertext_blob: blob.bytes()?,
     };
     let response = conn.kms().await?.asymmetric_decrypt(conn.request(request)).await?.into_inner();
     Ok(plaintext_json(response.plaintext, response.key_id, response.key_version_id))
@@ -1122,6 +1379,15 @@ async fn import(
         key_material_expire_unix: expire_unix,
     };
     kms.import_key_material(conn.request(request)).await?;
+    described(conn, &mut kms, key_id).await
+}
+
+/// The key as it is after a change, so a command shows what it did.
+async fn described(
+    conn: &Connection,
+    kms: &mut KeyManagementServiceClient<Transport>,
+    key_id: String,
+) -> Result<Value, Failure> {
     let described = kms.describe_key(conn.request(pb::DescribeKeyRequest { key_id })).await?.into_inner();
     Ok(key_metadata_json(described.key_metadata.unwrap_or_default()))
 }
@@ -1196,9 +1462,9 @@ async fn data_key(conn: &Connection, command: DataKeyCommand) -> Result<Value, F
                 })
             }
         }
-        DataKeyCommand::Export { ciphertext_blob, context, wrap } => {
+        DataKeyCommand::Export { blob, context, wrap } => {
             let request = pb::ExportDataKeyRequest {
-                ciphertext_blob: base64_arg(ciphertext_blob, "--ciphertext-blob")?,
+                ciphertext_blob: blob.bytes()?,
                 encryption_context: context.into_iter().collect(),
                 public_key_blob: read_input(&wrap.public_key_file)?,
                 wrapping_algorithm: wrap.wrapping_algorithm,
@@ -1227,6 +1493,7 @@ fn key_metadata_json(m: pb::KeyMetadata) -> Value {
         "deleteDate": m.delete_date,
         "primaryKeyVersion": m.primary_key_version,
         "deletionProtection": m.deletion_protection,
+        "deletionProtectionDescription": m.deletion_protection_description,
         "description": m.description,
         "region": m.region,
         "automaticRotation": m.automatic_rotation,

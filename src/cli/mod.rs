@@ -2,12 +2,16 @@
 //! running server over gRPC.
 
 mod access;
+mod aliases;
 mod audit;
 mod client;
 mod events;
 mod instances;
 mod output;
+mod progress;
+mod rpcs;
 mod secrets;
+mod seed;
 mod serve;
 
 use std::path::PathBuf;
@@ -16,9 +20,20 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use self::output::OutputFormat;
+pub use self::rpcs::RPC_COMMANDS;
 
 #[derive(Debug, Parser)]
-#[command(name = "kmsim", version, about = "A simulated Key Management Service, modelled on Alibaba Cloud KMS.")]
+#[command(
+    name = "kmsim",
+    version,
+    about = "A simulated Key Management Service, modelled on Alibaba Cloud KMS.",
+    after_help = "Client commands print a table for people, or stable camelCase JSON with --output json. \
+                  --query PATH prints one field of that JSON raw, for scripts. Failures print \
+                  `Code (HTTP status): message` on stderr and exit non-zero.\n\n\
+                  Examples:\n  kmsim serve --in-memory\n  KEY=$(kmsim key create --query keyId)\n  \
+                  kmsim encrypt --key-id \"$KEY\" --plaintext hello --query ciphertextBlob\n  \
+                  kmsim key list --query keys.0.keyId"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

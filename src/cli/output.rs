@@ -21,6 +21,38 @@ pub fn render(value: &Value, format: OutputFormat) -> String {
     }
 }
 
+/// The part of `value` at a dotted `path` (`keyId`, `keys.0.keyId`) as one line for a shell: a string raw, anything
+/// else as compact JSON. A segment names an object field, or indexes an array when it is a number.
+pub fn select(value: &Value, path: &str) -> Result<String, String> {
+    let mut at = value;
+    for (i, segment) in path.split('.').enumerate() {
+        let here = || path.split('.').take(i).collect::<Vec<_>>().join(".");
+        if segment.is_empty() {
+            return Err(format!("--query {path:?}: empty path segment"));
+        }
+        let next = match at {
+            Value::Object(fields) => fields.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|n| items.get(n)),
+            _ => None,
+        };
+        at = next.ok_or_else(|| match at {
+            Value::Array(items) => {
+                format!("--query {path:?}: no item {segment:?} in the {} items of {:?}", items.len(), here())
+            }
+            Value::Object(fields) => format!(
+                "--query {path:?}: no field {segment:?}{}; there are: {}",
+                if i == 0 { String::new() } else { format!(" in {:?}", here()) },
+                fields.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+            ),
+            other => format!("--query {path:?}: {:?} is {other}, which has no field {segment:?}", here()),
+        })?;
+    }
+    Ok(match at {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    })
+}
+
 fn render_table(value: &Value, out: &mut String) {
     match value {
         Value::Object(fields) => {
@@ -38,6 +70,8 @@ fn render_table(value: &Value, out: &mut String) {
                 render_table(list, out);
             }
         }
+        // Without rows there are no columns to head.
+        Value::Array(items) if items.is_empty() => out.push_str("(none)\n"),
         Value::Array(items) if is_list_of_objects(value) => {
             let mut columns: Vec<&String> = Vec::new();
             for item in items {
@@ -71,9 +105,6 @@ fn render_table(value: &Value, out: &mut String) {
                 out.push_str(&line(row.iter().map(String::as_str).collect()));
                 out.push('\n');
             }
-            if items.is_empty() {
-                out.push_str("(none)\n");
-            }
         }
         other => {
             out.push_str(&scalar(other));
@@ -105,5 +136,27 @@ mod tests {
         let table = render(&value, OutputFormat::Table);
         assert_eq!(table, "totalCount  2\n\nkeyId  arn\na      x\nbb     y");
         assert!(render(&value, OutputFormat::Json).contains("\"totalCount\": 2"));
+    }
+
+    #[test]
+    fn queries_pick_one_field_for_a_shell() {
+        let value = json!({
+            "keyId": "k-1",
+            "count": 2,
+            "keys": [{"keyId": "a", "tags": {"env": "prod"}}, {"keyId": "b"}],
+            "none": null,
+        });
+        assert_eq!(select(&value, "keyId"), Ok("k-1".into()));
+        assert_eq!(select(&value, "count"), Ok("2".into()));
+        assert_eq!(select(&value, "keys.1.keyId"), Ok("b".into()));
+        assert_eq!(select(&value, "keys.0.tags"), Ok(r#"{"env":"prod"}"#.into()));
+        assert_eq!(select(&value, "none"), Ok("null".into()));
+        let missing = select(&value, "keyid").unwrap_err();
+        assert!(missing.contains("no field \"keyid\"") && missing.contains("keyId, count, keys, none"), "{missing}");
+        assert!(select(&value, "keys.2.keyId").unwrap_err().contains("no item \"2\" in the 2 items of \"keys\""));
+        assert!(select(&value, "keyId.x").unwrap_err().contains("has no field \"x\""));
+        assert!(select(&value, "keys.first").is_err());
+        assert!(select(&value, "").is_err());
+        assert!(select(&value, "keys..keyId").is_err());
     }
 }

@@ -273,7 +273,7 @@ fn json_arg(value: String) -> Result<String, Failure> {
 }
 
 /// `KEY=VALUE` (the value may be empty or contain `=`).
-fn parse_tag(text: &str) -> Result<(String, String), String> {
+pub(super) fn parse_tag(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
