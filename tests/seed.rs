@@ -139,16 +139,7 @@ fn blob_made_outside(
     let nonce = [9u8; 12];
     header.extend_from_slice(&nonce);
     header.extend_from_slice(&[0; 8]);
-    let mut aad = header.clone();
-    let mut sorted = context.to_vec();
-    sorted.sort();
-    aad.extend_from_slice(&(sorted.len() as u32).to_be_bytes());
-    for (k, v) in sorted {
-        for part in [k, v] {
-            aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            aad.extend_from_slice(part.as_bytes());
-        }
-    }
+    let aad = common::associated_data(&header, context);
     use aes_gcm::aead::{Aead, KeyInit, Payload};
     let payload = Payload { msg: plaintext, aad: &aad };
     let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::from(nonce);

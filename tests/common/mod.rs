@@ -316,12 +316,11 @@ pub fn assert_missing(status: &tonic::Status, param: &str, what: &str) {
 /// header tag, then AES-GCM output; the associated data is everything before
 /// the AES-GCM output followed by the context (a 4-byte big-endian count, then
 /// each sorted key and value with a 4-byte big-endian length).
-pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) -> Vec<u8> {
-    assert_eq!(blob[0], 1, "format version");
-    let id_len = usize::from(blob[1]);
-    let nonce_at = 2 + id_len + 16;
-    let header_len = nonce_at + 12 + 8;
-    let mut aad = blob[..header_len].to_vec();
+/// The AEAD's associated data, written from docs/ciphertext.md: the header, then
+/// the context as a 4-byte big-endian count and each sorted key and value with a
+/// 4-byte big-endian length.
+pub fn associated_data(header: &[u8], context: &[(&str, &str)]) -> Vec<u8> {
+    let mut aad = header.to_vec();
     let mut sorted = context.to_vec();
     sorted.sort();
     aad.extend_from_slice(&(sorted.len() as u32).to_be_bytes());
@@ -331,6 +330,15 @@ pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) 
             aad.extend_from_slice(part.as_bytes());
         }
     }
+    aad
+}
+
+pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) -> Vec<u8> {
+    assert_eq!(blob[0], 1, "format version");
+    let id_len = usize::from(blob[1]);
+    let nonce_at = 2 + id_len + 16;
+    let header_len = nonce_at + 12 + 8;
+    let aad = associated_data(&blob[..header_len], context);
     use aes_gcm::aead::{Aead, KeyInit, Payload};
     let cipher = aes_gcm::Aes256Gcm::new_from_slice(material).unwrap();
     let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::try_from(&blob[nonce_at..nonce_at + 12]).unwrap();
