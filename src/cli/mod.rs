@@ -4,6 +4,7 @@
 mod access;
 mod aliases;
 mod audit;
+mod bench;
 mod client;
 mod events;
 mod instances;
@@ -44,6 +45,9 @@ enum Command {
     /// Run the kmsim gRPC server.
     #[command(after_help = "Example:\n  kmsim serve --listen 127.0.0.1:9595 --data-dir ./kmsim-data")]
     Serve(serve::ServeArgs),
+    /// Load a server over real gRPC and report calls/s and latency percentiles per operation, each beside a
+    /// floor (the gRPC health check) measured in the same run (docs/benchmarks.md).
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -62,6 +66,10 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logging("info");
             runtime.block_on(serve::run(args))
+        }
+        Command::Bench(args) => {
+            init_logging("warn");
+            runtime.block_on(bench::run(args))
         }
         Command::Client(command) => {
             init_logging("warn");

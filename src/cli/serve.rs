@@ -12,7 +12,7 @@ use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
 use crate::server::auth::AuthMode;
 use crate::server::tls::TlsFiles;
-use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, ServerConfig};
+use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, Limits, ServerConfig};
 use crate::signing::Credentials;
 use crate::store::Location;
 
@@ -87,6 +87,15 @@ pub struct ServeArgs {
     /// is an AccessKey or ClientKey id authenticates its calls as that identity.
     #[arg(long, env = "KMSIM_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// The largest request message accepted, in bytes; a larger one is refused before it is decoded, with gRPC
+    /// OUT_OF_RANGE naming its size and the limit.
+    #[arg(long, env = "KMSIM_MAX_MESSAGE_BYTES", default_value_t = Limits::DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(64 * 1024..=64 * 1024 * 1024))]
+    max_message_bytes: usize,
+    /// The most calls one HTTP/2 connection may have open at once; a client past it waits for one to finish.
+    #[arg(long, env = "KMSIM_MAX_CONCURRENT_STREAMS", default_value_t = Limits::DEFAULT_MAX_CONCURRENT_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_concurrent_streams: u32,
 }
 
 fn parse_auth(text: &str) -> Result<AuthMode, String> {
@@ -169,6 +178,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         admin,
         tls,
         seed,
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_concurrent_streams: args.max_concurrent_streams,
+        },
         ..ServerConfig::default()
     };
     tracing::info!(store = ?config.store, "starting kmsim");

@@ -219,7 +219,9 @@ impl Dispatcher {
         let metadata = request.metadata();
         let request_id = header(metadata, "x-request-id")
             .filter(|id| id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(|| {
+                uuid::Builder::from_random_bytes(crate::engine::crypto::random_array()).into_uuid().to_string()
+            });
         let (region, refused) = match header(metadata, REGION_HEADER) {
             None => (self.app.region.clone(), None),
             Some(region) if is_region_id(&region) => (region, None),

@@ -88,6 +88,38 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Fixtures to create before serving (`--seed`); a bad seed stops the start.
     pub seed: Option<crate::seed::SeedSource>,
+    /// What one client can make the server hold: see [`Limits`].
+    pub limits: Limits,
+}
+
+/// Bounds on what one connection can make the server buffer. A request over
+/// `max_message_bytes` is refused before it is decoded (gRPC `OUT_OF_RANGE`,
+/// naming the size and the limit); a connection past `max_concurrent_streams`
+/// open calls has its client wait (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
+/// So one connection can hold at most about `streams × message bytes` of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_concurrent_streams: u32,
+}
+
+impl Limits {
+    /// The largest legitimate requests are a seed file and an import's wrapped
+    /// material; KMS payloads themselves stop at 6 KiB (Encrypt) and 64 KiB (secrets).
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+    /// Far above what the load generator's 64-call concurrency needs on one connection.
+    pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+    /// HTTP/2 header blocks are small in gRPC; a client's metadata has no reason to approach this.
+    const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: Limits::DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_streams: Limits::DEFAULT_MAX_CONCURRENT_STREAMS,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -109,6 +141,7 @@ impl Default for ServerConfig {
             admin: None,
             tls: None,
             seed: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -222,19 +255,29 @@ pub async fn start(
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(tls.server_config()).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
     }
+    let limits = config.limits;
+    builder = builder
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        .http2_max_header_list_size(Some(Limits::MAX_HEADER_LIST_BYTES));
+    // Requests are what a client controls; responses are bounded by the server's own page sizes.
+    macro_rules! limited {
+        ($server:expr) => {
+            $server.max_decoding_message_size(limits.max_message_bytes)
+        };
+    }
     // Signatures cover the method path and the message bytes, which handlers cannot otherwise see.
     let router = builder
         .layer(auth::CaptureLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone())))
-        .add_service(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone())))
-        .add_service(EventServiceServer::new(events::EventsApi::new(dispatch.clone())))
-        .add_service(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone())))
-        .add_service(AccessServiceServer::new(access::AccessApi::new(dispatch.clone())))
-        .add_service(SecretsManagerServiceServer::new(secrets::SecretsApi::new(dispatch.clone())))
-        .add_service(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch)));
+        .add_service(limited!(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone()))))
+        .add_service(limited!(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone()))))
+        .add_service(limited!(EventServiceServer::new(events::EventsApi::new(dispatch.clone()))))
+        .add_service(limited!(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone()))))
+        .add_service(limited!(AccessServiceServer::new(access::AccessApi::new(dispatch.clone()))))
+        .add_service(limited!(SecretsManagerServiceServer::new(secrets::SecretsApi::new(dispatch.clone()))))
+        .add_service(limited!(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch))));
 
     let task = tokio::spawn(async move {
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -29,6 +31,11 @@ use crate::events::EventFilter;
 
 /// The most batches folded into one transaction.
 const MAX_GROUP: usize = 512;
+
+/// WAL pages after which the checkpointer copies the log into the database (SQLite's own default threshold).
+const CHECKPOINT_PAGES: i32 = 1000;
+/// WAL pages at which the writer checkpoints itself (see [`start_checkpointer`]).
+const CHECKPOINT_INLINE_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 
 /// A digest is signed after this many records, or this long after the last one, whichever comes first.
 const DIGEST_EVERY_RECORDS: u64 = 1000;
@@ -100,7 +107,8 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     /// A second connection for reads; absent in memory, where reads go to the writer.
     reader: Option<Arc<Mutex<Connection>>>,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The writer, then the checkpointer (which stops once the writer has).
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Verifies the digests the writer signs.
     public_key: VerifyingKey,
 }
@@ -151,7 +159,7 @@ pub struct EventPage {
 
 impl Store {
     pub fn open(location: &Location) -> StoreResult<(Store, Loaded)> {
-        let (writer_conn, reader) = match location {
+        let (mut writer_conn, reader) = match location {
             Location::InMemory => (Connection::open_in_memory()?, None),
             Location::Dir(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
@@ -159,6 +167,13 @@ impl Store {
                 let writer = Connection::open(&path)?;
                 schema::configure_file(&writer)?;
                 (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
+            }
+        };
+        let (checkpointer, checkpoints) = match location {
+            Location::InMemory => (None, Checkpoints::default()),
+            Location::Dir(dir) => {
+                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn)?;
+                (Some(thread), checkpoints)
             }
         };
         schema::migrate(&writer_conn)?;
@@ -172,9 +187,10 @@ impl Store {
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("kmsim-store".into())
-            .spawn(move || writer_loop(writer_conn, chain, rx))
+            .spawn(move || writer_loop(writer_conn, chain, checkpoints, rx))
             .map_err(|e| StoreError(e.to_string()))?;
-        Ok((Store { jobs, reader, writer: Arc::new(Mutex::new(Some(handle))), public_key }, loaded))
+        let threads = std::iter::once(handle).chain(checkpointer).collect();
+        Ok((Store { jobs, reader, threads: Arc::new(Mutex::new(threads)), public_key }, loaded))
     }
 
     /// Commits `changes` and `records` in one transaction; returns once durable.
@@ -281,10 +297,74 @@ impl Store {
 
     /// Waits for every commit sent so far, then stops the writer. Other clones become unusable.
     pub fn close(&self) {
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        if !threads.is_empty() {
             let _ = self.jobs.send(Job::Stop);
-            let _ = handle.join();
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Moves WAL checkpoints off the commit path. SQLite's automatic checkpoint
+/// runs inside the commit that crosses its threshold, so one call in every
+/// thousand pages waited for the whole log to be copied into the database
+/// and synced. The writer's WAL hook now only notes the log's size and nudges
+/// this thread, whose connection checkpoints passively: it copies what no
+/// reader still needs while the writer goes on appending. A log starts over
+/// only once a checkpoint has caught up with it between two commits, which a
+/// checkpointer racing a busy writer rarely manages, so when the log reaches
+/// [`CHECKPOINT_INLINE_PAGES`] the writer finishes the job itself, between
+/// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
+/// writer's connection closes (the hook, and with it the sender, is dropped).
+fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
+    let conn = Connection::open(path)?;
+    schema::configure_file(&conn)?;
+    let (nudge, nudged) = mpsc::sync_channel::<()>(1);
+    let log_pages = Arc::new(AtomicI32::new(0));
+    let noted = log_pages.clone();
+    // Replaces SQLite's own automatic checkpoint, which is itself a WAL hook. It must not fail: an
+    // error from here would fail a commit that has already happened.
+    writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        noted.store(pages, Ordering::Relaxed);
+        if pages >= CHECKPOINT_PAGES {
+            // Full means a checkpoint is already due; the nudge is not lost.
+            let _ = nudge.try_send(());
+        }
+        Ok(())
+    }))?;
+    let thread = std::thread::Builder::new()
+        .name("kmsim-checkpoint".into())
+        .spawn(move || {
+            while nudged.recv().is_ok() {
+                if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                }
+            }
+        })
+        .map_err(|e| StoreError(e.to_string()))?;
+    Ok((thread, Checkpoints { log_pages: Some(log_pages) }))
+}
+
+/// The writer's view of the WAL's size, as its hook last reported it.
+#[derive(Default)]
+struct Checkpoints {
+    /// Absent in memory, where there is no log.
+    log_pages: Option<Arc<AtomicI32>>,
+}
+
+impl Checkpoints {
+    /// Checkpoints on the writer's own connection once the log is long. The
+    /// checkpointer has usually copied most of it already, so this is short.
+    fn finish_if_long(&self, conn: &Connection) {
+        let Some(pages) = &self.log_pages else { return };
+        if pages.load(Ordering::Relaxed) < CHECKPOINT_INLINE_PAGES {
+            return;
+        }
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+            Ok(_) => pages.store(0, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next group retries"),
         }
     }
 }
@@ -329,7 +409,7 @@ impl AuditChain {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut chain: AuditChain, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, mut chain: AuditChain, checkpoints: Checkpoints, jobs: mpsc::Receiver<Job>) {
     let mut stopping = false;
     while !stopping {
         let Ok(first) = jobs.recv() else { break };
@@ -353,6 +433,7 @@ fn writer_loop(mut conn: Connection, mut chain: AuditChain, jobs: mpsc::Receiver
         }
         if !commits.is_empty() {
             commit_group(&mut conn, &mut chain, commits);
+            checkpoints.finish_if_long(&conn);
         }
         if !digests.is_empty() {
             let signed = if chain.digest_due(true) { chain.sign(&conn) } else { Ok(()) };
@@ -458,4 +539,80 @@ pub fn verify_dir(dir: &Path, key: Option<VerifyingKey>) -> StoreResult<Result<V
 /// Reads one value from the meta table.
 fn meta_value(conn: &Connection, name: &str) -> StoreResult<Option<Vec<u8>>> {
     Ok(conn.query_row("SELECT value FROM meta WHERE name = ?1", params![name], |row| row.get(0)).optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{OpSpec, PayloadSizes};
+    use crate::context::CallContext;
+
+    fn padded_record(i: i64) -> AuditRecord {
+        let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(1_700_000_000_000 + i));
+        let padding = serde_json::json!({ "Description": "x".repeat(2000) });
+        AuditRecord::for_call(&OpSpec::DESCRIBE_KEY, &cx, padding, PayloadSizes::default(), None)
+    }
+
+    /// Records from before the chain existed, or left unlinked by a start that was cut off while linking
+    /// them: they are always the newest, since nothing is appended until all are linked.
+    #[tokio::test]
+    async fn records_without_links_are_linked_at_start_as_they_would_have_been() {
+        for unlinked_from in [1, 40] {
+            let dir = tempfile::tempdir().unwrap();
+            let location = Location::Dir(dir.path().to_path_buf());
+            let (store, _) = Store::open(&location).unwrap();
+            store.commit(Vec::new(), (0..60).map(padded_record).collect()).await.unwrap();
+            store.close();
+            drop(store);
+            let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
+            let cleared =
+                conn.execute("UPDATE audit_events SET chain = NULL WHERE seq >= ?1", [unlinked_from]).unwrap();
+            assert_eq!(cleared, 61 - unlinked_from as usize);
+            drop(conn);
+
+            let (reopened, _) = Store::open(&location).unwrap();
+            assert!(reopened.verify_audit().await.unwrap().is_ok(), "relinked from {unlinked_from}");
+            reopened.commit(Vec::new(), vec![padded_record(60)]).await.unwrap();
+            assert_eq!(reopened.last_audit_seq().await.unwrap(), 61);
+            assert!(reopened.verify_audit().await.unwrap().is_ok());
+            reopened.close();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_log_of_small_commits_is_checkpointed_without_failing_any() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&Location::Dir(dir.path().to_path_buf())).unwrap();
+        // One record per transaction, each dirtying the table and its indexes: well past the writer's
+        // own threshold, which it must cross without failing a commit that has happened.
+        let commits = 3000;
+        for i in 0..commits {
+            store.commit(Vec::new(), vec![padded_record(i)]).await.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("kmsim.db-wal")).unwrap().len();
+        assert!(wal < 20_000_000, "the WAL grew to {wal} bytes");
+        assert_eq!(store.last_audit_seq().await.unwrap(), commits);
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_keeps_the_log_bounded_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&Location::Dir(dir.path().to_path_buf())).unwrap();
+        // About 2.5 KB per record: 50 MB of log if nothing were checkpointed.
+        let (groups, per_group) = (200, 100);
+        for group in 0..groups {
+            let records = (0..per_group).map(|i| padded_record(group * per_group + i)).collect();
+            store.commit(Vec::new(), records).await.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("kmsim.db-wal")).unwrap().len();
+        assert!(wal < 20_000_000, "the WAL grew to {wal} bytes");
+        assert_eq!(store.last_audit_seq().await.unwrap(), groups * per_group);
+        store.close();
+        drop(store);
+        let (reopened, _) = Store::open(&Location::Dir(dir.path().to_path_buf())).unwrap();
+        assert_eq!(reopened.last_audit_seq().await.unwrap(), groups * per_group);
+        assert!(reopened.verify_audit().await.unwrap().is_ok());
+        reopened.close();
+    }
 }

@@ -1,0 +1,907 @@
+//! `kmsim bench`: a load generator over real gRPC.
+//!
+//! Each operation is measured in its own phase at a fixed concurrency, over a
+//! fixed set of HTTP/2 connections, after a warm-up. A floor, the gRPC health
+//! check over the same connections and concurrency, is measured before the
+//! first phase and after the last, and every phase is reported as a ratio of
+//! it: on a shared machine the absolute figures drift, the ratios much less.
+//! Without `--endpoint` the bench starts `kmsim serve` itself (a child
+//! process on a fresh data dir, durable audit on), times its start to
+//! serving, and reports its resident memory.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use tokio::sync::Notify;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::output::{OutputFormat, select};
+use crate::proto as pb;
+use crate::proto::key_management_service_client::KeyManagementServiceClient;
+use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
+use crate::server::status::ERROR_CODE_HEADER;
+
+const ALL_OPERATIONS: &str = "encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  kmsim bench\n  \
+                        kmsim bench --ops encrypt,decrypt,generate-data-key --duration 10s --output json\n  \
+                        kmsim bench --ops encrypt --calls 1000000 --warm-up 0\n  \
+                        kmsim bench --endpoint http://127.0.0.1:9595 --mix encrypt=4,decrypt=4,describe-key=1")]
+pub struct BenchArgs {
+    /// Load this running server (http:// only). Without it, bench starts `kmsim serve` itself on a fresh
+    /// temporary data dir, with durable audit as serve runs by default, and reports its memory.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// For the server bench starts: this data dir (kept afterwards) instead of a fresh temporary one.
+    #[arg(long, conflicts_with_all = ["endpoint", "in_memory"])]
+    data_dir: Option<PathBuf>,
+    /// For the server bench starts: keep everything in memory (the audit is then not durable).
+    #[arg(long, conflicts_with = "endpoint")]
+    in_memory: bool,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: u16,
+    /// Calls in flight at once, over all the connections.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    concurrency: u16,
+    /// The operations to measure, each in a phase of its own.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = ALL_OPERATIONS)]
+    ops: Vec<Operation>,
+    /// Also measure one mixed phase, OPERATION=WEIGHT,…: e.g. encrypt=4,decrypt=4,describe-key=1.
+    #[arg(long, value_parser = parse_mix)]
+    mix: Option<Mix>,
+    /// Size in bytes of plaintexts, signed and MACed messages and secret values (1 to 4096). Data keys are 32
+    /// bytes whatever this says.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    payload: u16,
+    /// How long each phase is measured, after its warm-up: e.g. 10s, 2m.
+    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
+    duration: Duration,
+    /// Measure this many calls per phase instead of a duration.
+    #[arg(long, conflicts_with = "duration")]
+    calls: Option<u64>,
+    /// How long calls run before each phase's measurement starts (connections, caches, the store): e.g. 1s, 0.
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    warm_up: Duration,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// Print one field of the JSON report raw, by a dotted path: e.g. `phases.0.ratioToFloor`,
+    /// `server.peakRssBytes`.
+    #[arg(long = "query", value_name = "PATH")]
+    result_query: Option<String>,
+}
+
+/// What a phase calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Operation {
+    Encrypt,
+    Decrypt,
+    GenerateDataKey,
+    Sign,
+    Verify,
+    GenerateMac,
+    GetSecretValue,
+    DescribeKey,
+    /// The floor: `grpc.health.v1.Health/Check`, which does no work and writes no record.
+    #[value(skip)]
+    Health,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Encrypt => "encrypt",
+            Operation::Decrypt => "decrypt",
+            Operation::GenerateDataKey => "generate-data-key",
+            Operation::Sign => "sign",
+            Operation::Verify => "verify",
+            Operation::GenerateMac => "generate-mac",
+            Operation::GetSecretValue => "get-secret-value",
+            Operation::DescribeKey => "describe-key",
+            Operation::Health => "health",
+        }
+    }
+}
+
+/// Operations with their weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix(Vec<(Operation, u32)>);
+
+fn parse_mix(text: &str) -> Result<Mix, String> {
+    let mut mix = Vec::new();
+    for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (name, weight) = term.split_once('=').unwrap_or((term, "1"));
+        let op = Operation::from_str(name.trim(), true)
+            .map_err(|_| format!("{name:?} is not an operation; use one of {ALL_OPERATIONS}"))?;
+        let weight: u32 = weight.trim().parse().map_err(|_| format!("{term:?}: the weight must be a whole number"))?;
+        if !(1..=1000).contains(&weight) {
+            return Err(format!("{term:?}: weights go from 1 to 1000"));
+        }
+        if mix.iter().any(|(seen, _)| *seen == op) {
+            return Err(format!("{name:?} is named twice"));
+        }
+        mix.push((op, weight));
+    }
+    if mix.is_empty() {
+        return Err("name at least one operation, e.g. encrypt=4,decrypt=1".into());
+    }
+    Ok(Mix(mix))
+}
+
+impl Mix {
+    fn one(op: Operation) -> Mix {
+        Mix(vec![(op, 1)])
+    }
+
+    fn label(&self) -> String {
+        match self.0.as_slice() {
+            [(op, _)] => op.name().to_owned(),
+            terms => format!(
+                "mix {}",
+                terms.iter().map(|(op, w)| format!("{}={w}", op.name())).collect::<Vec<_>>().join(",")
+            ),
+        }
+    }
+
+    /// The order a worker calls in: each operation as often as its weight, shuffled so that
+    /// heavy operations do not come in runs, and started at a different place by each worker.
+    fn schedule(&self, worker: usize) -> Vec<Operation> {
+        let mut ops: Vec<Operation> =
+            self.0.iter().flat_map(|&(op, weight)| std::iter::repeat_n(op, weight as usize)).collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for i in (1..ops.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ops.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let start = worker % ops.len();
+        ops.rotate_left(start);
+        ops
+    }
+}
+
+/// Runs the bench and prints its report.
+pub async fn run(args: BenchArgs) -> ExitCode {
+    match bench(&args).await {
+        Ok(report) => {
+            let text = match (&args.result_query, args.output) {
+                (Some(path), _) => match select(&report, path) {
+                    Ok(field) => field,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                (None, OutputFormat::Json) => serde_json::to_string_pretty(&report).unwrap_or_default(),
+                (None, OutputFormat::Table) => render_table(&report),
+            };
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &BenchArgs) -> Result<Value, String> {
+    if args.ops.is_empty() && args.mix.is_none() {
+        return Err("nothing to measure: give --ops or --mix".into());
+    }
+    let server = match &args.endpoint {
+        Some(endpoint) if endpoint.starts_with("http://") => Server::External(endpoint.clone()),
+        Some(endpoint) => return Err(format!("--endpoint {endpoint}: bench speaks plaintext http:// only")),
+        None => Server::Started(StartedServer::start(args.data_dir.clone(), args.in_memory).await?),
+    };
+    let endpoint = server.endpoint().to_owned();
+    let channels = connect(&endpoint, args.connections).await?;
+    let fixture = Arc::new(Fixture::create(&channels[0], &args.ops, args.mix.as_ref(), args.payload.into()).await?);
+
+    let mut phases: Vec<Mix> = args.ops.iter().map(|&op| Mix::one(op)).collect();
+    phases.extend(args.mix.clone());
+    let plan = Plan {
+        concurrency: args.concurrency.into(),
+        warm_up: args.warm_up,
+        measure: match args.calls {
+            Some(calls) => Measure::Calls(calls.max(1)),
+            None => Measure::For(args.duration),
+        },
+    };
+    let issued = Arc::new(AtomicU64::new(0));
+    let floor_before = run_phase(&channels, &fixture, &Mix::one(Operation::Health), &plan, &issued).await;
+    let mut measured = Vec::new();
+    for mix in &phases {
+        measured.push(run_phase(&channels, &fixture, mix, &plan, &issued).await);
+    }
+    let floor_after = run_phase(&channels, &fixture, &Mix::one(Operation::Health), &plan, &issued).await;
+    let floor = (floor_before.calls_per_second() + floor_after.calls_per_second()) / 2.0;
+
+    // Every KMS call leaves at least one audit record; the health checks leave none.
+    let floor_calls = floor_before.issued + floor_after.issued;
+    let audited_calls = fixture.setup_calls + issued.load(Ordering::Relaxed) - floor_calls;
+    let settings = json!({
+        "endpoint": endpoint,
+        "connections": args.connections,
+        "concurrency": args.concurrency,
+        "payloadBytes": args.payload,
+        "warmUpSeconds": args.warm_up.as_secs_f64(),
+        "measure": match plan.measure {
+            Measure::Calls(calls) => json!({ "calls": calls }),
+            Measure::For(duration) => json!({ "seconds": duration.as_secs_f64() }),
+        },
+    });
+    let server_report = server.report(audited_calls);
+    server.stop();
+    Ok(json!({
+        "settings": settings,
+        "server": server_report,
+        "floor": {
+            "operation": "grpc.health.v1.Health/Check",
+            "callsPerSecond": round(floor, 1),
+            "before": floor_before.to_json(None),
+            "after": floor_after.to_json(None),
+        },
+        "phases": measured.iter().map(|phase| phase.to_json(Some(floor))).collect::<Vec<_>>(),
+    }))
+}
+
+async fn connect(endpoint: &str, connections: u16) -> Result<Vec<Channel>, String> {
+    let mut channels = Vec::with_capacity(connections.into());
+    for _ in 0..connections {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| format!("--endpoint {endpoint}: {e}"))?
+            .user_agent(concat!("kmsim-bench/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// The keys, blobs and signatures the measured calls use, made before any phase.
+struct Fixture {
+    payload: Vec<u8>,
+    symmetric_key: String,
+    blob: Vec<u8>,
+    ec_key: String,
+    digest: Vec<u8>,
+    signature: Vec<u8>,
+    hmac_key: String,
+    secret_name: String,
+    /// KMS calls the setup made (each left an audit record).
+    setup_calls: u64,
+}
+
+impl Fixture {
+    async fn create(
+        channel: &Channel,
+        ops: &[Operation],
+        mix: Option<&Mix>,
+        payload: usize,
+    ) -> Result<Fixture, String> {
+        let wanted: Vec<Operation> =
+            ops.iter().copied().chain(mix.into_iter().flat_map(|m| m.0.iter().map(|t| t.0))).collect();
+        let needs = |any: &[Operation]| wanted.iter().any(|op| any.contains(op));
+        let mut kms = KeyManagementServiceClient::new(channel.clone());
+        let mut secrets = SecretsManagerServiceClient::new(channel.clone());
+        let setup = |what: &str, status: tonic::Status| format!("setting up ({what}): {}", error_code(&status));
+        // Printable bytes, so the same payload can be a secret's text value.
+        let payload: Vec<u8> = (0..payload).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut fixture = Fixture {
+            digest: sha2::Sha256::digest(&payload).to_vec(),
+            payload,
+            symmetric_key: String::new(),
+            blob: Vec::new(),
+            ec_key: String::new(),
+            signature: Vec::new(),
+            hmac_key: String::new(),
+            secret_name: String::new(),
+            setup_calls: 0,
+        };
+        let mut create_key = async |spec: &str| -> Result<String, String> {
+            let request = pb::CreateKeyRequest {
+                key_spec: spec.to_owned(),
+                description: "kmsim bench".to_owned(),
+                ..Default::default()
+            };
+            let created = kms.create_key(request).await.map_err(|s| setup("CreateKey", s))?.into_inner();
+            created.key_metadata.map(|m| m.key_id).ok_or_else(|| "CreateKey answered without metadata".to_owned())
+        };
+        if needs(&[Operation::Encrypt, Operation::Decrypt, Operation::GenerateDataKey, Operation::DescribeKey]) {
+            fixture.symmetric_key = create_key("Aliyun_AES_256").await?;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::Sign, Operation::Verify]) {
+            fixture.ec_key = create_key("EC_P256").await?;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::GenerateMac]) {
+            fixture.hmac_key = create_key("HMAC_256").await?;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::Decrypt]) {
+            let request = fixture.encrypt_request();
+            fixture.blob = kms.encrypt(request).await.map_err(|s| setup("Encrypt", s))?.into_inner().ciphertext_blob;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::Verify]) {
+            let request = fixture.sign_request();
+            fixture.signature =
+                kms.asymmetric_sign(request).await.map_err(|s| setup("AsymmetricSign", s))?.into_inner().signature;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::GetSecretValue]) {
+            fixture.secret_name = format!("kmsim-bench-{}", uuid::Uuid::new_v4().simple());
+            let request = pb::CreateSecretRequest {
+                secret_name: fixture.secret_name.clone(),
+                secret_data: String::from_utf8_lossy(&fixture.payload).into_owned(),
+                version_id: "v1".to_owned(),
+                ..Default::default()
+            };
+            secrets.create_secret(request).await.map_err(|s| setup("CreateSecret", s))?;
+            // CreateSecret may create the default secrets key and seals the value with it: count it as one.
+            fixture.setup_calls += 1;
+        }
+        Ok(fixture)
+    }
+
+    fn encrypt_request(&self) -> pb::EncryptRequest {
+        pb::EncryptRequest { key_id: self.symmetric_key.clone(), plaintext: self.payload.clone(), ..Default::default() }
+    }
+
+    fn sign_request(&self) -> pb::AsymmetricSignRequest {
+        pb::AsymmetricSignRequest {
+            key_id: self.ec_key.clone(),
+            algorithm: "ECDSA_SHA_256".to_owned(),
+            digest: self.digest.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// One connection's clients; cheap clones over the same HTTP/2 connection.
+#[derive(Clone)]
+struct Clients {
+    kms: KeyManagementServiceClient<Channel>,
+    secrets: SecretsManagerServiceClient<Channel>,
+    health: HealthClient<Channel>,
+}
+
+impl Clients {
+    fn new(channel: &Channel) -> Clients {
+        Clients {
+            kms: KeyManagementServiceClient::new(channel.clone()),
+            secrets: SecretsManagerServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel.clone()),
+        }
+    }
+
+    async fn call(&mut self, op: Operation, f: &Fixture) -> Result<(), tonic::Status> {
+        match op {
+            Operation::Health => self.health.check(HealthCheckRequest { service: String::new() }).await.map(drop),
+            Operation::Encrypt => self.kms.encrypt(f.encrypt_request()).await.map(drop),
+            Operation::Decrypt => {
+                let request = pb::DecryptRequest { ciphertext_blob: f.blob.clone(), ..Default::default() };
+                self.kms.decrypt(request).await.map(drop)
+            }
+            Operation::GenerateDataKey => {
+                let request = pb::GenerateDataKeyRequest { key_id: f.symmetric_key.clone(), ..Default::default() };
+                self.kms.generate_data_key(request).await.map(drop)
+            }
+            Operation::Sign => self.kms.asymmetric_sign(f.sign_request()).await.map(drop),
+            Operation::Verify => {
+                let request = pb::AsymmetricVerifyRequest {
+                    key_id: f.ec_key.clone(),
+                    algorithm: "ECDSA_SHA_256".to_owned(),
+                    digest: f.digest.clone(),
+                    signature: f.signature.clone(),
+                    ..Default::default()
+                };
+                self.kms.asymmetric_verify(request).await.map(drop)
+            }
+            Operation::GenerateMac => {
+                let request = pb::GenerateMacRequest {
+                    key_id: f.hmac_key.clone(),
+                    algorithm: "HMAC_SHA_256".to_owned(),
+                    message: f.payload.clone(),
+                };
+                self.kms.generate_mac(request).await.map(drop)
+            }
+            Operation::GetSecretValue => {
+                let request = pb::GetSecretValueRequest { secret_name: f.secret_name.clone(), ..Default::default() };
+                self.secrets.get_secret_value(request).await.map(drop)
+            }
+            Operation::DescribeKey => {
+                let request = pb::DescribeKeyRequest { key_id: f.symmetric_key.clone() };
+                self.kms.describe_key(request).await.map(drop)
+            }
+        }
+    }
+}
+
+/// The error a failed call is counted under: its KMS code, or the gRPC code when the server gave none.
+fn error_code(status: &tonic::Status) -> String {
+    match status.metadata().get(ERROR_CODE_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(code) => code.to_owned(),
+        None => format!("grpc:{:?}", status.code()),
+    }
+}
+
+struct Plan {
+    concurrency: usize,
+    warm_up: Duration,
+    measure: Measure,
+}
+
+#[derive(Clone, Copy)]
+enum Measure {
+    For(Duration),
+    Calls(u64),
+}
+
+/// What the workers of one phase share with the phase's controller.
+#[derive(Default)]
+struct Flags {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    counted: AtomicU64,
+    enough: Notify,
+}
+
+/// One operation's measured calls within a phase.
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies_us.extend(other.latencies_us);
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+    }
+}
+
+struct PhaseResult {
+    label: String,
+    measured: Duration,
+    /// Calls made in the phase, warm-up and unmeasured tails included.
+    issued: u64,
+    by_operation: BTreeMap<Operation, Tally>,
+}
+
+async fn run_phase(
+    channels: &[Channel],
+    fixture: &Arc<Fixture>,
+    mix: &Mix,
+    plan: &Plan,
+    issued: &Arc<AtomicU64>,
+) -> PhaseResult {
+    let flags = Arc::new(Flags::default());
+    let limit = match plan.measure {
+        Measure::Calls(calls) => Some(calls),
+        Measure::For(_) => None,
+    };
+    let phase_issued = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..plan.concurrency)
+        .map(|worker| {
+            let mut clients = Clients::new(&channels[worker % channels.len()]);
+            let schedule = mix.schedule(worker);
+            let (fixture, flags, phase_issued) = (fixture.clone(), flags.clone(), phase_issued.clone());
+            tokio::spawn(async move {
+                let mut tallies: BTreeMap<Operation, Tally> = BTreeMap::new();
+                for op in schedule.iter().copied().cycle() {
+                    if flags.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let counts = flags.measuring.load(Ordering::Acquire);
+                    let started = Instant::now();
+                    let result = clients.call(op, &fixture).await;
+                    let latency = started.elapsed();
+                    phase_issued.fetch_add(1, Ordering::Relaxed);
+                    // Only calls begun and finished inside the measured window count.
+                    if !counts || flags.stop.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let tally = tallies.entry(op).or_default();
+                    tally.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+                    if let Err(status) = result {
+                        *tally.errors.entry(error_code(&status)).or_default() += 1;
+                    }
+                    let counted = flags.counted.fetch_add(1, Ordering::AcqRel) + 1;
+                    if limit == Some(counted) {
+                        flags.enough.notify_one();
+                    }
+                }
+                tallies
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(plan.warm_up).await;
+    flags.measuring.store(true, Ordering::Release);
+    let began = Instant::now();
+    match plan.measure {
+        Measure::For(duration) => tokio::time::sleep(duration).await,
+        Measure::Calls(_) => flags.enough.notified().await,
+    }
+    flags.stop.store(true, Ordering::Release);
+    let measured = began.elapsed();
+
+    let mut by_operation: BTreeMap<Operation, Tally> = BTreeMap::new();
+    for worker in workers {
+        // A worker that panicked lost only its own tally; the phase reports what the others saw.
+        if let Ok(tallies) = worker.await {
+            for (op, tally) in tallies {
+                by_operation.entry(op).or_default().merge(tally);
+            }
+        }
+    }
+    let phase_issued = phase_issued.load(Ordering::Relaxed);
+    issued.fetch_add(phase_issued, Ordering::Relaxed);
+    PhaseResult { label: mix.label(), measured, issued: phase_issued, by_operation }
+}
+
+impl PhaseResult {
+    fn calls(&self) -> u64 {
+        self.by_operation.values().map(|t| t.latencies_us.len() as u64).sum()
+    }
+
+    fn calls_per_second(&self) -> f64 {
+        self.calls() as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
+    fn to_json(&self, floor: Option<f64>) -> Value {
+        let mut all = Tally::default();
+        let mut operations = serde_json::Map::new();
+        for (op, tally) in &self.by_operation {
+            if self.by_operation.len() > 1 {
+                operations.insert(op.name().to_owned(), tally_json(tally, self.measured, floor));
+            }
+            all.merge(Tally { latencies_us: tally.latencies_us.clone(), errors: tally.errors.clone() });
+        }
+        let mut phase = serde_json::Map::new();
+        phase.insert("operation".into(), json!(self.label));
+        phase.insert("seconds".into(), json!(round(self.measured.as_secs_f64(), 6)));
+        if let Value::Object(fields) = tally_json(&all, self.measured, floor) {
+            phase.extend(fields);
+        }
+        if !operations.is_empty() {
+            phase.insert("byOperation".into(), Value::Object(operations));
+        }
+        Value::Object(phase)
+    }
+}
+
+fn tally_json(tally: &Tally, measured: Duration, floor: Option<f64>) -> Value {
+    let rate = tally.latencies_us.len() as f64 / measured.as_secs_f64().max(1e-9);
+    let latency = Percentiles::of(tally.latencies_us.clone());
+    let mut fields = serde_json::Map::new();
+    fields.insert("calls".into(), json!(tally.latencies_us.len()));
+    fields.insert("callsPerSecond".into(), json!(round(rate, 1)));
+    if let Some(floor) = floor.filter(|f| *f > 0.0) {
+        fields.insert("ratioToFloor".into(), json!(round(rate / floor, 3)));
+    }
+    fields.insert("latencyMs".into(), latency.to_json());
+    fields.insert("errors".into(), json!(tally.errors));
+    Value::Object(fields)
+}
+
+/// Latency percentiles, nearest rank.
+#[derive(Debug, PartialEq)]
+struct Percentiles {
+    p50: u32,
+    p90: u32,
+    p99: u32,
+    p999: u32,
+    max: u32,
+}
+
+impl Percentiles {
+    fn of(mut micros: Vec<u32>) -> Percentiles {
+        micros.sort_unstable();
+        let rank = |q: f64| -> u32 {
+            if micros.is_empty() {
+                return 0;
+            }
+            let index = ((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1;
+            micros[index]
+        };
+        Percentiles {
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            p999: rank(0.999),
+            max: micros.last().copied().unwrap_or(0),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let ms = |us: u32| round(f64::from(us) / 1000.0, 3);
+        json!({ "p50": ms(self.p50), "p90": ms(self.p90), "p99": ms(self.p99), "p999": ms(self.p999), "max": ms(self.max) })
+    }
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
+enum Server {
+    External(String),
+    Started(StartedServer),
+}
+
+impl Server {
+    fn endpoint(&self) -> &str {
+        match self {
+            Server::External(endpoint) => endpoint,
+            Server::Started(started) => &started.endpoint,
+        }
+    }
+
+    fn report(&self, audited_calls: u64) -> Value {
+        match self {
+            Server::External(_) => json!({ "startedByBench": false, "auditedCalls": audited_calls }),
+            Server::Started(started) => {
+                let memory = started.memory();
+                json!({
+                    "startedByBench": true,
+                    "pid": started.child.id(),
+                    "store": started.store_label(),
+                    "startToServingMs": round(started.ready.as_secs_f64() * 1000.0, 1),
+                    "auditedCalls": audited_calls,
+                    "rssBytes": memory.map(|m| m.rss),
+                    "peakRssBytes": memory.map(|m| m.peak),
+                })
+            }
+        }
+    }
+
+    fn stop(self) {
+        if let Server::Started(started) = self {
+            started.stop();
+        }
+    }
+}
+
+/// `kmsim serve` in a child process.
+struct StartedServer {
+    child: Child,
+    endpoint: String,
+    data_dir: Option<PathBuf>,
+    /// A data dir bench made, removed when it stops.
+    temporary: bool,
+    /// From spawning the process to its first successful health check.
+    ready: Duration,
+}
+
+#[derive(Clone, Copy)]
+struct Memory {
+    rss: u64,
+    peak: u64,
+}
+
+impl StartedServer {
+    async fn start(data_dir: Option<PathBuf>, in_memory: bool) -> Result<StartedServer, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find the kmsim executable: {e}"))?;
+        let (data_dir, temporary) = match (data_dir, in_memory) {
+            (_, true) => (None, false),
+            (Some(dir), false) => (Some(dir), false),
+            (None, false) => {
+                let dir = std::env::temp_dir().join(format!("kmsim-bench-{}", uuid::Uuid::new_v4().simple()));
+                (Some(dir), true)
+            }
+        };
+        let mut command = Command::new(exe);
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        match &data_dir {
+            Some(dir) => command.arg("--data-dir").arg(dir),
+            None => command.arg("--in-memory"),
+        };
+        // The bench's own environment must not redirect the server it measures.
+        for var in ["KMSIM_LISTEN", "KMSIM_DATA_DIR", "KMSIM_SEED", "KMSIM_AUTH", "KMSIM_METRICS_LISTEN"] {
+            command.env_remove(var);
+        }
+        command.env("RUST_LOG", "error").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let spawned = Instant::now();
+        let mut child = command.spawn().map_err(|e| format!("cannot start kmsim serve: {e}"))?;
+        let stdout = child.stdout.take().ok_or("kmsim serve has no stdout")?;
+        let first_line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("reading kmsim serve's first line: {e}"))?;
+        let Some(addr) = first_line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("kmsim serve did not start (its first line was {first_line:?})"));
+        };
+        let endpoint = format!("http://{addr}");
+        let mut server = StartedServer { child, endpoint, data_dir, temporary, ready: Duration::ZERO };
+        let channel = connect(&server.endpoint, 1).await?.remove(0);
+        HealthClient::new(channel)
+            .check(HealthCheckRequest { service: String::new() })
+            .await
+            .map_err(|s| format!("the started server is not serving: {}", s.message()))?;
+        server.ready = spawned.elapsed();
+        Ok(server)
+    }
+
+    fn store_label(&self) -> String {
+        match &self.data_dir {
+            Some(dir) if self.temporary => format!("durable, temporary data dir {}", dir.display()),
+            Some(dir) => format!("durable, data dir {}", dir.display()),
+            None => "in memory".to_owned(),
+        }
+    }
+
+    /// The server's resident set now and at its peak, from `/proc` (Linux only).
+    fn memory(&self) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib = |field: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            line[field.len()..].trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|k| k * 1024)
+        };
+        Some(Memory { rss: kib("VmRSS:")?, peak: kib("VmHWM:")? })
+    }
+
+    /// Stops the server as a user would (SIGTERM, so it flushes and closes its store) and removes a temporary
+    /// data dir.
+    fn stop(mut self) {
+        #[cfg(unix)]
+        {
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+            let pid = self.child.id() as libc::pid_t;
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let (true, Some(dir)) = (self.temporary, &self.data_dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn render_table(report: &Value) -> String {
+    let settings = &report["settings"];
+    let mut out = String::new();
+    let measure = match (settings["measure"]["calls"].as_u64(), settings["measure"]["seconds"].as_f64()) {
+        (Some(calls), _) => format!("{calls} calls"),
+        (None, Some(seconds)) => format!("{seconds} s"),
+        _ => String::new(),
+    };
+    out.push_str(&format!(
+        "kmsim bench: {} connections × {} calls in flight, {}-byte payloads; each phase {} after {} s of warm-up\n",
+        settings["connections"], settings["concurrency"], settings["payloadBytes"], measure, settings["warmUpSeconds"]
+    ));
+    let server = &report["server"];
+    if server["startedByBench"] == json!(true) {
+        out.push_str(&format!(
+            "server: started by bench (pid {}), {}; serving {} ms after spawn\n",
+            server["pid"],
+            server["store"].as_str().unwrap_or_default(),
+            server["startToServingMs"]
+        ));
+    } else {
+        out.push_str(&format!("server: {}\n", settings["endpoint"].as_str().unwrap_or_default()));
+    }
+    out.push('\n');
+    let header = ["phase", "calls", "calls/s", "÷ floor", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    let row = |label: String, phase: &Value| -> Vec<String> {
+        let latency = &phase["latencyMs"];
+        let errors = phase["errors"].as_object().map_or_else(String::new, |errors| {
+            errors.iter().map(|(code, n)| format!("{code}×{n}")).collect::<Vec<_>>().join(" ")
+        });
+        vec![
+            label,
+            phase["calls"].to_string(),
+            format!("{:.0}", phase["callsPerSecond"].as_f64().unwrap_or(0.0)),
+            phase["ratioToFloor"].as_f64().map_or_else(|| "1".to_owned(), |r| format!("{r:.2}")),
+            latency["p50"].to_string(),
+            latency["p90"].to_string(),
+            latency["p99"].to_string(),
+            latency["p999"].to_string(),
+            if errors.is_empty() { "-".to_owned() } else { errors },
+        ]
+    };
+    rows.push(row("floor: health check, before".into(), &report["floor"]["before"]));
+    for phase in report["phases"].as_array().into_iter().flatten() {
+        rows.push(row(phase["operation"].as_str().unwrap_or_default().to_owned(), phase));
+        for (op, part) in phase["byOperation"].as_object().into_iter().flatten() {
+            rows.push(row(format!("  {op}"), part));
+        }
+    }
+    rows.push(row("floor: health check, after".into(), &report["floor"]["after"]));
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                let pad = widths[c] - cell.chars().count();
+                // Text left, numbers right.
+                if c == 0 || c == header.len() - 1 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nfloor: {:.0} calls/s (the mean of before and after)\n",
+        report["floor"]["callsPerSecond"].as_f64().unwrap_or(0.0)
+    ));
+    if server["startedByBench"] == json!(true) {
+        let mb = |v: &Value| v.as_u64().map_or_else(|| "unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
+        out.push_str(&format!(
+            "server memory: {} resident at the end, {} at its peak, after {} audited calls\n",
+            mb(&server["rssBytes"]),
+            mb(&server["peakRssBytes"]),
+            server["auditedCalls"]
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = Percentiles::of((1..=1000).rev().collect());
+        assert_eq!(p, Percentiles { p50: 500, p90: 900, p99: 990, p999: 999, max: 1000 });
+        assert_eq!(Percentiles::of(vec![7]), Percentiles { p50: 7, p90: 7, p99: 7, p999: 7, max: 7 });
+        assert_eq!(Percentiles::of(Vec::new()).max, 0);
+    }
+
+    #[test]
+    fn mixes_parse_and_schedule_by_weight() {
+        let mix = parse_mix("encrypt=3, describe-key").unwrap();
+        assert_eq!(mix, Mix(vec![(Operation::Encrypt, 3), (Operation::DescribeKey, 1)]));
+        let schedule = mix.schedule(0);
+        assert_eq!(schedule.iter().filter(|&&op| op == Operation::Encrypt).count(), 3);
+        assert_eq!(schedule.len(), 4);
+        assert_ne!(mix.schedule(1), schedule, "workers start at different places");
+        assert!(parse_mix("encrypt=0").unwrap_err().contains("weights go from 1"));
+        assert!(parse_mix("health").unwrap_err().contains("not an operation"));
+        assert!(parse_mix("encrypt,encrypt=2").unwrap_err().contains("twice"));
+        assert!(parse_mix("").is_err());
+    }
+
+    #[test]
+    fn errors_count_under_the_kms_code() {
+        let mut status = tonic::Status::failed_precondition("disabled");
+        assert_eq!(error_code(&status), "grpc:FailedPrecondition");
+        status.metadata_mut().insert(ERROR_CODE_HEADER, "Rejected.Disabled".parse().unwrap());
+        assert_eq!(error_code(&status), "Rejected.Disabled");
+    }
+}
