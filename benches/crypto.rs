@@ -2,13 +2,25 @@
 //! library calls they wrap, run side by side so the engine/raw ratio is
 //! measured under the same conditions.
 //!
-//! Every group is one operation on one key spec (`sign/EC_P256/ECDSA_SHA_256`,
-//! `mac/HMAC_256`, `create_key/RSA_2048`, ...) with two functions: `engine`
-//! (the [`Engine`] call, in process, with no gRPC and no store) and `raw` (the
-//! RustCrypto call on a key of the same type, set up once outside the loop).
+//! Every group is one operation on one key spec with an `engine` function
+//! (the [`Engine`] call, in process, with no gRPC and no store) and a `raw`
+//! one (the RustCrypto call on a key of the same type, set up once outside the
+//! loop). The groups:
+//!
+//! - `sign/{spec}/{algorithm}` and `verify/{spec}/{algorithm}` for RSA_2048
+//!   (PSS, PKCS#1), RSA_3072 (PSS), EC_P256, EC_P256K, EC_P384 and EC_SM2;
+//! - `mac/HMAC_256`, `mac/HMAC_512`;
+//! - `encrypt/Aliyun_AES_256` and `decrypt/Aliyun_AES_256` (256-byte plaintext,
+//!   no encryption context), each also with `raw_with_key_setup`: the cipher
+//!   keyed per call, as the engine does, where `raw` keys it once;
+//! - `generate_data_key/Aliyun_AES_256` (a 32-byte data key; `raw` draws it
+//!   and seals it with a cipher keyed per call);
+//! - `create_key/EC_P256`, `create_key/RSA_2048`, `create_key/RSA_3072`, and
+//!   `create_key/RSA_4096` only with `KMSIM_BENCH_RSA4096=1`.
 //!
 //! ```text
 //! cargo bench --bench crypto -- --warm-up-time 1 --measurement-time 2
+//! cargo bench --bench crypto -- --warm-up-time 1 --measurement-time 2 '^(encrypt|decrypt|generate_data_key)/'
 //! KMSIM_BENCH_RSA4096=1 cargo bench --bench crypto -- create_key/RSA_4096
 //! ```
 //!
@@ -272,6 +284,67 @@ fn bench_encrypt(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_decrypt(c: &mut Criterion) {
+    let engine = engine();
+    let cx = context(&engine);
+    let key_id = create_key(&engine, "Aliyun_AES_256");
+    let blob = engine.encrypt(&cx, &key_id, &MESSAGE, BTreeMap::new()).expect("engine encrypt").value.ciphertext_blob;
+    let raw_key = kmsim::engine::crypto::random_secret(32);
+    let cipher = Aes256Gcm::new_from_slice(&raw_key).expect("32-byte key");
+    let nonce = Nonce::from([3u8; 12]);
+    let sealed = cipher.encrypt(&nonce, &MESSAGE[..]).expect("raw encrypt");
+
+    // Both sides open what they sealed, and get the message back.
+    assert_eq!(&engine.decrypt(&cx, &blob, BTreeMap::new()).expect("engine decrypt").value.plaintext[..], MESSAGE);
+    assert_eq!(cipher.decrypt(&nonce, sealed.as_slice()).expect("raw decrypt"), MESSAGE);
+
+    let mut group = c.benchmark_group("decrypt/Aliyun_AES_256");
+    group.bench_function("engine", |b| b.iter(|| engine.decrypt(&cx, black_box(&blob), BTreeMap::new()).unwrap()));
+    // As for encrypt: "raw" keys the cipher once, "raw_with_key_setup" per call, as the engine does.
+    group.bench_function("raw", |b| b.iter(|| cipher.decrypt(&nonce, black_box(sealed.as_slice())).unwrap()));
+    group.bench_function("raw_with_key_setup", |b| {
+        b.iter(|| {
+            let cipher = Aes256Gcm::new_from_slice(black_box(&raw_key)).unwrap();
+            cipher.decrypt(&nonce, black_box(sealed.as_slice())).unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// GenerateDataKey of a 32-byte (AES_256) data key: the engine draws it and seals
+/// it under the KMS key; "raw" draws 32 bytes from the same RNG (`random_secret`)
+/// and seals them with a cipher keyed per call, as the engine does.
+fn bench_generate_data_key(c: &mut Criterion) {
+    let engine = engine();
+    let cx = context(&engine);
+    let key_id = create_key(&engine, "Aliyun_AES_256");
+    let raw_key = kmsim::engine::crypto::random_secret(32);
+    let nonce = Nonce::from([3u8; 12]);
+    let raw = || {
+        let data_key = kmsim::engine::crypto::random_secret(32);
+        let cipher = Aes256Gcm::new_from_slice(black_box(&raw_key)).unwrap();
+        let sealed = cipher.encrypt(&nonce, &data_key[..]).unwrap();
+        (data_key, sealed)
+    };
+
+    // The engine's sealed data key opens to its plaintext, and the raw one likewise.
+    let data_key =
+        engine.generate_data_key(&cx, &key_id, "AES_256", 0, BTreeMap::new()).expect("engine data key").value;
+    assert_eq!(data_key.plaintext.len(), 32);
+    let opened = engine.decrypt(&cx, &data_key.sealed.ciphertext_blob, BTreeMap::new()).expect("engine decrypt");
+    assert_eq!(opened.value.plaintext, data_key.plaintext);
+    let (raw_data_key, raw_sealed) = raw();
+    let cipher = Aes256Gcm::new_from_slice(&raw_key).expect("32-byte key");
+    assert_eq!(cipher.decrypt(&nonce, raw_sealed.as_slice()).expect("raw decrypt"), *raw_data_key);
+
+    let mut group = c.benchmark_group("generate_data_key/Aliyun_AES_256");
+    group.bench_function("engine", |b| {
+        b.iter(|| engine.generate_data_key(&cx, &key_id, black_box("AES_256"), 0, BTreeMap::new()).unwrap())
+    });
+    group.bench_function("raw", |b| b.iter(raw));
+    group.finish();
+}
+
 /// Key generation: the engine's `create_key` (generation, PKCS#8 encoding, metadata;
 /// the outcome is dropped, not applied) beside the raw key generation.
 fn bench_create_key(c: &mut Criterion) {
@@ -313,5 +386,13 @@ fn slow_group(group: &mut BenchmarkGroup<'_, WallTime>, measurement_time: Durati
     group.measurement_time(measurement_time);
 }
 
-criterion_group!(benches, bench_signing, bench_mac, bench_encrypt, bench_create_key);
+criterion_group!(
+    benches,
+    bench_signing,
+    bench_mac,
+    bench_encrypt,
+    bench_decrypt,
+    bench_generate_data_key,
+    bench_create_key
+);
 criterion_main!(benches);

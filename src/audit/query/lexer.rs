@@ -68,7 +68,7 @@ impl TokenKind {
 }
 
 /// Characters that end a bare word because they are query syntax of their own.
-fn ends_bare_word(c: char) -> bool {
+pub(super) fn ends_bare_word(c: char) -> bool {
     c.is_whitespace() || c == '"' || symbol(c).is_some()
 }
 

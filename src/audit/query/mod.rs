@@ -16,6 +16,8 @@
 //!   inclusive and `(`/`)` ends exclusive. `in` (any case) is an operator only right after a field name.
 //! - Field names are dotted paths such as `event.userIdentity.accessKeyId`, matched case-sensitively.
 //!
+//! A [`Query`] displays as canonical query text that parses back to an equal query (see `print.rs`).
+//!
 //! # Matching
 //!
 //! - A field resolves through nested objects (`{"a":{"b":…}}`), keys that contain dots (`{"a.b":…}`) or any mix
@@ -34,6 +36,7 @@ mod ast;
 mod eval;
 mod lexer;
 mod parser;
+mod print;
 
 use std::fmt;
 use std::str::FromStr;
@@ -168,7 +171,7 @@ mod tests {
         assert_eq!(Query::parse(r"m: x\").unwrap_err().position, 5);
     }
 
-    /// Parsing and matching must never panic, whatever the user types.
+    /// Parsing and matching must never panic, whatever the user types, and what parses prints back to itself.
     #[test]
     fn survives_arbitrary_input() {
         let seeds = [
@@ -211,6 +214,8 @@ mod tests {
                 Ok(query) => {
                     query.matches(&document);
                     query.fields();
+                    let printed = query.to_string();
+                    assert_eq!(Query::parse(&printed).as_ref(), Ok(&query), "{input:?} printed as {printed:?}");
                 }
                 Err(error) => {
                     let columns = 1..=input.chars().count() + 1;

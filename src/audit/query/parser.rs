@@ -17,7 +17,7 @@ use super::ast::{Bound, Expr, Pattern, Piece};
 use super::lexer::{Token, TokenKind, Word, tokenize};
 
 /// Deep enough for any hand-written query, shallow enough that the recursion cannot exhaust the stack.
-const MAX_NESTING: usize = 100;
+pub(super) const MAX_NESTING: usize = 100;
 
 pub(super) fn parse(text: &str) -> Result<Expr, QueryError> {
     let tokens = tokenize(text)?.into();
