@@ -68,7 +68,11 @@ pub fn parse(text: &str) -> Result<SeedDoc, SeedError> {
     if text.trim().is_empty() {
         return Ok(SeedDoc::default());
     }
-    serde_saphyr::from_str::<SeedDoc>(text).map_err(|e| {
+    // A tag on a field name (`!t keys:`) hides a repeated field from the parser's duplicate-key check, and serde's
+    // own check then refuses it without a line; no seed field needs a tag, so it is refused at its line instead.
+    let mut options = serde_saphyr::Options::default();
+    options.reject_tagged_field_names = true;
+    serde_saphyr::from_str_with_options::<SeedDoc>(text, options).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
         let message = e.without_snippet().to_string();
         // The library appends the position; the line leads our message instead.
@@ -265,6 +269,17 @@ mod tests {
         assert!(!err.reason.contains("column"), "{err}");
         assert_eq!(parse("keys: [\n").unwrap_err().line, 1);
         assert_eq!(parse("keys:\n  - spec: x\n").unwrap_err().to_string(), "line 2: missing field `id`");
+    }
+
+    /// Found by the `seed` fuzz target (minimized): the tagged repeat of `instances` was refused as a duplicate
+    /// field with line 0.
+    #[test]
+    fn a_tagged_repeated_field_is_refused_at_its_line() {
+        let err = parse("instances:\n- id: 0\n!n instances:").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.reason.contains("tag `!n` on a struct field name"), "{err}");
+        // Tags on values are untouched.
+        assert_eq!(parse("keys:\n  - id: !!str 12\n").unwrap().keys[0].value.id.value, "12");
     }
 
     #[test]
