@@ -1,7 +1,10 @@
 //! The simulation clock: the one source of "now" for everything in kmsim.
 //!
 //! It follows real time plus an offset that only ever grows, so a test can
-//! jump a year ahead while time keeps flowing normally from there.
+//! jump a year ahead while time keeps flowing normally from there. A manual
+//! clock ([`SimClock::manual`]) does not follow real time at all: it stands
+//! still until advanced, which is how the audit-data generator places every
+//! call at the instant it chooses.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,15 +65,31 @@ impl SimTime {
     }
 }
 
-/// Real time plus a forward-only offset.
+/// Real time (or, for a manual clock, a fixed instant) plus a forward-only offset.
 #[derive(Debug, Default)]
 pub struct SimClock {
     offset_ms: AtomicI64,
+    /// `Some` for a manual clock: the instant it reads at offset zero.
+    fixed_base_ms: Option<i64>,
 }
 
 impl SimClock {
     pub fn with_offset(offset_ms: i64) -> Self {
-        SimClock { offset_ms: AtomicI64::new(offset_ms) }
+        SimClock { offset_ms: AtomicI64::new(offset_ms), fixed_base_ms: None }
+    }
+
+    /// A clock that reads `start` until it is advanced.
+    pub fn manual(start: SimTime) -> Self {
+        SimClock { offset_ms: AtomicI64::new(0), fixed_base_ms: Some(start.0) }
+    }
+
+    /// Whether this clock follows real time (false for a manual clock).
+    pub fn follows_real_time(&self) -> bool {
+        self.fixed_base_ms.is_none()
+    }
+
+    fn base_ms(&self) -> i64 {
+        self.fixed_base_ms.unwrap_or_else(real_now_ms)
     }
 
     pub fn now(&self) -> SimTime {
@@ -79,7 +98,7 @@ impl SimClock {
 
     /// What `now` will read once the offset is `offset_ms`.
     pub fn now_with_offset(&self, offset_ms: i64) -> SimTime {
-        SimTime(real_now_ms().saturating_add(offset_ms))
+        SimTime(self.base_ms().saturating_add(offset_ms))
     }
 
     pub fn offset_ms(&self) -> i64 {
@@ -96,7 +115,7 @@ impl SimClock {
 
     /// The offset at which `now` reads `target`.
     pub fn offset_reaching(&self, target: SimTime) -> i64 {
-        target.0.saturating_sub(real_now_ms())
+        target.0.saturating_sub(self.base_ms())
     }
 
     /// Only ever moves the offset forward.
@@ -132,5 +151,17 @@ mod tests {
         let ahead = clock.offset_ms();
         clock.set_offset(0);
         assert_eq!(clock.offset_ms(), ahead);
+    }
+
+    #[test]
+    fn a_manual_clock_stands_still_until_advanced() {
+        let start = SimTime(1_790_000_000_000);
+        let clock = SimClock::manual(start);
+        assert_eq!(clock.now(), start);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now(), start, "real time does not move a manual clock");
+        clock.set_offset(clock.offset_reaching(start.plus_secs(90)));
+        assert_eq!(clock.now(), start.plus_secs(90));
+        assert!(!clock.follows_real_time() && SimClock::default().follows_real_time());
     }
 }

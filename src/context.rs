@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -27,16 +27,17 @@ pub struct CallContext {
     pub authenticated_by: AuthMethod,
     /// When the call arrived, on the simulation clock.
     pub received_at: SimTime,
-    /// When the call arrived, on the monotonic clock, for its latency.
-    pub started: Instant,
+    /// How long the call takes, for its record and the metrics.
+    pub started: Stopwatch,
     pub trail: Trail,
 }
 
 impl CallContext {
-    /// A context for internal work and unit tests: no client, no credentials.
+    /// A context for internal work and unit tests: no client, no credentials,
+    /// and no latency, since no caller waits on internal work.
     pub fn internal(region: &str, account_id: &str, now: SimTime) -> Self {
         CallContext {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: crate::engine::crypto::new_uuid().to_string(),
             region: region.to_owned(),
             account_id: account_id.to_owned(),
             client: None,
@@ -45,7 +46,7 @@ impl CallContext {
             principal: Principal::Account,
             authenticated_by: AuthMethod::None,
             received_at: now,
-            started: Instant::now(),
+            started: Stopwatch::Fixed(Duration::ZERO),
             trail: Trail::default(),
         }
     }
@@ -66,6 +67,30 @@ impl CallContext {
             received_at: self.received_at,
             started: self.started,
             trail: Trail::default(),
+        }
+    }
+}
+
+/// Where a call's latency comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Stopwatch {
+    /// Measured on the monotonic clock from the call's arrival.
+    Running(Instant),
+    /// Given rather than measured: none for internal work, or the simulated
+    /// latency of a generated call (whose wall-clock time means nothing in
+    /// simulated time, and would make generated data differ from run to run).
+    Fixed(Duration),
+}
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        Stopwatch::Running(Instant::now())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        match self {
+            Stopwatch::Running(since) => since.elapsed(),
+            Stopwatch::Fixed(latency) => *latency,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod context;
 pub mod engine;
 pub mod events;
+pub mod generate;
 pub mod glob;
 pub mod metrics;
 pub mod seed;

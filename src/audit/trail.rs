@@ -131,7 +131,7 @@ async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::
     while let Some(first) = records.recv().await {
         let mut next = Some(first);
         while let Some(record) = next {
-            if let Err(e) = writeln!(out, "{}", render(&record, trail.format)) {
+            if let Err(e) = write_line(&mut out, &record, trail.format) {
                 tracing::error!(trail = %trail.name, path = %trail.path.display(), error = %e, "trail write failed");
             }
             next = records.try_recv().ok();
@@ -140,6 +140,16 @@ async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::
             tracing::error!(trail = %trail.name, path = %trail.path.display(), error = %e, "trail flush failed");
         }
     }
+}
+
+/// One record as one line of `format`. The native shape is the record's own
+/// serde form, written straight from the record rather than through a `Value`.
+pub fn write_line(out: &mut impl Write, record: &AuditRecord, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Native => serde_json::to_writer(&mut *out, record)?,
+        other => serde_json::to_writer(&mut *out, &render(record, other))?,
+    }
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

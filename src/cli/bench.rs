@@ -25,7 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::output::{OutputFormat, select};
+use super::output::{OutputFormat, emit};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
@@ -176,21 +176,7 @@ impl Mix {
 /// Runs the bench and prints its report.
 pub async fn run(args: BenchArgs) -> ExitCode {
     match bench(&args).await {
-        Ok(report) => {
-            let text = match (&args.result_query, args.output) {
-                (Some(path), _) => match select(&report, path) {
-                    Ok(field) => field,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                (None, OutputFormat::Json) => serde_json::to_string_pretty(&report).unwrap_or_default(),
-                (None, OutputFormat::Table) => render_table(&report),
-            };
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(report) => emit(&report, args.output, args.result_query.as_deref(), render_table),
         Err(e) => {
             eprintln!("bench: {e}");
             ExitCode::FAILURE

@@ -7,6 +7,7 @@ mod audit;
 mod bench;
 mod client;
 mod events;
+mod generate;
 mod instances;
 mod output;
 mod progress;
@@ -48,6 +49,9 @@ enum Command {
     /// Load a server over real gRPC and report calls/s and latency percentiles per operation, each beside a
     /// floor (the gRPC health check) measured in the same run (docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Generate realistic audit data with labelled anomalies: a scenario's tenant simulated through the real
+    /// engine and store in simulated time, deterministic for a seed (docs/generator.md).
+    Generate(generate::GenerateArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -70,6 +74,10 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => {
             init_logging("warn");
             runtime.block_on(bench::run(args))
+        }
+        Command::Generate(args) => {
+            init_logging("warn");
+            runtime.block_on(generate::run_command(args))
         }
         Command::Client(command) => {
             init_logging("warn");

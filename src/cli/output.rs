@@ -1,5 +1,7 @@
 //! Rendering command results: stable JSON for scripts, aligned text for people.
 
+use std::process::ExitCode;
+
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,6 +125,24 @@ fn scalar(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// Prints a command's report: the field `query` names, raw; else the JSON, or
+/// `table` of it. A bad path is the command's failure.
+pub fn emit(report: &Value, format: OutputFormat, query: Option<&str>, table: impl Fn(&Value) -> String) -> ExitCode {
+    let text = match (query, format) {
+        (Some(path), _) => match select(report, path) {
+            Ok(field) => field,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, OutputFormat::Json) => serde_json::to_string_pretty(report).unwrap_or_default(),
+        (None, OutputFormat::Table) => table(report),
+    };
+    println!("{text}");
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

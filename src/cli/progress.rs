@@ -16,6 +16,8 @@ pub struct Progress<W: Write> {
     last_drawn: Option<Instant>,
     /// The width of the line on screen, to blank what a shorter redraw would leave behind.
     width: usize,
+    /// How much of the work is done, from 0 to 1, when that is known: drawn as a bar.
+    share: Option<f64>,
 }
 
 impl Progress<Stderr> {
@@ -30,7 +32,13 @@ impl Progress<Stderr> {
 
 impl<W: Write> Progress<W> {
     pub fn new(out: Option<W>, verb: &'static str, started: Instant) -> Self {
-        Progress { out, verb, started, last_drawn: None, width: 0 }
+        Progress { out, verb, started, last_drawn: None, width: 0, share: None }
+    }
+
+    /// `count` records done so far, `share` (0 to 1) of all the work.
+    pub fn update_share(&mut self, count: u64, share: f64) {
+        self.share = Some(share.clamp(0.0, 1.0));
+        self.update(count);
     }
 
     /// `count` records done so far.
@@ -75,7 +83,10 @@ impl<W: Write> Progress<W> {
 
     fn draw(&mut self, count: Option<u64>, now: Instant) {
         let Some(out) = &mut self.out else { return };
-        let text = line(self.verb, count, now.saturating_duration_since(self.started));
+        let mut text = line(self.verb, count, now.saturating_duration_since(self.started));
+        if let Some(share) = self.share {
+            text = format!("{} {text}", bar(share));
+        }
         let pad = self.width.saturating_sub(text.chars().count());
         // A terminal that cannot be written to is no reason to fail the work it reports on.
         let _ = write!(out, "\r{text}{:pad$}", "").and_then(|()| out.flush());
@@ -97,6 +108,13 @@ impl<W: Write> Drop for Progress<W> {
             self.end_line("\n");
         }
     }
+}
+
+/// `[#####---------------]  25%`
+fn bar(share: f64) -> String {
+    const WIDTH: usize = 20;
+    let filled = ((share * WIDTH as f64).round() as usize).min(WIDTH);
+    format!("[{}{}] {:>3.0}%", "#".repeat(filled), "-".repeat(WIDTH - filled), share * 100.0)
 }
 
 fn line(verb: &str, count: Option<u64>, elapsed: Duration) -> String {
@@ -136,6 +154,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(screen).unwrap(),
             "\rexported 45000 records (45000/s)\rexported 90000 records (45000/s)\rexported 123456 records (41152/s)\n"
+        );
+    }
+
+    #[test]
+    fn work_of_known_size_draws_a_bar() {
+        let start = Instant::now();
+        let mut screen = Vec::new();
+        let mut progress = Progress::new(Some(&mut screen), "generated", start);
+        progress.share = Some(0.25);
+        progress.update_at(Some(5_000), start + ms(500));
+        drop(progress);
+        assert_eq!(
+            String::from_utf8(screen).unwrap(),
+            "\r[#####---------------]  25% generated 5000 records (10000/s)\n"
         );
     }
 

@@ -77,7 +77,7 @@ pub fn new_access_key_pair() -> (String, Secret) {
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 fn random_text(len: usize, alphabet: &[u8]) -> String {
-    let mut rng = rand::rng();
+    let mut rng = crate::engine::crypto::rng();
     (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
@@ -709,7 +709,7 @@ impl Engine {
         let gate = self.access_gate.clone().lock_owned().await;
         self.get_aap(aap_name)?;
         let key = Arc::new(ClientKey {
-            client_key_id: format!("KAAP.{}", uuid::Uuid::new_v4()),
+            client_key_id: format!("KAAP.{}", crate::engine::crypto::new_uuid()),
             secret: Secret::generate(32),
             aap_name: aap_name.to_owned(),
             not_before,

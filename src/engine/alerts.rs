@@ -29,7 +29,7 @@ impl Engine {
             return Err(ErrorCode::LimitExceeded.into());
         }
         let subscription = Arc::new(Subscription {
-            subscription_id: format!("sub-{}", uuid::Uuid::new_v4().simple()),
+            subscription_id: format!("sub-{}", crate::engine::crypto::new_uuid().simple()),
             webhook_url: webhook_url.to_owned(),
             filter,
             description: description.to_owned(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rand::Rng;
 use sha2::Digest;
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::asymmetric::parse_required;
@@ -71,7 +70,7 @@ impl Engine {
             .map_err(|_| KmsError::internal())?
             .public_key_pem();
         let mut token_bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut token_bytes);
+        crate::engine::crypto::rng().fill_bytes(&mut token_bytes);
         let token = Arc::new(ImportToken {
             token: token_bytes.iter().map(|b| format!("{b:02x}")).collect(),
             key_id: key.meta.key_id.clone(),
@@ -139,7 +138,7 @@ impl Engine {
         }
         // The one version of an imported key keeps its id across delete and re-import,
         // so ciphertext made before a DeleteKeyMaterial opens again afterwards.
-        let version_id = key.meta.primary_version.unwrap_or_else(Uuid::new_v4);
+        let version_id = key.meta.primary_version.unwrap_or_else(crate::engine::crypto::new_uuid);
         let created = key.primary().map_or(cx.received_at, |v| v.created);
         let version = Arc::new(KeyVersion::new(version_id, created, material));
         cx.trail.key_version(version_id);

@@ -103,7 +103,7 @@ pub fn is_region_id(region: &str) -> bool {
 /// `prefix` + region code + `len` random lowercase letters and digits.
 pub fn resource_id(prefix: &str, region: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
+    let mut rng = crate::engine::crypto::rng();
     let random: String = (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
     format!("{prefix}-{}{random}", region_code(region))
 }

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{
@@ -58,7 +57,7 @@ impl Engine {
         };
         let key_id = match &instance {
             Some(_) => super::instances::resource_id("key", &cx.region, 18),
-            None => Uuid::new_v4().to_string(),
+            None => crate::engine::crypto::new_uuid().to_string(),
         };
         let key = self.new_key(&cx.region, cx.received_at, input, instance.as_deref(), key_id, None)?;
         cx.trail.key(&key.meta);
@@ -100,7 +99,9 @@ impl Engine {
             RotationPolicy::default()
         };
         let versions = versions.unwrap_or_else(|| match origin {
-            Origin::AliyunKms => vec![Arc::new(KeyVersion::new(Uuid::new_v4(), now, spec.generate_material()))],
+            Origin::AliyunKms => {
+                vec![Arc::new(KeyVersion::new(crate::engine::crypto::new_uuid(), now, spec.generate_material()))]
+            }
             Origin::External => Vec::new(),
         });
         let meta = KeyMeta {

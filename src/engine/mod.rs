@@ -248,6 +248,11 @@ impl Engine {
         &self.clock
     }
 
+    /// The clock itself, for what must keep it beyond a borrow of the engine.
+    pub fn shared_clock(&self) -> Arc<SimClock> {
+        self.clock.clone()
+    }
+
     pub fn account_id(&self) -> &str {
         &self.account_id
     }

@@ -664,7 +664,7 @@ impl Engine {
         if !due {
             return None;
         }
-        let version_id = uuid::Uuid::new_v4().to_string();
+        let version_id = crate::engine::crypto::new_uuid().to_string();
         let (_, changes, failure) = self.rotate(cx, &secret, version_id, item.at, fault);
         Some(Ok(Outcome::write((), changes, vec![gate]).failing(failure)))
     }
@@ -921,7 +921,7 @@ pub(super) fn check_label(label: &str, param: &str) -> KmsResult<()> {
 
 fn version_id_or_new(version_id: &str) -> KmsResult<String> {
     if version_id.is_empty() {
-        return Ok(uuid::Uuid::new_v4().to_string());
+        return Ok(crate::engine::crypto::new_uuid().to_string());
     }
     check_label(version_id, "VersionId")?;
     Ok(version_id.to_owned())
@@ -1088,7 +1088,7 @@ pub fn random_password(rules: &PasswordRules) -> KmsResult<Zeroizing<String>> {
         return Err(KmsError::invalid_because("ExcludeCharacters", "Every character is excluded."));
     }
     let all: Vec<char> = kinds.iter().flatten().copied().collect();
-    let mut rng = rand::rng();
+    let mut rng = crate::engine::crypto::rng();
     let mut password: Vec<char> = Vec::with_capacity(rules.length);
     if rules.require_each_included_type {
         if kinds.len() > rules.length {

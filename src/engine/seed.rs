@@ -558,7 +558,7 @@ impl Plan<'_> {
             None => match self.find_key(region, super::secrets::DEFAULT_KEY_ALIAS) {
                 Some(key) => key,
                 None => {
-                    let key_id = Uuid::new_v4().to_string();
+                    let key_id = crate::engine::crypto::new_uuid().to_string();
                     let input = CreateKeyInput {
                         description: super::secrets::DEFAULT_KEY_DESCRIPTION.into(),
                         ..CreateKeyInput::default()

@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{AutomaticRotation, Key, KeyOp, ReplicaTarget, RotationPolicy, SyncReport, parse_interval};
 use super::{Change, DueItem, DueTask, Engine, Outcome};
@@ -189,7 +187,7 @@ impl Engine {
             Some(_) => None,
         });
         let sync = KeySync {
-            sync_task_id: Uuid::new_v4().to_string(),
+            sync_task_id: crate::engine::crypto::new_uuid().to_string(),
             master_instance_id: key.meta.instance_id.clone().unwrap_or_default(),
             shadow_instance_id: shadow_instance_id.to_owned(),
             key_id: key_id.to_owned(),

@@ -46,7 +46,8 @@ impl Engine {
         if key.meta.origin == Origin::External {
             return Err(ErrorCode::UnsupportedOrigin.into());
         }
-        let version = Arc::new(KeyVersion::new(Uuid::new_v4(), at, key.meta.spec.generate_material()));
+        let version =
+            Arc::new(KeyVersion::new(crate::engine::crypto::new_uuid(), at, key.meta.spec.generate_material()));
         cx.trail.key_version(version.version_id);
         let mut next = key.with_meta(|m| {
             m.primary_version = Some(version.version_id);

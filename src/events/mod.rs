@@ -167,7 +167,7 @@ impl SystemEvent {
     /// Builds the document of kind `name` about `subject` at `time`;
     /// `content` is the kind's own fields after `eventId`.
     fn new(name: EventName, subject: Subject<'_>, time: SimTime, content: Map<String, Value>) -> SystemEvent {
-        let id = Uuid::new_v4();
+        let id = crate::engine::crypto::new_uuid();
         let event_id = format!("{}:{}:{}", subject.account_id, subject.event_resource, time.millis().div_euclid(1000));
         let mut full_content = Map::new();
         full_content.insert("eventId".into(), event_id.into());

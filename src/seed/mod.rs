@@ -68,11 +68,16 @@ pub fn parse(text: &str) -> Result<SeedDoc, SeedError> {
     if text.trim().is_empty() {
         return Ok(SeedDoc::default());
     }
-    // A tag on a field name (`!t keys:`) hides a repeated field from the parser's duplicate-key check, and serde's
-    // own check then refuses it without a line; no seed field needs a tag, so it is refused at its line instead.
+    parse_yaml(text)
+}
+
+/// Parses a YAML document into `T` with kmsim's rules: errors name their line,
+/// and a tag on a field name (`!t keys:`), which would hide a repeated field from
+/// the parser's duplicate-key check, is refused at its line (no field needs a tag).
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SeedError> {
     let mut options = serde_saphyr::Options::default();
     options.reject_tagged_field_names = true;
-    serde_saphyr::from_str_with_options::<SeedDoc>(text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
         let message = e.without_snippet().to_string();
         // The library appends the position; the line leads our message instead.

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngExt;
 
@@ -26,7 +26,8 @@ use crate::glob::glob_match;
 pub const DEFAULT_REMINDER_RATIO: f64 = 0.9;
 /// An instance raises the reminder at most once per simulated minute.
 const REMINDER_EVERY_MS: i64 = 60_000;
-const WINDOW: Duration = Duration::from_secs(1);
+/// The QPS window: one second.
+const WINDOW_MS: i64 = 1000;
 
 /// What admission decided about one call.
 #[derive(Debug, Default)]
@@ -49,10 +50,11 @@ pub struct Admission {
     faults: Mutex<BTreeMap<String, Fault>>,
 }
 
-/// The calls an instance admitted in the last second, by real (monotonic) time.
+/// The calls an instance admitted in the last second of simulated time, which
+/// follows real time except where the clock is advanced or (in the generator) manual.
 #[derive(Default)]
 struct Meter {
-    admitted: VecDeque<Instant>,
+    admitted: VecDeque<SimTime>,
     last_reminder: Option<SimTime>,
 }
 
@@ -140,8 +142,8 @@ impl Admission {
         let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
         let meter = meters.entry(instance.instance_id.clone()).or_default();
         // Taken under the lock, so the window stays in time order however calls interleave.
-        let now = Instant::now();
-        while meter.admitted.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
+        let now = cx.received_at;
+        while meter.admitted.front().is_some_and(|t| now.millis().saturating_sub(t.millis()) >= WINDOW_MS) {
             meter.admitted.pop_front();
         }
         let spec = instance.spec as usize;
@@ -178,7 +180,7 @@ impl Admission {
         // The oldest matching fault decides.
         candidates.sort_by_key(|f| f.created);
         let Some(fault) = candidates.into_iter().next() else { return };
-        if fault.probability < 1.0 && !rand::rng().random_bool(fault.probability) {
+        if fault.probability < 1.0 && !crate::engine::crypto::rng().random_bool(fault.probability) {
             return;
         }
         fault.hits += 1;
@@ -246,7 +248,7 @@ impl Admission {
     pub fn install(&self, mut fault: Fault) -> Fault {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         fault.created = faults.values().map(|f| f.created + 1).max().unwrap_or(0);
-        fault.fault_id = format!("fault-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        fault.fault_id = format!("fault-{}", &crate::engine::crypto::new_uuid().simple().to_string()[..12]);
         faults.insert(fault.fault_id.clone(), fault.clone());
         fault
     }

@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use prost::Message;
 use tokio::sync::broadcast;
@@ -28,7 +28,7 @@ use super::scheduler::Scheduler;
 use super::status::{REQUEST_ID_HEADER, to_status};
 use crate::audit::trail::Trails;
 use crate::audit::{AuditRecord, OpSpec, PayloadSizes, ServiceName};
-use crate::context::{AuthMethod, CallContext, Principal, Trail};
+use crate::context::{AuthMethod, CallContext, Principal, Stopwatch, Trail};
 use crate::engine::instances::is_region_id;
 use crate::engine::{Change, Engine, KmsError, KmsResult, Outcome};
 use crate::events::webhook::Deliveries;
@@ -49,29 +49,117 @@ pub struct App {
     pub admission: Admission,
     pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
+    /// `Some` when records are committed in batches rather than call by call (the generator).
+    pub batching: Option<Batching>,
+}
+
+/// Batched commits, for a caller that makes calls one after another and
+/// answers no client: the audit-data generator. A call that changes nothing
+/// but the trail has its records queued, and every `size` of them go to the
+/// store in one transaction, submitted while the next batch is being made;
+/// a call with changes first commits everything queued before it and then
+/// itself, awaited and applied, so the next call sees its effect. Records
+/// reach the store in call order either way. Not for concurrent callers.
+pub struct Batching {
+    size: usize,
+    queued: std::sync::Mutex<Vec<AuditRecord>>,
+    in_flight: std::sync::Mutex<Option<InFlight>>,
+    /// Sees each record as it is queued or committed, in order.
+    observer: Box<dyn Fn(&AuditRecord) + Send + Sync>,
+}
+
+type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Option<Vec<AuditRecord>>);
+
+impl Batching {
+    pub fn new(size: usize, observer: impl Fn(&AuditRecord) + Send + Sync + 'static) -> Batching {
+        Batching {
+            size: size.max(1),
+            queued: std::sync::Mutex::default(),
+            in_flight: std::sync::Mutex::default(),
+            observer: Box::new(observer),
+        }
+    }
 }
 
 impl App {
     /// Commits `changes` with their audit `records`, then makes the changes
     /// visible: the one way any state change, a call's or the scheduler's, lands.
     pub async fn settle(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> Result<(), StoreError> {
-        // Records are copied only while someone tails them or a trail mirrors them.
-        let tailing = self.audit_tail.receiver_count() > 0;
-        let copies = (tailing || !self.trails.is_empty()).then(|| records.clone());
+        if let Some(batching) = &self.batching {
+            records.iter().for_each(|r| (batching.observer)(r));
+            if changes.is_empty() {
+                let full = {
+                    let mut queued = batching.queued.lock().unwrap_or_else(|p| p.into_inner());
+                    queued.extend(records);
+                    (queued.len() >= batching.size).then(|| std::mem::take(&mut *queued))
+                };
+                if let Some(batch) = full {
+                    self.submit_batch(batching, batch).await?;
+                }
+                return Ok(());
+            }
+            // A change must be in memory before the next call runs, and its record after those queued before it.
+            self.flush().await?;
+        }
+        let copies = self.copies_to_publish(&records);
         self.store.commit(changes.clone(), records).await?;
         self.engine.apply(changes);
-        if let Some(copies) = copies {
-            let committed: Vec<Arc<AuditRecord>> = copies.into_iter().map(Arc::new).collect();
-            self.trails.mirror(&committed);
-            if tailing {
-                for record in committed {
-                    let _ = self.audit_tail.send(record);
-                }
-            }
+        self.publish(copies);
+        Ok(())
+    }
+
+    /// With batching, commits every queued record and waits for it; otherwise does nothing.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let Some(batching) = &self.batching else { return Ok(()) };
+        let batch = std::mem::take(&mut *batching.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        if !batch.is_empty() {
+            self.submit_batch(batching, batch).await?;
+        }
+        self.await_in_flight(batching).await
+    }
+
+    /// Queues `batch` behind the batch in flight, after waiting for that one:
+    /// one batch is written while the next is made.
+    async fn submit_batch(&self, batching: &Batching, batch: Vec<AuditRecord>) -> Result<(), StoreError> {
+        self.await_in_flight(batching).await?;
+        let copies = self.copies_to_publish(&batch);
+        let committing = Box::pin(self.store.submit(Vec::new(), batch)?);
+        *batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = Some((committing, copies));
+        Ok(())
+    }
+
+    async fn await_in_flight(&self, batching: &Batching) -> Result<(), StoreError> {
+        let in_flight = batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((committing, copies)) = in_flight {
+            committing.await?;
+            self.publish(copies);
         }
         Ok(())
     }
+
+    /// Records are copied only while someone tails them or a trail mirrors them.
+    fn copies_to_publish(&self, records: &[AuditRecord]) -> Option<Vec<AuditRecord>> {
+        let tailing = self.audit_tail.receiver_count() > 0;
+        (tailing || !self.trails.is_empty()).then(|| records.to_vec())
+    }
+
+    /// Hands committed records to the trails and to TailAuditEvents.
+    fn publish(&self, copies: Option<Vec<AuditRecord>>) {
+        let Some(copies) = copies else { return };
+        let committed: Vec<Arc<AuditRecord>> = copies.into_iter().map(Arc::new).collect();
+        self.trails.mirror(&committed);
+        if self.audit_tail.receiver_count() > 0 {
+            for record in committed {
+                let _ = self.audit_tail.send(record);
+            }
+        }
+    }
 }
+
+/// A request extension, set only by in-process callers (the audit-data
+/// generator): the latency to record for the call instead of measuring it.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulatedLatency(pub Duration);
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -219,9 +307,7 @@ impl Dispatcher {
         let metadata = request.metadata();
         let request_id = header(metadata, "x-request-id")
             .filter(|id| id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or_else(|| {
-                uuid::Builder::from_random_bytes(crate::engine::crypto::random_array()).into_uuid().to_string()
-            });
+            .unwrap_or_else(|| crate::engine::crypto::new_uuid().to_string());
         let (region, refused) = match header(metadata, REGION_HEADER) {
             None => (self.app.region.clone(), None),
             Some(region) if is_region_id(&region) => (region, None),
@@ -240,7 +326,10 @@ impl Dispatcher {
             principal: Principal::Account,
             authenticated_by: AuthMethod::None,
             received_at: self.app.engine.clock().now(),
-            started: Instant::now(),
+            started: match request.extensions().get::<SimulatedLatency>() {
+                Some(latency) => Stopwatch::Fixed(latency.0),
+                None => Stopwatch::start(),
+            },
             trail: Trail::default(),
         };
         (cx, refused)

@@ -189,23 +189,8 @@ pub async fn start(
         engine.subscribe_from_command_line(url, clock.now()).map_err(|e| format!("--event-webhook {url}: {e}"))?;
     }
     let outbox = engine.events().connect_outbox();
-    let subscriptions = {
-        let engine = engine.clone();
-        Arc::new(move || engine.subscriptions())
-    };
-    let deliveries = Deliveries::new(subscriptions, clock.clone(), config.webhook_retry);
-    let app = Arc::new(App {
-        engine,
-        store: store.clone(),
-        region: config.region.clone(),
-        scheduler: Scheduler::new(config.audit_retention_days),
-        deliveries: deliveries.clone(),
-        audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
-        trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
-        admission: admission::Admission::new(config.qps_reminder_ratio),
-        auth: auth::Authenticator::new(config.auth, config.admin.clone()),
-        metrics: Arc::default(),
-    });
+    let app = assemble(&config, store.clone(), engine, None)?;
+    let deliveries = app.deliveries.clone();
     let delivering = tokio::spawn(deliveries.run(outbox));
     if let Some(start) = config.clock_start {
         start_clock_at(&app, &config.region, start).await?;
@@ -315,6 +300,35 @@ pub async fn start(
         (config.auth, config.tls.as_ref().map(|t| if t.client_ca_pem.is_some() { "mutual" } else { "server" }));
     tracing::info!(%local_addr, region = %config.region, ?metrics_addr, ?auth, tls = tls.unwrap_or("off"), "kmsim serving");
     Ok(RunningServer { local_addr, metrics_addr, task })
+}
+
+/// Puts together what every handler reaches, from an opened store and the
+/// engine loaded from it: the one place an [`App`] is made, for the server and
+/// for the in-process generator alike.
+pub fn assemble(
+    config: &ServerConfig,
+    store: Store,
+    engine: Arc<Engine>,
+    batching: Option<dispatch::Batching>,
+) -> Result<Arc<App>, BoxError> {
+    let subscriptions = {
+        let engine = engine.clone();
+        Arc::new(move || engine.subscriptions())
+    };
+    let deliveries = Deliveries::new(subscriptions, engine.shared_clock(), config.webhook_retry);
+    Ok(Arc::new(App {
+        engine,
+        store,
+        region: config.region.clone(),
+        scheduler: Scheduler::new(config.audit_retention_days),
+        deliveries,
+        audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
+        trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
+        admission: admission::Admission::new(config.qps_reminder_ratio),
+        auth: auth::Authenticator::new(config.auth, config.admin.clone()),
+        metrics: Arc::default(),
+        batching,
+    }))
 }
 
 /// `--seed`: applies the seed as an internal ApplySeed, before the first call is

@@ -41,6 +41,20 @@ const CHECKPOINT_INLINE_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 const DIGEST_EVERY_RECORDS: u64 = 1000;
 const DIGEST_EVERY: Duration = Duration::from_secs(60);
 
+/// How a file store trades safety for speed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is on disk before the call that made it is answered, and a
+    /// digest is signed at least once a minute while records arrive.
+    #[default]
+    Full,
+    /// A store built in one go, as the audit-data generator builds one:
+    /// commits are not synced (a crash means building it again), and digests
+    /// fall only by record count and simulated day, never by wall-clock time,
+    /// so the same work gives the same file.
+    Bulk,
+}
+
 /// Where the store lives.
 #[derive(Debug, Clone)]
 pub enum Location {
@@ -159,20 +173,24 @@ pub struct EventPage {
 
 impl Store {
     pub fn open(location: &Location) -> StoreResult<(Store, Loaded)> {
+        Store::open_with(location, Durability::Full)
+    }
+
+    pub fn open_with(location: &Location, durability: Durability) -> StoreResult<(Store, Loaded)> {
         let (mut writer_conn, reader) = match location {
             Location::InMemory => (Connection::open_in_memory()?, None),
             Location::Dir(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
                 let path = dir.join("kmsim.db");
                 let writer = Connection::open(&path)?;
-                schema::configure_file(&writer)?;
+                schema::configure_file(&writer, durability)?;
                 (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
             }
         };
         let (checkpointer, checkpoints) = match location {
             Location::InMemory => (None, Checkpoints::default()),
             Location::Dir(dir) => {
-                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn)?;
+                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn, durability)?;
                 (Some(thread), checkpoints)
             }
         };
@@ -182,6 +200,7 @@ impl Store {
             head: schema::chain_head(&writer_conn)?,
             key: schema::signing_key(&writer_conn)?,
             last_digest: Instant::now(),
+            digest_by_wall_time: durability == Durability::Full,
         };
         let public_key = chain.key.verifying_key();
         let (jobs, rx) = mpsc::channel();
@@ -195,11 +214,22 @@ impl Store {
 
     /// Commits `changes` and `records` in one transaction; returns once durable.
     pub async fn commit(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> StoreResult<()> {
+        self.submit(changes, records)?.await
+    }
+
+    /// Queues `changes` and `records` for one transaction, behind everything
+    /// queued before, and returns what resolves once they are committed. The
+    /// queue keeps their order whether or not the caller waits meanwhile.
+    pub fn submit(
+        &self,
+        changes: Vec<Change>,
+        records: Vec<AuditRecord>,
+    ) -> StoreResult<impl Future<Output = StoreResult<()>> + use<>> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job::Commit(PendingCommit { changes, records, done }))
             .map_err(|_| StoreError("the store is closed".into()))?;
-        wait.await.map_err(|_| StoreError("the store writer stopped".into()))?
+        Ok(async move { wait.await.map_err(|_| StoreError("the store writer stopped".into()))? })
     }
 
     /// Runs `f` against a consistent view of the store.
@@ -318,9 +348,13 @@ impl Store {
 /// [`CHECKPOINT_INLINE_PAGES`] the writer finishes the job itself, between
 /// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
 /// writer's connection closes (the hook, and with it the sender, is dropped).
-fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
+fn start_checkpointer(
+    path: &Path,
+    writer: &mut Connection,
+    durability: Durability,
+) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
     let conn = Connection::open(path)?;
-    schema::configure_file(&conn)?;
+    schema::configure_file(&conn, durability)?;
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     let log_pages = Arc::new(AtomicI32::new(0));
     let noted = log_pages.clone();
@@ -339,7 +373,7 @@ fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(Join
         .spawn(move || {
             while nudged.recv().is_ok() {
                 if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                    log_checkpoint_failure(&e);
                 }
             }
         })
@@ -364,8 +398,20 @@ impl Checkpoints {
         }
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok(_) => pages.store(0, Ordering::Relaxed),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next group retries"),
+            Err(e) => log_checkpoint_failure(&e),
         }
+    }
+}
+
+/// The writer's and the checkpointer's checkpoints can collide, and the loser
+/// is refused as busy: harmless, since the next one goes on where it stopped.
+fn log_checkpoint_failure(e: &rusqlite::Error) {
+    let busy =
+        matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
+    if busy {
+        tracing::debug!(error = %e, "WAL checkpoint collided with another; the next one goes on");
+    } else {
+        tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
     }
 }
 
@@ -380,6 +426,8 @@ struct AuditChain {
     head: schema::ChainHead,
     key: SigningKey,
     last_digest: Instant,
+    /// Whether a minute of wall-clock time also makes a digest due (not in a bulk store).
+    digest_by_wall_time: bool,
 }
 
 impl AuditChain {
@@ -397,7 +445,9 @@ impl AuditChain {
     /// Signs the head when enough records or time have gone by since the last digest, or when `closing`.
     fn digest_due(&self, closing: bool) -> bool {
         self.head.unsigned > 0
-            && (closing || self.head.unsigned >= DIGEST_EVERY_RECORDS || self.last_digest.elapsed() >= DIGEST_EVERY)
+            && (closing
+                || self.head.unsigned >= DIGEST_EVERY_RECORDS
+                || self.digest_by_wall_time && self.last_digest.elapsed() >= DIGEST_EVERY)
     }
 
     fn sign(&mut self, conn: &Connection) -> StoreResult<()> {

@@ -117,12 +117,20 @@ CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT 
 "#,
 ];
 
-pub(super) fn configure_file(conn: &Connection) -> StoreResult<()> {
+pub(super) fn configure_file(conn: &Connection, durability: super::Durability) -> StoreResult<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // Destroyed key material is overwritten on disk, not just unlinked from the b-tree.
     conn.pragma_update(None, "secure_delete", "ON")?;
     // FULL: a commit is on disk before the call that made it is answered.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous = match durability {
+        super::Durability::Full => "FULL",
+        super::Durability::Bulk => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    if durability == super::Durability::Bulk {
+        // A bulk build touches the indexes' pages again and again; keep them (64 MiB) rather than reread them.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+    }
     // Each call's batch commits in a savepoint of the group's transaction; its undo log stays in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -116,7 +116,7 @@ impl AsymmetricKind {
 
     /// A new private key, as PKCS#8 DER.
     pub fn generate(self) -> Zeroizing<Vec<u8>> {
-        let mut rng = rand::rng();
+        let mut rng = crate::engine::crypto::rng();
         let document = match self {
             AsymmetricKind::Rsa { bits } => {
                 RsaPrivateKey::new(&mut rng, bits).expect("RSA key generation").to_pkcs8_der()
@@ -254,7 +254,8 @@ impl ParsedKey {
     fn sign_digest(&self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
         let signature = match (self, scheme) {
             (ParsedKey::Rsa(key), SignScheme::RsaPss(h)) => {
-                with_sha2!(h, D => key.sign_with_rng(&mut rand::rng(), Pss::<D>::new(), digest).ok()).flatten()
+                with_sha2!(h, D => key.sign_with_rng(&mut crate::engine::crypto::rng(), Pss::<D>::new(), digest).ok())
+                    .flatten()
             }
             (ParsedKey::Rsa(key), SignScheme::RsaPkcs1(h)) => {
                 with_sha2!(h, D => key.sign(Pkcs1v15Sign::new::<D>(), digest).ok()).flatten()
@@ -302,7 +303,7 @@ impl ParsedKey {
     }
 
     pub fn encrypt(&self, scheme: EncryptScheme, plaintext: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
-        let mut rng = rand::rng();
+        let mut rng = crate::engine::crypto::rng();
         let ciphertext = match (self, scheme) {
             (ParsedKey::Rsa(key), EncryptScheme::RsaOaep(HashAlg::Sha256)) => {
                 RsaPublicKey::from(key.as_ref()).encrypt(&mut rng, Oaep::<sha2::Sha256>::new(), plaintext).ok()

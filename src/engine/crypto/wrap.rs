@@ -64,7 +64,7 @@ impl WrappingKey {
     }
 
     pub fn wrap(&self, algorithm: WrapAlgorithm, material: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
-        let mut rng = rand::rng();
+        let mut rng = crate::engine::crypto::rng();
         match (self, algorithm) {
             (WrappingKey::Rsa(key), WrapAlgorithm::RsaOaepSha256) => {
                 key.encrypt(&mut rng, Oaep::<sha2::Sha256>::new(), material).map_err(|_| CryptoFailure)
