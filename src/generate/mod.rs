@@ -773,13 +773,8 @@ impl Simulation {
             let call = &self.doc.applications[app].calls[which];
             (call.op, call.key.clone(), call.secret.clone())
         };
-        let key = match (&key, &secret) {
-            (Some(key), _) => key.clone(),
-            (None, Some(secret)) => {
-                self.doc.secrets.iter().find(|s| &s.name == secret).map(|s| s.key.clone()).unwrap_or_default()
-            }
-            (None, None) => return Ok(()),
-        };
+        // A secret's calls depend on the key that seals it.
+        let key = key.unwrap_or_else(|| key_of_secret(&self.doc, &secret));
         if !self.keys.get(&key).is_some_and(|k| k.usable) {
             return Ok(());
         }

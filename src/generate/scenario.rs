@@ -475,18 +475,16 @@ pub fn check(doc: &ScenarioDoc) -> Result<SimTime, String> {
         if let Some(ip) = &anomaly.ip {
             ip.parse::<Ipv4Addr>().map_err(|_| format!("{at}: ip {ip:?} is not an IPv4 address"))?;
         }
-        let needs: &[(&str, bool)] = match anomaly.kind {
-            AnomalyKind::DecryptSpike | AnomalyKind::DisabledAccessKeyUse | AnomalyKind::UnusualUserAgent => {
-                &[("app", anomaly.app.is_some()), ("key", anomaly.key.is_some())]
-            }
-            AnomalyKind::KeyExport | AnomalyKind::DisabledKeyUse | AnomalyKind::BruteForce => {
-                &[("app", anomaly.app.is_some()), ("key", anomaly.key.is_some())]
-            }
-            AnomalyKind::UnusualRegion => &[("app", anomaly.app.is_some()), ("region", anomaly.region.is_some())],
-            AnomalyKind::QpsQuota => &[("app", anomaly.app.is_some()), ("key", anomaly.key.is_some())],
-            AnomalyKind::NewSecretReader => &[("app", anomaly.app.is_some()), ("secret", anomaly.secret.is_some())],
+        // Every anomaly acts as an application; the other thing it names depends on its kind.
+        let (field, given) = match anomaly.kind {
+            AnomalyKind::UnusualRegion => ("region", anomaly.region.is_some()),
+            AnomalyKind::NewSecretReader => ("secret", anomaly.secret.is_some()),
+            _ => ("key", anomaly.key.is_some()),
         };
-        if let Some((field, _)) = needs.iter().find(|(_, given)| !given) {
+        if anomaly.app.is_none() {
+            return Err(format!("{at}: names no app"));
+        }
+        if !given {
             return Err(format!("{at}: names no {field}"));
         }
         if anomaly.kind == AnomalyKind::QpsQuota {
