@@ -196,7 +196,7 @@ fn bench_commit(c: &mut Criterion) {
                     let start = Instant::now();
                     rt.block_on(async {
                         for record in records {
-                            store.commit(Vec::new(), vec![record]).await.expect("commit");
+                            store.commit(Vec::new(), &[record]).await.expect("commit");
                         }
                     });
                     total += start.elapsed();
@@ -221,7 +221,7 @@ fn bench_commit(c: &mut Criterion) {
                                 let store = store.clone();
                                 tokio::spawn(async move {
                                     for record in share {
-                                        store.commit(Vec::new(), vec![record]).await.expect("commit");
+                                        store.commit(Vec::new(), &[record]).await.expect("commit");
                                     }
                                 })
                             })
@@ -243,7 +243,7 @@ fn bench_commit(c: &mut Criterion) {
                 for _ in 0..iters {
                     let records = fresh(CONCURRENT);
                     let start = Instant::now();
-                    rt.block_on(store.commit(Vec::new(), records)).expect("commit");
+                    rt.block_on(store.commit(Vec::new(), &records)).expect("commit");
                     total += start.elapsed();
                 }
                 total
@@ -260,6 +260,8 @@ fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     group.bench_function("clone", |b| b.iter(|| black_box(&record).clone()));
     group.bench_function("native_json", |b| b.iter(|| serde_json::to_string(black_box(&record)).unwrap()));
+    // The same text, written directly: what the store and the native trail write.
+    group.bench_function("to_json", |b| b.iter(|| black_box(&record).to_json()));
     // What the store writes: through a Value, so the text is the canonical encoding the chain hashes.
     group.bench_function("stored_json", |b| {
         b.iter(|| serde_json::to_string(&serde_json::to_value(black_box(&record)).unwrap()).unwrap())
@@ -328,7 +330,7 @@ fn million_store(rt: &Runtime) -> Store {
                 commit.await.expect("commit task").expect("commit");
             }
             let store = store.clone();
-            pending = Some(tokio::spawn(async move { store.commit(Vec::new(), batch).await }));
+            pending = Some(tokio::spawn(async move { store.commit(Vec::new(), &batch).await }));
         }
         if let Some(commit) = pending {
             commit.await.expect("commit task").expect("commit");

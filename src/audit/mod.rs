@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod formats;
+pub mod json;
 mod op;
 pub mod query;
 mod record;

@@ -143,10 +143,10 @@ async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::
 }
 
 /// One record as one line of `format`. The native shape is the record's own
-/// serde form, written straight from the record rather than through a `Value`.
+/// text ([`AuditRecord::to_json`]), written straight from the record rather than through a `Value`.
 pub fn write_line(out: &mut impl Write, record: &AuditRecord, format: Format) -> std::io::Result<()> {
     match format {
-        Format::Native => serde_json::to_writer(&mut *out, record)?,
+        Format::Native => out.write_all(record.to_json().as_bytes())?,
         other => serde_json::to_writer(&mut *out, &render(record, other))?,
     }
     out.write_all(b"\n")

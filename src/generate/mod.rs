@@ -47,8 +47,9 @@ use crate::server::status::ERROR_CODE_HEADER;
 use crate::server::{ServerConfig, access, instances, kms, secrets};
 use crate::store::{Durability, EventQuery, Location, Store};
 
-/// Records per store transaction.
-const BATCH_RECORDS: usize = 4096;
+/// Records per store transaction. Small enough that a batch is still in the
+/// cache when it is encoded and written (4,096 was slower by a fifth).
+const BATCH_RECORDS: usize = 256;
 /// Ciphertexts an application keeps per key to decrypt later.
 const POOL: usize = 16;
 
@@ -121,7 +122,6 @@ pub async fn run(options: &Options, mut progress: impl FnMut(u64, f64)) -> Resul
     let failures = book.failures.load(Ordering::Relaxed);
     drop(app);
     tokio::task::spawn_blocking(move || store.close()).await.map_err(|e| e.to_string())?;
-    finish_store(&options.out.join(STORE_FILE))?;
     let labels = book.write(&options.out.join(LABELS_FILE))?;
     Ok(Summary {
         scenario: name,
@@ -143,16 +143,6 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
         return Err(format!("--out {}: the directory is not empty; name a new or empty one", out.display()));
     }
     std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))
-}
-
-/// Leaves the store as one self-contained file: the last connection to close
-/// folds the write-ahead log in and removes it (with its shared-memory index,
-/// which holds per-run random salts).
-fn finish_store(path: &Path) -> Result<(), String> {
-    let conn = rusqlite::Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    conn.pragma_update(None, "journal_mode", "DELETE").map_err(|e| format!("{}: {e}", path.display()))?;
-    drop(conn);
-    Ok(())
 }
 
 /// The system events, oldest first, one CloudMonitor document per line.

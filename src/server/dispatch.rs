@@ -56,19 +56,24 @@ pub struct App {
 /// Batched commits, for a caller that makes calls one after another and
 /// answers no client: the audit-data generator. A call that changes nothing
 /// but the trail has its records queued, and every `size` of them go to the
-/// store in one transaction, submitted while the next batch is being made;
-/// a call with changes first commits everything queued before it and then
+/// store in one transaction, submitted while later batches are being made
+/// (up to [`BATCHES_IN_FLIGHT`] at once, so the two threads even out each
+/// other's uneven batches instead of waiting on each one); a call with changes first commits everything queued before it and then
 /// itself, awaited and applied, so the next call sees its effect. Records
 /// reach the store in call order either way. Not for concurrent callers.
 pub struct Batching {
     size: usize,
     queued: std::sync::Mutex<Vec<AuditRecord>>,
-    in_flight: std::sync::Mutex<Option<InFlight>>,
+    in_flight: std::sync::Mutex<std::collections::VecDeque<InFlight>>,
     /// Sees each record as it is queued or committed, in order.
     observer: Box<dyn Fn(&AuditRecord) + Send + Sync>,
 }
 
-type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Option<Vec<AuditRecord>>);
+/// Batches submitted and not yet seen committed.
+pub const BATCHES_IN_FLIGHT: usize = 3;
+
+/// A batch being committed, kept to be published once it is.
+type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Vec<AuditRecord>);
 
 impl Batching {
     pub fn new(size: usize, observer: impl Fn(&AuditRecord) + Send + Sync + 'static) -> Batching {
@@ -101,10 +106,9 @@ impl App {
             // A change must be in memory before the next call runs, and its record after those queued before it.
             self.flush().await?;
         }
-        let copies = self.copies_to_publish(&records);
-        self.store.commit(changes.clone(), records).await?;
+        self.store.commit(changes.clone(), &records).await?;
         self.engine.apply(changes);
-        self.publish(copies);
+        self.publish(records);
         Ok(())
     }
 
@@ -115,38 +119,44 @@ impl App {
         if !batch.is_empty() {
             self.submit_batch(batching, batch).await?;
         }
-        self.await_in_flight(batching).await
+        self.await_in_flight(batching, 0).await
     }
 
-    /// Queues `batch` behind the batch in flight, after waiting for that one:
-    /// one batch is written while the next is made.
+    /// Queues `batch` behind the batches in flight, first waiting for the
+    /// oldest if there are already [`BATCHES_IN_FLIGHT`].
     async fn submit_batch(&self, batching: &Batching, batch: Vec<AuditRecord>) -> Result<(), StoreError> {
-        self.await_in_flight(batching).await?;
-        let copies = self.copies_to_publish(&batch);
-        let committing = Box::pin(self.store.submit(Vec::new(), batch)?);
-        *batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = Some((committing, copies));
+        self.await_in_flight(batching, BATCHES_IN_FLIGHT - 1).await?;
+        let committing = Box::pin(self.store.submit(Vec::new(), &batch)?);
+        batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()).push_back((committing, batch));
         Ok(())
     }
 
-    async fn await_in_flight(&self, batching: &Batching) -> Result<(), StoreError> {
-        let in_flight = batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((committing, copies)) = in_flight {
-            committing.await?;
-            self.publish(copies);
+    /// Waits for the oldest batches in flight, in order, until at most `left` remain.
+    async fn await_in_flight(&self, batching: &Batching, left: usize) -> Result<(), StoreError> {
+        loop {
+            let oldest = {
+                let mut in_flight = batching.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if in_flight.len() <= left {
+                    return Ok(());
+                }
+                in_flight.pop_front()
+            };
+            if let Some((committing, batch)) = oldest {
+                committing.await?;
+                self.publish(batch);
+            }
         }
-        Ok(())
     }
 
-    /// Records are copied only while someone tails them or a trail mirrors them.
-    fn copies_to_publish(&self, records: &[AuditRecord]) -> Option<Vec<AuditRecord>> {
+    /// Hands committed records to the trails and to TailAuditEvents, if
+    /// anyone tails them or a trail mirrors them. The store took only their
+    /// encoding, so these are the records themselves, not copies.
+    fn publish(&self, records: Vec<AuditRecord>) {
         let tailing = self.audit_tail.receiver_count() > 0;
-        (tailing || !self.trails.is_empty()).then(|| records.to_vec())
-    }
-
-    /// Hands committed records to the trails and to TailAuditEvents.
-    fn publish(&self, copies: Option<Vec<AuditRecord>>) {
-        let Some(copies) = copies else { return };
-        let committed: Vec<Arc<AuditRecord>> = copies.into_iter().map(Arc::new).collect();
+        if !tailing && self.trails.is_empty() {
+            return;
+        }
+        let committed: Vec<Arc<AuditRecord>> = records.into_iter().map(Arc::new).collect();
         self.trails.mirror(&committed);
         if self.audit_tail.receiver_count() > 0 {
             for record in committed {

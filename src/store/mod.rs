@@ -49,9 +49,10 @@ pub enum Durability {
     #[default]
     Full,
     /// A store built in one go, as the audit-data generator builds one:
-    /// commits are not synced (a crash means building it again), and digests
-    /// fall only by record count and simulated day, never by wall-clock time,
-    /// so the same work gives the same file.
+    /// commits are not synced and write the database file directly, with no
+    /// write-ahead log (a crash means building it again); pages are larger;
+    /// and digests fall only by record count and simulated day, never by
+    /// wall-clock time, so the same work gives the same file.
     Bulk,
 }
 
@@ -102,8 +103,80 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 /// One call's changes and audit records, and where to report their fate.
 struct PendingCommit {
     changes: Vec<Change>,
-    records: Vec<AuditRecord>,
+    records: Vec<EncodedRecord>,
     done: oneshot::Sender<StoreResult<()>>,
+}
+
+/// An audit record as the writer stores it: its text and the columns indexed
+/// beside it, in one buffer. Records are encoded on the caller's thread, where
+/// they were just made and are still in cache, and where callers run in
+/// parallel; the one writer thread then only hashes and inserts contiguous
+/// text, instead of chasing a cold record's strings across the heap.
+pub(crate) struct EncodedRecord {
+    /// The text, then each column in [`Column`] order.
+    buffer: String,
+    /// Where the text and each column end in `buffer`.
+    ends: [usize; 1 + Column::ALL.len()],
+    time: SimTime,
+}
+
+/// The record's columns that have indexes or filters of their own.
+#[derive(Clone, Copy)]
+pub(crate) enum Column {
+    EventId,
+    ServiceName,
+    EventName,
+    KeyId,
+    ErrorCode,
+    AccessKeyId,
+}
+
+impl Column {
+    const ALL: [Column; 6] = [
+        Column::EventId,
+        Column::ServiceName,
+        Column::EventName,
+        Column::KeyId,
+        Column::ErrorCode,
+        Column::AccessKeyId,
+    ];
+
+    fn of(self, record: &AuditRecord) -> &str {
+        match self {
+            Column::EventId => &record.event_id,
+            Column::ServiceName => &record.service_name,
+            Column::EventName => &record.event_name,
+            Column::KeyId => &record.key_id,
+            Column::ErrorCode => &record.error_code,
+            Column::AccessKeyId => &record.access_key_id,
+        }
+    }
+}
+
+impl EncodedRecord {
+    fn new(record: &AuditRecord) -> EncodedRecord {
+        let mut buffer = record.to_json();
+        let mut ends = [buffer.len(); 1 + Column::ALL.len()];
+        for (end, column) in ends[1..].iter_mut().zip(Column::ALL) {
+            buffer.push_str(column.of(record));
+            *end = buffer.len();
+        }
+        EncodedRecord { buffer, ends, time: record.event_time }
+    }
+
+    /// The record's canonical text (see [`AuditRecord::to_json`]).
+    pub(crate) fn text(&self) -> &str {
+        &self.buffer[..self.ends[0]]
+    }
+
+    pub(crate) fn column(&self, column: Column) -> &str {
+        let at = column as usize + 1;
+        &self.buffer[self.ends[at - 1]..self.ends[at]]
+    }
+
+    pub(crate) fn time(&self) -> SimTime {
+        self.time
+    }
 }
 
 enum Job {
@@ -187,10 +260,11 @@ impl Store {
                 (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
             }
         };
-        let (checkpointer, checkpoints) = match location {
-            Location::InMemory => (None, Checkpoints::default()),
-            Location::Dir(dir) => {
-                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn, durability)?;
+        let (checkpointer, checkpoints) = match (location, durability) {
+            // Only a write-ahead log needs checkpoints: in memory there is no file, and a bulk store writes the file itself.
+            (Location::InMemory, _) | (_, Durability::Bulk) => (None, Checkpoints::default()),
+            (Location::Dir(dir), Durability::Full) => {
+                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn)?;
                 (Some(thread), checkpoints)
             }
         };
@@ -213,19 +287,22 @@ impl Store {
     }
 
     /// Commits `changes` and `records` in one transaction; returns once durable.
-    pub async fn commit(&self, changes: Vec<Change>, records: Vec<AuditRecord>) -> StoreResult<()> {
+    pub async fn commit(&self, changes: Vec<Change>, records: &[AuditRecord]) -> StoreResult<()> {
         self.submit(changes, records)?.await
     }
 
     /// Queues `changes` and `records` for one transaction, behind everything
     /// queued before, and returns what resolves once they are committed. The
     /// queue keeps their order whether or not the caller waits meanwhile.
+    /// The records are encoded here, on the caller's thread ([`EncodedRecord`]),
+    /// and stay the caller's.
     pub fn submit(
         &self,
         changes: Vec<Change>,
-        records: Vec<AuditRecord>,
+        records: &[AuditRecord],
     ) -> StoreResult<impl Future<Output = StoreResult<()>> + use<>> {
         let (done, wait) = oneshot::channel();
+        let records = records.iter().map(EncodedRecord::new).collect();
         self.jobs
             .send(Job::Commit(PendingCommit { changes, records, done }))
             .map_err(|_| StoreError("the store is closed".into()))?;
@@ -348,13 +425,9 @@ impl Store {
 /// [`CHECKPOINT_INLINE_PAGES`] the writer finishes the job itself, between
 /// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
 /// writer's connection closes (the hook, and with it the sender, is dropped).
-fn start_checkpointer(
-    path: &Path,
-    writer: &mut Connection,
-    durability: Durability,
-) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
+fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
     let conn = Connection::open(path)?;
-    schema::configure_file(&conn, durability)?;
+    schema::configure_file(&conn, Durability::Full)?;
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     let log_pages = Arc::new(AtomicI32::new(0));
     let noted = log_pages.clone();
@@ -539,7 +612,7 @@ fn commit_group(conn: &mut Connection, chain: &mut AuditChain, commits: Vec<Pend
 fn persist_in_savepoint(
     tx: &mut Transaction<'_>,
     changes: &[Change],
-    records: &[AuditRecord],
+    records: &[EncodedRecord],
     chain: &mut AuditChain,
 ) -> StoreResult<()> {
     let before = chain.head.clone();
@@ -611,7 +684,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let location = Location::Dir(dir.path().to_path_buf());
             let (store, _) = Store::open(&location).unwrap();
-            store.commit(Vec::new(), (0..60).map(padded_record).collect()).await.unwrap();
+            store.commit(Vec::new(), &(0..60).map(padded_record).collect::<Vec<_>>()).await.unwrap();
             store.close();
             drop(store);
             let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
@@ -622,11 +695,40 @@ mod tests {
 
             let (reopened, _) = Store::open(&location).unwrap();
             assert!(reopened.verify_audit().await.unwrap().is_ok(), "relinked from {unlinked_from}");
-            reopened.commit(Vec::new(), vec![padded_record(60)]).await.unwrap();
+            reopened.commit(Vec::new(), &[padded_record(60)]).await.unwrap();
             assert_eq!(reopened.last_audit_seq().await.unwrap(), 61);
             assert!(reopened.verify_audit().await.unwrap().is_ok());
             reopened.close();
         }
+    }
+
+    #[tokio::test]
+    async fn a_bulk_store_writes_one_file_of_large_pages_that_a_durable_store_then_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let (bulk, _) = Store::open_with(&location, Durability::Bulk).unwrap();
+        for batch in 0..4 {
+            bulk.commit(Vec::new(), &(0..50).map(|i| padded_record(batch * 50 + i)).collect::<Vec<_>>()).await.unwrap();
+        }
+        let files = || {
+            let mut names: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(files(), ["kmsim.db"], "no write-ahead log, even while open");
+        bulk.close();
+        drop(bulk);
+        let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0)).unwrap();
+        assert_eq!(page_size, 16_384);
+        drop(conn);
+
+        let (served, _) = Store::open(&location).unwrap();
+        assert_eq!(served.last_audit_seq().await.unwrap(), 200);
+        served.commit(Vec::new(), &[padded_record(200)]).await.unwrap();
+        assert!(served.verify_audit().await.unwrap().is_ok());
+        served.close();
     }
 
     #[tokio::test]
@@ -637,7 +739,7 @@ mod tests {
         // own threshold, which it must cross without failing a commit that has happened.
         let commits = 3000;
         for i in 0..commits {
-            store.commit(Vec::new(), vec![padded_record(i)]).await.unwrap();
+            store.commit(Vec::new(), &[padded_record(i)]).await.unwrap();
         }
         let wal = std::fs::metadata(dir.path().join("kmsim.db-wal")).unwrap().len();
         assert!(wal < 20_000_000, "the WAL grew to {wal} bytes");
@@ -652,8 +754,8 @@ mod tests {
         // About 2.5 KB per record: 50 MB of log if nothing were checkpointed.
         let (groups, per_group) = (200, 100);
         for group in 0..groups {
-            let records = (0..per_group).map(|i| padded_record(group * per_group + i)).collect();
-            store.commit(Vec::new(), records).await.unwrap();
+            let records: Vec<_> = (0..per_group).map(|i| padded_record(group * per_group + i)).collect();
+            store.commit(Vec::new(), &records).await.unwrap();
         }
         let wal = std::fs::metadata(dir.path().join("kmsim.db-wal")).unwrap().len();
         assert!(wal < 20_000_000, "the WAL grew to {wal} bytes");

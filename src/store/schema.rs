@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{AuditPage, EventPage, EventQuery, Loaded, Order, Scan, StoreError, StoreResult, meta_value};
+use super::{
+    AuditPage, Column, EncodedRecord, EventPage, EventQuery, Loaded, Order, Scan, StoreError, StoreResult, meta_value,
+};
 use crate::audit::chain;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
@@ -117,20 +119,30 @@ CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT 
 "#,
 ];
 
+/// The page size of a store built in bulk (SQLite's default is 4096).
+const BULK_PAGE_SIZE: i64 = 16_384;
+
 pub(super) fn configure_file(conn: &Connection, durability: super::Durability) -> StoreResult<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    match durability {
+        super::Durability::Full => {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // FULL: a commit is on disk before the call that made it is answered.
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        super::Durability::Bulk => {
+            // A record is about 1.2 KB: three to a default page, so nearly every insert split one.
+            // Takes effect only in a new file, which is what a bulk build writes.
+            conn.pragma_update(None, "page_size", BULK_PAGE_SIZE)?;
+            // Each page is written once, to the file, rather than to a log and then copied; the
+            // rollback journal stays in memory, so a batch that fails still rolls back.
+            conn.pragma_update(None, "journal_mode", "MEMORY")?;
+            conn.pragma_update(None, "synchronous", "OFF")?;
+            // A bulk build touches the indexes' pages again and again; keep them (64 MiB) rather than reread them.
+            conn.pragma_update(None, "cache_size", -65_536)?;
+        }
+    }
     // Destroyed key material is overwritten on disk, not just unlinked from the b-tree.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    // FULL: a commit is on disk before the call that made it is answered.
-    let synchronous = match durability {
-        super::Durability::Full => "FULL",
-        super::Durability::Bulk => "OFF",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
-    if durability == super::Durability::Bulk {
-        // A bulk build touches the indexes' pages again and again; keep them (64 MiB) rather than reread them.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-    }
     // Each call's batch commits in a savepoint of the group's transaction; its undo log stays in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -246,7 +258,7 @@ fn load_json_rows<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) 
 pub(super) fn persist(
     conn: &Connection,
     changes: &[Change],
-    records: &[AuditRecord],
+    records: &[EncodedRecord],
     chain: &mut super::AuditChain,
 ) -> StoreResult<()> {
     for change in changes {
@@ -356,10 +368,8 @@ pub(super) fn persist(
         }
     }
     for record in records {
-        // serde_json writes a record exactly as it writes the record's Value, so this text
-        // is the canonical encoding the chain hashes (chain::canonical of the parsed text).
-        let text = serde_json::to_string(record)?;
-        let (seq, link) = chain.append(conn, text.as_bytes(), record.event_time)?;
+        let text = record.text();
+        let (seq, link) = chain.append(conn, text.as_bytes(), record.time())?;
         conn.prepare_cached(
             "INSERT INTO audit_events \
              (seq, event_id, time_ms, service_name, event_name, key_id, error_code, access_key_id, record, chain) \
@@ -367,13 +377,13 @@ pub(super) fn persist(
         )?
         .execute(params![
             seq,
-            record.event_id,
-            record.event_time.0,
-            record.service_name,
-            record.event_name,
-            record.key_id,
-            record.error_code,
-            record.access_key_id,
+            record.column(Column::EventId),
+            record.time().millis(),
+            record.column(Column::ServiceName),
+            record.column(Column::EventName),
+            record.column(Column::KeyId),
+            record.column(Column::ErrorCode),
+            record.column(Column::AccessKeyId),
             text,
             &link[..],
         ])?;

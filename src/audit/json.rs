@@ -1,0 +1,230 @@
+//! JSON text written directly, byte for byte as `serde_json` writes it
+//! (compact, its escapes, its number formats).
+//!
+//! Every audit record is encoded once for the store and the chain, and again
+//! for each trail that mirrors it, so encoding is on the hot path of every
+//! call. `serde_json` scans strings a byte at a time for characters to escape;
+//! almost none of a record's text has any, and [`write_str`] checks sixteen
+//! bytes at a time, which the compiler turns into vector compares. The output
+//! must stay identical to `serde_json`'s, because the chain hashes the text
+//! and verifiers rebuild it with `serde_json`; tests compare the two.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// Bytes checked together for characters that need escaping.
+const CHUNK: usize = 16;
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// The index of the first byte of `bytes` that needs escaping.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(CHUNK) {
+        // No early exit inside the chunk, so the compiler checks it as one vector.
+        if chunk.iter().fold(false, |any, &byte| any | needs_escape(byte)) {
+            break;
+        }
+        clean += CHUNK;
+    }
+    bytes[clean..].iter().position(|&byte| needs_escape(byte)).map(|at| clean + at)
+}
+
+/// Appends `s` as a JSON string.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(at) = first_to_escape(rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        let byte = rest.as_bytes()[at];
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                let _ = write!(out, "\\u{byte:04x}");
+            }
+        }
+        // The byte is ASCII, so the rest starts on a character boundary.
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+/// Appends `value` as JSON text.
+pub fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            // Integers and floats print as serde_json prints them: it owns the float format.
+            let text = serde_json::to_string(n).unwrap_or_else(|_| "null".to_owned());
+            out.push_str(&text);
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => write_array(out, items, write_value),
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (name, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, name);
+                out.push(':');
+                write_value(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_array<T>(out: &mut String, items: &[T], write_item: impl Fn(&mut String, &T)) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_item(out, item);
+    }
+    out.push(']');
+}
+
+/// An object being written: each method appends one member.
+pub struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn begin(out: &'a mut String) -> Object<'a> {
+        out.push('{');
+        Object { out, empty: true }
+    }
+
+    /// Writes the member's name; its value must follow. Names come from the
+    /// code and need no escapes, so they skip the scan for them.
+    fn name(&mut self, name: &str) -> &mut String {
+        debug_assert!(first_to_escape(name.as_bytes()).is_none(), "{name:?} needs escaping");
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        self.out.push('"');
+        self.out.push_str(name);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    pub fn str(&mut self, name: &str, value: &str) {
+        let out = self.name(name);
+        write_str(out, value);
+    }
+
+    pub fn u64(&mut self, name: &str, value: u64) {
+        let out = self.name(name);
+        out.push_str(itoa::Buffer::new().format(value));
+    }
+
+    pub fn i64(&mut self, name: &str, value: i64) {
+        let out = self.name(name);
+        out.push_str(itoa::Buffer::new().format(value));
+    }
+
+    /// `null` when absent, as serde writes a `None` it does not skip.
+    pub fn opt_u64(&mut self, name: &str, value: Option<u64>) {
+        match value {
+            Some(value) => self.u64(name, value),
+            None => self.name(name).push_str("null"),
+        }
+    }
+
+    pub fn value(&mut self, name: &str, value: &Value) {
+        let out = self.name(name);
+        write_value(out, value);
+    }
+
+    pub fn strs(&mut self, name: &str, values: &[String]) {
+        let out = self.name(name);
+        write_array(out, values, |out, value| write_str(out, value));
+    }
+
+    /// A member whose value is an object, written by `members`.
+    pub fn object(&mut self, name: &str, members: impl FnOnce(&mut Object<'_>)) {
+        let out = self.name(name);
+        let mut inner = Object::begin(out);
+        members(&mut inner);
+        inner.end();
+    }
+
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn written(value: &Value) -> String {
+        let mut out = String::new();
+        write_value(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn every_escape_is_serde_jsons() {
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        for s in [&every_ascii[..], "", "plain", "\"", "\\", "naïve ünïcode ✓ 𝄞", "\u{7f}\u{80}\u{2028}"] {
+            let value = Value::String(s.to_owned());
+            assert_eq!(written(&value), serde_json::to_string(&value).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_nesting_are_serde_jsons() {
+        let value = serde_json::json!({
+            "n": [0, -1, u64::MAX, i64::MIN, 1.5, -0.0, 1e300, 2.5e-8],
+            "o": {"": null, "t": true, "f": false, "\n": {"a": []}},
+        });
+        assert_eq!(written(&value), serde_json::to_string(&value).unwrap());
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            // Mostly printable text with the odd character to escape, as records hold.
+            "[ -~]{0,40}[\"\\\\\u{0}-\u{1f}]?[ -~]{0,40}".prop_map(Value::String),
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_is_written_as_serde_json_writes_it(value in json()) {
+            prop_assert_eq!(written(&value), serde_json::to_string(&value).unwrap());
+        }
+    }
+}
