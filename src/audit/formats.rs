@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::json::{self, Sink};
 use super::record::{AuditRecord, Outcome};
 
 /// The shape an audit record is rendered in.
@@ -46,10 +47,28 @@ pub fn render(record: &AuditRecord, format: Format) -> Value {
     }
 }
 
+/// The record in `format`, as JSON text: what [`render`] gives, written
+/// directly, for the trails and exports that write every record.
+pub fn render_text(record: &AuditRecord, format: Format) -> String {
+    let mut text = json::Text::default();
+    match format {
+        Format::Native => return record.to_json(),
+        Format::ActionTrail => describe_actiontrail(record, &mut text),
+        Format::CloudTrail => describe_cloudtrail(record, &mut text),
+    }
+    text.into_string()
+}
+
 const SERVICE_EVENT: &str = "AliyunServiceEvent";
 
 /// The record in Alibaba ActionTrail's shape.
 pub fn actiontrail(r: &AuditRecord) -> Value {
+    let mut value = json::Build::default();
+    describe_actiontrail(r, &mut value);
+    value.into_value()
+}
+
+fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
     let service_event = r.event_type == SERVICE_EVENT;
     // Service events have no caller: ActionTrail names the acting service. An API call with no
     // client address came from inside kmsim, which ActionTrail writes as "Internal".
@@ -58,14 +77,6 @@ pub fn actiontrail(r: &AuditRecord) -> Value {
         "" => "Internal",
         ip => ip,
     };
-    let keys = key_arns(r);
-    let mut referenced = Map::new();
-    if !keys.is_empty() {
-        referenced.insert("ACS::KMS::Key".into(), json!(keys));
-    }
-    if !r.secret_arn.is_empty() {
-        referenced.insert("ACS::KMS::Secret".into(), json!([r.secret_arn]));
-    }
     // A secret call is about its secret; its key, if any, is only referenced.
     let (resource_name, resource_type) = if !r.secret_arn.is_empty() {
         (&r.secret_arn, "ACS::KMS::Secret")
@@ -75,53 +86,75 @@ pub fn actiontrail(r: &AuditRecord) -> Value {
         (&r.key_arn, "")
     };
     let event_time = r.event_time.to_rfc3339();
+    s.begin_object();
+    s.str_member("eventId", &r.event_id);
+    s.u64_member("eventVersion", 1);
+    s.str_member("eventTime", &event_time);
+    s.str_member("eventName", &r.event_name);
+    s.str_member("eventRW", &r.event_rw);
+    s.str_member("eventType", &r.event_type);
+    s.str_member("eventCategory", "Management");
+    s.str_member("eventSource", &format!("kms.{}.aliyuncs.com", r.region));
+    s.str_member("serviceName", &r.service_name);
+    s.str_member("apiVersion", "2016-01-20");
+    s.str_member("acsRegion", &r.region);
+    s.str_member("sourceIpAddress", source_ip);
+    s.str_member("userAgent", &r.user_agent);
+    s.str_member("requestId", &r.request_id);
+    s.name("requestParameters");
+    s.value(&r.request_parameters);
+    s.name("responseElements");
+    s.value(&r.response_elements);
+    s.str_member("errorCode", &r.error_code);
+    s.str_member("errorMessage", &r.error_message);
+    s.str_member("resourceName", resource_name);
+    s.str_member("resourceType", resource_type);
+    s.name("referencedResources");
+    s.begin_object();
+    let keys = key_arns(r);
+    if !keys.is_empty() {
+        s.name("ACS::KMS::Key");
+        strings(s, keys);
+    }
+    if !r.secret_arn.is_empty() {
+        s.name("ACS::KMS::Secret");
+        strings(s, [r.secret_arn.as_str()]);
+    }
+    s.end_object();
+    s.name("isGlobal");
+    s.bool(false);
+    s.str_member("recipientAccountId", &r.account_id);
     let id = &r.user_identity;
-    json!({
-        "eventId": r.event_id,
-        "eventVersion": 1,
-        "eventTime": event_time,
-        "eventName": r.event_name,
-        "eventRW": r.event_rw,
-        "eventType": r.event_type,
-        "eventCategory": "Management",
-        "eventSource": format!("kms.{}.aliyuncs.com", r.region),
-        "serviceName": r.service_name,
-        "apiVersion": "2016-01-20",
-        "acsRegion": r.region,
-        "sourceIpAddress": source_ip,
-        "userAgent": r.user_agent,
-        "requestId": r.request_id,
-        "requestParameters": r.request_parameters,
-        "responseElements": r.response_elements,
-        "errorCode": r.error_code,
-        "errorMessage": r.error_message,
-        "resourceName": resource_name,
-        "resourceType": resource_type,
-        "referencedResources": referenced,
-        "isGlobal": false,
-        "recipientAccountId": r.account_id,
-        "userIdentity": {
-            "type": id.kind,
-            "principalId": id.principal_id,
-            "accountId": id.account_id,
-            "accessKeyId": id.access_key_id,
-            "userName": id.user_name,
-            "sessionContext": { "attributes": { "creationDate": event_time, "mfaAuthenticated": "false" } },
-        },
-        "additionalEventData": additional_event_data(r),
-    })
+    s.name("userIdentity");
+    s.begin_object();
+    s.str_member("type", &id.kind);
+    s.str_member("principalId", &id.principal_id);
+    s.str_member("accountId", &id.account_id);
+    s.str_member("accessKeyId", &id.access_key_id);
+    s.str_member("userName", &id.user_name);
+    s.name("sessionContext");
+    s.begin_object();
+    s.name("attributes");
+    s.begin_object();
+    s.str_member("creationDate", &event_time);
+    s.str_member("mfaAuthenticated", "false");
+    s.end_object();
+    s.end_object();
+    s.end_object();
+    s.name("additionalEventData");
+    describe_additional_event_data(r, s);
+    s.end_object();
 }
 
 /// kmsim's facts that ActionTrail has no field for but security teams ask for.
-fn additional_event_data(r: &AuditRecord) -> Value {
-    let mut data = json!({
-        "keySpec": r.key_spec,
-        "keyVersionId": r.key_version_id,
-        "httpStatus": r.http_status,
-        "outcome": match r.outcome { Outcome::Success => "Success", Outcome::Failure => "Failure" },
-        "requestBytes": r.request_bytes,
-        "responseBytes": r.response_bytes,
-    });
+fn describe_additional_event_data(r: &AuditRecord, s: &mut impl Sink) {
+    s.begin_object();
+    s.str_member("keySpec", &r.key_spec);
+    s.str_member("keyVersionId", &r.key_version_id);
+    s.u64_member("httpStatus", u64::from(r.http_status));
+    s.str_member("outcome", outcome_name(r.outcome));
+    s.u64_member("requestBytes", r.request_bytes);
+    s.u64_member("responseBytes", r.response_bytes);
     let sizes = [
         ("plaintextBytes", r.plaintext_bytes),
         ("ciphertextBytes", r.ciphertext_bytes),
@@ -129,20 +162,34 @@ fn additional_event_data(r: &AuditRecord) -> Value {
         ("signatureBytes", r.signature_bytes),
         ("macBytes", r.mac_bytes),
     ];
-    if let Value::Object(map) = &mut data {
-        for (name, size) in sizes {
-            if let Some(size) = size {
-                map.insert(name.into(), size.into());
-            }
-        }
-        map.insert("clientPort".into(), r.client_port.into());
-        map.insert("latencyUs".into(), r.latency_us.into());
-        map.insert("action".into(), r.action.clone().into());
-        if !r.invoked_by.is_empty() {
-            map.insert("invokedBy".into(), r.invoked_by.clone().into());
+    for (name, size) in sizes {
+        if let Some(size) = size {
+            s.u64_member(name, size);
         }
     }
-    data
+    s.u64_member("clientPort", u64::from(r.client_port));
+    s.u64_member("latencyUs", r.latency_us);
+    s.str_member("action", &r.action);
+    if !r.invoked_by.is_empty() {
+        s.str_member("invokedBy", &r.invoked_by);
+    }
+    s.end_object();
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "Success",
+        Outcome::Failure => "Failure",
+    }
+}
+
+/// An array of strings.
+fn strings<'a>(s: &mut impl Sink, items: impl IntoIterator<Item = &'a str>) {
+    s.begin_array();
+    for item in items {
+        s.str(item);
+    }
+    s.end_array();
 }
 
 /// The record in AWS CloudTrail's shape.
@@ -150,6 +197,12 @@ fn additional_event_data(r: &AuditRecord) -> Value {
 /// Key ARNs stay in Alibaba form (`acs:kms:…`): the simulator's resources are Alibaba's, and an
 /// invented `arn:aws:kms:…` would name a key no API of kmsim accepts.
 pub fn cloudtrail(r: &AuditRecord) -> Value {
+    let mut value = json::Build::default();
+    describe_cloudtrail(r, &mut value);
+    value.into_value()
+}
+
+fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
     let service_event = r.event_type == SERVICE_EVENT;
     let failed = r.outcome == Outcome::Failure;
     // CloudTrail's own conventions: a service acting on its own is named by its endpoint, and a
@@ -160,79 +213,100 @@ pub fn cloudtrail(r: &AuditRecord) -> Value {
         ip => ip,
     };
     let user_agent = if service_event && r.user_agent.is_empty() { "kms.amazonaws.com" } else { &r.user_agent };
-    let response_elements = if failed || r.is_cryptographic() { Value::Null } else { management_response(r) };
-    let mut additional = Map::new();
-    for (name, value) in [("keySpec", &r.key_spec), ("keyVersionId", &r.key_version_id)] {
-        if !value.is_empty() {
-            additional.insert(name.into(), value.as_str().into());
-        }
-    }
     let secret = (!r.secret_arn.is_empty()).then_some(&r.secret_arn);
-    let resources: Vec<Value> = key_arns(r)
-        .into_iter()
-        .map(|arn| json!({ "accountId": r.account_id, "type": "AWS::KMS::Key", "ARN": arn }))
-        .chain(
-            secret.map(|arn| json!({ "accountId": r.account_id, "type": "AWS::SecretsManager::Secret", "ARN": arn })),
-        )
-        .collect();
-    let mut out = json!({
-        "eventVersion": "1.11",
-        "userIdentity": cloudtrail_identity(r),
-        "eventTime": r.event_time.to_rfc3339(),
-        "eventSource": if secret.is_some() { "secretsmanager.amazonaws.com" } else { "kms.amazonaws.com" },
-        "eventName": r.event_name,
-        "awsRegion": r.region,
-        "sourceIPAddress": source_ip,
-        "userAgent": user_agent,
-        "errorCode": if failed { Value::from(r.error_code.as_str()) } else { Value::Null },
-        "errorMessage": if failed { Value::from(r.error_message.as_str()) } else { Value::Null },
-        "requestParameters": lower_camel_keys(&r.request_parameters),
-        "responseElements": response_elements,
-        "additionalEventData": if additional.is_empty() { Value::Null } else { Value::Object(additional) },
-        "requestID": r.request_id,
-        "eventID": r.event_id,
-        "readOnly": r.event_rw == "Read",
-        "resources": resources,
-        "eventType": if service_event { "AwsServiceEvent" } else { "AwsApiCall" },
-        "managementEvent": true,
-        "recipientAccountId": r.account_id,
-        "eventCategory": "Management",
-    });
-    // CloudTrail leaves these keys out rather than writing null; `retain` keeps the field order.
-    if let Value::Object(map) = &mut out {
-        map.retain(|k, v| !(matches!(k.as_str(), "errorCode" | "errorMessage" | "additionalEventData") && v.is_null()));
+    s.begin_object();
+    s.str_member("eventVersion", "1.11");
+    s.name("userIdentity");
+    describe_cloudtrail_identity(r, s);
+    s.str_member("eventTime", &r.event_time.to_rfc3339());
+    s.str_member("eventSource", if secret.is_some() { "secretsmanager.amazonaws.com" } else { "kms.amazonaws.com" });
+    s.str_member("eventName", &r.event_name);
+    s.str_member("awsRegion", &r.region);
+    s.str_member("sourceIPAddress", source_ip);
+    s.str_member("userAgent", user_agent);
+    // CloudTrail leaves out the error of a call that succeeded, rather than writing null.
+    if failed {
+        s.str_member("errorCode", &r.error_code);
+        s.str_member("errorMessage", &r.error_message);
     }
-    out
+    s.name("requestParameters");
+    s.value(&lower_camel_keys(&r.request_parameters));
+    s.name("responseElements");
+    if failed || r.is_cryptographic() {
+        s.null();
+    } else {
+        s.value(&management_response(r));
+    }
+    let additional = [("keySpec", &r.key_spec), ("keyVersionId", &r.key_version_id)];
+    if additional.iter().any(|(_, value)| !value.is_empty()) {
+        s.name("additionalEventData");
+        s.begin_object();
+        for (name, value) in additional {
+            if !value.is_empty() {
+                s.str_member(name, value);
+            }
+        }
+        s.end_object();
+    }
+    s.str_member("requestID", &r.request_id);
+    s.str_member("eventID", &r.event_id);
+    s.name("readOnly");
+    s.bool(r.event_rw == "Read");
+    s.name("resources");
+    s.begin_array();
+    let keys = key_arns(r).into_iter().map(|arn| ("AWS::KMS::Key", arn));
+    for (kind, arn) in keys.chain(secret.map(|arn| ("AWS::SecretsManager::Secret", arn.as_str()))) {
+        s.begin_object();
+        s.str_member("accountId", &r.account_id);
+        s.str_member("type", kind);
+        s.str_member("ARN", arn);
+        s.end_object();
+    }
+    s.end_array();
+    s.str_member("eventType", if service_event { "AwsServiceEvent" } else { "AwsApiCall" });
+    s.name("managementEvent");
+    s.bool(true);
+    s.str_member("recipientAccountId", &r.account_id);
+    s.str_member("eventCategory", "Management");
+    s.end_object();
 }
 
 /// CloudTrail's `userIdentity` from ActionTrail's identity types.
-fn cloudtrail_identity(r: &AuditRecord) -> Value {
+fn describe_cloudtrail_identity(r: &AuditRecord, s: &mut impl Sink) {
     let id = &r.user_identity;
     let account = &id.account_id;
+    s.begin_object();
     let (kind, arn) = match id.kind.as_str() {
         // A service event's identity is only the account and the service acting for it.
-        "system" => return json!({ "type": "AWSService", "accountId": account, "invokedBy": "kms.amazonaws.com" }),
+        "system" => {
+            s.str_member("type", "AWSService");
+            s.str_member("accountId", account);
+            s.str_member("invokedBy", "kms.amazonaws.com");
+            return s.end_object();
+        }
+        "anonymous" => {
+            s.str_member("type", "Unknown");
+            s.str_member("accountId", account);
+            return s.end_object();
+        }
         "root-account" => ("Root", format!("arn:aws:iam::{account}:root")),
         "assumed-role" => ("AssumedRole", format!("arn:aws:sts::{account}:assumed-role/{}", id.user_name)),
-        "anonymous" => return json!({ "type": "Unknown", "accountId": account }),
         _ => {
             let name = if id.user_name.is_empty() { &id.access_key_id } else { &id.user_name };
             ("IAMUser", format!("arn:aws:iam::{account}:user/{name}"))
         }
     };
-    let mut identity = json!({
-        "type": kind,
-        "principalId": id.principal_id,
-        "arn": arn,
-        "accountId": account,
-        "accessKeyId": id.access_key_id,
-        "userName": id.user_name,
-    });
+    s.str_member("type", kind);
+    s.str_member("principalId", &id.principal_id);
+    s.str_member("arn", &arn);
+    s.str_member("accountId", account);
+    s.str_member("accessKeyId", &id.access_key_id);
+    s.str_member("userName", &id.user_name);
     // CloudTrail names the service that called on the user's behalf.
     if r.invoked_by == super::record::INVOKED_BY_SECRETS_MANAGER {
-        identity["invokedBy"] = "secretsmanager.amazonaws.com".into();
+        s.str_member("invokedBy", "secretsmanager.amazonaws.com");
     }
-    identity
+    s.end_object();
 }
 
 /// A management call's response: the key it acted on, plus what the record kept. `null` when
@@ -260,11 +334,11 @@ fn lower_camel_keys(value: &Value) -> Value {
 }
 
 /// The key the record is about, then any other keys it referenced, each once.
-fn key_arns(r: &AuditRecord) -> Vec<String> {
-    let mut arns: Vec<String> = Vec::new();
+fn key_arns(r: &AuditRecord) -> Vec<&str> {
+    let mut arns: Vec<&str> = Vec::new();
     for arn in std::iter::once(&r.key_arn).chain(&r.referenced_keys) {
-        if !arn.is_empty() && !arns.contains(arn) {
-            arns.push(arn.clone());
+        if !arn.is_empty() && !arns.contains(&arn.as_str()) {
+            arns.push(arn);
         }
     }
     arns
@@ -518,6 +592,51 @@ mod tests {
         assert_eq!(cloudtrail(&decrypt)["eventSource"], "kms.amazonaws.com");
         assert_eq!(actiontrail(&decrypt)["additionalEventData"]["invokedBy"], "SecretsManager");
         assert!(cloudtrail(&encrypt())["userIdentity"].get("invokedBy").is_none());
+    }
+
+    /// Records that take every branch of both renderings.
+    fn varied() -> Vec<AuditRecord> {
+        let secret_arn = "acs:kms:cn-hangzhou:1192853035118460:secret/app/db";
+        let mut records = vec![
+            encrypt(),
+            failed(record("Decrypt", "kms.decrypt", "Read"), "Rejected.Disabled", "The key\tis \"disabled\"."),
+            AuditRecord {
+                response_elements: json!({ "KeyId": ARN, "KeyState": "Disabled" }),
+                ..record("DisableKey", "kms.disable_key", "Write")
+            },
+            AuditRecord {
+                key_arn: String::new(),
+                key_spec: String::new(),
+                key_version_id: String::new(),
+                secret_arn: secret_arn.into(),
+                referenced_keys: vec![ARN.into(), ARN.into(), "acs:kms:cn-hangzhou:1:key/other".into()],
+                invoked_by: "SecretsManager".into(),
+                mac_bytes: Some(32),
+                ..record("GetSecretValue", "kms.get_secret_value", "Read")
+            },
+            AuditRecord { client_ip: String::new(), user_agent: "ünïcode ✓\u{1}".into(), ..encrypt() },
+        ];
+        for kind in ["system", "anonymous", "root-account", "assumed-role", "ram-user"] {
+            let mut r = encrypt();
+            r.user_identity.kind = kind.into();
+            r.user_identity.user_name = if kind == "ram-user" { "alice".into() } else { String::new() };
+            if kind == "system" {
+                r.event_type = SERVICE_EVENT.into();
+                r.user_agent = String::new();
+            }
+            records.push(r);
+        }
+        records
+    }
+
+    #[test]
+    fn the_text_of_each_rendering_is_its_value_written_out() {
+        for r in varied() {
+            for format in [Format::Native, Format::ActionTrail, Format::CloudTrail] {
+                let value = render(&r, format);
+                assert_eq!(render_text(&r, format), serde_json::to_string(&value).unwrap(), "{format:?} of {r:?}");
+            }
+        }
     }
 
     #[test]

@@ -169,6 +169,180 @@ impl<'a> Object<'a> {
     }
 }
 
+/// Where a JSON document goes as it is described: written out as text
+/// ([`Text`]) or built as a [`Value`] ([`Build`]). A rendering described once
+/// against a sink gives both, and they cannot disagree.
+pub trait Sink {
+    fn begin_object(&mut self);
+    fn end_object(&mut self);
+    fn begin_array(&mut self);
+    fn end_array(&mut self);
+    /// The name of the next member of the object being described.
+    fn name(&mut self, name: &str);
+    fn str(&mut self, value: &str);
+    fn u64(&mut self, value: u64);
+    fn bool(&mut self, value: bool);
+    fn null(&mut self);
+    fn value(&mut self, value: &Value);
+
+    fn str_member(&mut self, name: &str, value: &str) {
+        self.name(name);
+        self.str(value);
+    }
+
+    fn u64_member(&mut self, name: &str, value: u64) {
+        self.name(name);
+        self.u64(value);
+    }
+}
+
+/// JSON text, as `serde_json` writes the same document.
+#[derive(Default)]
+pub struct Text {
+    out: String,
+    /// For each open object or array, whether it has no member yet.
+    empty: Vec<bool>,
+    /// A member's name was written and its value comes next.
+    named: bool,
+}
+
+impl Text {
+    pub fn into_string(self) -> String {
+        self.out
+    }
+
+    /// Before a name, or a value that has none: a comma after an earlier member.
+    fn separate(&mut self) {
+        if std::mem::take(&mut self.named) {
+            return;
+        }
+        if let Some(empty) = self.empty.last_mut()
+            && !std::mem::replace(empty, false)
+        {
+            self.out.push(',');
+        }
+    }
+
+    fn open(&mut self, bracket: char) {
+        self.separate();
+        self.out.push(bracket);
+        self.empty.push(true);
+    }
+
+    fn close(&mut self, bracket: char) {
+        self.empty.pop();
+        self.out.push(bracket);
+    }
+}
+
+impl Sink for Text {
+    fn begin_object(&mut self) {
+        self.open('{');
+    }
+    fn end_object(&mut self) {
+        self.close('}');
+    }
+    fn begin_array(&mut self) {
+        self.open('[');
+    }
+    fn end_array(&mut self) {
+        self.close(']');
+    }
+    fn name(&mut self, name: &str) {
+        self.separate();
+        write_str(&mut self.out, name);
+        self.out.push(':');
+        self.named = true;
+    }
+    fn str(&mut self, value: &str) {
+        self.separate();
+        write_str(&mut self.out, value);
+    }
+    fn u64(&mut self, value: u64) {
+        self.separate();
+        self.out.push_str(itoa::Buffer::new().format(value));
+    }
+    fn bool(&mut self, value: bool) {
+        self.separate();
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+    fn null(&mut self) {
+        self.separate();
+        self.out.push_str("null");
+    }
+    fn value(&mut self, value: &Value) {
+        self.separate();
+        write_value(&mut self.out, value);
+    }
+}
+
+/// A [`Value`], built as it is described.
+#[derive(Default)]
+pub struct Build {
+    open: Vec<Open>,
+    done: Option<Value>,
+}
+
+enum Open {
+    Object(serde_json::Map<String, Value>, Option<String>),
+    Array(Vec<Value>),
+}
+
+impl Build {
+    pub fn into_value(self) -> Value {
+        self.done.unwrap_or_default()
+    }
+
+    fn put(&mut self, value: Value) {
+        match self.open.last_mut() {
+            Some(Open::Object(map, name)) => {
+                map.insert(name.take().unwrap_or_default(), value);
+            }
+            Some(Open::Array(items)) => items.push(value),
+            None => self.done = Some(value),
+        }
+    }
+}
+
+impl Sink for Build {
+    fn begin_object(&mut self) {
+        self.open.push(Open::Object(serde_json::Map::new(), None));
+    }
+    fn end_object(&mut self) {
+        if let Some(Open::Object(map, _)) = self.open.pop() {
+            self.put(Value::Object(map));
+        }
+    }
+    fn begin_array(&mut self) {
+        self.open.push(Open::Array(Vec::new()));
+    }
+    fn end_array(&mut self) {
+        if let Some(Open::Array(items)) = self.open.pop() {
+            self.put(Value::Array(items));
+        }
+    }
+    fn name(&mut self, name: &str) {
+        if let Some(Open::Object(_, next)) = self.open.last_mut() {
+            *next = Some(name.to_owned());
+        }
+    }
+    fn str(&mut self, value: &str) {
+        self.put(Value::from(value));
+    }
+    fn u64(&mut self, value: u64) {
+        self.put(Value::from(value));
+    }
+    fn bool(&mut self, value: bool) {
+        self.put(Value::Bool(value));
+    }
+    fn null(&mut self) {
+        self.put(Value::Null);
+    }
+    fn value(&mut self, value: &Value) {
+        self.put(value.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

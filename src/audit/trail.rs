@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::formats::{Format, render};
+use super::formats::{Format, render_text};
 use super::record::AuditRecord;
 
 /// What a trail leaves out.
@@ -142,13 +142,9 @@ async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::
     }
 }
 
-/// One record as one line of `format`. The native shape is the record's own
-/// text ([`AuditRecord::to_json`]), written straight from the record rather than through a `Value`.
+/// One record as one line of `format`, written straight from the record ([`render_text`]).
 pub fn write_line(out: &mut impl Write, record: &AuditRecord, format: Format) -> std::io::Result<()> {
-    match format {
-        Format::Native => out.write_all(record.to_json().as_bytes())?,
-        other => serde_json::to_writer(&mut *out, &render(record, other))?,
-    }
+    out.write_all(render_text(record, format).as_bytes())?;
     out.write_all(b"\n")
 }
 

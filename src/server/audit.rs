@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use super::dispatch::{App, Dispatcher};
 use super::status::to_status;
 use crate::audit::chain;
-use crate::audit::formats::{Format, cloudtrail_file, render};
+use crate::audit::formats::{Format, cloudtrail_file, render, render_text};
 use crate::audit::report::{UsageItem, access_key_usage};
 use crate::audit::selection::Selection;
 use crate::audit::trail::{Selectors, Trail};
@@ -389,7 +389,7 @@ fn read_failed(e: StoreError) -> KmsError {
 }
 
 fn result(record: AuditRecord, format: Format) -> pb::AuditEventResult {
-    let json = render(&record, format).to_string();
+    let json = render_text(&record, format);
     pb::AuditEventResult { event: Some(audit_event(record)), json }
 }
 
