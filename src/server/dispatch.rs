@@ -72,8 +72,8 @@ pub struct Batching {
 /// Batches submitted and not yet seen committed.
 pub const BATCHES_IN_FLIGHT: usize = 3;
 
-/// A batch being committed, kept to be published once it is.
-type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Vec<AuditRecord>);
+/// A batch being committed, and its records if they are to be published once it is.
+type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Option<Vec<AuditRecord>>);
 
 impl Batching {
     pub fn new(size: usize, observer: impl Fn(&AuditRecord) + Send + Sync + 'static) -> Batching {
@@ -127,6 +127,8 @@ impl App {
     async fn submit_batch(&self, batching: &Batching, batch: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.await_in_flight(batching, BATCHES_IN_FLIGHT - 1).await?;
         let committing = Box::pin(self.store.submit(Vec::new(), &batch)?);
+        // Kept only for someone to publish them to; freed now otherwise, while still in cache.
+        let batch = self.publishing().then_some(batch);
         batching.in_flight.lock().unwrap_or_else(|p| p.into_inner()).push_back((committing, batch));
         Ok(())
     }
@@ -143,17 +145,21 @@ impl App {
             };
             if let Some((committing, batch)) = oldest {
                 committing.await?;
-                self.publish(batch);
+                self.publish(batch.unwrap_or_default());
             }
         }
+    }
+
+    /// Whether anyone takes committed records: a TailAuditEvents stream or a trail.
+    fn publishing(&self) -> bool {
+        self.audit_tail.receiver_count() > 0 || !self.trails.is_empty()
     }
 
     /// Hands committed records to the trails and to TailAuditEvents, if
     /// anyone tails them or a trail mirrors them. The store took only their
     /// encoding, so these are the records themselves, not copies.
     fn publish(&self, records: Vec<AuditRecord>) {
-        let tailing = self.audit_tail.receiver_count() > 0;
-        if !tailing && self.trails.is_empty() {
+        if !self.publishing() {
             return;
         }
         let committed: Vec<Arc<AuditRecord>> = records.into_iter().map(Arc::new).collect();
