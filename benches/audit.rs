@@ -12,9 +12,10 @@
 //!   data directory in a temp dir (WAL, `synchronous=FULL`, as `kmsim serve`
 //!   runs); `memory` is the same writer with no disk, the baseline for the
 //!   cost of the fsync.
-//! - `encode/*`: one record cloned (the baseline), as native JSON, as the
-//!   store writes it, decoded back, rendered as ActionTrail and CloudTrail,
-//!   and as the document a query searches.
+//! - `encode/*`: one record cloned (the baseline), as native JSON (through
+//!   serde, and directly as the store writes it), decoded back, rendered as
+//!   ActionTrail and CloudTrail (as `Value`s and as text), and as the
+//!   document a query searches.
 //! - `query/*`: parsing the seed query, and matching it against a record
 //!   (`selection`, which builds the searchable document first) or against a
 //!   prebuilt document (`prebuilt`).
@@ -50,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use kmsim::audit::formats::{Format, render};
+use kmsim::audit::formats::{Format, render, render_text};
 use kmsim::audit::query::Query;
 use kmsim::audit::selection::{Selection, searchable};
 use kmsim::audit::{AuditRecord, OpSpec, PayloadSizes};
@@ -270,6 +271,9 @@ fn bench_encode(c: &mut Criterion) {
     group.bench_function("decode", |b| b.iter(|| serde_json::from_str::<AuditRecord>(black_box(&stored)).unwrap()));
     group.bench_function("actiontrail", |b| b.iter(|| render(black_box(&record), Format::ActionTrail)));
     group.bench_function("cloudtrail", |b| b.iter(|| render(black_box(&record), Format::CloudTrail)));
+    // The same renderings written straight to text, as the trails and exports write them.
+    group.bench_function("actiontrail_text", |b| b.iter(|| render_text(black_box(&record), Format::ActionTrail)));
+    group.bench_function("cloudtrail_text", |b| b.iter(|| render_text(black_box(&record), Format::CloudTrail)));
     group.bench_function("searchable", |b| b.iter(|| searchable(black_box(&record))));
     group.finish();
 }
