@@ -58,9 +58,10 @@ pub struct App {
 /// but the trail has its records queued, and every `size` of them go to the
 /// store in one transaction, submitted while later batches are being made
 /// (up to [`BATCHES_IN_FLIGHT`] at once, so the two threads even out each
-/// other's uneven batches instead of waiting on each one); a call with changes first commits everything queued before it and then
-/// itself, awaited and applied, so the next call sees its effect. Records
-/// reach the store in call order either way. Not for concurrent callers.
+/// other's uneven batches instead of waiting on each one); a call with
+/// changes first commits everything queued before it and then itself,
+/// awaited and applied, so the next call sees its effect. Records reach the
+/// store in call order either way. Not for concurrent callers.
 pub struct Batching {
     size: usize,
     queued: std::sync::Mutex<Vec<AuditRecord>>,
@@ -70,7 +71,7 @@ pub struct Batching {
 }
 
 /// Batches submitted and not yet seen committed.
-pub const BATCHES_IN_FLIGHT: usize = 3;
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// A batch being committed, and its records if they are to be published once it is.
 type InFlight = (std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>, Option<Vec<AuditRecord>>);

@@ -31,6 +31,9 @@ use crate::events::EventFilter;
 
 /// The most batches folded into one transaction.
 const MAX_GROUP: usize = 512;
+/// A bulk store commits each batch on its own. Its batches are large already,
+/// and how many wait at once depends on timing, which must not change the file.
+const MAX_GROUP_BULK: usize = 1;
 
 /// WAL pages after which the checkpointer copies the log into the database (SQLite's own default threshold).
 const CHECKPOINT_PAGES: i32 = 1000;
@@ -50,9 +53,11 @@ pub enum Durability {
     Full,
     /// A store built in one go, as the audit-data generator builds one:
     /// commits are not synced and write the database file directly, with no
-    /// write-ahead log (a crash means building it again); pages are larger;
-    /// and digests fall only by record count and simulated day, never by
-    /// wall-clock time, so the same work gives the same file.
+    /// write-ahead log (a crash means building it again); pages are larger.
+    /// So that the same work gives the same file, each submission commits in
+    /// a transaction of its own (never grouped with whatever else happens to
+    /// be waiting), and digests fall only by record count and simulated day,
+    /// never by wall-clock time.
     Bulk,
 }
 
@@ -280,7 +285,10 @@ impl Store {
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("kmsim-store".into())
-            .spawn(move || writer_loop(writer_conn, chain, checkpoints, rx))
+            .spawn(move || {
+                let max_group = if durability == Durability::Bulk { MAX_GROUP_BULK } else { MAX_GROUP };
+                writer_loop(writer_conn, chain, checkpoints, max_group, rx)
+            })
             .map_err(|e| StoreError(e.to_string()))?;
         let threads = std::iter::once(handle).chain(checkpointer).collect();
         Ok((Store { jobs, reader, threads: Arc::new(Mutex::new(threads)), public_key }, loaded))
@@ -532,12 +540,18 @@ impl AuditChain {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut chain: AuditChain, checkpoints: Checkpoints, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(
+    mut conn: Connection,
+    mut chain: AuditChain,
+    checkpoints: Checkpoints,
+    max_group: usize,
+    jobs: mpsc::Receiver<Job>,
+) {
     let mut stopping = false;
     while !stopping {
         let Ok(first) = jobs.recv() else { break };
         let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
+        while batch.len() < max_group {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
