@@ -37,35 +37,36 @@ impl Format {
     }
 }
 
-/// The record in `format`, as a JSON value.
+/// The record in `format`, as a JSON value: the same description as
+/// [`render_text`], built instead of written.
 pub fn render(record: &AuditRecord, format: Format) -> Value {
-    match format {
-        // The record's own serde form: every map key is a string, so this cannot fail in practice.
-        Format::Native => serde_json::to_value(record).unwrap_or_default(),
-        Format::ActionTrail => actiontrail(record),
-        Format::CloudTrail => cloudtrail(record),
-    }
+    let mut value = json::Build::default();
+    describe(record, format, &mut value);
+    value.into_value()
 }
 
 /// The record in `format`, as JSON text: what [`render`] gives, written
 /// directly, for the trails and exports that write every record.
 pub fn render_text(record: &AuditRecord, format: Format) -> String {
-    let mut text = json::Text::default();
-    match format {
-        Format::Native => return record.to_json(),
-        Format::ActionTrail => describe_actiontrail(record, &mut text),
-        Format::CloudTrail => describe_cloudtrail(record, &mut text),
-    }
+    let mut text = json::Text::with_capacity(2048);
+    describe(record, format, &mut text);
     text.into_string()
+}
+
+/// Describes `record` in `format` to `s`.
+pub fn describe(record: &AuditRecord, format: Format, s: &mut impl Sink) {
+    match format {
+        Format::Native => record.describe(s),
+        Format::ActionTrail => describe_actiontrail(record, s),
+        Format::CloudTrail => describe_cloudtrail(record, s),
+    }
 }
 
 const SERVICE_EVENT: &str = "AliyunServiceEvent";
 
 /// The record in Alibaba ActionTrail's shape.
 pub fn actiontrail(r: &AuditRecord) -> Value {
-    let mut value = json::Build::default();
-    describe_actiontrail(r, &mut value);
-    value.into_value()
+    render(r, Format::ActionTrail)
 }
 
 fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
@@ -114,11 +115,11 @@ fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
     let keys = key_arns(r);
     if !keys.is_empty() {
         s.name("ACS::KMS::Key");
-        strings(s, keys);
+        s.strings(keys);
     }
     if !r.secret_arn.is_empty() {
         s.name("ACS::KMS::Secret");
-        strings(s, [r.secret_arn.as_str()]);
+        s.strings([r.secret_arn.as_str()]);
     }
     s.end_object();
     s.name("isGlobal");
@@ -183,23 +184,12 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-/// An array of strings.
-fn strings<'a>(s: &mut impl Sink, items: impl IntoIterator<Item = &'a str>) {
-    s.begin_array();
-    for item in items {
-        s.str(item);
-    }
-    s.end_array();
-}
-
 /// The record in AWS CloudTrail's shape.
 ///
 /// Key ARNs stay in Alibaba form (`acs:kms:…`): the simulator's resources are Alibaba's, and an
 /// invented `arn:aws:kms:…` would name a key no API of kmsim accepts.
 pub fn cloudtrail(r: &AuditRecord) -> Value {
-    let mut value = json::Build::default();
-    describe_cloudtrail(r, &mut value);
-    value.into_value()
+    render(r, Format::CloudTrail)
 }
 
 fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {

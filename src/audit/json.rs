@@ -73,7 +73,16 @@ pub fn write_value(out: &mut String, value: &Value) {
             out.push_str(&text);
         }
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => write_array(out, items, write_value),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
         Value::Object(map) => {
             out.push('{');
             for (i, (name, item)) in map.iter().enumerate() {
@@ -89,89 +98,6 @@ pub fn write_value(out: &mut String, value: &Value) {
     }
 }
 
-fn write_array<T>(out: &mut String, items: &[T], write_item: impl Fn(&mut String, &T)) {
-    out.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_item(out, item);
-    }
-    out.push(']');
-}
-
-/// An object being written: each method appends one member.
-pub struct Object<'a> {
-    out: &'a mut String,
-    empty: bool,
-}
-
-impl<'a> Object<'a> {
-    pub fn begin(out: &'a mut String) -> Object<'a> {
-        out.push('{');
-        Object { out, empty: true }
-    }
-
-    /// Writes the member's name; its value must follow. Names come from the
-    /// code and need no escapes, so they skip the scan for them.
-    fn name(&mut self, name: &str) -> &mut String {
-        debug_assert!(first_to_escape(name.as_bytes()).is_none(), "{name:?} needs escaping");
-        if !self.empty {
-            self.out.push(',');
-        }
-        self.empty = false;
-        self.out.push('"');
-        self.out.push_str(name);
-        self.out.push_str("\":");
-        self.out
-    }
-
-    pub fn str(&mut self, name: &str, value: &str) {
-        let out = self.name(name);
-        write_str(out, value);
-    }
-
-    pub fn u64(&mut self, name: &str, value: u64) {
-        let out = self.name(name);
-        out.push_str(itoa::Buffer::new().format(value));
-    }
-
-    pub fn i64(&mut self, name: &str, value: i64) {
-        let out = self.name(name);
-        out.push_str(itoa::Buffer::new().format(value));
-    }
-
-    /// `null` when absent, as serde writes a `None` it does not skip.
-    pub fn opt_u64(&mut self, name: &str, value: Option<u64>) {
-        match value {
-            Some(value) => self.u64(name, value),
-            None => self.name(name).push_str("null"),
-        }
-    }
-
-    pub fn value(&mut self, name: &str, value: &Value) {
-        let out = self.name(name);
-        write_value(out, value);
-    }
-
-    pub fn strs(&mut self, name: &str, values: &[String]) {
-        let out = self.name(name);
-        write_array(out, values, |out, value| write_str(out, value));
-    }
-
-    /// A member whose value is an object, written by `members`.
-    pub fn object(&mut self, name: &str, members: impl FnOnce(&mut Object<'_>)) {
-        let out = self.name(name);
-        let mut inner = Object::begin(out);
-        members(&mut inner);
-        inner.end();
-    }
-
-    pub fn end(self) {
-        self.out.push('}');
-    }
-}
-
 /// Where a JSON document goes as it is described: written out as text
 /// ([`Text`]) or built as a [`Value`] ([`Build`]). A rendering described once
 /// against a sink gives both, and they cannot disagree.
@@ -180,22 +106,48 @@ pub trait Sink {
     fn end_object(&mut self);
     fn begin_array(&mut self);
     fn end_array(&mut self);
-    /// The name of the next member of the object being described.
-    fn name(&mut self, name: &str);
+    /// The name of the next member of the object being described. Names
+    /// come from the code, never from data, so they are written without an
+    /// escape scan.
+    fn name(&mut self, name: &'static str);
     fn str(&mut self, value: &str);
     fn u64(&mut self, value: u64);
+    fn i64(&mut self, value: i64);
     fn bool(&mut self, value: bool);
     fn null(&mut self);
     fn value(&mut self, value: &Value);
 
-    fn str_member(&mut self, name: &str, value: &str) {
+    fn str_member(&mut self, name: &'static str, value: &str) {
         self.name(name);
         self.str(value);
     }
 
-    fn u64_member(&mut self, name: &str, value: u64) {
+    fn u64_member(&mut self, name: &'static str, value: u64) {
         self.name(name);
         self.u64(value);
+    }
+
+    /// `null` when absent, as serde writes a `None` it does not skip.
+    fn opt_u64_member(&mut self, name: &'static str, value: Option<u64>) {
+        self.name(name);
+        match value {
+            Some(value) => self.u64(value),
+            None => self.null(),
+        }
+    }
+
+    fn value_member(&mut self, name: &'static str, value: &Value) {
+        self.name(name);
+        self.value(value);
+    }
+
+    /// An array of strings.
+    fn strings<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) {
+        self.begin_array();
+        for item in items {
+            self.str(item);
+        }
+        self.end_array();
     }
 }
 
@@ -203,13 +155,28 @@ pub trait Sink {
 #[derive(Default)]
 pub struct Text {
     out: String,
-    /// For each open object or array, whether it has no member yet.
-    empty: Vec<bool>,
+    /// The object or array being written has a member already, so the next
+    /// one needs a comma. One flag serves every level: opening a container
+    /// starts it empty, and closing one leaves its parent with a member (the
+    /// container itself).
+    after_member: bool,
     /// A member's name was written and its value comes next.
     named: bool,
 }
 
 impl Text {
+    /// Text expected to grow to about `bytes`.
+    pub fn with_capacity(bytes: usize) -> Text {
+        Text::reusing(String::with_capacity(bytes))
+    }
+
+    /// Text written into `buffer`, emptied first, so a caller writing one
+    /// document after another allocates once.
+    pub fn reusing(mut buffer: String) -> Text {
+        buffer.clear();
+        Text { out: buffer, after_member: false, named: false }
+    }
+
     pub fn into_string(self) -> String {
         self.out
     }
@@ -219,22 +186,29 @@ impl Text {
         if std::mem::take(&mut self.named) {
             return;
         }
-        if let Some(empty) = self.empty.last_mut()
-            && !std::mem::replace(empty, false)
-        {
+        if std::mem::replace(&mut self.after_member, true) {
             self.out.push(',');
         }
+    }
+
+    /// A member's name, after a comma if it is not the first.
+    fn write_name(&mut self, name: &'static str) {
+        debug_assert!(first_to_escape(name.as_bytes()).is_none(), "{name:?} needs escaping");
+        self.separate();
+        self.out.push('"');
+        self.out.push_str(name);
+        self.out.push_str("\":");
     }
 
     fn open(&mut self, bracket: char) {
         self.separate();
         self.out.push(bracket);
-        self.empty.push(true);
+        self.after_member = false;
     }
 
     fn close(&mut self, bracket: char) {
-        self.empty.pop();
         self.out.push(bracket);
+        self.after_member = true;
     }
 }
 
@@ -251,10 +225,8 @@ impl Sink for Text {
     fn end_array(&mut self) {
         self.close(']');
     }
-    fn name(&mut self, name: &str) {
-        self.separate();
-        write_str(&mut self.out, name);
-        self.out.push(':');
+    fn name(&mut self, name: &'static str) {
+        self.write_name(name);
         self.named = true;
     }
     fn str(&mut self, value: &str) {
@@ -262,6 +234,10 @@ impl Sink for Text {
         write_str(&mut self.out, value);
     }
     fn u64(&mut self, value: u64) {
+        self.separate();
+        self.out.push_str(itoa::Buffer::new().format(value));
+    }
+    fn i64(&mut self, value: i64) {
         self.separate();
         self.out.push_str(itoa::Buffer::new().format(value));
     }
@@ -275,6 +251,20 @@ impl Sink for Text {
     }
     fn value(&mut self, value: &Value) {
         self.separate();
+        write_value(&mut self.out, value);
+    }
+
+    // A record is mostly members with plain values: written in one step, without the `named` hand-over.
+    fn str_member(&mut self, name: &'static str, value: &str) {
+        self.write_name(name);
+        write_str(&mut self.out, value);
+    }
+    fn u64_member(&mut self, name: &'static str, value: u64) {
+        self.write_name(name);
+        self.out.push_str(itoa::Buffer::new().format(value));
+    }
+    fn value_member(&mut self, name: &'static str, value: &Value) {
+        self.write_name(name);
         write_value(&mut self.out, value);
     }
 }
@@ -324,7 +314,7 @@ impl Sink for Build {
             self.put(Value::Array(items));
         }
     }
-    fn name(&mut self, name: &str) {
+    fn name(&mut self, name: &'static str) {
         if let Some(Open::Object(_, next)) = self.open.last_mut() {
             *next = Some(name.to_owned());
         }
@@ -333,6 +323,9 @@ impl Sink for Build {
         self.put(Value::from(value));
     }
     fn u64(&mut self, value: u64) {
+        self.put(Value::from(value));
+    }
+    fn i64(&mut self, value: i64) {
         self.put(Value::from(value));
     }
     fn bool(&mut self, value: bool) {
@@ -398,10 +391,71 @@ mod tests {
         })
     }
 
+    /// Member names a description may use: they come from the code, so a fixed set.
+    const NAMES: [&str; 4] = ["a", "eventId", "ACS::KMS::Key", ""];
+
+    /// A document whose object members are named from [`NAMES`] and whose leaves are whole values.
+    fn described() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(&NAMES[..]), inner), 0..6).prop_map(|members| {
+                    Value::Object(members.into_iter().map(|(name, value)| (name.to_owned(), value)).collect())
+                }),
+            ]
+        })
+    }
+
+    /// Describes `value` to `sink` member by member, down to its leaves, with
+    /// every kind of call a description makes: members in one call or as a
+    /// name and a value, leaves typed or as whole values.
+    fn describe(value: &Value, sink: &mut impl Sink) {
+        match value {
+            Value::Array(items) => {
+                sink.begin_array();
+                items.iter().for_each(|item| describe(item, sink));
+                sink.end_array();
+            }
+            Value::Object(members) => {
+                sink.begin_object();
+                for (name, item) in members {
+                    let name = NAMES.into_iter().find(|n| n == name).expect("names come from NAMES");
+                    match item {
+                        Value::String(s) => sink.str_member(name, s),
+                        Value::Number(n) if n.is_u64() => sink.u64_member(name, n.as_u64().unwrap_or_default()),
+                        Value::Null => sink.opt_u64_member(name, None),
+                        Value::Array(_) | Value::Object(_) => {
+                            sink.name(name);
+                            describe(item, sink);
+                        }
+                        other => sink.value_member(name, other),
+                    }
+                }
+                sink.end_object();
+            }
+            Value::String(s) => sink.str(s),
+            Value::Bool(b) => sink.bool(*b),
+            Value::Null => sink.null(),
+            Value::Number(n) if n.is_u64() => sink.u64(n.as_u64().unwrap_or_default()),
+            Value::Number(n) if n.is_i64() => sink.i64(n.as_i64().unwrap_or_default()),
+            other => sink.value(other),
+        }
+    }
+
     proptest! {
         #[test]
         fn any_value_is_written_as_serde_json_writes_it(value in json()) {
             prop_assert_eq!(written(&value), serde_json::to_string(&value).unwrap());
+        }
+
+        #[test]
+        fn any_description_gives_the_same_text_and_value(value in described()) {
+            let mut text = Text::default();
+            describe(&value, &mut text);
+            prop_assert_eq!(text.into_string(), serde_json::to_string(&value).unwrap());
+            let mut build = Build::default();
+            describe(&value, &mut build);
+            prop_assert_eq!(build.into_value(), value);
         }
     }
 }

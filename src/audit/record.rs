@@ -116,6 +116,13 @@ impl AuditRecord {
     /// canonical encoding the chain hashes), written directly because every
     /// call's record is encoded at least once.
     pub fn to_json(&self) -> String {
+        let mut text = json::Text::with_capacity(1536);
+        self.describe(&mut text);
+        text.into_string()
+    }
+
+    /// Describes the record, member by member as serde serialises it, to `s`.
+    pub fn describe(&self, s: &mut impl json::Sink) {
         // Destructured in full, so a new field does not compile until it is written here.
         let AuditRecord {
             event_id,
@@ -159,56 +166,62 @@ impl AuditRecord {
             instance_id,
             injected_fault,
         } = self;
-        let mut out = String::with_capacity(1536);
-        let mut o = json::Object::begin(&mut out);
-        o.str("eventId", event_id);
-        o.i64("eventTime", event_time.millis());
-        o.str("eventName", event_name);
-        o.str("action", action);
-        o.str("eventRw", event_rw);
-        o.str("eventType", event_type);
-        o.str("serviceName", service_name);
-        o.str("region", region);
-        o.str("accountId", account_id);
-        o.str("resourceType", resource_type);
-        o.str("keyId", key_id);
-        o.str("keyArn", key_arn);
-        o.str("keySpec", key_spec);
-        o.str("keyVersionId", key_version_id);
-        o.str(
+        s.begin_object();
+        s.str_member("eventId", event_id);
+        s.name("eventTime");
+        s.i64(event_time.millis());
+        for (name, value) in [
+            ("eventName", event_name),
+            ("action", action),
+            ("eventRw", event_rw),
+            ("eventType", event_type),
+            ("serviceName", service_name),
+            ("region", region),
+            ("accountId", account_id),
+            ("resourceType", resource_type),
+            ("keyId", key_id),
+            ("keyArn", key_arn),
+            ("keySpec", key_spec),
+            ("keyVersionId", key_version_id),
+        ] {
+            s.str_member(name, value);
+        }
+        s.str_member(
             "outcome",
             match outcome {
                 Outcome::Success => "Success",
                 Outcome::Failure => "Failure",
             },
         );
-        o.str("errorCode", error_code);
-        o.str("errorMessage", error_message);
-        o.u64("httpStatus", u64::from(*http_status));
-        o.u64("requestBytes", *request_bytes);
-        o.u64("responseBytes", *response_bytes);
-        o.opt_u64("plaintextBytes", *plaintext_bytes);
-        o.opt_u64("ciphertextBytes", *ciphertext_bytes);
-        o.opt_u64("messageBytes", *message_bytes);
-        o.opt_u64("signatureBytes", *signature_bytes);
-        o.opt_u64("macBytes", *mac_bytes);
-        o.str("clientIp", client_ip);
-        o.u64("clientPort", u64::from(*client_port));
-        o.str("userAgent", user_agent);
-        o.str("accessKeyId", access_key_id);
+        s.str_member("errorCode", error_code);
+        s.str_member("errorMessage", error_message);
+        s.u64_member("httpStatus", u64::from(*http_status));
+        s.u64_member("requestBytes", *request_bytes);
+        s.u64_member("responseBytes", *response_bytes);
+        s.opt_u64_member("plaintextBytes", *plaintext_bytes);
+        s.opt_u64_member("ciphertextBytes", *ciphertext_bytes);
+        s.opt_u64_member("messageBytes", *message_bytes);
+        s.opt_u64_member("signatureBytes", *signature_bytes);
+        s.opt_u64_member("macBytes", *mac_bytes);
+        s.str_member("clientIp", client_ip);
+        s.u64_member("clientPort", u64::from(*client_port));
+        s.str_member("userAgent", user_agent);
+        s.str_member("accessKeyId", access_key_id);
         let UserIdentity { kind, principal_id, account_id, access_key_id, user_name } = user_identity;
-        o.object("userIdentity", |identity| {
-            identity.str("type", kind);
-            identity.str("principalId", principal_id);
-            identity.str("accountId", account_id);
-            identity.str("accessKeyId", access_key_id);
-            identity.str("userName", user_name);
-        });
-        o.str("requestId", request_id);
-        o.u64("latencyUs", *latency_us);
-        o.value("requestParameters", request_parameters);
-        o.value("responseElements", response_elements);
-        o.strs("referencedKeys", referenced_keys);
+        s.name("userIdentity");
+        s.begin_object();
+        s.str_member("type", kind);
+        s.str_member("principalId", principal_id);
+        s.str_member("accountId", account_id);
+        s.str_member("accessKeyId", access_key_id);
+        s.str_member("userName", user_name);
+        s.end_object();
+        s.str_member("requestId", request_id);
+        s.u64_member("latencyUs", *latency_us);
+        s.value_member("requestParameters", request_parameters);
+        s.value_member("responseElements", response_elements);
+        s.name("referencedKeys");
+        s.strings(referenced_keys.iter().map(String::as_str));
         for (name, value) in [
             ("secretName", secret_name),
             ("secretArn", secret_arn),
@@ -216,14 +229,13 @@ impl AuditRecord {
             ("instanceId", instance_id),
         ] {
             if !value.is_empty() {
-                o.str(name, value);
+                s.str_member(name, value);
             }
         }
         if let Some(fault) = injected_fault {
-            o.str("injectedFault", fault);
+            s.str_member("injectedFault", fault);
         }
-        o.end();
-        out
+        s.end_object();
     }
 }
 
@@ -413,6 +425,12 @@ mod tests {
         #[test]
         fn a_records_text_is_what_serde_json_writes(record in any_record()) {
             prop_assert_eq!(record.to_json(), serde_json::to_string(&record).unwrap());
+        }
+
+        #[test]
+        fn a_records_native_value_is_its_serde_value(record in any_record()) {
+            let native = crate::audit::formats::render(&record, crate::audit::formats::Format::Native);
+            prop_assert_eq!(native, serde_json::to_value(&record).unwrap());
         }
     }
 

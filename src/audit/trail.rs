@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::formats::{Format, render_text};
+use super::formats::{Format, describe};
+use super::json::Text;
 use super::record::AuditRecord;
 
 /// What a trail leaves out.
@@ -128,10 +129,11 @@ impl Trails {
 /// A trail's writer: appends each record as one line, flushing whenever the queue runs dry.
 async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::UnboundedReceiver<Arc<AuditRecord>>) {
     let mut out = std::io::BufWriter::new(file);
+    let mut line = String::new();
     while let Some(first) = records.recv().await {
         let mut next = Some(first);
         while let Some(record) = next {
-            if let Err(e) = write_line(&mut out, &record, trail.format) {
+            if let Err(e) = write_line(&mut out, &record, trail.format, &mut line) {
                 tracing::error!(trail = %trail.name, path = %trail.path.display(), error = %e, "trail write failed");
             }
             next = records.try_recv().ok();
@@ -142,10 +144,14 @@ async fn write_lines(trail: Arc<Trail>, file: std::fs::File, mut records: mpsc::
     }
 }
 
-/// One record as one line of `format`, written straight from the record ([`render_text`]).
-pub fn write_line(out: &mut impl Write, record: &AuditRecord, format: Format) -> std::io::Result<()> {
-    out.write_all(render_text(record, format).as_bytes())?;
-    out.write_all(b"\n")
+/// One record as one line of `format`, written straight from the record
+/// ([`describe`]) into `line`, a buffer kept from one line to the next.
+fn write_line(out: &mut impl Write, record: &AuditRecord, format: Format, line: &mut String) -> std::io::Result<()> {
+    let mut text = Text::reusing(std::mem::take(line));
+    describe(record, format, &mut text);
+    *line = text.into_string();
+    line.push('\n');
+    out.write_all(line.as_bytes())
 }
 
 #[cfg(test)]
