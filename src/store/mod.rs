@@ -29,11 +29,8 @@ use crate::engine::Change;
 use crate::engine::Snapshot;
 use crate::events::EventFilter;
 
-/// The most batches folded into one transaction.
+/// The most batches a durable store folds into one transaction.
 const MAX_GROUP: usize = 512;
-/// A bulk store commits each batch on its own. Its batches are large already,
-/// and how many wait at once depends on timing, which must not change the file.
-const MAX_GROUP_BULK: usize = 1;
 
 /// WAL pages after which the checkpointer copies the log into the database (SQLite's own default threshold).
 const CHECKPOINT_PAGES: i32 = 1000;
@@ -59,6 +56,18 @@ pub enum Durability {
     /// be waiting), and digests fall only by record count and simulated day,
     /// never by wall-clock time.
     Bulk,
+}
+
+impl Durability {
+    /// The most submissions committed in one transaction.
+    fn max_group(self) -> usize {
+        match self {
+            Durability::Full => MAX_GROUP,
+            // A bulk store's submissions are large already, and how many wait at
+            // once depends on timing, which must not change the file.
+            Durability::Bulk => 1,
+        }
+    }
 }
 
 /// Where the store lives.
@@ -285,10 +294,7 @@ impl Store {
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("kmsim-store".into())
-            .spawn(move || {
-                let max_group = if durability == Durability::Bulk { MAX_GROUP_BULK } else { MAX_GROUP };
-                writer_loop(writer_conn, chain, checkpoints, max_group, rx)
-            })
+            .spawn(move || writer_loop(writer_conn, chain, checkpoints, durability.max_group(), rx))
             .map_err(|e| StoreError(e.to_string()))?;
         let threads = std::iter::once(handle).chain(checkpointer).collect();
         Ok((Store { jobs, reader, threads: Arc::new(Mutex::new(threads)), public_key }, loaded))
