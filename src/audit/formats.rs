@@ -102,10 +102,8 @@ fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
     s.str_member("sourceIpAddress", source_ip);
     s.str_member("userAgent", &r.user_agent);
     s.str_member("requestId", &r.request_id);
-    s.name("requestParameters");
-    s.value(&r.request_parameters);
-    s.name("responseElements");
-    s.value(&r.response_elements);
+    s.value_member("requestParameters", &r.request_parameters);
+    s.value_member("responseElements", &r.response_elements);
     s.str_member("errorCode", &r.error_code);
     s.str_member("errorMessage", &r.error_message);
     s.str_member("resourceName", resource_name);
@@ -153,7 +151,7 @@ fn describe_additional_event_data(r: &AuditRecord, s: &mut impl Sink) {
     s.str_member("keySpec", &r.key_spec);
     s.str_member("keyVersionId", &r.key_version_id);
     s.u64_member("httpStatus", u64::from(r.http_status));
-    s.str_member("outcome", outcome_name(r.outcome));
+    s.str_member("outcome", r.outcome.as_str());
     s.u64_member("requestBytes", r.request_bytes);
     s.u64_member("responseBytes", r.response_bytes);
     let sizes = [
@@ -175,13 +173,6 @@ fn describe_additional_event_data(r: &AuditRecord, s: &mut impl Sink) {
         s.str_member("invokedBy", &r.invoked_by);
     }
     s.end_object();
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "Success",
-        Outcome::Failure => "Failure",
-    }
 }
 
 /// The record in AWS CloudTrail's shape.
@@ -219,8 +210,7 @@ fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
         s.str_member("errorCode", &r.error_code);
         s.str_member("errorMessage", &r.error_message);
     }
-    s.name("requestParameters");
-    s.value(&lower_camel_keys(&r.request_parameters));
+    s.value_member("requestParameters", &lower_camel_keys(&r.request_parameters));
     s.name("responseElements");
     if failed || r.is_cryptographic() {
         s.null();

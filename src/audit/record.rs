@@ -15,6 +15,16 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// The name serde gives it, which every rendering uses too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "Success",
+            Outcome::Failure => "Failure",
+        }
+    }
+}
+
 /// One audit record. It holds sizes, never contents: no plaintext, ciphertext,
 /// data key or key material ever reaches it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,13 +196,7 @@ impl AuditRecord {
         ] {
             s.str_member(name, value);
         }
-        s.str_member(
-            "outcome",
-            match outcome {
-                Outcome::Success => "Success",
-                Outcome::Failure => "Failure",
-            },
-        );
+        s.str_member("outcome", outcome.as_str());
         s.str_member("errorCode", error_code);
         s.str_member("errorMessage", error_message);
         s.u64_member("httpStatus", u64::from(*http_status));
