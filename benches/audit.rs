@@ -400,7 +400,14 @@ fn scanned_for(limit: usize) -> u64 {
 }
 
 fn scan(limit: usize) -> Scan {
-    Scan { range: (SimTime(i64::MIN), SimTime(i64::MAX)), order: Order::NewestFirst, from: None, through: None, limit }
+    Scan {
+        range: (SimTime(i64::MIN), SimTime(i64::MAX)),
+        order: Order::NewestFirst,
+        from: None,
+        through: None,
+        limit,
+        contains: Vec::new(),
+    }
 }
 
 fn bench_scan(c: &mut Criterion) {

@@ -35,6 +35,22 @@ impl Selection {
         Ok(Selection { query, range: (start, end) })
     }
 
+    /// Text that the stored JSON of every record this selection matches
+    /// contains, ignoring ASCII case, whenever that JSON is all ASCII (where
+    /// Unicode's lower case and ASCII's could disagree): the pieces of the
+    /// query's required terms on the record's own fields, cut at what JSON
+    /// escapes and at anything not ASCII. Terms on ActionTrail's `event.`
+    /// fields give none, since that rendering is not the stored text.
+    pub fn required_text(&self) -> Vec<String> {
+        let unescaped_ascii = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+        self.query
+            .required_text(unescaped_ascii)
+            .into_iter()
+            .filter(|(field, _)| *field != "event" && !field.starts_with("event."))
+            .flat_map(|(_, pieces)| pieces)
+            .collect()
+    }
+
     /// Whether the record matches the query (the time range is the store's to apply).
     pub fn matches(&self, record: &AuditRecord) -> bool {
         self.query.matches(&searchable(record))

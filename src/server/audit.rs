@@ -71,6 +71,7 @@ impl AuditService for AuditApi {
                     from: page_token(&req.page_token)?,
                     through: None,
                     limit: token_page_size(req.page_size)?,
+                    contains: selection.required_text(),
                 };
                 let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
                 Ok(Outcome::read(pb::QueryAuditEventsResponse {
@@ -287,8 +288,14 @@ async fn export(
     let mut chunk = 0;
     loop {
         chunk += 1;
-        let scan =
-            Scan { range: selection.range, order: Order::OldestFirst, from, through: Some(through), limit: per_chunk };
+        let scan = Scan {
+            range: selection.range,
+            order: Order::OldestFirst,
+            from,
+            through: Some(through),
+            limit: per_chunk,
+            contains: selection.required_text(),
+        };
         let matcher = selection.clone();
         let page = match store.scan_audit(scan, move |r| matcher.matches(r)).await {
             Ok(page) => page,

@@ -224,7 +224,7 @@ pub struct AuditPage {
 }
 
 /// A walk over the audit records.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Scan {
     /// Event times, both ends included.
     pub range: (SimTime, SimTime),
@@ -234,6 +234,11 @@ pub struct Scan {
     /// Stop after this sequence number: what was committed when a long walk began.
     pub through: Option<i64>,
     pub limit: usize,
+    /// Text that a record's JSON must contain, ignoring ASCII case, for the
+    /// scan to decode it and ask whether to keep it; records whose JSON is not
+    /// all ASCII are always asked. A pre-filter, so it must be implied by what
+    /// the scan keeps ([`Selection::required_text`](crate::audit::selection::Selection::required_text)).
+    pub contains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -694,6 +699,91 @@ mod tests {
         let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(1_700_000_000_000 + i));
         let padding = serde_json::json!({ "Description": "x".repeat(2000) });
         AuditRecord::for_call(&OpSpec::DESCRIBE_KEY, &cx, padding, PayloadSizes::default(), None)
+    }
+
+    /// The records of an in-memory store that `selection` keeps, by sequence, with or without the text pre-filter.
+    async fn scanned(store: &Store, selection: &Arc<crate::audit::selection::Selection>, prefilter: bool) -> Vec<i64> {
+        let contains = if prefilter { selection.required_text() } else { Vec::new() };
+        let scan = Scan {
+            range: selection.range,
+            order: Order::OldestFirst,
+            from: None,
+            through: None,
+            limit: 1000,
+            contains,
+        };
+        let selection = selection.clone();
+        let page = store.scan_audit(scan, move |r| selection.matches(r)).await.unwrap();
+        page.links.into_iter().map(|(seq, _)| seq).collect()
+    }
+
+    fn record_with(user_agent: &str, key_id: &str, detail: &str, i: i64) -> AuditRecord {
+        let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(1_700_000_000_000 + i));
+        let parameters = serde_json::json!({ "KeyId": key_id, "Detail": detail });
+        let mut record = AuditRecord::for_call(&OpSpec::ENCRYPT, &cx, parameters, PayloadSizes::default(), None);
+        (record.user_agent, record.key_id) = (user_agent.to_owned(), key_id.to_owned());
+        record
+    }
+
+    #[tokio::test]
+    async fn the_text_prefilter_keeps_what_the_stored_text_does_not_spell_out() {
+        let (store, _) = Store::open(&Location::InMemory).unwrap();
+        // U+212A KELVIN SIGN lower-cases to an ASCII `k`, which SQLite's LIKE cannot know.
+        let records = [record_with("\u{212A}msim-cli", "key-1", "", 0), record_with("other", "key-2", "", 1)];
+        store.commit(Vec::new(), &records).await.unwrap();
+        let selection = Arc::new(crate::audit::selection::Selection::new("userAgent: KMSIM*", "", "").unwrap());
+        assert_eq!(selection.required_text(), ["kmsim"]);
+        assert_eq!(scanned(&store, &selection, true).await, scanned(&store, &selection, false).await);
+        assert_eq!(scanned(&store, &selection, true).await.len(), 1);
+        // ActionTrail's time is a rendering of the stored number, so a term on it filters nothing.
+        let selection = Arc::new(
+            crate::audit::selection::Selection::new(r#"event.eventTime: "2023-11-14T22:13:20Z""#, "", "").unwrap(),
+        );
+        assert!(selection.required_text().is_empty());
+        assert_eq!(scanned(&store, &selection, true).await.len(), 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The pre-filter only saves decoding: whatever the records hold (escapes, LIKE's own wildcards,
+        /// case, text beyond ASCII) and whatever the query, the scan keeps exactly what it keeps without it.
+        #[test]
+        fn the_text_prefilter_never_changes_what_a_scan_keeps(
+            ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ k-]{1,10}", 6),
+            beyond_ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ \u{e9}\u{212A}k-]{1,10}", 3),
+            picks in proptest::collection::vec((0usize..3, 0usize..4, proptest::bool::ANY, 0usize..4), 1..4),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (store, _) = Store::open(&Location::InMemory).unwrap();
+                // Two records whose text is all ASCII, which LIKE decides, and one that is not.
+                let texts: Vec<&String> = ascii.iter().chain(&beyond_ascii).collect();
+                let records: Vec<AuditRecord> =
+                    texts.chunks(3).enumerate().map(|(i, t)| record_with(t[0], t[1], t[2], i as i64)).collect();
+                store.commit(Vec::new(), &records).await.unwrap();
+                // Field 3 is ActionTrail's spelling of field 0, which gives no text to filter on.
+                let fields = ["userAgent", "keyId", "requestParameters.Detail", "event.userAgent"];
+                // Each term quotes the end of one record's value in that field, in upper or lower case.
+                let terms: Vec<String> = picks
+                    .iter()
+                    .map(|&(record, field, lower, cut)| {
+                        let chars: Vec<char> = texts[record * 3 + field % 3].chars().collect();
+                        let piece: String = chars[cut.min(chars.len() - 1)..].iter().collect();
+                        // Lower case turns the Kelvin sign into an ASCII `k`, which the store's LIKE cannot fold.
+                        let piece = if lower { piece.to_lowercase() } else { piece.to_uppercase() };
+                        let quoted = piece.replace('\\', "\\\\").replace('"', "\\\"");
+                        format!("{}: \"{quoted}\"", fields[field])
+                    })
+                    .collect();
+                let joiner = if picks[0].2 { " AND " } else { " OR " };
+                let selection = Arc::new(crate::audit::selection::Selection::new(&terms.join(joiner), "", "").unwrap());
+                let with = scanned(&store, &selection, true).await;
+                let without = scanned(&store, &selection, false).await;
+                proptest::prop_assert_eq!(with, without, "{}", terms.join(joiner));
+                Ok(())
+            })?;
+        }
     }
 
     /// Records from before the chain existed, or left unlinked by a start that was cut off while linking

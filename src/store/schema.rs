@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -588,7 +589,7 @@ pub(super) fn list_audit(
 /// One page of system events, newest first, from the position `before` (time, seq) down.
 pub(super) fn list_events(conn: &Connection, query: &EventQuery, before: Option<(i64, i64)>) -> StoreResult<EventPage> {
     let (name_exact, name_prefix) = match query.filter.name.strip_suffix('*') {
-        Some(prefix) => (String::new(), format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"))),
+        Some(prefix) => (String::new(), format!("{}%", like_literal(prefix))),
         None => (query.filter.name.clone(), String::new()),
     };
     let (before_time, before_seq) = before.unwrap_or((i64::MAX, i64::MAX));
@@ -637,22 +638,27 @@ pub(super) fn scan_audit(
 ) -> StoreResult<AuditPage> {
     // `+time_ms` keeps SQLite off the time index: walking by sequence streams rows in
     // the order wanted, where the index would first sort the whole table.
-    let sql = match scan.order {
-        Order::NewestFirst => {
-            "SELECT seq, record, chain FROM audit_events \
-             WHERE seq < ?1 AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3 ORDER BY seq DESC"
-        }
-        Order::OldestFirst => {
-            "SELECT seq, record, chain FROM audit_events \
-             WHERE seq > ?1 AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3 ORDER BY seq"
-        }
+    let (after, order) = match scan.order {
+        Order::NewestFirst => ("seq < ?1", "seq DESC"),
+        Order::OldestFirst => ("seq > ?1", "seq"),
     };
+    // Matching text is far cheaper than decoding the record to ask `keep`. LIKE folds ASCII case only,
+    // so a record with other characters is always decoded (octet_length counts bytes, length characters).
+    let contains: String = (0..scan.contains.len())
+        .map(|i| format!(" AND (record LIKE ?{} ESCAPE '\\' OR octet_length(record) <> length(record))", i + 5))
+        .collect();
+    let sql = format!(
+        "SELECT seq, record, chain FROM audit_events \
+         WHERE {after} AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3{contains} ORDER BY {order}"
+    );
     let from = scan.from.unwrap_or(match scan.order {
         Order::NewestFirst => i64::MAX,
         Order::OldestFirst => i64::MIN,
     });
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![from, scan.range.0.0, scan.range.1.0, scan.through.unwrap_or(i64::MAX)])?;
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let bounds = [from, scan.range.0.0, scan.range.1.0, scan.through.unwrap_or(i64::MAX)].map(SqlValue::Integer);
+    let patterns = scan.contains.iter().map(|text| SqlValue::Text(format!("%{}%", like_literal(text))));
+    let mut rows = stmt.query(rusqlite::params_from_iter(bounds.into_iter().chain(patterns)))?;
     let mut page = AuditPage { records: Vec::new(), links: Vec::new(), next_before: None };
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
@@ -668,6 +674,18 @@ pub(super) fn scan_audit(
         }
     }
     Ok(page)
+}
+
+/// `text` with LIKE's wildcards escaped by a backslash (`ESCAPE '\\'`), to be matched literally.
+fn like_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal
 }
 
 pub(super) fn last_seq(conn: &Connection) -> StoreResult<i64> {

@@ -36,6 +36,16 @@ impl Expr {
             }
         }
     }
+
+    /// Appends the field searches that every matching document satisfies: the
+    /// whole expression, or each term of an `and`, at any depth.
+    pub(super) fn collect_required_matches<'a>(&'a self, required: &mut Vec<(&'a str, &'a Pattern)>) {
+        match self {
+            Expr::And(terms) => terms.iter().for_each(|term| term.collect_required_matches(required)),
+            Expr::Match { field: Some(field), pattern } => required.push((field, pattern)),
+            _ => {}
+        }
+    }
 }
 
 impl CompareOp {
@@ -71,6 +81,20 @@ impl Pattern {
             .map(<[Piece]>::to_vec)
             .collect();
         Pattern { pieces, tokens }
+    }
+
+    /// Pieces of text, lower-cased, that every value this pattern matches
+    /// contains: its literal runs, cut at wildcards, at delimiters (so that
+    /// they hold whether the whole value or a run of its tokens matched) and
+    /// at each character that `keep` refuses.
+    pub(super) fn literal_pieces(&self, keep: impl Fn(char) -> bool) -> Vec<String> {
+        self.pieces
+            .split(|piece| !matches!(piece, Piece::Char(c) if !is_delimiter(*c) && keep(*c)))
+            .filter(|run| !run.is_empty())
+            .map(|run| {
+                run.iter().filter_map(|piece| if let Piece::Char(c) = piece { Some(*c) } else { None }).collect()
+            })
+            .collect()
     }
 
     /// True if the pattern matches the whole value, or its tokens match a contiguous run of the value's tokens.

@@ -59,6 +59,17 @@ impl Query {
         self.expr.matches(document)
     }
 
+    /// For each field search that every matching document satisfies (the
+    /// query itself, or a term of its top-level `and`), the field and the
+    /// pieces of text, lower-cased, that a value matching it must contain.
+    /// Pieces hold only characters `keep` accepts; the rest cut them. A
+    /// caller can pre-filter on these without ever losing a match.
+    pub fn required_text(&self, keep: impl Fn(char) -> bool + Copy) -> Vec<(&str, Vec<String>)> {
+        let mut required = Vec::new();
+        self.expr.collect_required_matches(&mut required);
+        required.into_iter().map(|(field, pattern)| (field, pattern.literal_pieces(keep))).collect()
+    }
+
     /// Every field name the query mentions, in order of first mention, so a caller can pre-filter on them.
     pub fn fields(&self) -> Vec<String> {
         let mut fields = Vec::new();
@@ -154,6 +165,27 @@ mod tests {
         let document = json!({"event": {"serviceName": "Kms", "resourceName": arn}});
         assert!(matches(&format!(r#"* AND (event.serviceName: "Kms") AND "{uuid}""#), &document));
         assert!(!matches(r#"* AND (event.serviceName: "Kms") AND "0d603b4a-1a2b""#, &document));
+    }
+
+    #[test]
+    fn required_text_is_the_literal_pieces_of_the_terms_every_match_satisfies() {
+        let query: Query =
+            r#"a: Rejected.Dis* AND (b: x OR c: y) AND e: "Ab%c:d\"e" f: k?y_1 NOT d: z"#.parse().unwrap();
+        let plain = |c: char| c.is_ascii_graphic() && c != '"';
+        // `or` and `not` terms promise nothing; wildcards, delimiters and refused characters cut pieces.
+        assert_eq!(
+            query.required_text(plain),
+            [
+                ("a", vec!["rejected.dis".to_owned()]),
+                ("e", vec!["ab%c".into(), "d".into(), "e".into()]),
+                ("f", vec!["k".into(), "y_1".into()])
+            ]
+        );
+        assert_eq!("x: Kelvin".parse::<Query>().unwrap().required_text(plain), [("x", vec!["kelvin".to_owned()])]);
+        for nothing_required in ["*", "a: x OR b: y", "NOT a: x", "b NOT a: x AND c: y", "a: *", "a > 3", "bare"] {
+            let query: Query = nothing_required.parse().unwrap();
+            assert!(query.required_text(plain).iter().all(|(_, pieces)| pieces.is_empty()), "{nothing_required}");
+        }
     }
 
     #[test]
