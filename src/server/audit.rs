@@ -286,6 +286,7 @@ async fn export(
     let mut from = None;
     let mut span: Option<(i64, i64)> = None;
     let mut chunk = 0;
+    let contains = selection.required_text();
     loop {
         chunk += 1;
         let scan = Scan {
@@ -294,7 +295,7 @@ async fn export(
             from,
             through: Some(through),
             limit: per_chunk,
-            contains: selection.required_text(),
+            contains: contains.clone(),
         };
         let matcher = selection.clone();
         let page = match store.scan_audit(scan, move |r| matcher.matches(r)).await {
