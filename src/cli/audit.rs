@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
-use super::output::OutputFormat;
+use super::output::{self, OutputFormat};
 use super::progress::{Progress, REDRAW_EVERY};
 use crate::audit::chain::{self, Verified, Violation};
 use crate::proto as pb;
@@ -26,8 +26,10 @@ pub enum AuditCommand {
         event_name: String,
         #[arg(long, default_value = "")]
         error_code: String,
+        /// Records per page, 1 to 1000.
         #[arg(long, default_value_t = 20)]
         page_size: i32,
+        /// Continue from a previous page: the nextPageToken it printed (there is none after the last page).
         #[arg(long, default_value = "")]
         page_token: String,
     },
@@ -42,8 +44,10 @@ pub enum AuditCommand {
         query: String,
         #[command(flatten)]
         selection: SelectionArgs,
+        /// Records per page, 1 to 1000.
         #[arg(long, default_value_t = 20)]
         page_size: i32,
+        /// Continue from a previous page: the nextPageToken it printed (there is none after the last page).
         #[arg(long, default_value = "")]
         page_token: String,
     },
@@ -143,7 +147,7 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             let request = pb::ListAuditEventsRequest { key_id, event_name, error_code, page_size, page_token };
             let response = client.list_audit_events(conn.request(request)).await?.into_inner();
             let events: Vec<Value> = response.events.iter().map(summary).collect();
-            Ok(json!({ "nextPageToken": response.next_page_token, "events": events }))
+            Ok(output::page(events, response.next_page_token))
         }
         AuditCommand::Query { query, selection, page_size, page_token } => {
             let request = pb::QueryAuditEventsRequest {
@@ -162,7 +166,7 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
                 }
                 OutputFormat::Table => response.events.iter().filter_map(|r| r.event.as_ref()).map(summary).collect(),
             };
-            Ok(json!({ "nextPageToken": response.next_page_token, "events": events }))
+            Ok(output::page(events, response.next_page_token))
         }
         AuditCommand::Tail { query, format, count } => {
             let request = pb::TailAuditEventsRequest { query, format };

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
-use super::output::OutputFormat;
+use super::output::{self, OutputFormat};
 use crate::proto as pb;
 use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::event_service_client::EventServiceClient;
@@ -26,8 +26,10 @@ pub enum EventsCommand {
         /// RFC 3339; default now.
         #[arg(long, default_value = "")]
         end_time: String,
+        /// Events per page, 1 to 1000.
         #[arg(long, default_value_t = 100)]
         page_size: i32,
+        /// Continue from a previous page: the nextPageToken it printed (there is none after the last page).
         #[arg(long, default_value = "")]
         page_token: String,
     },
@@ -83,10 +85,7 @@ pub async fn events(conn: &Connection, command: EventsCommand) -> Result<Value, 
             };
             let response = client.list_system_events(conn.request(request)).await?.into_inner();
             let events: Vec<Value> = response.events.iter().map(|e| event_json(e, conn.output)).collect();
-            match response.next_page_token.as_str() {
-                "" => json!({ "events": events }),
-                token => json!({ "nextPageToken": token, "events": events }),
-            }
+            output::page(events, response.next_page_token)
         }
         EventsCommand::Watch { filter, count } => {
             let request = pb::WatchSystemEventsRequest { name: filter.name, level: filter.level };

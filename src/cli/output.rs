@@ -55,6 +55,17 @@ pub fn select(value: &Value, path: &str) -> Result<String, String> {
     })
 }
 
+/// One page of a listing: the `events`, and `nextPageToken` only when there is a next page, so a
+/// table does not start with an empty token row and a script tests for the field's presence.
+pub fn page(events: Vec<Value>, next_page_token: String) -> Value {
+    let mut page = serde_json::Map::new();
+    if !next_page_token.is_empty() {
+        page.insert("nextPageToken".into(), Value::String(next_page_token));
+    }
+    page.insert("events".into(), Value::Array(events));
+    Value::Object(page)
+}
+
 fn render_table(value: &Value, out: &mut String) {
     match value {
         Value::Object(fields) => {
@@ -68,7 +79,10 @@ fn render_table(value: &Value, out: &mut String) {
                 }
             }
             for list in lists {
-                out.push('\n');
+                // A blank line sets a table apart from what is above it, if anything is.
+                if !out.is_empty() {
+                    out.push('\n');
+                }
                 render_table(list, out);
             }
         }
@@ -156,6 +170,15 @@ mod tests {
         let table = render(&value, OutputFormat::Table);
         assert_eq!(table, "totalCount  2\n\nkeyId  arn\na      x\nbb     y");
         assert!(render(&value, OutputFormat::Json).contains("\"totalCount\": 2"));
+    }
+
+    #[test]
+    fn a_page_names_its_next_page_only_when_there_is_one() {
+        let events = || vec![json!({"eventName": "Encrypt"})];
+        assert_eq!(render(&page(events(), String::new()), OutputFormat::Table), "eventName\nEncrypt");
+        assert_eq!(page(events(), String::new()), json!({"events": [{"eventName": "Encrypt"}]}));
+        let more = page(events(), "t-1".into());
+        assert_eq!(render(&more, OutputFormat::Table), "nextPageToken  t-1\n\neventName\nEncrypt");
     }
 
     #[test]
