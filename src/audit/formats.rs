@@ -64,6 +64,42 @@ pub fn describe(record: &AuditRecord, format: Format, s: &mut impl Sink) {
 
 const SERVICE_EVENT: &str = "AliyunServiceEvent";
 
+/// The ActionTrail fields whose values [`actiontrail`] copies from the native record as they are, so that any text
+/// in them is in the record's stored JSON too; a path covers everything under it. The audit scan's text
+/// pre-filter relies on this ([`Selection::required_text`](super::selection::Selection::required_text)). Fields
+/// that the rendering makes up are not here: `eventTime` (RFC 3339 where the record has milliseconds),
+/// `eventSource`, `sourceIpAddress` ("Internal" for kmsim's own calls), `resourceType`, `userIdentity.sessionContext`.
+pub const ACTIONTRAIL_COPIED_FIELDS: &[&str] = &[
+    "eventId",
+    "eventName",
+    "eventRW",
+    "eventType",
+    "serviceName",
+    "acsRegion",
+    "userAgent",
+    "requestId",
+    "requestParameters",
+    "responseElements",
+    "errorCode",
+    "errorMessage",
+    "resourceName",
+    "referencedResources",
+    "recipientAccountId",
+    "userIdentity.type",
+    "userIdentity.principalId",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.userName",
+    "additionalEventData",
+];
+
+/// Whether `path` (an ActionTrail field, without `event.`) is one of [`ACTIONTRAIL_COPIED_FIELDS`] or under one.
+pub fn copied_from_the_record(path: &str) -> bool {
+    ACTIONTRAIL_COPIED_FIELDS
+        .iter()
+        .any(|copied| path.strip_prefix(copied).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
+}
+
 /// The record in Alibaba ActionTrail's shape.
 pub fn actiontrail(r: &AuditRecord) -> Value {
     render(r, Format::ActionTrail)
@@ -617,6 +653,48 @@ mod tests {
                 assert_eq!(render_text(&r, format), serde_json::to_string(&value).unwrap(), "{format:?} of {r:?}");
             }
         }
+    }
+
+    /// Every scalar under `value`, with its dotted path (arrays add nothing to a path, as in a query).
+    fn scalars<'a>(path: &str, value: &'a Value, found: &mut Vec<(String, &'a Value)>) {
+        match value {
+            Value::Object(members) => {
+                for (name, child) in members {
+                    let path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                    scalars(&path, child, found);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| scalars(path, item, found)),
+            scalar => found.push((path.to_owned(), scalar)),
+        }
+    }
+
+    /// What the audit scan's text pre-filter relies on: a value under a copied field is in the stored record,
+    /// written exactly as there. The fields that are not copied include some that show why.
+    #[test]
+    fn the_copied_actiontrail_fields_hold_only_what_the_stored_record_holds() {
+        let mut made_up = std::collections::BTreeSet::new();
+        for r in varied() {
+            let stored = r.to_json();
+            let rendered = actiontrail(&r);
+            let mut found = Vec::new();
+            scalars("", &rendered, &mut found);
+            for (path, value) in found {
+                let written = serde_json::to_string(value).unwrap();
+                if copied_from_the_record(&path) {
+                    assert!(stored.contains(&written), "{path} = {written} is not in the stored {stored}");
+                } else if !stored.contains(&written) {
+                    made_up.insert(path);
+                }
+            }
+        }
+        for path in
+            ["eventTime", "eventSource", "sourceIpAddress", "userIdentity.sessionContext.attributes.creationDate"]
+        {
+            assert!(made_up.contains(path), "{path} is made up by the rendering: {made_up:?}");
+        }
+        assert!(copied_from_the_record("requestParameters.EncryptionContext.Department"));
+        assert!(!copied_from_the_record("eventNameX") && !copied_from_the_record("userIdentity"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::formats::actiontrail;
+use super::formats::{actiontrail, copied_from_the_record};
 use super::query::Query;
 use super::record::AuditRecord;
 use crate::clock::SimTime;
@@ -40,13 +40,17 @@ impl Selection {
     /// Unicode's lower case and ASCII's could disagree): the pieces of the
     /// query's required terms on the record's own fields, cut at what JSON
     /// escapes and at anything not ASCII. Terms on ActionTrail's `event.`
-    /// fields give none, since that rendering is not the stored text.
+    /// fields count only where that rendering copies the record's value
+    /// ([`copied_from_the_record`]); the rest of it is not the stored text.
     pub fn required_text(&self) -> Vec<String> {
         let unescaped_ascii = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
         self.query
             .required_text(unescaped_ascii)
             .into_iter()
-            .filter(|(field, _)| *field != "event" && !field.starts_with("event."))
+            .filter(|(field, _)| match field.strip_prefix("event.") {
+                Some(rendered) => copied_from_the_record(rendered),
+                None => *field != "event",
+            })
             .flat_map(|(_, pieces)| pieces)
             .collect()
     }

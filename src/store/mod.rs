@@ -739,6 +739,10 @@ mod tests {
         let long = format!("userAgent: \"kmsim{}\"", "x".repeat(60_000));
         let selection = Arc::new(crate::audit::selection::Selection::new(&long, "", "").unwrap());
         assert!(scanned(&store, &selection, true).await.is_empty());
+        // ActionTrail copies the user agent as it is, so its spelling filters the same.
+        let selection = Arc::new(crate::audit::selection::Selection::new("event.userAgent: KMSIM*", "", "").unwrap());
+        assert_eq!(selection.required_text(), ["kmsim"]);
+        assert_eq!(scanned(&store, &selection, true).await.len(), 1);
         // ActionTrail's time is a rendering of the stored number, so a term on it filters nothing.
         let selection = Arc::new(
             crate::audit::selection::Selection::new(r#"event.eventTime: "2023-11-14T22:13:20Z""#, "", "").unwrap(),
@@ -756,7 +760,7 @@ mod tests {
         fn the_text_prefilter_never_changes_what_a_scan_keeps(
             ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ k-]{1,10}", 6),
             beyond_ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ \u{e9}\u{212A}k-]{1,10}", 3),
-            picks in proptest::collection::vec((0usize..3, 0usize..4, proptest::bool::ANY, 0usize..4), 1..4),
+            picks in proptest::collection::vec((0usize..3, 0usize..6, proptest::bool::ANY, 0usize..4), 1..4),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
@@ -766,18 +770,27 @@ mod tests {
                 let records: Vec<AuditRecord> =
                     texts.chunks(3).enumerate().map(|(i, t)| record_with(t[0], t[1], t[2], i as i64)).collect();
                 store.commit(Vec::new(), &records).await.unwrap();
-                // Field 3 is ActionTrail's spelling of field 0, which gives no text to filter on.
-                let fields = ["userAgent", "keyId", "requestParameters.Detail", "event.userAgent"];
+                // Each field with the record text (0, 1 or 2) it holds: the record's own spellings, and
+                // ActionTrail's, which copies the record's values there.
+                let fields = [
+                    ("userAgent", 0),
+                    ("keyId", 1),
+                    ("requestParameters.Detail", 2),
+                    ("event.userAgent", 0),
+                    ("event.requestParameters.KeyId", 1),
+                    ("event.requestParameters.Detail", 2),
+                ];
                 // Each term quotes the end of one record's value in that field, in upper or lower case.
                 let terms: Vec<String> = picks
                     .iter()
                     .map(|&(record, field, lower, cut)| {
-                        let chars: Vec<char> = texts[record * 3 + field % 3].chars().collect();
+                        let (field, text) = fields[field];
+                        let chars: Vec<char> = texts[record * 3 + text].chars().collect();
                         let piece: String = chars[cut.min(chars.len() - 1)..].iter().collect();
                         // Lower case turns the Kelvin sign into an ASCII `k`, which the store's LIKE cannot fold.
                         let piece = if lower { piece.to_lowercase() } else { piece.to_uppercase() };
                         let quoted = piece.replace('\\', "\\\\").replace('"', "\\\"");
-                        format!("{}: \"{quoted}\"", fields[field])
+                        format!("{field}: \"{quoted}\"")
                     })
                     .collect();
                 let joiner = if picks[0].2 { " AND " } else { " OR " };
