@@ -68,7 +68,7 @@ const SERVICE_EVENT: &str = "AliyunServiceEvent";
 /// in them is in the record's stored JSON too; a path covers everything under it. The audit scan's text
 /// pre-filter relies on this ([`Selection::required_text`](super::selection::Selection::required_text)). Fields
 /// that the rendering makes up are not here: `eventTime` (RFC 3339 where the record has milliseconds),
-/// `eventSource`, `sourceIpAddress` ("Internal" for kmsim's own calls), `resourceType`, `userIdentity.sessionContext`.
+/// `eventSource`, `resourceType`, `userIdentity.sessionContext`.
 pub const ACTIONTRAIL_COPIED_FIELDS: &[&str] = &[
     "eventId",
     "eventName",
@@ -93,11 +93,37 @@ pub const ACTIONTRAIL_COPIED_FIELDS: &[&str] = &[
     "additionalEventData",
 ];
 
-/// Whether `path` (an ActionTrail field, without `event.`) is one of [`ACTIONTRAIL_COPIED_FIELDS`] or under one.
-pub fn copied_from_the_record(path: &str) -> bool {
-    ACTIONTRAIL_COPIED_FIELDS
-        .iter()
-        .any(|copied| path.strip_prefix(copied).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
+/// ActionTrail fields copied from the record except where a fixed value stands in for it:
+/// `sourceIpAddress` is the caller's address, or "Internal" for kmsim's own calls and
+/// "kms.aliyuncs.com" for service events.
+pub const ACTIONTRAIL_STAND_INS: &[(&str, &[&str])] =
+    &[("sourceIpAddress", &[ACTIONTRAIL_INTERNAL, ACTIONTRAIL_SERVICE])];
+const ACTIONTRAIL_INTERNAL: &str = "Internal";
+const ACTIONTRAIL_SERVICE: &str = "kms.aliyuncs.com";
+
+/// Where the ActionTrail rendering takes a field's value from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionTrailSource {
+    /// The record's own value, as it is.
+    Copied,
+    /// The record's own value, or one of these when the record has none.
+    CopiedOr(&'static [&'static str]),
+    /// Something the rendering makes up.
+    MadeUp,
+}
+
+/// How [`actiontrail`] fills `path` (an ActionTrail field, without `event.`):
+/// [`ACTIONTRAIL_COPIED_FIELDS`] and everything under them are copied,
+/// [`ACTIONTRAIL_STAND_INS`] copied or stood in for, the rest made up.
+pub fn actiontrail_source(path: &str) -> ActionTrailSource {
+    let covers = |field: &str| path.strip_prefix(field).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+    if ACTIONTRAIL_COPIED_FIELDS.iter().any(|field| covers(field)) {
+        ActionTrailSource::Copied
+    } else if let Some((_, stand_ins)) = ACTIONTRAIL_STAND_INS.iter().find(|(field, _)| *field == path) {
+        ActionTrailSource::CopiedOr(stand_ins)
+    } else {
+        ActionTrailSource::MadeUp
+    }
 }
 
 /// The record in Alibaba ActionTrail's shape.
@@ -110,8 +136,8 @@ fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
     // Service events have no caller: ActionTrail names the acting service. An API call with no
     // client address came from inside kmsim, which ActionTrail writes as "Internal".
     let source_ip = match r.client_ip.as_str() {
-        _ if service_event => "kms.aliyuncs.com",
-        "" => "Internal",
+        _ if service_event => ACTIONTRAIL_SERVICE,
+        "" => ACTIONTRAIL_INTERNAL,
         ip => ip,
     };
     // A secret call is about its secret; its key, if any, is only referenced.
@@ -670,10 +696,12 @@ mod tests {
     }
 
     /// What the audit scan's text pre-filter relies on: a value under a copied field is in the stored record,
-    /// written exactly as there. The fields that are not copied include some that show why.
+    /// written exactly as there, and one under a field with stand-ins is that or a stand-in. The fields
+    /// that are made up include some that show why.
     #[test]
     fn the_copied_actiontrail_fields_hold_only_what_the_stored_record_holds() {
         let mut made_up = std::collections::BTreeSet::new();
+        let mut stood_in = std::collections::BTreeSet::new();
         for r in varied() {
             let stored = r.to_json();
             let rendered = actiontrail(&r);
@@ -681,20 +709,31 @@ mod tests {
             scalars("", &rendered, &mut found);
             for (path, value) in found {
                 let written = serde_json::to_string(value).unwrap();
-                if copied_from_the_record(&path) {
-                    assert!(stored.contains(&written), "{path} = {written} is not in the stored {stored}");
-                } else if !stored.contains(&written) {
-                    made_up.insert(path);
+                match actiontrail_source(&path) {
+                    ActionTrailSource::Copied => {
+                        assert!(stored.contains(&written), "{path} = {written} is not in the stored {stored}");
+                    }
+                    ActionTrailSource::CopiedOr(stand_ins) => {
+                        let stand_in = stand_ins.iter().find(|s| value.as_str() == Some(**s));
+                        match stand_in {
+                            Some(stand_in) => _ = stood_in.insert(*stand_in),
+                            None => assert!(stored.contains(&written), "{path} = {written} is not in {stored}"),
+                        }
+                    }
+                    ActionTrailSource::MadeUp if !stored.contains(&written) => _ = made_up.insert(path),
+                    ActionTrailSource::MadeUp => {}
                 }
             }
         }
-        for path in
-            ["eventTime", "eventSource", "sourceIpAddress", "userIdentity.sessionContext.attributes.creationDate"]
-        {
+        for path in ["eventTime", "eventSource", "userIdentity.sessionContext.attributes.creationDate"] {
             assert!(made_up.contains(path), "{path} is made up by the rendering: {made_up:?}");
         }
-        assert!(copied_from_the_record("requestParameters.EncryptionContext.Department"));
-        assert!(!copied_from_the_record("eventNameX") && !copied_from_the_record("userIdentity"));
+        // Each stand-in is one the varied records need, so none is listed for nothing.
+        assert_eq!(stood_in.into_iter().collect::<Vec<_>>(), ["Internal", "kms.aliyuncs.com"]);
+        assert_eq!(actiontrail_source("requestParameters.EncryptionContext.Department"), ActionTrailSource::Copied);
+        assert_eq!(actiontrail_source("eventNameX"), ActionTrailSource::MadeUp);
+        assert_eq!(actiontrail_source("userIdentity"), ActionTrailSource::MadeUp);
+        assert_eq!(actiontrail_source("sourceIpAddress.x"), ActionTrailSource::MadeUp);
     }
 
     #[test]

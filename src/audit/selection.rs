@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::formats::{actiontrail, copied_from_the_record};
+use super::formats::{ActionTrailSource, actiontrail, actiontrail_source};
 use super::query::Query;
 use super::record::AuditRecord;
 use crate::clock::SimTime;
@@ -41,17 +41,23 @@ impl Selection {
     /// query's required terms on the record's own fields, cut at what JSON
     /// escapes and at anything not ASCII. Terms on ActionTrail's `event.`
     /// fields count only where that rendering copies the record's value
-    /// ([`copied_from_the_record`]); the rest of it is not the stored text.
+    /// ([`actiontrail_source`]), or where no stand-in for it could match the
+    /// term; the rest of it is not the stored text.
     pub fn required_text(&self) -> Vec<String> {
         let unescaped_ascii = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
         self.query
-            .required_text(unescaped_ascii)
+            .required_terms()
             .into_iter()
-            .filter(|(field, _)| match field.strip_prefix("event.") {
-                Some(rendered) => copied_from_the_record(rendered),
-                None => *field != "event",
+            .filter(|term| match term.field.strip_prefix("event.") {
+                Some(rendered) => match actiontrail_source(rendered) {
+                    ActionTrailSource::Copied => true,
+                    // A term that no stand-in satisfies is satisfied by the record's own value.
+                    ActionTrailSource::CopiedOr(stand_ins) => !stand_ins.iter().any(|s| term.matches(s)),
+                    ActionTrailSource::MadeUp => false,
+                },
+                None => term.field != "event",
             })
-            .flat_map(|(_, pieces)| pieces)
+            .flat_map(|term| term.pieces(unescaped_ascii))
             .collect()
     }
 

@@ -722,6 +722,8 @@ mod tests {
         let parameters = serde_json::json!({ "KeyId": key_id, "Detail": detail });
         let mut record = AuditRecord::for_call(&OpSpec::ENCRYPT, &cx, parameters, PayloadSizes::default(), None);
         (record.user_agent, record.key_id) = (user_agent.to_owned(), key_id.to_owned());
+        // Every other record is kmsim's own call, with no address: ActionTrail shows "Internal" instead.
+        record.client_ip = if i % 2 == 0 { key_id.to_owned() } else { String::new() };
         record
     }
 
@@ -743,6 +745,20 @@ mod tests {
         let selection = Arc::new(crate::audit::selection::Selection::new("event.userAgent: KMSIM*", "", "").unwrap());
         assert_eq!(selection.required_text(), ["kmsim"]);
         assert_eq!(scanned(&store, &selection, true).await.len(), 1);
+        // ActionTrail's source address is the record's, unless a stand-in is: a term no stand-in matches
+        // filters on the record's text, and one a stand-in matches filters nothing.
+        let selection =
+            Arc::new(crate::audit::selection::Selection::new("event.sourceIpAddress: KEY-1", "", "").unwrap());
+        assert_eq!(selection.required_text(), ["key-1"]);
+        assert_eq!(scanned(&store, &selection, true).await.len(), 1);
+        for stood_in in ["Internal", "internal", "INT*", "kms.aliyuncs.com", "kms*", "KMS.ALIYUNCS*"] {
+            let query = format!("event.sourceIpAddress: {stood_in}");
+            let selection = Arc::new(crate::audit::selection::Selection::new(&query, "", "").unwrap());
+            assert!(selection.required_text().is_empty(), "{query}");
+        }
+        let selection =
+            Arc::new(crate::audit::selection::Selection::new("event.sourceIpAddress: Internal", "", "").unwrap());
+        assert_eq!(scanned(&store, &selection, true).await.len(), 1);
         // ActionTrail's time is a rendering of the stored number, so a term on it filters nothing.
         let selection = Arc::new(
             crate::audit::selection::Selection::new(r#"event.eventTime: "2023-11-14T22:13:20Z""#, "", "").unwrap(),
@@ -760,7 +776,7 @@ mod tests {
         fn the_text_prefilter_never_changes_what_a_scan_keeps(
             ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ k-]{1,10}", 6),
             beyond_ascii in proptest::collection::vec("[a-cA-C%_\\\\\"\\.:/ \u{e9}\u{212A}k-]{1,10}", 3),
-            picks in proptest::collection::vec((0usize..3, 0usize..6, proptest::bool::ANY, 0usize..4), 1..4),
+            picks in proptest::collection::vec((0usize..3, 0usize..8, proptest::bool::ANY, 0usize..4), 1..4),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
@@ -779,13 +795,18 @@ mod tests {
                     ("event.userAgent", 0),
                     ("event.requestParameters.KeyId", 1),
                     ("event.requestParameters.Detail", 2),
+                    // The record's address, or "Internal" standing in for none (odd records).
+                    ("event.sourceIpAddress", 1),
+                    ("event.sourceIpAddress", 3),
                 ];
+                let internal = "Internal".to_owned();
                 // Each term quotes the end of one record's value in that field, in upper or lower case.
                 let terms: Vec<String> = picks
                     .iter()
                     .map(|&(record, field, lower, cut)| {
                         let (field, text) = fields[field];
-                        let chars: Vec<char> = texts[record * 3 + text].chars().collect();
+                        let text = if text == 3 { &internal } else { texts[record * 3 + text] };
+                        let chars: Vec<char> = text.chars().collect();
                         let piece: String = chars[cut.min(chars.len() - 1)..].iter().collect();
                         // Lower case turns the Kelvin sign into an ASCII `k`, which the store's LIKE cannot fold.
                         let piece = if lower { piece.to_lowercase() } else { piece.to_uppercase() };

@@ -98,7 +98,7 @@ impl Pattern {
     }
 
     /// True if the pattern matches the whole value, or its tokens match a contiguous run of the value's tokens.
-    fn matches(&self, value: &str) -> bool {
+    pub(super) fn matches(&self, value: &str) -> bool {
         let value: Vec<char> = value.to_lowercase().chars().collect();
         if glob(&self.pieces, &value) {
             return true;

@@ -59,15 +59,13 @@ impl Query {
         self.expr.matches(document)
     }
 
-    /// For each field search that every matching document satisfies (the
-    /// query itself, or a term of its top-level `and`), the field and the
-    /// pieces of text, lower-cased, that a value matching it must contain.
-    /// Pieces hold only characters `keep` accepts; the rest cut them. A
-    /// caller can pre-filter on these without ever losing a match.
-    pub fn required_text(&self, keep: impl Fn(char) -> bool + Copy) -> Vec<(&str, Vec<String>)> {
+    /// The field searches that every matching document satisfies: the query
+    /// itself, or the terms of its top-level `and`. A caller can pre-filter
+    /// on their [`pieces`](RequiredTerm::pieces) without ever losing a match.
+    pub fn required_terms(&self) -> Vec<RequiredTerm<'_>> {
         let mut required = Vec::new();
         self.expr.collect_required_matches(&mut required);
-        required.into_iter().map(|(field, pattern)| (field, pattern.literal_pieces(keep))).collect()
+        required.into_iter().map(|(field, pattern)| RequiredTerm { field, pattern }).collect()
     }
 
     /// Every field name the query mentions, in order of first mention, so a caller can pre-filter on them.
@@ -75,6 +73,26 @@ impl Query {
         let mut fields = Vec::new();
         self.expr.collect_fields(&mut fields);
         fields
+    }
+}
+
+/// A `field: keyword` search that every document a query matches satisfies.
+#[derive(Debug, Clone, Copy)]
+pub struct RequiredTerm<'a> {
+    pub field: &'a str,
+    pattern: &'a ast::Pattern,
+}
+
+impl RequiredTerm<'_> {
+    /// Pieces of text, lower-cased, that any value matching the keyword
+    /// contains. They hold only characters `keep` accepts; the rest cut them.
+    pub fn pieces(&self, keep: impl Fn(char) -> bool) -> Vec<String> {
+        self.pattern.literal_pieces(keep)
+    }
+
+    /// Whether the keyword matches `value`, as it would in a document.
+    pub fn matches(&self, value: &str) -> bool {
+        self.pattern.matches(value)
     }
 }
 
@@ -168,23 +186,26 @@ mod tests {
     }
 
     #[test]
-    fn required_text_is_the_literal_pieces_of_the_terms_every_match_satisfies() {
+    fn required_terms_are_the_field_searches_every_match_satisfies() {
+        fn required_text(query: &Query, keep: impl Fn(char) -> bool + Copy) -> Vec<(&str, Vec<String>)> {
+            query.required_terms().into_iter().map(|term| (term.field, term.pieces(keep))).collect()
+        }
         let query: Query =
             r#"a: Rejected.Dis* AND (b: x OR c: y) AND e: "Ab%c:d\"e" f: k?y_1 NOT d: z"#.parse().unwrap();
         let plain = |c: char| c.is_ascii_graphic() && c != '"';
         // `or` and `not` terms promise nothing; wildcards, delimiters and refused characters cut pieces.
         assert_eq!(
-            query.required_text(plain),
+            required_text(&query, plain),
             [
                 ("a", vec!["rejected.dis".to_owned()]),
                 ("e", vec!["ab%c".into(), "d".into(), "e".into()]),
                 ("f", vec!["k".into(), "y_1".into()])
             ]
         );
-        assert_eq!("x: Kelvin".parse::<Query>().unwrap().required_text(plain), [("x", vec!["kelvin".to_owned()])]);
+        assert_eq!(required_text(&"x: Kelvin".parse().unwrap(), plain), [("x", vec!["kelvin".to_owned()])]);
         for nothing_required in ["*", "a: x OR b: y", "NOT a: x", "b NOT a: x AND c: y", "a: *", "a > 3", "bare"] {
             let query: Query = nothing_required.parse().unwrap();
-            assert!(query.required_text(plain).iter().all(|(_, pieces)| pieces.is_empty()), "{nothing_required}");
+            assert!(required_text(&query, plain).iter().all(|(_, pieces)| pieces.is_empty()), "{nothing_required}");
         }
     }
 
