@@ -54,11 +54,12 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_g
 use kmsim::audit::formats::{Format, render, render_text};
 use kmsim::audit::query::Query;
 use kmsim::audit::selection::{Selection, searchable};
-use kmsim::audit::{AuditRecord, OpSpec, PayloadSizes};
+use kmsim::audit::{AuditRecord, PayloadSizes};
 use kmsim::clock::SimTime;
 use kmsim::context::CallContext;
 use kmsim::engine::key::key_arn;
 use kmsim::engine::{ErrorCode, KmsError};
+use kmsim::kernel::OpSpec;
 use kmsim::store::{Location, Order, Scan, Store, StoreResult};
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -132,7 +133,7 @@ fn record(i: u64, time: SimTime) -> AuditRecord {
         "KeyId": key_id,
         "EncryptionContext": { "app": "billing", "tenant": format!("t-{}", i % 97) },
     });
-    let sizes = PayloadSizes { request_bytes: 300 + (i % 4096) as usize, response_bytes: 400 + (i % 4096) as usize };
+    let sizes = PayloadSizes { request_bytes: 300 + i % 4096, response_bytes: 400 + i % 4096 };
     let mut record = AuditRecord::for_call(op, &cx, parameters, sizes, error.as_ref());
     record.key_arn = key_arn(REGION, ACCOUNT, &key_id);
     record.key_spec = if op.action == "kms.sign" { "RSA_2048" } else { "Aliyun_AES_256" }.into();

@@ -12,10 +12,13 @@ use crate::clock::SimTime;
 use crate::engine::KmsError;
 use crate::engine::key::KeyMeta;
 
-/// One call, as the dispatcher saw it arrive.
+/// One call, as the kernel saw it arrive.
 #[derive(Debug)]
 pub struct CallContext {
+    /// The id the server gave the call.
     pub request_id: String,
+    /// The id the client sent for its own correlation, if any.
+    pub client_request_id: String,
     pub region: String,
     pub account_id: String,
     pub client: Option<SocketAddr>,
@@ -38,6 +41,7 @@ impl CallContext {
     pub fn internal(region: &str, account_id: &str, now: SimTime) -> Self {
         CallContext {
             request_id: crate::engine::crypto::new_uuid().to_string(),
+            client_request_id: String::new(),
             region: region.to_owned(),
             account_id: account_id.to_owned(),
             client: None,
@@ -57,6 +61,7 @@ impl CallContext {
     pub fn nested(&self) -> CallContext {
         CallContext {
             request_id: self.request_id.clone(),
+            client_request_id: self.client_request_id.clone(),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             client: self.client,
@@ -165,6 +170,9 @@ pub struct TrailFacts {
     pub secret_arn: String,
     /// Calls made on the caller's behalf, each audited as its own record.
     pub nested: Vec<NestedCall>,
+    /// The fault that broke the work the call stands for (a secret rotation's
+    /// network call), when the operation drew it rather than admission.
+    pub injected_fault: Option<String>,
 }
 
 /// What a nested call was, for its audit record.
@@ -221,6 +229,10 @@ impl Trail {
     pub fn nested(&self, kind: NestedKind, cx: CallContext, request_parameters: Value, error: Option<KmsError>) {
         let facts = cx.trail.snapshot();
         self.update(|f| f.nested.push(NestedCall { kind, facts, request_parameters, error }));
+    }
+
+    pub fn injected_fault(&self, fault_id: String) {
+        self.update(|f| f.injected_fault = Some(fault_id));
     }
 
     pub fn key_version(&self, version_id: uuid::Uuid) {

@@ -4,8 +4,13 @@
 //!
 //! Map of the crate, following the path a call takes:
 //!
-//! - [`server`]: tonic services; turns a gRPC request into a [`context::CallContext`],
-//!   hands it to the one dispatcher, and maps [`engine::KmsError`] to a gRPC status.
+//! - [`frontends`]: each protocol's front end (today kmsim.v1 over gRPC) decodes its
+//!   wire request into an operation and a [`kernel::CallMeta`], verifies its own
+//!   credentials, and renders the answer or maps [`engine::KmsError`] to its wire form.
+//! - [`kernel`]: the one protocol-neutral path every call takes (authenticate,
+//!   authorize, run, admit, audit, commit, apply, answer), the operation catalogue,
+//!   admission and the scheduler.
+//! - [`server`]: assembles the kernel and serves the front ends on one address.
 //! - [`engine`]: the pure domain (keys, versions, aliases, tags, state machine, crypto,
 //!   KMS instances and cross-region key sync, and the agenda of work that falls due as
 //!   the clock moves).
@@ -25,8 +30,10 @@ pub mod clock;
 pub mod context;
 pub mod engine;
 pub mod events;
+pub mod frontends;
 pub mod generate;
 pub mod glob;
+pub mod kernel;
 pub mod metrics;
 pub mod seed;
 pub mod server;

@@ -36,9 +36,8 @@ use tonic::codegen::http;
 use crate::audit::chain::{hex, unhex};
 use crate::engine::access::{Secret, new_access_key_pair};
 
-pub const ACCESS_KEY_ID_HEADER: &str = "x-kms-access-key-id";
-pub const DATE_HEADER: &str = "x-kms-date";
-pub const SIGNATURE_HEADER: &str = "x-kms-signature";
+use crate::frontends::grpc::headers;
+
 /// How far a signature's date may be from the server's clock, either way.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
@@ -225,13 +224,13 @@ where
             // Every kmsim request is one message, so the body is complete once collected.
             let (framed, digest) = digest_body(body, usize::MAX).await?;
             let date = format_date(SystemTime::now());
-            let region = parts.headers.get(crate::server::dispatch::REGION_HEADER).and_then(|v| v.to_str().ok());
+            let region = parts.headers.get(crate::frontends::grpc::headers::REGION).and_then(|v| v.to_str().ok());
             let call = Signed { path: parts.uri.path(), date: &date, region: region.unwrap_or(""), digest: &digest };
             let signature = signature(credentials.secret.expose(), &call);
             let headers = &mut parts.headers;
-            headers.insert(ACCESS_KEY_ID_HEADER, credentials.access_key_id.parse()?);
-            headers.insert(DATE_HEADER, date.parse()?);
-            headers.insert(SIGNATURE_HEADER, signature.parse()?);
+            headers.insert(headers::ACCESS_KEY_ID, credentials.access_key_id.parse()?);
+            headers.insert(headers::DATE, date.parse()?);
+            headers.insert(headers::SIGNATURE, signature.parse()?);
             let request = http::Request::from_parts(parts, Body::new(http_body_util::Full::new(framed)));
             inner.call(request).await.map_err(Into::into)
         })

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use common::*;
-use kmsim::audit::OpSpec;
+use kmsim::kernel::OpSpec;
 use tonic::codegen::http::uri::PathAndQuery;
 
 fn expected_service_name(service: &str) -> &'static str {
@@ -55,7 +55,7 @@ async fn every_rpc_of_every_service_leaves_exactly_one_audit_record() {
 
     let events = all_audit_events(&server).await;
     for (request_id, (service, method)) in &sent {
-        let records: Vec<_> = events.iter().filter(|e| &e.request_id == request_id).collect();
+        let records: Vec<_> = events.iter().filter(|e| &e.client_request_id == request_id).collect();
         assert_eq!(records.len(), 1, "{service}/{method} left {} audit records", records.len());
         assert_eq!(&records[0].event_name, method);
         assert_eq!(records[0].service_name, expected_service_name(service), "{method}");

@@ -70,9 +70,9 @@ fn signed_headers(credentials: &Credentials, path: &str, date: &str) -> Vec<(&'s
     let call = kmsim::signing::Signed { path, date, region: "", digest: &digest };
     let signature = kmsim::signing::signature(credentials.secret.expose(), &call);
     vec![
-        (kmsim::signing::ACCESS_KEY_ID_HEADER, credentials.access_key_id.clone()),
-        (kmsim::signing::DATE_HEADER, date.to_owned()),
-        (kmsim::signing::SIGNATURE_HEADER, signature),
+        (kmsim::frontends::grpc::headers::ACCESS_KEY_ID, credentials.access_key_id.clone()),
+        (kmsim::frontends::grpc::headers::DATE, date.to_owned()),
+        (kmsim::frontends::grpc::headers::SIGNATURE, signature),
     ]
 }
 
@@ -353,12 +353,12 @@ async fn missing_or_malformed_signature_headers_and_tampered_calls_are_refused()
 
     let mut no_date = tonic::Request::new(message.clone());
     sign_metadata(no_date.metadata_mut(), &credentials, path, &now, &message.encode_to_vec());
-    no_date.metadata_mut().remove(kmsim::signing::DATE_HEADER);
+    no_date.metadata_mut().remove(kmsim::frontends::grpc::headers::DATE);
     assert_missing(&kms.encrypt(no_date).await.unwrap_err(), "x-kms-date", "no date");
 
     let mut no_signature = tonic::Request::new(message.clone());
     sign_metadata(no_signature.metadata_mut(), &credentials, path, &now, &message.encode_to_vec());
-    no_signature.metadata_mut().remove(kmsim::signing::SIGNATURE_HEADER);
+    no_signature.metadata_mut().remove(kmsim::frontends::grpc::headers::SIGNATURE);
     assert_missing(&kms.encrypt(no_signature).await.unwrap_err(), "x-kms-signature", "no signature");
 
     let mut bad_date = tonic::Request::new(message.clone());
@@ -1379,7 +1379,7 @@ async fn identities_policies_and_client_keys_survive_a_restart_and_reminders_are
 /// `message` naming `access_key_id` (and whatever else `extra` adds), with a request id.
 fn naming<T>(request_id: &str, access_key_id: &str, message: T) -> tonic::Request<T> {
     let mut request = with_request_id(request_id, message);
-    request.metadata_mut().insert(kmsim::signing::ACCESS_KEY_ID_HEADER, access_key_id.parse().unwrap());
+    request.metadata_mut().insert(kmsim::frontends::grpc::headers::ACCESS_KEY_ID, access_key_id.parse().unwrap());
     request
 }
 

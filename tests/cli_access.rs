@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::cli::*;
 use common::*;
+use kmsim::server::AuthMode;
 use kmsim::server::ServerConfig;
-use kmsim::server::auth::AuthMode;
 use kmsim::signing::Credentials;
 use serde_json::Value;
 

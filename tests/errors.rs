@@ -31,7 +31,7 @@ fn with_metadata<T>(message: T, pairs: &[(&'static str, &str)]) -> tonic::Reques
 }
 
 async fn audit_events_with_request_id(server: &TestServer, request_id: &str) -> Vec<pb::AuditEvent> {
-    all_audit_events(server).await.into_iter().filter(|e| e.request_id == request_id).collect()
+    all_audit_events(server).await.into_iter().filter(|e| e.client_request_id == request_id).collect()
 }
 
 #[tokio::test]

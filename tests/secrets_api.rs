@@ -162,7 +162,7 @@ fn document(event: &pb::SystemEvent) -> Value {
 
 /// The records of the call made with `x-request-id: request_id`, by event name.
 fn records_of<'a>(events: &'a [pb::AuditEvent], request_id: &str) -> Vec<&'a pb::AuditEvent> {
-    events.iter().filter(|e| e.request_id == request_id).collect()
+    events.iter().filter(|e| e.client_request_id == request_id).collect()
 }
 
 fn names_of(records: &[&pb::AuditEvent]) -> BTreeSet<String> {
@@ -997,6 +997,13 @@ async fn an_injected_rotation_fault_fails_the_rotation_with_its_error_code() {
 
     let status = rotate(&mut secrets, "faulty").await.expect_err("the rotation fails");
     assert_code(&status, "InternalFailure", "500", "an injected InternalFailure");
+    // A rotation asked for names the fault that broke it, as a scheduled one does.
+    let natives = audit_renderings(&server, "native").await;
+    let (_, record) = natives
+        .iter()
+        .find(|(event, _)| event.event_name == "RotateSecret" && event.error_code == "InternalFailure")
+        .expect("the failed rotation's record");
+    assert_eq!(record["injectedFault"], fault.fault_id.as_str(), "{record:#}");
     let failures = list_system_events(&server, "Secret:RotateSecret:Failure").await;
     assert_eq!(failures.len(), 1, "{failures:#?}");
     let content = &document(&failures[0])["content"];

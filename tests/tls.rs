@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
+use kmsim::frontends::grpc::tls::TlsFiles;
 use kmsim::proto as pb;
 use kmsim::proto::access_service_client::AccessServiceClient;
-use kmsim::server::tls::TlsFiles;
 use kmsim::server::{DEFAULT_ACCOUNT_ID as ACCOUNT, ServerConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,

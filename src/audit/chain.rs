@@ -350,8 +350,9 @@ mod tests {
     /// canonical encoding of what it parses back. They must be the same bytes.
     #[test]
     fn a_stored_record_is_its_own_canonical_encoding() {
-        use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+        use crate::audit::{AuditRecord, PayloadSizes};
         use crate::context::CallContext;
+        use crate::kernel::OpSpec;
         let cx = CallContext::internal("cn-hangzhou", "1192853035118460", crate::clock::SimTime(1_700_000_000_123));
         let params = json!({"KeyId": "k", "EncryptionContext": {"b": "2", "a": "é\u{1}\""}});
         let mut record = AuditRecord::for_call(&OpSpec::ENCRYPT, &cx, params, PayloadSizes::default(), None);

@@ -439,6 +439,7 @@ mod tests {
                 user_name: String::new(),
             },
             request_id: "f3423043-63bc-11e4-bc2b-4198b6150d5c".into(),
+            client_request_id: String::new(),
             latency_us: 850,
             request_parameters: json!({ "KeyId": ARN, "EncryptionContext": { "Department": "Engineering" } }),
             response_elements: json!({}),

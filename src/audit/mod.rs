@@ -1,16 +1,14 @@
-//! The audit trail: the native record every call leaves, the catalogue of
-//! operations that says how each call describes itself, its renderings
+//! The audit trail: the native record every call leaves (built from the
+//! kernel's catalogue entry of the operation, the call and its outcome), its renderings
 //! (ActionTrail, CloudTrail), the search language, and the AccessKey report.
 
 pub mod chain;
 pub mod formats;
 pub mod json;
-mod op;
 pub mod query;
 mod record;
 pub mod report;
 pub mod selection;
 pub mod trail;
 
-pub use self::op::{EventType, OpSpec, ReadWrite, ServiceName};
 pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes, UserIdentity};

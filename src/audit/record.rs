@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::json;
-use super::op::OpSpec;
 use crate::clock::SimTime;
 use crate::context::{CallContext, NestedKind, Principal, TrailFacts};
 use crate::engine::KmsError;
+use crate::kernel::OpSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -66,7 +66,11 @@ pub struct AuditRecord {
     /// Who made the call, in ActionTrail's userIdentity terms.
     #[serde(default)]
     pub user_identity: UserIdentity,
+    /// Given by the server, unique per call (shared only by the calls one call made on its caller's behalf).
     pub request_id: String,
+    /// The id the client sent (`x-request-id`) for its own correlation; never the server's request id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_request_id: String,
     pub latency_us: u64,
     pub request_parameters: Value,
     pub response_elements: Value,
@@ -166,6 +170,7 @@ impl AuditRecord {
             access_key_id,
             user_identity,
             request_id,
+            client_request_id,
             latency_us,
             request_parameters,
             response_elements,
@@ -221,6 +226,9 @@ impl AuditRecord {
         s.str_member("userName", user_name);
         s.end_object();
         s.str_member("requestId", request_id);
+        if !client_request_id.is_empty() {
+            s.str_member("clientRequestId", client_request_id);
+        }
         s.u64_member("latencyUs", *latency_us);
         s.value_member("requestParameters", request_parameters);
         s.value_member("responseElements", response_elements);
@@ -258,10 +266,10 @@ pub struct UserIdentity {
 
 impl UserIdentity {
     /// The caller as authentication established it; kmsim's own work is `system`.
-    fn of(cx: &CallContext, event_type: super::EventType) -> UserIdentity {
+    fn of(cx: &CallContext, event_type: crate::kernel::catalogue::EventType) -> UserIdentity {
         let account_id = cx.account_id.clone();
         let access_key_id = cx.access_key_id.clone();
-        if event_type == super::EventType::ServiceEvent {
+        if event_type == crate::kernel::catalogue::EventType::ServiceEvent {
             return UserIdentity { kind: "system".into(), account_id, ..Default::default() };
         }
         let (kind, principal_id, user_name) = match &cx.principal {
@@ -280,8 +288,8 @@ impl UserIdentity {
 /// What the call sent and got back, in sizes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PayloadSizes {
-    pub request_bytes: usize,
-    pub response_bytes: usize,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
 }
 
 impl AuditRecord {
@@ -331,7 +339,7 @@ impl AuditRecord {
     ) -> AuditRecord {
         let mut response_elements = facts.response_elements;
         // Management calls name their key even when the API itself returns nothing.
-        if op.rw == super::ReadWrite::Write && !facts.key_arn.is_empty() && error.is_none() {
+        if op.rw == crate::kernel::catalogue::ReadWrite::Write && !facts.key_arn.is_empty() && error.is_none() {
             response_elements.entry("KeyId").or_insert_with(|| Value::String(facts.key_arn.clone()));
         }
         AuditRecord {
@@ -353,8 +361,8 @@ impl AuditRecord {
             error_code: error.map(|e| e.code.as_str().to_owned()).unwrap_or_default(),
             error_message: error.map(|e| e.message.clone()).unwrap_or_default(),
             http_status: error.map_or(200, |e| e.code.http_status()),
-            request_bytes: sizes.request_bytes as u64,
-            response_bytes: sizes.response_bytes as u64,
+            request_bytes: sizes.request_bytes,
+            response_bytes: sizes.response_bytes,
             plaintext_bytes: facts.plaintext_bytes,
             ciphertext_bytes: facts.ciphertext_bytes,
             message_bytes: facts.message_bytes,
@@ -366,6 +374,7 @@ impl AuditRecord {
             access_key_id: cx.access_key_id.clone(),
             user_identity: UserIdentity::of(cx, op.event_type),
             request_id: cx.request_id.clone(),
+            client_request_id: cx.client_request_id.clone(),
             latency_us: u64::try_from(cx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_parameters,
             response_elements: Value::Object(response_elements),
@@ -374,7 +383,7 @@ impl AuditRecord {
             secret_arn: facts.secret_arn,
             invoked_by: String::new(),
             instance_id: facts.instance_id.unwrap_or_default(),
-            injected_fault: None,
+            injected_fault: facts.injected_fault,
         }
     }
 }
@@ -406,10 +415,10 @@ mod tests {
                 let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(time));
                 let parameters = serde_json::json!({ "KeyId": texts[0], "Context": { texts[1].clone(): texts[2] } });
                 let mut record = AuditRecord::for_call(
-                    &super::super::OpSpec::ENCRYPT,
+                    &crate::kernel::OpSpec::ENCRYPT,
                     &cx,
                     parameters,
-                    PayloadSizes { request_bytes: usize::from(status), response_bytes: usize::from(port) },
+                    PayloadSizes { request_bytes: u64::from(status), response_bytes: u64::from(port) },
                     None,
                 );
                 record.event_id = texts[3].clone();

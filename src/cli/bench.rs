@@ -26,10 +26,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::output::{OutputFormat, emit};
+use crate::frontends::grpc::headers::ERROR_CODE as ERROR_CODE_HEADER;
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
-use crate::server::status::ERROR_CODE_HEADER;
 
 const ALL_OPERATIONS: &str = "encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
 
@@ -66,13 +66,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     payload: u16,
     /// How long each phase is measured, after its warm-up: e.g. 10s, 2m.
-    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::clock::parse_duration)]
     duration: Duration,
     /// Measure this many calls per phase instead of a duration.
     #[arg(long, conflicts_with = "duration")]
     calls: Option<u64>,
     /// How long calls run before each phase's measurement starts (connections, caches, the store): e.g. 1s, 0.
-    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::clock::parse_duration)]
     warm_up: Duration,
     /// How to print the report.
     #[arg(long, value_enum, default_value = "table")]

@@ -26,10 +26,10 @@ use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, 
 use super::output::{OutputFormat, render, select};
 use super::secrets::{SecretCommand, secret};
 use super::seed::{SeedCommand, seed};
+use crate::frontends::grpc::headers::{ERROR_CODE as ERROR_CODE_HEADER, HTTP_STATUS as HTTP_STATUS_HEADER};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
-use crate::server::status::{ERROR_CODE_HEADER, HTTP_STATUS_HEADER};
 use crate::signing::{BoxError, Credentials, SigningLayer, SigningService};
 
 #[derive(Debug, Clone, Args)]
@@ -701,7 +701,7 @@ pub enum ClockCommand {
     /// Move the clock forward, e.g. `30d`, `12h`, `1d12h`.
     #[command(after_help = "Example:\n  kmsim clock advance 8d")]
     Advance {
-        #[arg(value_parser = super::parse_duration)]
+        #[arg(value_parser = crate::clock::parse_duration)]
         by: std::time::Duration,
     },
     /// Move the clock forward to an instant (RFC 3339); earlier than now is refused.
@@ -911,10 +911,10 @@ impl Connection {
         // A signed call gets its id from the signer; this names the caller of an unsigned one.
         let named = if self.access_key_secret.is_none() { self.caller_access_key_id.as_deref() } else { None };
         if let Some(id) = named.and_then(|id| id.parse().ok()) {
-            request.metadata_mut().insert(crate::signing::ACCESS_KEY_ID_HEADER, id);
+            request.metadata_mut().insert(crate::frontends::grpc::headers::ACCESS_KEY_ID, id);
         }
         if let Some(region) = self.region.as_deref().and_then(|region| region.parse().ok()) {
-            request.metadata_mut().insert(crate::server::dispatch::REGION_HEADER, region);
+            request.metadata_mut().insert(crate::frontends::grpc::headers::REGION, region);
         }
         request
     }

@@ -21,7 +21,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "standard")]
     scenario: String,
     /// How much simulated time to generate, from the scenario's start: e.g. 30d, 36h.
-    #[arg(long, default_value = "30d", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "30d", value_parser = crate::clock::parse_duration)]
     duration: Duration,
     /// The same scenario, duration and seed give byte-identical output.
     #[arg(long, default_value_t = 1)]

@@ -111,50 +111,9 @@ pub fn parse_instant(text: &str) -> Result<crate::clock::SimTime, String> {
         .ok_or_else(|| format!("{text:?} is not an RFC 3339 instant such as 2025-01-01T00:00:00Z"))
 }
 
-/// Parses `integer[unit]` terms, e.g. `30d`, `12h`, `1d12h`, `90s`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    let bad = || format!("invalid duration {text:?}: use e.g. 30d, 12h, 90m, 45s or 1d12h");
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit: u64 = match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() {
-        total = total.checked_add(digits.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-    }
-    Ok(std::time::Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d").unwrap().as_secs(), 30 * 86_400);
-        assert_eq!(parse_duration("1d12h").unwrap().as_secs(), 36 * 3_600);
-        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
-        assert!(parse_duration("3w").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("d").is_err());
-    }
 
     #[test]
     fn the_command_line_is_well_formed() {

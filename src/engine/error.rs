@@ -1,6 +1,6 @@
 //! The one error type of the domain: an Alibaba error code with its HTTP
 //! status and message. Protocol layers map it to their own shapes in one place
-//! (`server::status` for gRPC).
+//! (for gRPC, `frontends::grpc::status`).
 
 use std::fmt;
 
@@ -39,21 +39,6 @@ pub enum ErrorCode {
     Throttling,
     InternalFailure,
     ServiceUnavailable,
-}
-
-/// The gRPC status class of an error code, kept free of tonic so the engine
-/// stays protocol-neutral.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrpcClass {
-    InvalidArgument,
-    FailedPrecondition,
-    ResourceExhausted,
-    AlreadyExists,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    Internal,
-    Unavailable,
 }
 
 impl ErrorCode {
@@ -110,13 +95,9 @@ impl ErrorCode {
         self.facts().1
     }
 
-    pub fn grpc_class(self) -> GrpcClass {
-        self.facts().2
-    }
-
     /// The reference's message; `<name>` is filled in by [`KmsError`]'s constructors.
     pub fn message_template(self) -> &'static str {
-        self.facts().3
+        self.facts().2
     }
 
     /// Whether a client may retry the call unchanged.
@@ -124,109 +105,59 @@ impl ErrorCode {
         matches!(self, Self::Throttling | Self::ServiceUnavailable | Self::InternalFailure)
     }
 
-    /// The code, HTTP status, gRPC class and message of each error, in one table.
-    fn facts(self) -> (&'static str, u16, GrpcClass, &'static str) {
-        use GrpcClass as G;
+    /// The code, HTTP status and message of each error, in one table.
+    fn facts(self) -> (&'static str, u16, &'static str) {
         match self {
-            Self::InvalidParameter => {
-                ("InvalidParameter", 400, G::InvalidArgument, "The specified parameter \"<name>\" is not valid.")
-            }
-            Self::MissingParameter => {
-                ("MissingParameter", 400, G::InvalidArgument, "The parameter \"<name>\" is needed but not provided.")
-            }
-            Self::UnsupportedOperation => {
-                ("UnsupportedOperation", 400, G::FailedPrecondition, "This action is not supported.")
-            }
-            Self::RejectedUnsupportedOperation => {
-                ("Rejected.UnsupportedOperation", 400, G::FailedPrecondition, "Unsupported operation.")
-            }
+            Self::InvalidParameter => ("InvalidParameter", 400, "The specified parameter \"<name>\" is not valid."),
+            Self::MissingParameter => ("MissingParameter", 400, "The parameter \"<name>\" is needed but not provided."),
+            Self::UnsupportedOperation => ("UnsupportedOperation", 400, "This action is not supported."),
+            Self::RejectedUnsupportedOperation => ("Rejected.UnsupportedOperation", 400, "Unsupported operation."),
             Self::LimitExceeded => (
                 "Rejected.LimitExceeded",
                 400,
-                G::ResourceExhausted,
                 "The request was rejected because user create resource limit was exceeded.",
             ),
-            Self::AliasAlreadyExists => ("AliasAlreadyExists", 400, G::AlreadyExists, "AliasName Already Exists."),
-            Self::InvalidKeyMaterial => ("InvalidKeyMaterial", 400, G::InvalidArgument, "key material is invalid."),
-            Self::InvalidImportToken => ("InvalidImportToken", 400, G::InvalidArgument, "import token is invalid."),
-            Self::ExpiredImportToken => ("ExpiredImportToken", 400, G::InvalidArgument, "import token is expired."),
-            Self::UnsupportedOrigin => {
-                ("Unsupported.Origin", 400, G::FailedPrecondition, "This key origin is not valid for this api.")
+            Self::AliasAlreadyExists => ("AliasAlreadyExists", 400, "AliasName Already Exists."),
+            Self::InvalidKeyMaterial => ("InvalidKeyMaterial", 400, "key material is invalid."),
+            Self::InvalidImportToken => ("InvalidImportToken", 400, "import token is invalid."),
+            Self::ExpiredImportToken => ("ExpiredImportToken", 400, "import token is expired."),
+            Self::UnsupportedOrigin => ("Unsupported.Origin", 400, "This key origin is not valid for this api."),
+            Self::RequestTimeTooSkewed => {
+                ("RequestTimeTooSkewed", 400, "Request time exceeds server time more than 15 minutes.")
             }
-            Self::RequestTimeTooSkewed => (
-                "RequestTimeTooSkewed",
-                400,
-                G::Unauthenticated,
-                "Request time exceeds server time more than 15 minutes.",
-            ),
-            Self::SignatureNotMatch => ("SignatureNotMatch", 401, G::Unauthenticated, "Signature is not matched."),
-            Self::NoPermission => (
-                "Forbidden.NoPermission",
-                403,
-                G::PermissionDenied,
-                "This operation is forbidden by permission system.",
-            ),
-            Self::AccessKeyForbidden => {
-                ("Forbidden.AccessKey", 403, G::PermissionDenied, "This AccessKey is not enabled.")
+            Self::SignatureNotMatch => ("SignatureNotMatch", 401, "Signature is not matched."),
+            Self::NoPermission => ("Forbidden.NoPermission", 403, "This operation is forbidden by permission system."),
+            Self::AccessKeyForbidden => ("Forbidden.AccessKey", 403, "This AccessKey is not enabled."),
+            Self::AccessKeyNotFound => {
+                ("InvalidAccessKeyId.NotFound", 404, "The AccessKey ID provided does not exist in our records.")
             }
-            Self::AccessKeyNotFound => (
-                "InvalidAccessKeyId.NotFound",
-                404,
-                G::Unauthenticated,
-                "The AccessKey ID provided does not exist in our records.",
-            ),
-            Self::KeyNotFound => ("Forbidden.KeyNotFound", 404, G::NotFound, "The specified Key is not found."),
+            Self::KeyNotFound => ("Forbidden.KeyNotFound", 404, "The specified Key is not found."),
             Self::KeyVersionNotFound => {
-                ("Forbidden.KeyVersionNotFound", 404, G::NotFound, "The specified Key version is not found.")
+                ("Forbidden.KeyVersionNotFound", 404, "The specified Key version is not found.")
             }
-            Self::AliasNotFound => ("Forbidden.AliasNotFound", 404, G::NotFound, "The specified Alias is not found."),
-            Self::ResourceNotFound => ("Forbidden.ResourceNotFound", 404, G::NotFound, "The resource is not found."),
-            Self::InstanceNotFound => {
-                ("Forbidden.DKMSInstanceNotFound", 403, G::NotFound, "The KMS instance is not found.")
+            Self::AliasNotFound => ("Forbidden.AliasNotFound", 404, "The specified Alias is not found."),
+            Self::ResourceNotFound => ("Forbidden.ResourceNotFound", 404, "The resource is not found."),
+            Self::InstanceNotFound => ("Forbidden.DKMSInstanceNotFound", 403, "The KMS instance is not found."),
+            Self::Disabled => ("Rejected.Disabled", 409, "The request was rejected because the key state is Disabled."),
+            Self::PendingDeletion => {
+                ("Rejected.PendingDeletion", 409, "The request was rejected because the key state is PendingDeletion.")
             }
-            Self::Disabled => (
-                "Rejected.Disabled",
-                409,
-                G::FailedPrecondition,
-                "The request was rejected because the key state is Disabled.",
-            ),
-            Self::PendingDeletion => (
-                "Rejected.PendingDeletion",
-                409,
-                G::FailedPrecondition,
-                "The request was rejected because the key state is PendingDeletion.",
-            ),
-            Self::PendingImport => (
-                "Rejected.PendingImport",
-                409,
-                G::FailedPrecondition,
-                "The request was rejected because the key state is PendingImport.",
-            ),
-            Self::Unavailable => (
-                "Rejected.Unavailable",
-                409,
-                G::FailedPrecondition,
-                "The request was rejected because the key state is Unavailable.",
-            ),
-            Self::StateModifiedFailed => {
-                ("Rejected.StateModifiedFailed", 409, G::FailedPrecondition, "Keystate modified failed.")
+            Self::PendingImport => {
+                ("Rejected.PendingImport", 409, "The request was rejected because the key state is PendingImport.")
             }
-            Self::Enabled => (
-                "Rejected.Enabled",
-                409,
-                G::FailedPrecondition,
-                "The request was rejected because the key state is Enabled.",
-            ),
-            Self::ResourceExist => ("Rejected.ResourceExist", 409, G::AlreadyExists, "The resource already exists."),
+            Self::Unavailable => {
+                ("Rejected.Unavailable", 409, "The request was rejected because the key state is Unavailable.")
+            }
+            Self::StateModifiedFailed => ("Rejected.StateModifiedFailed", 409, "Keystate modified failed."),
+            Self::Enabled => ("Rejected.Enabled", 409, "The request was rejected because the key state is Enabled."),
+            Self::ResourceExist => ("Rejected.ResourceExist", 409, "The resource already exists."),
             Self::ResourceInDeleteWindow => {
-                ("Rejected.ResourceInDeleteWindow", 409, G::FailedPrecondition, "The secret is planned to be deleted.")
+                ("Rejected.ResourceInDeleteWindow", 409, "The secret is planned to be deleted.")
             }
-            Self::ResourceInUse => ("Rejected.ResourceInUse", 409, G::FailedPrecondition, "The resource is in use."),
-            Self::Throttling => ("Rejected.Throttling", 429, G::ResourceExhausted, "The QPS upper limit is exceeded."),
-            Self::InternalFailure => ("InternalFailure", 500, G::Internal, "Internal Failure."),
-            Self::ServiceUnavailable => {
-                ("ServiceUnavailableTemporary", 503, G::Unavailable, "Service Unavailable Temporary.")
-            }
+            Self::ResourceInUse => ("Rejected.ResourceInUse", 409, "The resource is in use."),
+            Self::Throttling => ("Rejected.Throttling", 429, "The QPS upper limit is exceeded."),
+            Self::InternalFailure => ("InternalFailure", 500, "Internal Failure."),
+            Self::ServiceUnavailable => ("ServiceUnavailableTemporary", 503, "Service Unavailable Temporary."),
         }
     }
 }
@@ -321,11 +252,10 @@ mod tests {
     }
 
     #[test]
-    fn state_rejections_are_409_failed_precondition() {
+    fn state_rejections_are_409() {
         for code in [ErrorCode::Disabled, ErrorCode::PendingDeletion, ErrorCode::PendingImport, ErrorCode::Unavailable]
         {
             assert_eq!(code.http_status(), 409);
-            assert_eq!(code.grpc_class(), GrpcClass::FailedPrecondition);
         }
         assert_eq!(ErrorCode::Disabled.as_str(), "Rejected.Disabled");
     }

@@ -407,22 +407,11 @@ pub fn parse_rotation_interval(text: &str) -> KmsResult<u64> {
     parse_interval(text, "RotationInterval", ROTATION_INTERVAL_SECS, "Write it as 7d to 365d (units d, h, m or s).")
 }
 
-/// Parses an interval written `integer[unit]` (unit d, h, m or s) into seconds;
-/// outside `range` is InvalidParameter naming `param`, with `hint`.
+/// Parses an interval in the one duration grammar ([`crate::clock::parse_duration`]) into seconds;
+/// unreadable or outside `range` is InvalidParameter naming `param`, with `hint`.
 pub fn parse_interval(text: &str, param: &str, range: std::ops::RangeInclusive<u64>, hint: &str) -> KmsResult<u64> {
-    let invalid = || KmsError::invalid_because(param, hint);
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let unit_secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" | "" => 1,
-        _ => return Err(invalid()),
-    };
-    let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
-    if range.contains(&secs) { Ok(secs) } else { Err(invalid()) }
+    let secs = crate::clock::parse_duration(text).map_err(|_| KmsError::invalid_because(param, hint))?.as_secs();
+    if range.contains(&secs) { Ok(secs) } else { Err(KmsError::invalid_because(param, hint)) }
 }
 
 impl KeyMeta {

@@ -27,9 +27,6 @@ use crate::clock::SimTime;
 use crate::context::CallContext;
 use crate::events::{Subject, SystemEvent};
 
-/// Operation name of key syncs, for fault patterns.
-pub const KEY_SYNC_FAULT_NAME: &str = "KeySync";
-
 /// One piece of due work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DueTask {
@@ -62,16 +59,6 @@ impl DueTask {
             DueTask::ExpireInstance { instance_id } => instance_id,
             DueTask::ClientKeyReminder { client_key_id, .. } => client_key_id,
             DueTask::DeleteSecret { secret_name } | DueTask::RotateSecret { secret_name } => secret_name,
-        }
-    }
-
-    /// The operation name faults name to break this work (`InjectFault --method`);
-    /// `None` for work no fault can break.
-    pub fn fault_name(&self) -> Option<&'static str> {
-        match self {
-            DueTask::SyncKey { .. } => Some(KEY_SYNC_FAULT_NAME),
-            DueTask::RotateSecret { .. } => Some(super::secrets::ROTATION_FAULT_NAME),
-            _ => None,
         }
     }
 

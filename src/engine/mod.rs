@@ -334,6 +334,26 @@ impl Engine {
         Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))
     }
 
+    /// The ARN of the key a client named by id, ARN or alias, if there is such
+    /// a key; for judging permissions before a call runs, so it records nothing.
+    pub fn key_arn_of(&self, cx: &CallContext, name: &str) -> Option<String> {
+        Some(self.resolve(cx, name, "KeyId").ok()?.snapshot().meta.arn())
+    }
+
+    /// Records in the call's trail the key or secret a refused call named, so
+    /// its record says what it was refused on though it never ran.
+    pub fn note_named(&self, cx: &CallContext, key: Option<&str>, secret: Option<&str>) {
+        if let Some(key) = key.and_then(|name| self.resolve(cx, name, "KeyId").ok()) {
+            cx.trail.key(&key.snapshot().meta);
+        }
+        if let Some(name) = secret {
+            match self.secret(&cx.region, name) {
+                Some(secret) => cx.trail.secret(name, secret.arn(), secret.instance_id.clone()),
+                None => cx.trail.secret(name, secrets::secret_arn(&cx.region, &self.account_id, name), None),
+            }
+        }
+    }
+
     /// Finds the key a client named by id, ARN or alias, in the caller's region.
     fn resolve(&self, cx: &CallContext, name: &str, param: &str) -> KmsResult<Arc<KeySlot>> {
         if name.is_empty() {

@@ -2,10 +2,10 @@
 //! simulation of a KMS tenant.
 //!
 //! The generator builds the same [`App`] the server serves, on a data dir of
-//! its own with a manual clock, and makes every call through the same service
-//! handlers a gRPC client reaches (in process, without the transport), so
-//! every record is one the dispatcher built for an operation the engine really
-//! performed. It moves the clock to each call's instant, runs the due work
+//! its own with a manual clock, and makes every call through the kernel as
+//! a front end of its own, with the kmsim.v1 operations a gRPC client
+//! reaches and a [`CallMeta`] of the caller it plays, so every record is one
+//! the kernel built for an operation the engine really performed. It moves the clock to each call's instant, runs the due work
 //! (rotations, deletions) the scheduler would have run by then, and commits
 //! records in batches ([`Batching`]), which is what makes it fast. Everything
 //! it decides comes from one seeded stream ([`Dice`]) and everything the
@@ -26,9 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prost::Message;
 use serde_json::{Value, json};
-use tonic::transport::server::TcpConnectInfo;
-use tonic::{Request, Response, Status};
 
 use self::scenario::{Action, AnomalyDoc, AnomalyKind, IpRange, Operation, ScenarioDoc, millis, per_minute};
 use self::traffic::{Dice, RateShape, plan_bursts};
@@ -37,14 +36,11 @@ use crate::audit::formats::Format;
 use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::{SimClock, SimTime};
 use crate::engine::Engine;
+use crate::engine::KmsError;
+use crate::frontends::grpc::{access, instances, kms, secrets};
+use crate::kernel::{App, Batching, CallMeta, Presented};
 use crate::proto as pb;
-use crate::proto::access_service_server::AccessService;
-use crate::proto::instance_service_server::InstanceService;
-use crate::proto::key_management_service_server::KeyManagementService;
-use crate::proto::secrets_manager_service_server::SecretsManagerService;
-use crate::server::dispatch::{App, Batching, Dispatcher, SimulatedLatency};
-use crate::server::status::ERROR_CODE_HEADER;
-use crate::server::{ServerConfig, access, instances, kms, secrets};
+use crate::server::ServerConfig;
 use crate::store::{Durability, EventQuery, Location, Store};
 
 /// Records per store transaction. Small enough that a batch is still in the
@@ -289,10 +285,6 @@ struct Simulation {
     doc: ScenarioDoc,
     start: SimTime,
     dice: Dice,
-    kms: kms::KmsApi,
-    secrets: secrets::SecretsApi,
-    access: access::AccessApi,
-    instances: instances::InstancesApi,
     book: Arc<LabelBook>,
     keys: BTreeMap<String, KeyState>,
     instance_ids: BTreeMap<String, String>,
@@ -341,7 +333,6 @@ impl Simulation {
         };
         let app = crate::server::assemble(&config, store.clone(), engine, Some(Batching::new(BATCH_RECORDS, observer)))
             .map_err(|e| e.to_string())?;
-        let dispatch = Dispatcher::new(app.clone());
         let mut dice = Dice::new(options.seed);
         let end = SimTime(start.millis() + i64::try_from(options.duration.as_millis()).unwrap_or(i64::MAX));
         let apps = doc
@@ -389,10 +380,6 @@ impl Simulation {
             doc,
             start,
             dice,
-            kms: kms::KmsApi::new(dispatch.clone()),
-            secrets: secrets::SecretsApi::new(dispatch.clone()),
-            access: access::AccessApi::new(dispatch.clone()),
-            instances: instances::InstancesApi::new(dispatch),
             book,
             keys: BTreeMap::new(),
             instance_ids: BTreeMap::new(),
@@ -408,15 +395,20 @@ impl Simulation {
 }
 
 /// The code a call failed with, as a client reads it.
-fn error_code(status: &Status) -> String {
-    status
-        .metadata()
-        .get(ERROR_CODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| format!("{:?}", status.code()), str::to_owned)
+fn error_code(error: &KmsError) -> String {
+    error.code.as_str().to_owned()
 }
 
-type Answer<T> = Result<Response<T>, Status>;
+type Answer<T> = Result<T, KmsError>;
+
+/// A call the generator makes: what its caller's SDK would send.
+struct Call<T> {
+    meta: CallMeta,
+    message: T,
+}
+
+/// The name the generator's calls go by in the kernel's logs.
+const FRONTEND: &str = "generator";
 
 impl Simulation {
     fn now(&self) -> SimTime {
@@ -435,37 +427,42 @@ impl Simulation {
         Ok(())
     }
 
-    /// A request as `caller`'s SDK would send it, with a simulated latency.
-    fn request<T>(&mut self, caller: &Caller, message: T, typical_ms: f64) -> Request<T> {
-        let mut request = Request::new(message);
-        let metadata = request.metadata_mut();
+    /// A call as `caller`'s SDK would make it, with a simulated latency.
+    fn request<T>(&mut self, caller: &Caller, message: T, typical_ms: f64) -> Call<T> {
         let mut id = [0u8; 16];
         self.dice.fill(&mut id);
+        // The generator is the server's own front end: it chooses the request ids, reproducibly.
         let request_id = uuid::Builder::from_random_bytes(id).into_uuid().hyphenated().to_string().to_uppercase();
-        let insert = |metadata: &mut tonic::metadata::MetadataMap, name: &'static str, value: &str| {
-            if let Ok(value) = value.parse() {
-                metadata.insert(name, value);
-            }
-        };
-        insert(metadata, "x-request-id", &request_id);
-        insert(metadata, "user-agent", &caller.user_agent);
+        let mut meta = CallMeta::new(FRONTEND, caller.region.as_deref().unwrap_or(&self.app.region));
+        meta.request_id = request_id;
+        meta.user_agent = caller.user_agent.clone();
         if !caller.access_key_id.is_empty() {
-            insert(metadata, crate::signing::ACCESS_KEY_ID_HEADER, &caller.access_key_id);
-        }
-        if let Some(region) = &caller.region {
-            insert(metadata, crate::server::dispatch::REGION_HEADER, region);
+            meta.credential = Presented::Claimed(caller.access_key_id.clone());
         }
         let port = 32768 + self.dice.below(28_000) as u16;
-        request.extensions_mut().insert(TcpConnectInfo {
-            local_addr: None,
-            remote_addr: Some(SocketAddr::new(IpAddr::V4(caller.ip), port)),
-        });
+        meta.peer = Some(SocketAddr::new(IpAddr::V4(caller.ip), port));
         // Most calls near the typical latency, a long tail of slow ones.
         let spread = 0.6 + 0.8 * self.dice.unit();
         let tail = if self.dice.below(100) == 0 { 4.0 + 8.0 * self.dice.unit() } else { 1.0 };
         let micros = (typical_ms * 1000.0 * spread * tail) as u64;
-        request.extensions_mut().insert(SimulatedLatency(Duration::from_micros(micros)));
-        request
+        meta.simulated_latency = Some(Duration::from_micros(micros));
+        Call { meta, message }
+    }
+
+    /// Makes `call` through the kernel, as the kmsim.v1 operation `operation`.
+    async fn send<T, Op>(&self, call: Call<T>, operation: impl FnOnce(T) -> Op) -> Answer<Op::Output>
+    where
+        T: Message,
+        Op: crate::kernel::Operation,
+        Op::Output: Message,
+    {
+        let Call { mut meta, message } = call;
+        meta.request_bytes = message.encoded_len() as u64;
+        let render = |response: Op::Output| {
+            let bytes = response.encoded_len() as u64;
+            (response, bytes)
+        };
+        self.app.execute(meta, operation(message), render).await.result
     }
 
     /// Creates the tenant at the start, as its operator would at the console.
@@ -492,7 +489,8 @@ impl Simulation {
                 },
                 180.0,
             );
-            let instance = ok(self.instances.create_kms_instance(request).await, "CreateKmsInstance")?.kms_instance;
+            let instance =
+                ok(self.send(request, instances::create_kms_instance).await, "CreateKmsInstance")?.kms_instance;
             self.instance_ids.insert(name, instance.map(|i| i.kms_instance_id).unwrap_or_default());
         }
         for i in 0..self.doc.keys.len() {
@@ -517,7 +515,7 @@ impl Simulation {
             let (name, spec) = (key.name.clone(), key.spec.clone());
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 60.0);
-            let metadata = ok(self.kms.create_key(request).await, &format!("CreateKey {name}"))?.key_metadata;
+            let metadata = ok(self.send(request, kms::create_key).await, &format!("CreateKey {name}"))?.key_metadata;
             let id = metadata.map(|m| m.key_id).unwrap_or_default();
             self.advance_to(step()).await?;
             let request = self.request(
@@ -525,7 +523,7 @@ impl Simulation {
                 pb::CreateAliasRequest { alias_name: format!("alias/{name}"), key_id: id.clone() },
                 40.0,
             );
-            ok(self.kms.create_alias(request).await, "CreateAlias")?;
+            ok(self.send(request, kms::create_alias).await, "CreateAlias")?;
             self.keys
                 .insert(name, KeyState { id, spec, usable: true, blobs: VecDeque::new(), signatures: VecDeque::new() });
         }
@@ -542,7 +540,7 @@ impl Simulation {
             };
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 80.0);
-            ok(self.secrets.create_secret(request).await, &format!("CreateSecret {name}"))?;
+            ok(self.send(request, secrets::create_secret).await, &format!("CreateSecret {name}"))?;
         }
         for i in 0..self.apps.len() {
             for _ in 0..self.doc.applications[i].access_keys {
@@ -566,7 +564,7 @@ impl Simulation {
     async fn create_access_key(&mut self, user: &str) -> Result<String, String> {
         let operator = self.operator.clone();
         let request = self.request(&operator, pb::CreateAccessKeyRequest { user_name: user.to_owned() }, 50.0);
-        let created = ok(self.access.create_access_key(request).await, "CreateAccessKey")?;
+        let created = ok(self.send(request, access::create_access_key).await, "CreateAccessKey")?;
         Ok(created.access_key.map(|k| k.access_key_id).unwrap_or_default())
     }
 
@@ -783,7 +781,7 @@ impl Simulation {
     ) -> Result<Option<String>, String> {
         let key_id = self.keys[key].id.clone();
         let size = 32 + self.dice.below(2048) as usize;
-        let answer: Result<(), Status> = match op {
+        let answer: Answer<()> = match op {
             Operation::Encrypt => {
                 let message = pb::EncryptRequest {
                     key_id: format!("alias/{key}"),
@@ -791,12 +789,12 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 3.0);
-                self.kms.encrypt(request).await.map(|r| self.keep_blob(key, r.into_inner().ciphertext_blob))
+                self.send(request, kms::encrypt).await.map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
             Operation::GenerateDataKey => {
                 let message = pb::GenerateDataKeyRequest { key_id: format!("alias/{key}"), ..Default::default() };
                 let request = self.request(caller, message, 3.5);
-                self.kms.generate_data_key(request).await.map(|r| self.keep_blob(key, r.into_inner().ciphertext_blob))
+                self.send(request, kms::generate_data_key).await.map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
             Operation::Decrypt => {
                 let blobs = &self.keys[key].blobs;
@@ -806,7 +804,7 @@ impl Simulation {
                 let blob = blobs[self.dice.below(blobs.len() as u64) as usize].clone();
                 let request =
                     self.request(caller, pb::DecryptRequest { ciphertext_blob: blob, ..Default::default() }, 3.0);
-                self.kms.decrypt(request).await.map(|_| ())
+                self.send(request, kms::decrypt).await.map(|_| ())
             }
             Operation::AsymmetricSign => {
                 let mut digest = vec![0u8; 32];
@@ -819,12 +817,12 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 6.0);
-                self.kms.asymmetric_sign(request).await.map(|r| {
+                self.send(request, kms::asymmetric_sign).await.map(|r| {
                     let signatures = &mut self.keys.get_mut(key).expect("known key").signatures;
                     if signatures.len() >= POOL {
                         signatures.pop_front();
                     }
-                    signatures.push_back((digest, r.into_inner().signature));
+                    signatures.push_back((digest, r.signature));
                 })
             }
             Operation::AsymmetricVerify => {
@@ -837,7 +835,7 @@ impl Simulation {
                 let message =
                     pb::AsymmetricVerifyRequest { key_id, algorithm, digest, signature, ..Default::default() };
                 let request = self.request(caller, message, 6.0);
-                self.kms.asymmetric_verify(request).await.map(|_| ())
+                self.send(request, kms::asymmetric_verify).await.map(|_| ())
             }
             Operation::GenerateMac => {
                 let message = pb::GenerateMacRequest {
@@ -846,7 +844,7 @@ impl Simulation {
                     message: self.payload[..size.min(256)].to_vec(),
                 };
                 let request = self.request(caller, message, 2.5);
-                self.kms.generate_mac(request).await.map(|_| ())
+                self.send(request, kms::generate_mac).await.map(|_| ())
             }
             Operation::GetSecretValue => {
                 let message = pb::GetSecretValueRequest {
@@ -854,11 +852,11 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 8.0);
-                self.secrets.get_secret_value(request).await.map(|_| ())
+                self.send(request, secrets::get_secret_value).await.map(|_| ())
             }
             Operation::DescribeKey => {
                 let request = self.request(caller, pb::DescribeKeyRequest { key_id }, 2.0);
-                self.kms.describe_key(request).await.map(|_| ())
+                self.send(request, kms::describe_key).await.map(|_| ())
             }
         };
         Ok(answer.err().map(|status| error_code(&status)))
@@ -884,28 +882,28 @@ impl Simulation {
         let usable = match action {
             Action::RotateKey => {
                 let request = self.request(&operator, pb::CreateKeyVersionRequest { key_id }, 40.0);
-                ok(self.kms.create_key_version(request).await, &what)?;
+                ok(self.send(request, kms::create_key_version).await, &what)?;
                 None
             }
             Action::DisableKey => {
                 let request = self.request(&operator, pb::DisableKeyRequest { key_id }, 30.0);
-                ok(self.kms.disable_key(request).await, &what)?;
+                ok(self.send(request, kms::disable_key).await, &what)?;
                 Some(false)
             }
             Action::EnableKey => {
                 let request = self.request(&operator, pb::EnableKeyRequest { key_id }, 30.0);
-                ok(self.kms.enable_key(request).await, &what)?;
+                ok(self.send(request, kms::enable_key).await, &what)?;
                 Some(true)
             }
             Action::ScheduleKeyDeletion => {
                 let message = pb::ScheduleKeyDeletionRequest { key_id, pending_window_in_days: days as i32 };
                 let request = self.request(&operator, message, 30.0);
-                ok(self.kms.schedule_key_deletion(request).await, &what)?;
+                ok(self.send(request, kms::schedule_key_deletion).await, &what)?;
                 Some(false)
             }
             Action::CancelKeyDeletion => {
                 let request = self.request(&operator, pb::CancelKeyDeletionRequest { key_id }, 30.0);
-                ok(self.kms.cancel_key_deletion(request).await, &what)?;
+                ok(self.send(request, kms::cancel_key_deletion).await, &what)?;
                 Some(true)
             }
             // A generic secret rotates by a new value under a new version, as its owner puts it.
@@ -918,7 +916,7 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(&operator, message, 60.0);
-                ok(self.secrets.put_secret_value(request).await, &what)?;
+                ok(self.send(request, secrets::put_secret_value).await, &what)?;
                 None
             }
             Action::DisableAccessKey => {
@@ -930,7 +928,7 @@ impl Simulation {
                     .ok_or_else(|| format!("{what}: no such access key"))?;
                 let message = pb::UpdateAccessKeyRequest { access_key_id: id, status: "Inactive".into() };
                 let request = self.request(&operator, message, 50.0);
-                ok(self.access.update_access_key(request).await, &what)?;
+                ok(self.send(request, access::update_access_key).await, &what)?;
                 self.apps[app].access_keys[access_key as usize].1 = false;
                 None
             }
@@ -978,7 +976,7 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(&caller, message, 40.0);
-                failed(self.kms.export_key(request).await.err().map(|s| error_code(&s)))
+                failed(self.send(request, kms::export_key).await.err().map(|s| error_code(&s)))
             }
             AnomalyKind::DisabledKeyUse => {
                 let symmetric = self.keys[&key].spec.starts_with("Aliyun");
@@ -994,7 +992,7 @@ impl Simulation {
                 forged[at] ^= 1 + self.dice.below(255) as u8;
                 let message = pb::DecryptRequest { ciphertext_blob: forged, ..Default::default() };
                 let request = self.request(&caller, message, 2.0);
-                self.kms.decrypt(request).await.ok().map(|_| "a forged ciphertext decrypted".to_owned())
+                self.send(request, kms::decrypt).await.ok().map(|_| "a forged ciphertext decrypted".to_owned())
             }
             AnomalyKind::DisabledAccessKeyUse => {
                 if self.apps[app].access_keys.iter().any(|(id, on)| *id == access_key && *on) {
@@ -1007,11 +1005,11 @@ impl Simulation {
                 // Listing succeeds (there is nothing there); describing a key of the home region is KeyNotFound.
                 if index.is_multiple_of(2) {
                     let request = self.request(&caller, pb::ListKeysRequest { page_number: 1, page_size: 100 }, 4.0);
-                    let _ = self.kms.list_keys(request).await;
+                    let _ = self.send(request, kms::list_keys).await;
                 } else {
                     let key_id = self.keys.values().next().map(|k| k.id.clone()).unwrap_or_default();
                     let request = self.request(&caller, pb::DescribeKeyRequest { key_id }, 4.0);
-                    let _ = self.kms.describe_key(request).await;
+                    let _ = self.send(request, kms::describe_key).await;
                 }
                 None
             }
@@ -1094,9 +1092,7 @@ fn mac_algorithm(spec: &str) -> &'static str {
 }
 
 fn ok<T>(answer: Answer<T>, what: &str) -> Result<T, String> {
-    answer
-        .map(Response::into_inner)
-        .map_err(|status| format!("{what} failed: {} ({})", status.message(), error_code(&status)))
+    answer.map_err(|error| format!("{what} failed: {} ({})", error.message, error_code(&error)))
 }
 
 /// The summary as JSON (for `--output json`).

@@ -335,7 +335,7 @@ pub fn user_agent(preset: &str) -> String {
 
 /// A duration such as `30d`, `6h`, `1d12h` or `90s`, in milliseconds.
 pub fn millis(text: &str, what: &str) -> Result<i64, String> {
-    let duration = crate::cli::parse_duration(text).map_err(|e| format!("{what}: {e}"))?;
+    let duration = crate::clock::parse_duration(text).map_err(|e| format!("{what}: {e}"))?;
     i64::try_from(duration.as_millis()).map_err(|_| format!("{what}: {text:?} is too long"))
 }
 

@@ -1,22 +1,9 @@
-//! The gRPC server: tonic wiring of the kmsim services, health, reflection and
-//! graceful shutdown. Handlers only translate; the [`dispatch`] module runs
-//! and audits every call.
+//! The server: opens the store, assembles the kernel's [`App`], catches up on
+//! due work, binds the one listening address and serves every front end on
+//! it until shutdown. Front ends live in [`crate::frontends`]; the path each
+//! call takes is [`crate::kernel`]'s.
 
-pub mod access;
-pub mod admission;
-pub mod audit;
-pub mod auth;
-pub mod dispatch;
-pub mod events;
-pub mod instances;
-pub mod kms;
 mod metrics_http;
-pub mod params;
-pub mod scheduler;
-pub mod secrets;
-pub mod simulation;
-pub mod status;
-pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,26 +11,20 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use self::auth::AuthMode;
-use self::dispatch::{App, Dispatcher};
-use self::scheduler::Scheduler;
-use self::tls::TlsFiles;
 use crate::audit::trail::{TrailSpec, Trails};
-use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use crate::audit::{AuditRecord, PayloadSizes};
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
 use crate::engine::Engine;
 use crate::events::webhook::{Deliveries, RetryPolicy};
-use crate::proto::access_service_server::AccessServiceServer;
-use crate::proto::audit_service_server::AuditServiceServer;
-use crate::proto::event_service_server::EventServiceServer;
-use crate::proto::instance_service_server::InstanceServiceServer;
-use crate::proto::key_management_service_server::KeyManagementServiceServer;
-use crate::proto::secrets_manager_service_server::SecretsManagerServiceServer;
-use crate::proto::simulation_service_server::SimulationServiceServer;
+use crate::frontends::grpc::{self, simulation, tls::TlsFiles};
+use crate::kernel::admission::{self, Admission};
+pub use crate::kernel::identity::AuthMode;
+use crate::kernel::identity::Identity;
+use crate::kernel::scheduler::Scheduler;
+use crate::kernel::{App, Batching, OpSpec};
 use crate::signing::Credentials;
 use crate::store::{Location, Store};
 
@@ -110,7 +91,7 @@ impl Limits {
     /// Far above what the load generator's 64-call concurrency needs on one connection.
     pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
     /// HTTP/2 header blocks are small in gRPC; a client's metadata has no reason to approach this.
-    const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+    pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 }
 
 impl Default for Limits {
@@ -214,55 +195,11 @@ pub async fn start(
     let metrics_addr = metrics_endpoint.as_ref().map(|(addr, _)| *addr);
     let scheduling = Scheduler::spawn(app.clone(), scheduler_stopped);
     let app_at_shutdown = app.clone();
-    let dispatch = Dispatcher::new(app);
-
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<KeyManagementServiceServer<kms::KmsApi>>().await;
-    health_reporter.set_serving::<AuditServiceServer<audit::AuditApi>>().await;
-    health_reporter.set_serving::<SimulationServiceServer<simulation::SimulationApi>>().await;
-    health_reporter.set_serving::<EventServiceServer<events::EventsApi>>().await;
-    health_reporter.set_serving::<InstanceServiceServer<instances::InstancesApi>>().await;
-    health_reporter.set_serving::<AccessServiceServer<access::AccessApi>>().await;
-    health_reporter.set_serving::<SecretsManagerServiceServer<secrets::SecretsApi>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let router = grpc::router(app, &config).await?;
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-
-    let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.server_config()).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
-    }
-    let limits = config.limits;
-    builder = builder
-        .max_concurrent_streams(Some(limits.max_concurrent_streams))
-        .http2_max_header_list_size(Some(Limits::MAX_HEADER_LIST_BYTES));
-    // Requests are what a client controls; responses are bounded by the server's own page sizes.
-    macro_rules! limited {
-        ($server:expr) => {
-            $server.max_decoding_message_size(limits.max_message_bytes)
-        };
-    }
-    // Signatures cover the method path and the message bytes, which handlers cannot otherwise see.
-    let router = builder
-        .layer(auth::CaptureLayer)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(limited!(KeyManagementServiceServer::new(kms::KmsApi::new(dispatch.clone()))))
-        .add_service(limited!(AuditServiceServer::new(audit::AuditApi::new(dispatch.clone()))))
-        .add_service(limited!(EventServiceServer::new(events::EventsApi::new(dispatch.clone()))))
-        .add_service(limited!(InstanceServiceServer::new(instances::InstancesApi::new(dispatch.clone()))))
-        .add_service(limited!(AccessServiceServer::new(access::AccessApi::new(dispatch.clone()))))
-        .add_service(limited!(SecretsManagerServiceServer::new(secrets::SecretsApi::new(dispatch.clone()))))
-        .add_service(limited!(SimulationServiceServer::new(simulation::SimulationApi::new(dispatch))));
 
     let task = tokio::spawn(async move {
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
@@ -309,7 +246,7 @@ pub fn assemble(
     config: &ServerConfig,
     store: Store,
     engine: Arc<Engine>,
-    batching: Option<dispatch::Batching>,
+    batching: Option<Batching>,
 ) -> Result<Arc<App>, BoxError> {
     let subscriptions = {
         let engine = engine.clone();
@@ -324,8 +261,8 @@ pub fn assemble(
         deliveries,
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
         trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,
-        admission: admission::Admission::new(config.qps_reminder_ratio),
-        auth: auth::Authenticator::new(config.auth, config.admin.clone()),
+        admission: Admission::new(config.qps_reminder_ratio),
+        identity: Identity::new(config.auth, config.admin.clone()),
         metrics: Arc::default(),
         batching,
     }))
@@ -333,24 +270,25 @@ pub fn assemble(
 
 /// `--seed`: applies the seed as an internal ApplySeed, before the first call is
 /// served. A bad seed stops the start, naming its line.
-async fn apply_seed_at_start(app: &App, region: &str, seed: &crate::seed::SeedSource) -> Result<(), BoxError> {
+async fn apply_seed_at_start(app: &Arc<App>, region: &str, seed: &crate::seed::SeedSource) -> Result<(), BoxError> {
     let cx = CallContext::internal(region, app.engine.account_id(), app.engine.clock().now());
     let (outcome, faults) = simulation::plan_seed(app, &cx, seed).await.map_err(|e| format!("{} {e}", seed.name))?;
-    for fault in faults {
-        app.admission.install(fault);
-    }
     let params = serde_json::json!({ "Source": seed.name });
     let record = AuditRecord::for_call(&OpSpec::APPLY_SEED, &cx, params, PayloadSizes::default(), None);
     let report = outcome.value;
     app.settle(outcome.changes, vec![record]).await?;
     drop(outcome.gates);
+    // Faults live in memory, not in the store: in force once the seed is committed.
+    for fault in faults {
+        app.admission.install(fault);
+    }
     tracing::info!(seed = %seed.name, created = report.created(), entries = report.items.len(), "seed applied");
     Ok(())
 }
 
 /// `--clock-start`: moves the clock forward to `start`, recorded as an internal
 /// SetClock so the trail explains the jump. A clock already past `start` stays.
-async fn start_clock_at(app: &App, region: &str, start: SimTime) -> Result<(), BoxError> {
+async fn start_clock_at(app: &Arc<App>, region: &str, start: SimTime) -> Result<(), BoxError> {
     let clock = app.engine.clock();
     if start <= clock.now() {
         tracing::info!(start = %start.to_rfc3339(), now = %clock.now().to_rfc3339(), "clock already past --clock-start");

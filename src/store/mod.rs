@@ -692,8 +692,9 @@ fn meta_value(conn: &Connection, name: &str) -> StoreResult<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{OpSpec, PayloadSizes};
+    use crate::audit::PayloadSizes;
     use crate::context::CallContext;
+    use crate::kernel::OpSpec;
 
     fn padded_record(i: i64) -> AuditRecord {
         let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(1_700_000_000_000 + i));

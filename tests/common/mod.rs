@@ -358,7 +358,7 @@ pub fn admin_credentials() -> kmsim::signing::Credentials {
 /// An in-memory server config with `--auth required` and the test admin.
 pub fn auth_required_config() -> ServerConfig {
     ServerConfig {
-        auth: kmsim::server::auth::AuthMode::Required,
+        auth: kmsim::server::AuthMode::Required,
         admin: Some(admin_credentials()),
         ..ServerConfig::default()
     }
@@ -413,9 +413,9 @@ pub fn sign_metadata(
     let digest = kmsim::signing::message_digest(message);
     let call = kmsim::signing::Signed { path, date, region: "", digest: &digest };
     let signature = kmsim::signing::signature(credentials.secret.expose(), &call);
-    metadata.insert(kmsim::signing::ACCESS_KEY_ID_HEADER, credentials.access_key_id.parse().unwrap());
-    metadata.insert(kmsim::signing::DATE_HEADER, date.parse().unwrap());
-    metadata.insert(kmsim::signing::SIGNATURE_HEADER, signature.parse().unwrap());
+    metadata.insert(kmsim::frontends::grpc::headers::ACCESS_KEY_ID, credentials.access_key_id.parse().unwrap());
+    metadata.insert(kmsim::frontends::grpc::headers::DATE, date.parse().unwrap());
+    metadata.insert(kmsim::frontends::grpc::headers::SIGNATURE, signature.parse().unwrap());
 }
 
 /// Creates an AccessKey pair for RAM user `user_name` (created on first use) through `admin`.
@@ -485,10 +485,10 @@ pub async fn audit_events_as(reader: &mut SignedClients) -> Vec<pb::AuditEvent> 
     }
 }
 
-/// The one audit record of the call made with `x-request-id: request_id`.
+/// The one audit record of the call made with `x-request-id: request_id` (its `clientRequestId`).
 #[track_caller]
 pub fn only_record<'a>(events: &'a [pb::AuditEvent], request_id: &str) -> &'a pb::AuditEvent {
-    let records: Vec<_> = events.iter().filter(|e| e.request_id == request_id).collect();
+    let records: Vec<_> = events.iter().filter(|e| e.client_request_id == request_id).collect();
     assert_eq!(records.len(), 1, "{request_id}: {} audit records, expected exactly one", records.len());
     records[0]
 }

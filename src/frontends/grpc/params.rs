@@ -1,4 +1,5 @@
-//! The request parameters an audit record keeps, per request type.
+//! What each kmsim.v1 request tells the kernel about itself: the request
+//! parameters its audit record keeps, and the resources it names.
 //!
 //! An allow-list: each request names the fields it records, in Alibaba's
 //! spelling. Plaintext, ciphertext and anything secret are simply never
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::kernel::Names;
 use crate::proto as pb;
 
 pub trait AuditParams {
@@ -314,6 +316,137 @@ audit_params! {
     ListClientKeysRequest { "AapName" => aap_name }
     DeleteClientKeyRequest { "ClientKeyId" => client_key_id }
     GetCallerIdentityRequest {}
+}
+
+/// The resources a request names, for authorization: apart from the audit
+/// allow-list, so that a parameter's audit spelling never decides a permission.
+pub trait RequestNames {
+    fn names(&self) -> Names;
+}
+
+macro_rules! names_a_key {
+    ($($ty:ident => $field:ident),+ $(,)?) => {
+        $(impl RequestNames for pb::$ty {
+            fn names(&self) -> Names {
+                Names::key(&self.$field)
+            }
+        })+
+    };
+}
+
+macro_rules! names_a_secret {
+    ($($ty:ident),+ $(,)?) => {
+        $(impl RequestNames for pb::$ty {
+            fn names(&self) -> Names {
+                Names::secret(&self.secret_name)
+            }
+        })+
+    };
+}
+
+macro_rules! names_with {
+    ($names:expr => $($ty:ident),+ $(,)?) => {
+        $(impl RequestNames for pb::$ty {
+            fn names(&self) -> Names {
+                $names
+            }
+        })+
+    };
+}
+
+names_a_key! {
+    DescribeKeyRequest => key_id,
+    UpdateKeyDescriptionRequest => key_id,
+    EnableKeyRequest => key_id,
+    DisableKeyRequest => key_id,
+    ScheduleKeyDeletionRequest => key_id,
+    CancelKeyDeletionRequest => key_id,
+    ListAliasesByKeyIdRequest => key_id,
+    TagResourceRequest => key_id,
+    UntagResourceRequest => key_id,
+    ListResourceTagsRequest => key_id,
+    EncryptRequest => key_id,
+    GenerateDataKeyRequest => key_id,
+    AsymmetricSignRequest => key_id,
+    AsymmetricVerifyRequest => key_id,
+    AsymmetricEncryptRequest => key_id,
+    AsymmetricDecryptRequest => key_id,
+    GetPublicKeyRequest => key_id,
+    CreateKeyVersionRequest => key_id,
+    DescribeKeyVersionRequest => key_id,
+    ListKeyVersionsRequest => key_id,
+    UpdateRotationPolicyRequest => key_id,
+    GetParametersForImportRequest => key_id,
+    ImportKeyMaterialRequest => key_id,
+    DeleteKeyMaterialRequest => key_id,
+    GenerateAndExportDataKeyRequest => key_id,
+    ExportKeyRequest => key_id,
+    GenerateMacRequest => key_id,
+    VerifyMacRequest => key_id,
+    ReplicateKeyRequest => key_id,
+    SyncKeyRequest => key_id,
+    ListKeyReplicasRequest => key_id,
+    GetKeyPolicyRequest => key_id,
+    SetKeyPolicyRequest => key_id,
+    SetDeletionProtectionRequest => protected_resource_arn,
+}
+
+names_a_secret! {
+    CreateSecretRequest, GetSecretValueRequest,
+    PutSecretValueRequest, DescribeSecretRequest,
+    UpdateSecretRequest, UpdateSecretVersionStageRequest,
+    ListSecretVersionIdsRequest, DeleteSecretRequest,
+    RestoreSecretRequest, RotateSecretRequest,
+    UpdateSecretRotationPolicyRequest,
+}
+
+// Their key is inside their ciphertext: found only as they run.
+names_with! { Names::found_while_running() =>
+    DecryptRequest, ReEncryptRequest, ExportDataKeyRequest,
+}
+
+// About no particular resource.
+names_with! { Names::none() =>
+    CreateKeyRequest, ListKeysRequest, ListAliasesRequest,
+    GenerateRandomRequest, ListSecretsRequest, GetRandomPasswordRequest,
+    ListAuditEventsRequest, QueryAuditEventsRequest, ExportAuditEventsRequest,
+    TailAuditEventsRequest, GetAccessKeyUsageRequest, GetAuditPublicKeyRequest,
+    VerifyAuditTrailRequest, ListTrailsRequest, PutEventSelectorsRequest,
+    GetClockRequest, AdvanceClockRequest, SetClockRequest,
+    InjectFaultRequest, ListFaultsRequest, ClearFaultsRequest,
+    ApplySeedRequest, GetMetricsRequest, CreateKmsInstanceRequest,
+    GetKmsInstanceRequest, ListKmsInstancesRequest, ListSystemEventsRequest,
+    WatchSystemEventsRequest, CreateEventSubscriptionRequest, ListEventSubscriptionsRequest,
+    DeleteEventSubscriptionRequest, CreateAccessKeyRequest, ListAccessKeysRequest,
+    UpdateAccessKeyRequest, DeleteAccessKeyRequest, ListUsersRequest,
+    CreatePolicyRequest, GetPolicyRequest, ListPoliciesRequest,
+    UpdatePolicyRequest, DeletePolicyRequest, AttachPolicyRequest,
+    DetachPolicyRequest, CreateApplicationAccessPointRequest, GetApplicationAccessPointRequest,
+    ListApplicationAccessPointsRequest, DeleteApplicationAccessPointRequest, CreateClientKeyRequest,
+    GetClientKeyRequest, ListClientKeysRequest, DeleteClientKeyRequest,
+    GetCallerIdentityRequest,
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+impl RequestNames for pb::CreateAliasRequest {
+    fn names(&self) -> Names {
+        Names { alias: non_empty(&self.alias_name), ..Names::key(&self.key_id) }
+    }
+}
+
+impl RequestNames for pb::UpdateAliasRequest {
+    fn names(&self) -> Names {
+        Names { alias: non_empty(&self.alias_name), ..Names::key(&self.target_key_id) }
+    }
+}
+
+impl RequestNames for pb::DeleteAliasRequest {
+    fn names(&self) -> Names {
+        Names { alias: non_empty(&self.alias_name), up_front: true, ..Names::default() }
+    }
 }
 
 #[cfg(test)]

@@ -15,25 +15,46 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::engine::KmsError;
-use crate::engine::error::GrpcClass;
+use super::headers;
+use crate::engine::{ErrorCode, KmsError};
 
 pub const ERROR_DOMAIN: &str = "kmsim";
-pub const REQUEST_ID_HEADER: &str = "x-kms-request-id";
-pub const ERROR_CODE_HEADER: &str = "x-kms-error-code";
-pub const HTTP_STATUS_HEADER: &str = "x-kms-http-status";
 
-pub fn grpc_code(class: GrpcClass) -> Code {
-    match class {
-        GrpcClass::InvalidArgument => Code::InvalidArgument,
-        GrpcClass::FailedPrecondition => Code::FailedPrecondition,
-        GrpcClass::ResourceExhausted => Code::ResourceExhausted,
-        GrpcClass::AlreadyExists => Code::AlreadyExists,
-        GrpcClass::Unauthenticated => Code::Unauthenticated,
-        GrpcClass::PermissionDenied => Code::PermissionDenied,
-        GrpcClass::NotFound => Code::NotFound,
-        GrpcClass::Internal => Code::Internal,
-        GrpcClass::Unavailable => Code::Unavailable,
+/// The gRPC code each error is answered with: this front end's one table.
+pub fn grpc_code(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::InvalidParameter => Code::InvalidArgument,
+        ErrorCode::MissingParameter => Code::InvalidArgument,
+        ErrorCode::UnsupportedOperation => Code::FailedPrecondition,
+        ErrorCode::RejectedUnsupportedOperation => Code::FailedPrecondition,
+        ErrorCode::LimitExceeded => Code::ResourceExhausted,
+        ErrorCode::AliasAlreadyExists => Code::AlreadyExists,
+        ErrorCode::InvalidKeyMaterial => Code::InvalidArgument,
+        ErrorCode::InvalidImportToken => Code::InvalidArgument,
+        ErrorCode::ExpiredImportToken => Code::InvalidArgument,
+        ErrorCode::UnsupportedOrigin => Code::FailedPrecondition,
+        ErrorCode::RequestTimeTooSkewed => Code::Unauthenticated,
+        ErrorCode::SignatureNotMatch => Code::Unauthenticated,
+        ErrorCode::NoPermission => Code::PermissionDenied,
+        ErrorCode::AccessKeyForbidden => Code::PermissionDenied,
+        ErrorCode::AccessKeyNotFound => Code::Unauthenticated,
+        ErrorCode::KeyNotFound => Code::NotFound,
+        ErrorCode::KeyVersionNotFound => Code::NotFound,
+        ErrorCode::AliasNotFound => Code::NotFound,
+        ErrorCode::ResourceNotFound => Code::NotFound,
+        ErrorCode::InstanceNotFound => Code::NotFound,
+        ErrorCode::Disabled => Code::FailedPrecondition,
+        ErrorCode::PendingDeletion => Code::FailedPrecondition,
+        ErrorCode::PendingImport => Code::FailedPrecondition,
+        ErrorCode::Unavailable => Code::FailedPrecondition,
+        ErrorCode::StateModifiedFailed => Code::FailedPrecondition,
+        ErrorCode::Enabled => Code::FailedPrecondition,
+        ErrorCode::ResourceExist => Code::AlreadyExists,
+        ErrorCode::ResourceInDeleteWindow => Code::FailedPrecondition,
+        ErrorCode::ResourceInUse => Code::FailedPrecondition,
+        ErrorCode::Throttling => Code::ResourceExhausted,
+        ErrorCode::InternalFailure => Code::Internal,
+        ErrorCode::ServiceUnavailable => Code::Unavailable,
     }
 }
 
@@ -61,7 +82,7 @@ struct RpcStatus {
 
 pub fn to_status(error: &KmsError, request_id: &str) -> Status {
     let http_status = error.code.http_status().to_string();
-    let code = grpc_code(error.code.grpc_class());
+    let code = grpc_code(error.code);
     let info = ErrorInfo {
         reason: error.code.as_str().to_owned(),
         domain: ERROR_DOMAIN.to_owned(),
@@ -81,12 +102,12 @@ pub fn to_status(error: &KmsError, request_id: &str) -> Status {
     };
     let mut status = Status::with_details(code, error.message.clone(), details.encode_to_vec().into());
     let metadata = status.metadata_mut();
-    metadata.insert(ERROR_CODE_HEADER, MetadataValue::from_static(error.code.as_str()));
+    metadata.insert(headers::ERROR_CODE, MetadataValue::from_static(error.code.as_str()));
     if let Ok(value) = http_status.parse() {
-        metadata.insert(HTTP_STATUS_HEADER, value);
+        metadata.insert(headers::HTTP_STATUS, value);
     }
     if let Ok(value) = request_id.parse() {
-        metadata.insert(REQUEST_ID_HEADER, value);
+        metadata.insert(headers::REQUEST_ID, value);
     }
     status
 }
@@ -102,13 +123,21 @@ mod tests {
     fn a_disabled_key_maps_to_failed_precondition_409() {
         let status = to_status(&KmsError::new(ErrorCode::Disabled), "req-1");
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert_eq!(status.metadata().get(ERROR_CODE_HEADER).unwrap(), "Rejected.Disabled");
-        assert_eq!(status.metadata().get(HTTP_STATUS_HEADER).unwrap(), "409");
-        assert_eq!(status.metadata().get(REQUEST_ID_HEADER).unwrap(), "req-1");
+        assert_eq!(status.metadata().get(headers::ERROR_CODE).unwrap(), "Rejected.Disabled");
+        assert_eq!(status.metadata().get(headers::HTTP_STATUS).unwrap(), "409");
+        assert_eq!(status.metadata().get(headers::REQUEST_ID).unwrap(), "req-1");
         let info = status.get_details_error_info().unwrap();
         assert_eq!((info.reason.as_str(), info.domain.as_str()), ("Rejected.Disabled", "kmsim"));
         assert_eq!(info.metadata["httpStatus"], "409");
         assert_eq!(info.metadata["retryable"], "false");
+    }
+
+    #[test]
+    fn state_rejections_are_failed_precondition() {
+        for code in [ErrorCode::Disabled, ErrorCode::PendingDeletion, ErrorCode::PendingImport, ErrorCode::Unavailable]
+        {
+            assert_eq!(grpc_code(code), Code::FailedPrecondition);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use crate::audit::{OpSpec, ServiceName};
+use super::catalogue::OpSpec;
 use crate::clock::SimTime;
 use crate::context::CallContext;
 use crate::engine::{Engine, ErrorCode, Instance, KmsError, KmsResult};
@@ -121,11 +121,9 @@ impl Admission {
                 return verdict;
             }
         }
-        // Faults are for testing clients of the KMS API; kmsim's own services
-        // (audit, events, simulation) stay reliable so a test can always see
-        // and undo what it did.
-        if op.service == ServiceName::Kms {
-            self.apply_fault(op.event_name, &key_id, cx.received_at, &mut verdict);
+        // The catalogue says which operations a fault can break.
+        if !op.fault_name.is_empty() {
+            self.apply_fault(op.fault_name, &key_id, cx.received_at, &mut verdict);
         }
         verdict
     }
@@ -133,6 +131,9 @@ impl Admission {
     /// The fault (if any) that breaks due work `operation` (`KeySync`,
     /// `SecretRotation`) on `resource` at `at`: its id and error.
     pub fn task_fault(&self, operation: &str, resource: &str, at: SimTime) -> Option<(String, KmsError)> {
+        if operation.is_empty() {
+            return None;
+        }
         let mut verdict = Verdict::default();
         self.apply_fault(operation, resource, at, &mut verdict);
         Some((verdict.fault_id?, verdict.error?))
@@ -197,12 +198,7 @@ impl Admission {
         }
     }
 
-    /// Injects a fault; answers it with its id.
-    pub fn inject(&self, spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
-        Ok(self.install(Self::check_fault(spec, now)?))
-    }
-
-    /// The fault `spec` describes, checked, not yet in force (its id is given by [`Self::install`]).
+    /// The fault `spec` describes, checked and given its id, not yet in force.
     pub fn check_fault(spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
         let pattern = |text: String, param: &str| -> KmsResult<String> {
             match text.as_str() {
@@ -231,7 +227,7 @@ impl Admission {
             return Err(KmsError::invalid_because("ExpireTime", "It must be in the future."));
         }
         Ok(Fault {
-            fault_id: String::new(),
+            fault_id: format!("fault-{}", &crate::engine::crypto::new_uuid().simple().to_string()[..12]),
             method: pattern(spec.method, "Method")?,
             key_id: pattern(spec.key_id, "KeyId")?,
             error,
@@ -244,13 +240,11 @@ impl Admission {
         })
     }
 
-    /// Puts a checked fault in force; answers it with its id.
-    pub fn install(&self, mut fault: Fault) -> Fault {
+    /// Puts a checked fault in force.
+    pub fn install(&self, mut fault: Fault) {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         fault.created = faults.values().map(|f| f.created + 1).max().unwrap_or(0);
-        fault.fault_id = format!("fault-{}", &crate::engine::crypto::new_uuid().simple().to_string()[..12]);
-        faults.insert(fault.fault_id.clone(), fault.clone());
-        fault
+        faults.insert(fault.fault_id.clone(), fault);
     }
 
     /// Whether a fault like `fault` (same matching, effect, budget and expiry) is in force.
@@ -268,21 +262,39 @@ impl Admission {
         list
     }
 
-    /// Removes one fault (`Forbidden.ResourceNotFound` if there is none such), or all when `fault_id` is empty.
-    pub fn clear(&self, fault_id: &str) -> KmsResult<u32> {
-        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        if fault_id.is_empty() {
-            let cleared = faults.len();
-            faults.clear();
-            return Ok(u32::try_from(cleared).unwrap_or(u32::MAX));
+    /// How many faults clearing `fault_id` would remove: all of them when it
+    /// is empty, else one (`Forbidden.ResourceNotFound` if there is none such).
+    pub fn to_clear(&self, fault_id: &str) -> KmsResult<u32> {
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match fault_id {
+            "" => Ok(u32::try_from(faults.len()).unwrap_or(u32::MAX)),
+            id if faults.contains_key(id) => Ok(1),
+            _ => Err(ErrorCode::ResourceNotFound.into()),
         }
-        faults.remove(fault_id).map(|_| 1).ok_or_else(|| ErrorCode::ResourceNotFound.into())
+    }
+
+    /// Removes one fault, or all of them with `None`.
+    pub fn clear(&self, fault_id: Option<&str>) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match fault_id {
+            None => faults.clear(),
+            Some(id) => {
+                faults.remove(id);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks a fault and puts it in force.
+    fn inject(admission: &Admission, spec: FaultSpec, now: SimTime) -> KmsResult<Fault> {
+        let fault = Admission::check_fault(spec, now)?;
+        admission.install(fault.clone());
+        Ok(fault)
+    }
 
     fn spec(error: &str, count: u32) -> FaultSpec {
         FaultSpec { method: "Decrypt".into(), error_code: error.into(), count, ..Default::default() }
@@ -291,7 +303,7 @@ mod tests {
     #[test]
     fn a_counted_fault_hits_exactly_that_many_calls() {
         let admission = Admission::new(DEFAULT_REMINDER_RATIO);
-        let fault = admission.inject(spec("ServiceUnavailableTemporary", 3), SimTime(0)).unwrap();
+        let fault = inject(&admission, spec("ServiceUnavailableTemporary", 3), SimTime(0)).unwrap();
         let mut hits = 0;
         for _ in 0..5 {
             let mut verdict = Verdict::default();
@@ -310,16 +322,16 @@ mod tests {
     fn faults_are_checked_and_expire() {
         let admission = Admission::new(DEFAULT_REMINDER_RATIO);
         assert_eq!(
-            admission.inject(spec("Rejected.Nope", 0), SimTime(0)).unwrap_err().code,
+            inject(&admission, spec("Rejected.Nope", 0), SimTime(0)).unwrap_err().code,
             ErrorCode::InvalidParameter
         );
-        assert!(admission.inject(spec("", 0), SimTime(0)).is_err(), "neither error nor delay");
+        assert!(inject(&admission, spec("", 0), SimTime(0)).is_err(), "neither error nor delay");
         let bad_probability = FaultSpec { probability: 1.5, ..spec("InternalFailure", 0) };
-        assert!(admission.inject(bad_probability, SimTime(0)).is_err());
+        assert!(inject(&admission, bad_probability, SimTime(0)).is_err());
         let expiring = FaultSpec { expires: Some(SimTime(1000)), ..spec("InternalFailure", 0) };
-        admission.inject(expiring, SimTime(0)).unwrap();
+        inject(&admission, expiring, SimTime(0)).unwrap();
         assert_eq!(admission.faults(SimTime(999)).len(), 1);
         assert!(admission.faults(SimTime(1000)).is_empty());
-        assert_eq!(admission.clear("fault-none").unwrap_err().code, ErrorCode::ResourceNotFound);
+        assert_eq!(admission.to_clear("fault-none").unwrap_err().code, ErrorCode::ResourceNotFound);
     }
 }

@@ -16,11 +16,13 @@ use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
-use super::dispatch::App;
-use crate::audit::{AuditRecord, OpSpec, PayloadSizes};
+use super::app::App;
+use super::catalogue::OpSpec;
+use super::execute::run_for_cost;
+use crate::audit::{AuditRecord, PayloadSizes};
 use crate::clock::SimTime;
 use crate::context::CallContext;
-use crate::engine::{Change, DueItem, DueTask};
+use crate::engine::{Change, DueItem, DueTask, KmsError};
 
 /// How long the background task waits before retrying after the store failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -57,7 +59,7 @@ impl Scheduler {
 
     /// Does all work due by now, then applies audit retention. Returns false
     /// if the store refused a commit; the item that failed is back on the agenda.
-    pub async fn run_due(&self, app: &App) -> bool {
+    pub async fn run_due(&self, app: &Arc<App>) -> bool {
         let _turn = self.turn.lock().await;
         while let Some(item) = app.engine.agenda().pop_due(app.engine.clock().now()) {
             if !perform(app, &item).await {
@@ -130,19 +132,22 @@ impl Scheduler {
 }
 
 /// Performs one item and records it; false if the store could not take it.
-async fn perform(app: &App, item: &DueItem) -> bool {
-    let cx = CallContext::internal(&item.region, app.engine.account_id(), item.at);
-    // Of the due work, only key syncs and secret rotations stand in for a
-    // network call that a fault can break; the fault is drawn only if the
-    // task really runs.
-    let injected = std::sync::Mutex::new(None);
-    let fault = || {
-        let operation = item.task.fault_name()?;
-        let (fault_id, error) = app.admission.task_fault(operation, item.task.resource_id(), item.at)?;
-        *injected.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault_id);
-        Some(error)
+async fn perform(app: &Arc<App>, item: &DueItem) -> bool {
+    let op = op_of(&item.task);
+    let cx = Arc::new(CallContext::internal(&item.region, app.engine.account_id(), item.at));
+    let work = {
+        let (app, cx, item) = (app.clone(), cx.clone(), item.clone());
+        async move {
+            // The fault is drawn only if the task really runs.
+            let fault = || {
+                let (fault_id, error) = app.admission.task_fault(op.fault_name, item.task.resource_id(), item.at)?;
+                cx.trail.injected_fault(fault_id);
+                Some(error)
+            };
+            app.engine.perform(&cx, &item, fault).await
+        }
     };
-    let Some(result) = app.engine.perform(&cx, item, fault).await else {
+    let Some(result) = run_for_cost(op.cost, work).await.unwrap_or_else(|| Some(Err(KmsError::internal()))) else {
         return true;
     };
     let (changes, gates, error) = match result {
@@ -150,10 +155,7 @@ async fn perform(app: &App, item: &DueItem) -> bool {
         Err(error) => (Vec::new(), Vec::new(), Some(error)),
     };
     let params = item.task.audit_params();
-    let op = op_of(&item.task);
-    let mut record = AuditRecord::for_call(op, &cx, params, PayloadSizes::default(), error.as_ref());
-    record.injected_fault = injected.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut records = vec![record];
+    let mut records = vec![AuditRecord::for_call(op, &cx, params, PayloadSizes::default(), error.as_ref())];
     records.extend(AuditRecord::nested_calls(op, &cx));
     let settled = app.settle(changes, records).await;
     drop(gates);

@@ -11,15 +11,17 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::dispatch::{App, Dispatcher};
 use super::status::to_status;
+use super::{Grpc, Rpc};
 use crate::audit::chain;
 use crate::audit::formats::{Format, cloudtrail_file, render, render_text};
 use crate::audit::report::{UsageItem, access_key_usage};
 use crate::audit::selection::Selection;
 use crate::audit::trail::{Selectors, Trail};
-use crate::audit::{AuditFilter, AuditRecord, OpSpec, UserIdentity};
+use crate::audit::{AuditFilter, AuditRecord, UserIdentity};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Outcome};
+use crate::kernel::OpSpec;
+use crate::kernel::{AfterCommit, App, Operation, Ran};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
 use crate::store::{Order, Scan, Store, StoreError};
@@ -28,12 +30,12 @@ const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
 
 pub struct AuditApi {
-    dispatch: Dispatcher,
+    grpc: Grpc,
 }
 
 impl AuditApi {
-    pub fn new(dispatch: Dispatcher) -> Self {
-        AuditApi { dispatch }
+    pub fn new(grpc: Grpc) -> Self {
+        AuditApi { grpc }
     }
 }
 
@@ -43,206 +45,67 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::LIST_AUDIT_EVENTS, request, |app, _cx, req| async move {
-                let limit = token_page_size(req.page_size)?;
-                let before = page_token(&req.page_token)?;
-                let filter = AuditFilter { key_id: req.key_id, event_name: req.event_name, error_code: req.error_code };
-                let page = app.store.list_audit(filter, limit, before).await.map_err(read_failed)?;
-                Ok(Outcome::read(pb::ListAuditEventsResponse {
-                    events: page.records.into_iter().map(audit_event).collect(),
-                    next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
-                }))
-            })
-            .await
+        self.grpc.unary(request, list_audit_events).await
     }
 
     async fn query_audit_events(
         &self,
         request: Request<pb::QueryAuditEventsRequest>,
     ) -> Result<Response<pb::QueryAuditEventsResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::QUERY_AUDIT_EVENTS, request, |app, _cx, req| async move {
-                let format = format(&req.format)?;
-                let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
-                let scan = Scan {
-                    range: selection.range,
-                    order: Order::NewestFirst,
-                    from: page_token(&req.page_token)?,
-                    through: None,
-                    limit: token_page_size(req.page_size)?,
-                    contains: selection.required_text(),
-                };
-                let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
-                Ok(Outcome::read(pb::QueryAuditEventsResponse {
-                    events: page.records.into_iter().map(|r| result(r, format)).collect(),
-                    next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
-                }))
-            })
-            .await
+        self.grpc.unary(request, query_audit_events).await
     }
 
-    type ExportAuditEventsStream = ResultStream<pb::ExportChunk>;
+    type ExportAuditEventsStream = ExportAuditEventsStream;
 
     async fn export_audit_events(
         &self,
         request: Request<pb::ExportAuditEventsRequest>,
     ) -> Result<Response<Self::ExportAuditEventsStream>, Status> {
-        self.dispatch
-            .run_stream(&OpSpec::EXPORT_AUDIT_EVENTS, request, |app, _cx, req| async move {
-                let format = format(&req.format)?;
-                let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
-                let per_chunk = match req.records_per_chunk {
-                    0 => DEFAULT_RECORDS_PER_CHUNK,
-                    n @ 1..=10_000 => n as usize,
-                    _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
-                };
-                // The export covers what was committed before it began (never itself), all of it signed.
-                app.store.sign_digest().await.map_err(read_failed)?;
-                let through = app.store.last_audit_seq().await.map_err(read_failed)?;
-                let (chunks, stream) = mpsc::channel(2);
-                tokio::spawn(export(app.store.clone(), selection, format, (per_chunk, through), chunks));
-                Ok(Outcome::read(Box::pin(ReceiverStream::new(stream)) as Self::ExportAuditEventsStream))
-            })
-            .await
+        self.grpc.stream(request, export_audit_events).await
     }
 
-    type TailAuditEventsStream = ResultStream<pb::AuditEventResult>;
+    type TailAuditEventsStream = TailAuditEventsStream;
 
     async fn tail_audit_events(
         &self,
         request: Request<pb::TailAuditEventsRequest>,
     ) -> Result<Response<Self::TailAuditEventsStream>, Status> {
-        self.dispatch
-            .run_stream(&OpSpec::TAIL_AUDIT_EVENTS, request, |app, _cx, req| async move {
-                let format = format(&req.format)?;
-                let selection = Selection::new(&req.query, "", "")?;
-                // Subscribed before the stream opens: every record committed after the answer is seen.
-                let live = BroadcastStream::new(app.audit_tail.subscribe());
-                let stream = live.filter_map(move |received| match received {
-                    Ok(record) => selection.matches(&record).then(|| Ok(result((*record).clone(), format))),
-                    Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Err(Status::data_loss(format!(
-                        "the tail fell behind and missed {missed} records; query them with QueryAuditEvents"
-                    )))),
-                });
-                Ok(Outcome::read(Box::pin(stream) as Self::TailAuditEventsStream))
-            })
-            .await
+        self.grpc.stream(request, tail_audit_events).await
     }
 
     async fn get_access_key_usage(
         &self,
         request: Request<pb::GetAccessKeyUsageRequest>,
     ) -> Result<Response<pb::GetAccessKeyUsageResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::GET_ACCESS_KEY_USAGE, request, |app, _cx, req| async move {
-                if req.access_key_id.is_empty() {
-                    return Err(KmsError::missing("AccessKeyId"));
-                }
-                let mut records =
-                    app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
-                // The calls a service made on the caller's behalf are part of the caller's own call.
-                records.retain(|r| r.invoked_by.is_empty());
-                let item = |i: UsageItem| pb::UsageItem {
-                    name: i.name,
-                    last_access_time: i.last_access.to_rfc3339(),
-                    count: i.count,
-                    last_event_id: i.last_event_id,
-                };
-                let services = access_key_usage(&records)
-                    .into_iter()
-                    .map(|s| pb::ServiceUsage {
-                        service_name: s.service_name,
-                        last_access_time: s.last_access.to_rfc3339(),
-                        event_names: s.event_names.into_iter().map(item).collect(),
-                        source_ip_addresses: s.source_ip_addresses.into_iter().map(item).collect(),
-                        resources: s.resources.into_iter().map(item).collect(),
-                    })
-                    .collect();
-                // The latest record whose identity was established names the owner; refused calls only claim it.
-                let owner =
-                    records.iter().filter(|r| !r.user_identity.user_name.is_empty()).max_by_key(|r| r.event_time);
-                let failed = records.iter().filter(|r| !r.error_code.is_empty());
-                let refused = failed.clone().filter(|r| is_access_refusal(&r.error_code)).count() as u64;
-                Ok(Outcome::read(pb::GetAccessKeyUsageResponse {
-                    access_key_id: req.access_key_id,
-                    services,
-                    user_identity: owner.map(|r| user_identity(&r.user_identity)),
-                    failed_calls: failed.count() as u64,
-                    refused_calls: refused,
-                }))
-            })
-            .await
+        self.grpc.unary(request, get_access_key_usage).await
     }
 
     async fn get_audit_public_key(
         &self,
         request: Request<pb::GetAuditPublicKeyRequest>,
     ) -> Result<Response<pb::GetAuditPublicKeyResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::GET_AUDIT_PUBLIC_KEY, request, |app, _cx, _req| async move {
-                let key = app.store.audit_public_key();
-                Ok(Outcome::read(pb::GetAuditPublicKeyResponse {
-                    algorithm: "Ed25519".into(),
-                    public_key_hex: chain::hex(key.as_bytes()),
-                    public_key_pem: chain::public_key_pem(&key),
-                }))
-            })
-            .await
+        self.grpc.unary(request, get_audit_public_key).await
     }
 
     async fn list_trails(
         &self,
         request: Request<pb::ListTrailsRequest>,
     ) -> Result<Response<pb::ListTrailsResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::LIST_TRAILS, request, |app, _cx, _req| async move {
-                let trails = app.trails.all().iter().map(|t| trail_info(t, t.selectors())).collect();
-                Ok(Outcome::read(pb::ListTrailsResponse { trails }))
-            })
-            .await
+        self.grpc.unary(request, list_trails).await
     }
 
     async fn put_event_selectors(
         &self,
         request: Request<pb::PutEventSelectorsRequest>,
     ) -> Result<Response<pb::TrailInfo>, Status> {
-        let mut chosen = None;
-        let answer = self
-            .dispatch
-            .run(&OpSpec::PUT_EVENT_SELECTORS, request, |app, cx, req| {
-                let chosen = &mut chosen;
-                async move {
-                    if req.trail_name.is_empty() {
-                        return Err(KmsError::missing("TrailName"));
-                    }
-                    let trail = app.trails.find(&req.trail_name).ok_or(ErrorCode::ResourceNotFound)?;
-                    let selectors = Selectors {
-                        exclude_read_only: req.exclude_read_only_events,
-                        exclude_cryptographic: req.exclude_cryptographic_events,
-                    };
-                    cx.trail.response_element("TrailName", trail.name.clone());
-                    *chosen = Some((trail.clone(), selectors));
-                    Ok(Outcome::read(trail_info(trail, selectors)))
-                }
-            })
-            .await?;
-        // Like every change, the new selectors take effect once the call's record is committed.
-        if let Some((trail, selectors)) = chosen {
-            trail.set_selectors(selectors);
-        }
-        Ok(answer)
+        self.grpc.unary(request, put_event_selectors).await
     }
 
     async fn verify_audit_trail(
         &self,
         request: Request<pb::VerifyAuditTrailRequest>,
     ) -> Result<Response<pb::VerifyAuditTrailResponse>, Status> {
-        self.dispatch
-            .run(&OpSpec::VERIFY_AUDIT_TRAIL, request, |app, _cx, _req| async move {
-                Ok(Outcome::read(Self::verify_trail(&app).await?))
-            })
-            .await
+        self.grpc.unary(request, verify_audit_trail).await
     }
 }
 
@@ -269,6 +132,8 @@ impl AuditApi {
 }
 
 type ResultStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub type ExportAuditEventsStream = ResultStream<pb::ExportChunk>;
+pub type TailAuditEventsStream = ResultStream<pb::AuditEventResult>;
 
 const DEFAULT_RECORDS_PER_CHUNK: usize = 1000;
 
@@ -449,6 +314,7 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         secret_name: r.secret_name.clone(),
         secret_arn: r.secret_arn.clone(),
         invoked_by: r.invoked_by.clone(),
+        client_request_id: r.client_request_id,
     }
 }
 
@@ -468,4 +334,163 @@ fn is_access_refusal(code: &str) -> bool {
     [C::AccessKeyNotFound, C::SignatureNotMatch, C::RequestTimeTooSkewed, C::AccessKeyForbidden, C::NoPermission]
         .iter()
         .any(|c| c.as_str() == code)
+}
+
+/// list_audit_events as a kernel operation.
+pub fn list_audit_events(req: pb::ListAuditEventsRequest) -> impl Operation<Output = pb::ListAuditEventsResponse> {
+    Rpc::new(&OpSpec::LIST_AUDIT_EVENTS, req, |app, _cx, req| async move {
+        let limit = token_page_size(req.page_size)?;
+        let before = page_token(&req.page_token)?;
+        let filter = AuditFilter { key_id: req.key_id, event_name: req.event_name, error_code: req.error_code };
+        let page = app.store.list_audit(filter, limit, before).await.map_err(read_failed)?;
+        Ok(Outcome::read(pb::ListAuditEventsResponse {
+            events: page.records.into_iter().map(audit_event).collect(),
+            next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
+        }))
+    })
+}
+
+/// query_audit_events as a kernel operation.
+pub fn query_audit_events(req: pb::QueryAuditEventsRequest) -> impl Operation<Output = pb::QueryAuditEventsResponse> {
+    Rpc::new(&OpSpec::QUERY_AUDIT_EVENTS, req, |app, _cx, req| async move {
+        let format = format(&req.format)?;
+        let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
+        let scan = Scan {
+            range: selection.range,
+            order: Order::NewestFirst,
+            from: page_token(&req.page_token)?,
+            through: None,
+            limit: token_page_size(req.page_size)?,
+            contains: selection.required_text(),
+        };
+        let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
+        Ok(Outcome::read(pb::QueryAuditEventsResponse {
+            events: page.records.into_iter().map(|r| result(r, format)).collect(),
+            next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
+        }))
+    })
+}
+
+/// put_event_selectors as a kernel operation. Like every change, the new
+/// selectors take effect once the call's record is committed.
+pub fn put_event_selectors(req: pb::PutEventSelectorsRequest) -> impl Operation<Output = pb::TrailInfo> {
+    Rpc::new(&OpSpec::PUT_EVENT_SELECTORS, req, |app, cx, req| async move {
+        if req.trail_name.is_empty() {
+            return Err(KmsError::missing("TrailName"));
+        }
+        let trail = app.trails.find(&req.trail_name).ok_or(ErrorCode::ResourceNotFound)?;
+        let selectors = Selectors {
+            exclude_read_only: req.exclude_read_only_events,
+            exclude_cryptographic: req.exclude_cryptographic_events,
+        };
+        cx.trail.response_element("TrailName", trail.name.clone());
+        let selecting = AfterCommit::SelectEvents { trail: trail.clone(), selectors };
+        Ok(Ran::from(Outcome::read(trail_info(trail, selectors))).then(selecting))
+    })
+}
+
+/// get_access_key_usage as a kernel operation.
+pub fn get_access_key_usage(
+    req: pb::GetAccessKeyUsageRequest,
+) -> impl Operation<Output = pb::GetAccessKeyUsageResponse> {
+    Rpc::new(&OpSpec::GET_ACCESS_KEY_USAGE, req, |app, _cx, req| async move {
+        if req.access_key_id.is_empty() {
+            return Err(KmsError::missing("AccessKeyId"));
+        }
+        let mut records = app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
+        // The calls a service made on the caller's behalf are part of the caller's own call.
+        records.retain(|r| r.invoked_by.is_empty());
+        let item = |i: UsageItem| pb::UsageItem {
+            name: i.name,
+            last_access_time: i.last_access.to_rfc3339(),
+            count: i.count,
+            last_event_id: i.last_event_id,
+        };
+        let services = access_key_usage(&records)
+            .into_iter()
+            .map(|s| pb::ServiceUsage {
+                service_name: s.service_name,
+                last_access_time: s.last_access.to_rfc3339(),
+                event_names: s.event_names.into_iter().map(item).collect(),
+                source_ip_addresses: s.source_ip_addresses.into_iter().map(item).collect(),
+                resources: s.resources.into_iter().map(item).collect(),
+            })
+            .collect();
+        // The latest record whose identity was established names the owner; refused calls only claim it.
+        let owner = records.iter().filter(|r| !r.user_identity.user_name.is_empty()).max_by_key(|r| r.event_time);
+        let failed = records.iter().filter(|r| !r.error_code.is_empty());
+        let refused = failed.clone().filter(|r| is_access_refusal(&r.error_code)).count() as u64;
+        Ok(Outcome::read(pb::GetAccessKeyUsageResponse {
+            access_key_id: req.access_key_id,
+            services,
+            user_identity: owner.map(|r| user_identity(&r.user_identity)),
+            failed_calls: failed.count() as u64,
+            refused_calls: refused,
+        }))
+    })
+}
+
+/// get_audit_public_key as a kernel operation.
+pub fn get_audit_public_key(
+    req: pb::GetAuditPublicKeyRequest,
+) -> impl Operation<Output = pb::GetAuditPublicKeyResponse> {
+    Rpc::new(&OpSpec::GET_AUDIT_PUBLIC_KEY, req, |app, _cx, _req| async move {
+        let key = app.store.audit_public_key();
+        Ok(Outcome::read(pb::GetAuditPublicKeyResponse {
+            algorithm: "Ed25519".into(),
+            public_key_hex: chain::hex(key.as_bytes()),
+            public_key_pem: chain::public_key_pem(&key),
+        }))
+    })
+}
+
+/// list_trails as a kernel operation.
+pub fn list_trails(req: pb::ListTrailsRequest) -> impl Operation<Output = pb::ListTrailsResponse> {
+    Rpc::new(&OpSpec::LIST_TRAILS, req, |app, _cx, _req| async move {
+        let trails = app.trails.all().iter().map(|t| trail_info(t, t.selectors())).collect();
+        Ok(Outcome::read(pb::ListTrailsResponse { trails }))
+    })
+}
+
+/// verify_audit_trail as a kernel operation.
+pub fn verify_audit_trail(req: pb::VerifyAuditTrailRequest) -> impl Operation<Output = pb::VerifyAuditTrailResponse> {
+    Rpc::new(&OpSpec::VERIFY_AUDIT_TRAIL, req, |app, _cx, _req| async move {
+        Ok(Outcome::read(AuditApi::verify_trail(&app).await?))
+    })
+}
+
+/// export_audit_events as a kernel operation.
+pub fn export_audit_events(req: pb::ExportAuditEventsRequest) -> impl Operation<Output = ExportAuditEventsStream> {
+    Rpc::new(&OpSpec::EXPORT_AUDIT_EVENTS, req, |app, _cx, req| async move {
+        let format = format(&req.format)?;
+        let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
+        let per_chunk = match req.records_per_chunk {
+            0 => DEFAULT_RECORDS_PER_CHUNK,
+            n @ 1..=10_000 => n as usize,
+            _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
+        };
+        // The export covers what was committed before it began (never itself), all of it signed.
+        app.store.sign_digest().await.map_err(read_failed)?;
+        let through = app.store.last_audit_seq().await.map_err(read_failed)?;
+        let (chunks, stream) = mpsc::channel(2);
+        tokio::spawn(export(app.store.clone(), selection, format, (per_chunk, through), chunks));
+        Ok(Outcome::read(Box::pin(ReceiverStream::new(stream)) as ExportAuditEventsStream))
+    })
+}
+
+/// tail_audit_events as a kernel operation.
+pub fn tail_audit_events(req: pb::TailAuditEventsRequest) -> impl Operation<Output = TailAuditEventsStream> {
+    Rpc::new(&OpSpec::TAIL_AUDIT_EVENTS, req, |app, _cx, req| async move {
+        let format = format(&req.format)?;
+        let selection = Selection::new(&req.query, "", "")?;
+        // Subscribed before the stream opens: every record committed after the answer is seen.
+        let live = BroadcastStream::new(app.audit_tail.subscribe());
+        let stream = live.filter_map(move |received| match received {
+            Ok(record) => selection.matches(&record).then(|| Ok(result((*record).clone(), format))),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Err(Status::data_loss(format!(
+                "the tail fell behind and missed {missed} records; query them with QueryAuditEvents"
+            )))),
+        });
+        Ok(Outcome::read(Box::pin(stream) as TailAuditEventsStream))
+    })
 }

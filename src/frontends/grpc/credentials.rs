@@ -1,0 +1,156 @@
+//! The gRPC front end's credentials: kmsim's own request signature (see
+//! [`crate::signing`]) and mutual TLS. [`present`] turns what a call carries
+//! into what the kernel judges identity from ([`Presented`]); policies and
+//! refusals are the kernel's.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http_body_util::Full;
+use tonic::Request;
+use tonic::body::Body;
+use tonic::codegen::http;
+
+use super::headers;
+use crate::context::AuthMethod;
+use crate::engine::{ErrorCode, KmsError, KmsResult};
+use crate::kernel::App;
+use crate::kernel::identity::AuthMode;
+use crate::kernel::meta::Presented;
+use crate::signing::{self, BoxError, Signed};
+
+/// What the signature covers that tonic does not hand a handler: the method
+/// path, and the request message's bytes as they were sent (a re-encoding of
+/// the decoded message could order map entries differently, and would drop
+/// fields the server does not know). [`CaptureLayer`] puts it in the
+/// request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestFacts {
+    pub path: Arc<str>,
+    /// SHA-256 of the message bytes; only for calls that carry a signature.
+    pub digest: Option<[u8; 32]>,
+}
+
+/// The most a signed request's body may hold: tonic's default message limit and a frame header.
+const MAX_SIGNED_BODY: usize = 4 * 1024 * 1024 + 5;
+
+/// Sits in front of the services and records [`RequestFacts`]. Only a signed
+/// call's body is read ahead (to digest it); others pass straight through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureLayer;
+
+impl<S> tower::Layer<S> for CaptureLayer {
+    type Service = Capture<S>;
+
+    fn layer(&self, inner: S) -> Capture<S> {
+        Capture { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Capture<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<http::Request<Body>> for Capture<S>
+where
+    S: tower::Service<http::Request<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // The clone is the one that was not made ready; swap so the ready one serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let path: Arc<str> = Arc::from(request.uri().path());
+            let (mut parts, body) = request.into_parts();
+            let body = if parts.headers.contains_key(headers::SIGNATURE) {
+                let (framed, digest) = signing::digest_body(body, MAX_SIGNED_BODY).await?;
+                parts.extensions.insert(RequestFacts { path, digest: Some(digest) });
+                Body::new(Full::new(framed))
+            } else {
+                parts.extensions.insert(RequestFacts { path, digest: None });
+                body
+            };
+            inner.call(http::Request::from_parts(parts, body)).await.map_err(Into::into)
+        })
+    }
+}
+
+/// What `request` proves about its caller. With auth off nothing is checked:
+/// the id it names is taken at its word. A client certificate that names a
+/// known credential identifies the caller by itself; otherwise the call
+/// must be signed.
+pub fn present<T>(app: &App, request: &Request<T>) -> Presented {
+    let metadata = request.metadata();
+    let claimed = super::header(metadata, headers::ACCESS_KEY_ID);
+    let mode = app.identity.mode();
+    let now = app.engine.clock().now();
+    let lookup = |id: &str| app.identity.lookup(&app.engine, id, now);
+
+    // A certificate naming no credential leaves the call to its signature.
+    let certified = certificate_identity(request).and_then(|id| Some((lookup(&id)?, id)));
+    if let Some((credential, id)) = certified {
+        if mode == AuthMode::Required && claimed.as_ref().is_some_and(|claimed| *claimed != id) {
+            // A certificate for one identity and a signature for another: neither is trusted.
+            let access_key_id = claimed.unwrap_or_default();
+            return Presented::Rejected { access_key_id, error: ErrorCode::SignatureNotMatch.into() };
+        }
+        return Presented::Verified { access_key_id: id, credential, by: AuthMethod::Certificate };
+    }
+    match (claimed, mode) {
+        (None, AuthMode::Off) => Presented::Nothing,
+        (None, AuthMode::Required) => {
+            Presented::Rejected { access_key_id: String::new(), error: KmsError::missing(headers::ACCESS_KEY_ID) }
+        }
+        (Some(id), AuthMode::Off) => Presented::Claimed(id),
+        (Some(id), AuthMode::Required) => match verify_signature(request, lookup(&id)) {
+            Ok(credential) => Presented::Verified { access_key_id: id, credential, by: AuthMethod::Signature },
+            Err(error) => Presented::Rejected { access_key_id: id, error },
+        },
+    }
+}
+
+/// Checks `request`'s signature under `credential`'s secret, and its date.
+fn verify_signature<T>(
+    request: &Request<T>,
+    credential: Option<crate::engine::access::Credential>,
+) -> KmsResult<crate::engine::access::Credential> {
+    let metadata = request.metadata();
+    let credential = credential.ok_or(ErrorCode::AccessKeyNotFound)?;
+    let date = super::header(metadata, headers::DATE).ok_or_else(|| KmsError::missing(headers::DATE))?;
+    let signed_at = signing::parse_date(&date).ok_or_else(|| {
+        KmsError::invalid_because(headers::DATE, "Write an RFC 3339 UTC time such as 2026-11-21T09:30:00Z.")
+    })?;
+    let given = super::header(metadata, headers::SIGNATURE).ok_or_else(|| KmsError::missing(headers::SIGNATURE))?;
+    let facts = request.extensions().get::<RequestFacts>();
+    let (Some(path), Some(digest)) = (facts.map(|f| &f.path), facts.and_then(|f| f.digest.as_ref())) else {
+        return Err(ErrorCode::SignatureNotMatch.into());
+    };
+    let region = super::header(metadata, headers::REGION).unwrap_or_default();
+    let call = Signed { path, date: &date, region: &region, digest };
+    if !signing::verify(credential.secret.expose(), &call, &given) {
+        return Err(ErrorCode::SignatureNotMatch.into());
+    }
+    if !signing::within_skew(signed_at, SystemTime::now()) {
+        return Err(ErrorCode::RequestTimeTooSkewed.into());
+    }
+    Ok(credential)
+}
+
+/// The credential id a client certificate names: its subject's common name.
+/// Only certificates the TLS layer verified against `--tls-client-ca` get here.
+fn certificate_identity<T>(request: &Request<T>) -> Option<String> {
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    super::tls::common_name(leaf.as_ref())
+}

@@ -1,0 +1,227 @@
+//! The one path every call takes, whichever front end it came through.
+//!
+//! [`App::execute`] makes the call's [`CallContext`] from its [`CallMeta`],
+//! authenticates the caller ([`identity`](super::identity)), authorizes what
+//! the call names when it names everything up front, runs the operation
+//! (on the blocking pool if it may generate keys), authorizes what it
+//! touched, lets [`admission`](super::admission) judge it (QPS quota,
+//! injected faults), has the front end render the answer (so the record
+//! holds the size the client receives), builds the audit record from the
+//! operation's catalogue entry, the context and the outcome, commits the
+//! operation's changes and that record in one store transaction, applies
+//! the changes, does the work that may only follow a commit, counts the call
+//! in the metrics, and only then answers. Success or failure, every call
+//! leaves exactly one record of its own, plus one for each call it made on
+//! the caller's behalf (the Decrypt behind a GetSecretValue); if the records
+//! cannot be stored, the call fails and its change is not applied.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::app::App;
+use super::catalogue::{Cost, OpSpec};
+use super::meta::CallMeta;
+use super::operation::{AfterCommit, Names, Operation, Ran};
+use crate::audit::{AuditRecord, PayloadSizes};
+use crate::context::{AuthMethod, CallContext, Principal, Stopwatch, Trail};
+use crate::engine::{Change, KmsError, KmsResult};
+use crate::metrics::CallSample;
+
+/// How a call ended: what its front end renders, and the id it answers under.
+#[derive(Debug)]
+pub struct Answer<R> {
+    pub request_id: String,
+    pub result: Result<R, KmsError>,
+}
+
+/// A request that never became an operation (its body could not be decoded,
+/// it named no operation this front end offers): audited as the operation it
+/// was addressed to, refused with the front end's reason.
+pub struct Undecoded {
+    pub spec: &'static OpSpec,
+    /// What could be told of the request, for its record (the method it named).
+    pub params: Value,
+}
+
+impl Operation for Undecoded {
+    type Output = ();
+
+    fn spec(&self) -> &'static OpSpec {
+        self.spec
+    }
+
+    fn audit_params(&self) -> Value {
+        self.params.clone()
+    }
+
+    fn names(&self) -> Names {
+        Names::found_while_running()
+    }
+
+    /// Never reached: the front end refuses an undecoded call in its [`CallMeta`].
+    async fn run(self, _app: Arc<App>, _cx: Arc<CallContext>) -> KmsResult<Ran<()>> {
+        Err(KmsError::invalid("Body"))
+    }
+}
+
+impl App {
+    /// Runs `operation` for the call `meta` describes and answers it, with
+    /// `render` turning its output into the front end's response and that
+    /// response's size in bytes.
+    pub async fn execute<O: Operation, R>(
+        self: &Arc<App>,
+        meta: CallMeta,
+        operation: O,
+        render: impl FnOnce(O::Output) -> (R, u64),
+    ) -> Answer<R> {
+        let spec = operation.spec();
+        let names = operation.names();
+        let request_parameters = operation.audit_params();
+        let CallMeta {
+            request_id,
+            client_request_id,
+            peer,
+            user_agent,
+            region,
+            frontend,
+            credential,
+            simulated_latency,
+            request_bytes,
+            refusal,
+        } = meta;
+        let mut cx = CallContext {
+            request_id,
+            client_request_id,
+            region,
+            account_id: self.engine.account_id().to_owned(),
+            client: peer,
+            user_agent,
+            access_key_id: String::new(),
+            principal: Principal::Account,
+            authenticated_by: AuthMethod::None,
+            received_at: self.engine.clock().now(),
+            started: simulated_latency.map_or_else(Stopwatch::start, Stopwatch::Fixed),
+            trail: Trail::default(),
+        };
+        let identity = &self.identity;
+        // Authentication needs no resource, so it refuses before anything runs,
+        // ahead of what the front end itself found wrong.
+        let unauthenticated = identity
+            .authenticate(&self.engine, credential, &mut cx)
+            .and_then(|()| identity.admit_service(spec, &cx))
+            .err()
+            .or(refusal);
+        let forbidden = match unauthenticated {
+            None => identity.preauthorize(&self.engine, spec, &cx, &names).err(),
+            Some(_) => None,
+        };
+        if forbidden.is_some() {
+            self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
+        }
+        let cx = Arc::new(cx);
+
+        let authenticated = unauthenticated.is_none();
+        let result = match (unauthenticated, &forbidden) {
+            (Some(refused), _) => Err(refused),
+            (None, Some(forbidden)) => Err(forbidden.clone()),
+            (None, None) => run_for_cost(spec.cost, operation.run(self.clone(), cx.clone()))
+                .await
+                .unwrap_or_else(|| Err(KmsError::internal())),
+        };
+        let (output, mut changes, gates, mut error, after_commit) = match result {
+            Ok(Ran { outcome, after_commit }) if outcome.failed.is_some() => {
+                (None, outcome.changes, outcome.gates, outcome.failed, after_commit)
+            }
+            Ok(Ran { outcome, after_commit }) => {
+                (Some(outcome.value), outcome.changes, outcome.gates, None, after_commit)
+            }
+            Err(error) => (None, Vec::new(), Vec::new(), Some(error), Vec::new()),
+        };
+        // Permission is judged on what the operation resolved, before anything
+        // it did is committed; a denied call is not metered or faulted.
+        let denied = match forbidden {
+            Some(forbidden) => Some(forbidden),
+            None if authenticated => identity.authorize(&self.engine, spec, &cx, &names).err(),
+            None => None,
+        };
+        let verdict = match denied {
+            Some(denied) => super::admission::Verdict { error: Some(denied), ..Default::default() },
+            None => self.admission.admit(&self.engine, spec, &cx),
+        };
+        // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
+        let (output, after_commit, nested) = match verdict.error {
+            Some(refusal) => {
+                changes.clear();
+                error = Some(refusal);
+                (None, Vec::new(), Vec::new())
+            }
+            None => (output, after_commit, AuditRecord::nested_calls(spec, &cx)),
+        };
+        changes.extend(verdict.events.into_iter().map(Change::Emit));
+        let rendered = output.map(render);
+        let sizes = PayloadSizes { request_bytes, response_bytes: rendered.as_ref().map_or(0, |(_, bytes)| *bytes) };
+        let mut record = AuditRecord::for_call(spec, &cx, request_parameters, sizes, error.as_ref());
+        if verdict.fault_id.is_some() {
+            record.injected_fault = verdict.fault_id;
+        }
+        let (http_status, instance_id) = (record.http_status, record.instance_id.clone());
+
+        let mut records = vec![record];
+        records.extend(nested);
+        if let Err(e) = self.settle(changes, records).await {
+            tracing::error!(error = %e, request_id = %cx.request_id, frontend, event = spec.event_name, "call failed closed");
+            return Answer { request_id: cx.request_id.clone(), result: Err(KmsError::internal()) };
+        }
+        drop(gates);
+        for work in after_commit {
+            self.after_commit(work).await;
+        }
+        if !verdict.delay.is_zero() {
+            tokio::time::sleep(verdict.delay).await;
+        }
+        if spec.service == super::catalogue::ServiceName::Kms {
+            self.metrics.record(&CallSample {
+                region: &cx.region,
+                spec: verdict.spec,
+                instance_id: &instance_id,
+                event_name: spec.event_name,
+                http_status,
+                latency: cx.started.elapsed(),
+                at: cx.received_at,
+            });
+        }
+        let result = match (rendered, error) {
+            (Some((response, _)), _) => Ok(response),
+            (None, Some(error)) => Err(error),
+            (None, None) => Err(KmsError::internal()),
+        };
+        Answer { request_id: cx.request_id.clone(), result }
+    }
+
+    /// Work a committed call left to follow it.
+    async fn after_commit(self: &Arc<App>, work: AfterCommit) {
+        match work {
+            AfterCommit::InstallFaults(faults) => faults.into_iter().for_each(|fault| self.admission.install(fault)),
+            AfterCommit::ClearFaults(fault_id) => self.admission.clear(fault_id.as_deref()),
+            AfterCommit::SelectEvents { trail, selectors } => trail.set_selectors(selectors),
+            AfterCommit::RunDueWork => {
+                self.scheduler.run_due(self).await;
+            }
+        }
+    }
+}
+
+/// Runs `work` where its cost says: on the async worker, or, for work that may
+/// generate keys, on the blocking pool, so it never stalls the calls that
+/// share a worker with it. `None` if the work panicked.
+pub async fn run_for_cost<T: Send + 'static>(cost: Cost, work: impl Future<Output = T> + Send + 'static) -> Option<T> {
+    match cost {
+        Cost::Light => Some(work.await),
+        Cost::GeneratesKeys => {
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || runtime.block_on(work)).await.ok()
+        }
+    }
+}

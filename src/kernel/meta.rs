@@ -1,0 +1,95 @@
+//! What a front end tells the kernel about one call besides the operation
+//! itself: who sent it, from where, how, and with what credential.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::context::AuthMethod;
+use crate::engine::KmsError;
+use crate::engine::access::Credential;
+
+/// One call as its front end received it, in no front end's terms.
+pub struct CallMeta {
+    /// The id the server gave the call: unique, and never the client's.
+    pub request_id: String,
+    /// The id the client sent for its own correlation (`x-request-id`), kept apart
+    /// so that it can never pass for the server's; empty if none, or if unusable.
+    pub client_request_id: String,
+    pub peer: Option<SocketAddr>,
+    pub user_agent: String,
+    /// The region the call names; the front end puts the server's own in
+    /// when the call names none.
+    pub region: String,
+    /// The front end that decoded the call (`grpc`, `generator`), for the logs.
+    pub frontend: &'static str,
+    pub credential: Presented,
+    /// Set by the audit-data generator: the latency to record for the call
+    /// instead of measuring it (its wall-clock time means nothing in simulated
+    /// time, and would make generated data differ from run to run).
+    pub simulated_latency: Option<Duration>,
+    /// The size of the request as it arrived, for its audit record.
+    pub request_bytes: u64,
+    /// Why the front end refuses the call before it runs (a malformed region,
+    /// an undecodable body), if it does. The call is still audited.
+    pub refusal: Option<KmsError>,
+}
+
+impl CallMeta {
+    /// A call with a new server-chosen request id and nothing else known yet.
+    pub fn new(frontend: &'static str, region: &str) -> CallMeta {
+        CallMeta {
+            request_id: new_request_id(),
+            client_request_id: String::new(),
+            peer: None,
+            user_agent: String::new(),
+            region: region.to_owned(),
+            frontend,
+            credential: Presented::Nothing,
+            simulated_latency: None,
+            request_bytes: 0,
+            refusal: None,
+        }
+    }
+}
+
+/// A request id no client chose.
+pub fn new_request_id() -> String {
+    crate::engine::crypto::new_uuid().to_string()
+}
+
+/// The longest client request id kept; a longer one is dropped, not cut.
+pub const MAX_CLIENT_REQUEST_ID_LEN: usize = 128;
+
+/// A client's request id if it is fit to keep in a record: printable ASCII, bounded.
+pub fn client_request_id(sent: Option<&str>) -> String {
+    sent.filter(|id| id.len() <= MAX_CLIENT_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The credential a call came with, as far as its front end could tell.
+/// The front end checks its own wire signature; the kernel decides what the
+/// identity behind it may do.
+pub enum Presented {
+    /// No credential at all.
+    Nothing,
+    /// An AccessKey id the caller named, not verified (auth is off).
+    Claimed(String),
+    /// The front end verified the call was made with this credential.
+    Verified { access_key_id: String, credential: Credential, by: AuthMethod },
+    /// The front end could not verify the credential the call named: `error`
+    /// says why (unknown id, bad signature, skewed time, a missing part).
+    Rejected { access_key_id: String, error: KmsError },
+}
+
+impl Presented {
+    /// The AccessKey id the caller named, verified or not.
+    pub fn access_key_id(&self) -> &str {
+        match self {
+            Presented::Nothing => "",
+            Presented::Claimed(id)
+            | Presented::Verified { access_key_id: id, .. }
+            | Presented::Rejected { access_key_id: id, .. } => id,
+        }
+    }
+}

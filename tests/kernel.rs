@@ -1,0 +1,166 @@
+//! The call kernel's promises, through a real server: a caller with no
+//! permission is refused before any key is generated for it, work that
+//! follows a commit happens only once its record is committed, and the
+//! kernel knows no transport.
+
+mod common;
+
+use common::*;
+use kmsim::proto as pb;
+
+// ---------------------------------------------------------------------------
+// Authorization before expensive work
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_caller_with_no_permission_is_refused_before_any_key_is_generated() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let rsa_key = admin
+        .kms
+        .create_key(pb::CreateKeyRequest {
+            key_spec: "RSA_2048".into(),
+            key_usage: "SIGN/VERIFY".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the admin creates an RSA key")
+        .into_inner()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let mut nobody = SignedClients::of(&server, &create_access_key_as(&mut admin, "nobody").await).await;
+
+    let create =
+        pb::CreateKeyRequest { key_spec: "RSA_4096".into(), key_usage: "SIGN/VERIFY".into(), ..Default::default() };
+    let status = nobody.kms.create_key(create).await.expect_err("no permission to create keys");
+    assert_eq!(error_code(&status), "Forbidden.NoPermission");
+    let status = nobody
+        .kms
+        .create_key_version(pb::CreateKeyVersionRequest { key_id: rsa_key.clone() })
+        .await
+        .expect_err("no permission to rotate the key");
+    assert_eq!(error_code(&status), "Forbidden.NoPermission");
+
+    let events = audit_events_as(&mut admin).await;
+    let refused: Vec<_> = events.iter().filter(|e| e.user_identity.as_ref().unwrap().user_name == "nobody").collect();
+    let create_record = refused.iter().find(|e| e.event_name == "CreateKey").expect("the refused CreateKey's record");
+    assert_eq!(create_record.error_code, "Forbidden.NoPermission");
+    // A key generated and then thrown away would have left its id in the record.
+    assert_eq!(create_record.key_id, "", "the refused CreateKey made a key first");
+    let rotate_record =
+        refused.iter().find(|e| e.event_name == "CreateKeyVersion").expect("the refused CreateKeyVersion's record");
+    assert_eq!(rotate_record.error_code, "Forbidden.NoPermission");
+    assert_eq!(rotate_record.key_id, rsa_key, "the refusal names the key the call named");
+    assert_eq!(rotate_record.key_version_id, "", "the refused CreateKeyVersion made a version first");
+
+    let versions = admin
+        .kms
+        .list_key_versions(pb::ListKeyVersionsRequest { key_id: rsa_key, ..Default::default() })
+        .await
+        .expect("list versions")
+        .into_inner();
+    assert_eq!(versions.total_count, 1, "a refused rotation added a version");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_allowed_on_a_key_still_runs_calls_named_by_alias() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let key_id = admin
+        .kms
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .expect("create key")
+        .into_inner()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let alias = pb::CreateAliasRequest { alias_name: "alias/app".into(), key_id: key_id.clone() };
+    admin.kms.create_alias(alias).await.expect("create alias");
+    let arn = format!("acs:kms:{}:{}:key/{key_id}", kmsim::server::DEFAULT_REGION, kmsim::server::DEFAULT_ACCOUNT_ID);
+    create_policy_as(&mut admin, "encrypt-one", &identity_policy("Allow", &["kms:Encrypt"], &[&arn])).await;
+    let user = create_access_key_as(&mut admin, "app").await;
+    attach_user_policy_as(&mut admin, "encrypt-one", "app").await;
+    let mut app = SignedClients::of(&server, &user).await;
+
+    // Judged up front by the key the alias resolves to, as afterwards.
+    let request = pb::EncryptRequest { key_id: "alias/app".into(), plaintext: b"x".to_vec(), ..Default::default() };
+    app.kms.encrypt(request).await.expect("allowed on the key the alias names");
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Nothing escapes the commit
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_fault_is_in_force_only_from_its_record_on() {
+    let server = TestServer::start().await;
+    let mut simulation = server.simulation().await;
+    let inject = pb::InjectFaultRequest {
+        method: "GenerateRandom".into(),
+        error_code: "Rejected.Throttling".into(),
+        ..Default::default()
+    };
+    let fault = simulation.inject_fault(with_request_id("inject", inject)).await.expect("inject").into_inner();
+    let fault_id = fault.fault.unwrap().fault_id;
+    let mut kms = server.kms().await;
+    let status = kms
+        .generate_random(with_request_id("random", pb::GenerateRandomRequest { length: 16 }))
+        .await
+        .expect_err("the fault is in force once InjectFault answered");
+    assert_eq!(error_code(&status), "Rejected.Throttling");
+
+    let cleared =
+        simulation.clear_faults(with_request_id("clear", pb::ClearFaultsRequest { fault_id: fault_id.clone() }));
+    assert_eq!(cleared.await.expect("clear").into_inner().cleared, 1);
+    kms.generate_random(pb::GenerateRandomRequest { length: 16 }).await.expect("the fault is gone once cleared");
+
+    let events = all_audit_events(&server).await;
+    let inject_record = only_record(&events, "inject");
+    let random_record = only_record(&events, "random");
+    let clear_record = only_record(&events, "clear");
+    // Records are listed newest first: the fault's record precedes the first call it broke.
+    let position = |id: &str| events.iter().position(|e| e.event_id == id).unwrap();
+    assert!(position(&inject_record.event_id) > position(&random_record.event_id));
+    assert!(position(&random_record.event_id) > position(&clear_record.event_id));
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Layering
+// ---------------------------------------------------------------------------
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.push((path.display().to_string(), text));
+            }
+        }
+    }
+    assert!(!found.is_empty(), "no sources under {dir}");
+    found
+}
+
+#[test]
+fn the_kernel_names_no_transport() {
+    for (path, text) in sources("src/kernel") {
+        for crate_name in ["tonic", "prost", "hyper", "http", "tower", "h2", "crate::proto", "crate::frontends"] {
+            let used = text
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+                .any(|line| line.contains(&format!("{crate_name}::")) || line.contains(&format!("use {crate_name}")));
+            assert!(!used, "{path} uses {crate_name}: the kernel must not know a transport");
+        }
+    }
+}
