@@ -189,7 +189,7 @@ async fn a_malformed_query_is_invalid_parameter_naming_the_column() {
 }
 
 fn json_of(results: &[pb::AuditEventResult], request_id: &str) -> Value {
-    let result = results.iter().find(|r| r.event.as_ref().unwrap().request_id == request_id).expect(request_id);
+    let result = results.iter().find(|r| r.event.as_ref().unwrap().client_request_id == request_id).expect(request_id);
     serde_json::from_str(&result.json).unwrap()
 }
 
@@ -352,7 +352,7 @@ async fn tail_delivers_matching_records_as_they_commit() {
     kms.describe_key(pb::DescribeKeyRequest { key_id: key_id.clone() }).await.unwrap();
     kms.encrypt(request(encrypt(&key_id), "tailed-encrypt", None)).await.unwrap();
     let first = tail.next().await.unwrap().unwrap();
-    assert_eq!(first.event.as_ref().unwrap().request_id, "tailed-encrypt", "DescribeKey was filtered out");
+    assert_eq!(first.event.as_ref().unwrap().client_request_id, "tailed-encrypt", "DescribeKey was filtered out");
     let document: Value = serde_json::from_str(&first.json).unwrap();
     assert_eq!(document["eventName"], "Encrypt");
     drop(tail);

@@ -110,8 +110,8 @@ fn assert_all_refused(walked: &[Walked], events: &[pb::AuditEvent], refusal: &Re
             Ok(()) => panic!("{what}: was answered, not refused with {}", refusal.code),
         };
         assert_error(status, refusal.grpc, refusal.code, refusal.http, refusal.param, &what);
-        assert_eq!(response_request_id(status), call.request_id, "{what}: the answer names another request");
         let record = only_record(events, &call.request_id);
+        assert_eq!(response_request_id(status), record.request_id, "{what}: the answer names another request");
         assert_eq!(record.event_name, call.method, "{what}");
         assert_eq!(record.outcome, "Failure", "{what}");
         assert_eq!(record.error_code, refusal.code, "{what}");

@@ -156,13 +156,14 @@ async fn answer<T>(
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Err(_) => Ok(Answer::Lost(format!("no answer within {CALL_TIMEOUT:?}"))),
         Ok(Ok(response)) => {
-            let echoed = response.metadata().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if echoed != request_id {
-                return Err(format!("{request_id}: the response carries request id {echoed:?}"));
+            let answered = response.metadata().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            // The server names every call with an id of its own, never the client's.
+            if answered.is_empty() || answered == request_id {
+                return Err(format!("{request_id}: the response carries request id {answered:?}"));
             }
             Ok(Answer::Ok(response.into_inner()))
         }
-        // Only the dispatcher sets the Alibaba error code; anything else is the transport.
+        // Only the kernel sets the Alibaba error code; anything else is the transport.
         Ok(Err(status)) if status.metadata().contains_key("x-kms-error-code") => Ok(Answer::Refused(status)),
         Ok(Err(status)) => Ok(Answer::Lost(format!("{status:?}"))),
     }
@@ -459,11 +460,20 @@ async fn check_restart(
     for event in &events {
         assert!(event_ids.insert(event.event_id.as_str()), "{context}: event id {} is recorded twice", event.event_id);
     }
-    // Nested records (a secret's Encrypt behind PutSecretValue) share their caller's
-    // request id; a duplicate is two top-level records of one call.
+    // Each call sends an id of its own (x-request-id), which its record keeps. Nested
+    // records (a secret's Encrypt behind PutSecretValue) share their caller's; a
+    // duplicate is two top-level records of one call.
     let mut by_request: HashMap<&str, Vec<&pb::AuditEvent>> = HashMap::new();
+    let mut server_ids = HashSet::new();
     for event in events.iter().filter(|e| e.invoked_by.is_empty()) {
-        by_request.entry(event.request_id.as_str()).or_default().push(event);
+        assert!(
+            server_ids.insert(event.request_id.as_str()),
+            "{context}: request id {} names two calls",
+            event.request_id
+        );
+        if !event.client_request_id.is_empty() {
+            by_request.entry(event.client_request_id.as_str()).or_default().push(event);
+        }
     }
     let mut twice: Vec<_> = by_request.iter().filter(|(_, records)| records.len() > 1).collect();
     twice.sort_by_key(|(id, _)| *id);

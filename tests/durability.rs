@@ -74,7 +74,7 @@ async fn sigkill_after_acknowledged_calls_loses_nothing() {
     let events = audit.list_audit_events(request).await.unwrap().into_inner().events;
     for i in 0..ACKNOWLEDGED_CALLS {
         let id = format!("acked-{i}");
-        let found: Vec<_> = events.iter().filter(|e| e.request_id == id).collect();
+        let found: Vec<_> = events.iter().filter(|e| e.client_request_id == id).collect();
         assert_eq!(found.len(), 1, "audit record of acknowledged call {id}");
         assert_eq!(found[0].key_id, key.key_id);
     }

@@ -125,7 +125,7 @@ async fn every_successful_response_carries_a_request_id() {
 }
 
 #[tokio::test]
-async fn a_client_request_id_is_echoed_and_audited() {
+async fn a_client_request_id_is_kept_apart_from_the_servers_own() {
     let server = TestServer::start().await;
     let mut kms = server.kms().await;
     let key_id = create_key(&mut kms, "").await;
@@ -133,21 +133,34 @@ async fn a_client_request_id_is_echoed_and_audited() {
     let mine = "client-chosen-id-0001";
     let request = pb::EncryptRequest { key_id: key_id.clone(), plaintext: b"echo".to_vec(), ..Default::default() };
     let response = kms.encrypt(with_metadata(request, &[("x-request-id", mine)])).await.unwrap();
-    assert_eq!(response_request_id(&response), mine);
+    let answered = response_request_id(&response);
+    assert_ne!(answered, mine, "the server took the client's id for its own");
     let events = audit_events_with_request_id(&server, mine).await;
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!((events[0].event_name.as_str(), events[0].outcome.as_str()), ("Encrypt", "Success"));
     assert_eq!(events[0].key_id, key_id);
+    assert_eq!(events[0].request_id, answered, "the record's request id is the one the answer gave");
 
-    // A failing call echoes it too, in the trailers and in ErrorInfo.
+    // A failing call too: the server's id in the trailers and in ErrorInfo, the client's in the record.
     let failing = "client-chosen-id-0002";
     let request = pb::DescribeKeyRequest { key_id: "alias/none".to_owned() };
     let status = kms.describe_key(with_metadata(request, &[("x-request-id", failing)])).await.unwrap_err();
-    assert_eq!(status_request_id(&status), failing);
-    assert_eq!(status.get_details_error_info().unwrap().metadata.get("requestId").map(String::as_str), Some(failing));
+    let answered = status_request_id(&status);
+    assert_ne!(answered, failing);
+    assert_eq!(status.get_details_error_info().unwrap().metadata.get("requestId"), Some(&answered));
     let events = audit_events_with_request_id(&server, failing).await;
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].error_code, "Forbidden.AliasNotFound");
+    assert_eq!(events[0].request_id, answered);
+
+    // Two calls that send the same id, as a replaying or careless client would, are still two requests.
+    for _ in 0..2 {
+        let request = pb::DescribeKeyRequest { key_id: key_id.clone() };
+        kms.describe_key(with_metadata(request, &[("x-request-id", "same-id")])).await.unwrap();
+    }
+    let events = audit_events_with_request_id(&server, "same-id").await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_ne!(events[0].request_id, events[1].request_id, "two calls share a request id");
     server.stop().await;
 }
 
@@ -225,8 +238,9 @@ async fn audit_records_never_contain_plaintext_or_data_keys() {
         }
     }
 
-    let by_id =
-        |id: &str| events.iter().find(|e| e.request_id == id).cloned().unwrap_or_else(|| panic!("no record {id}"));
+    let by_id = |id: &str| {
+        events.iter().find(|e| e.client_request_id == id).cloned().unwrap_or_else(|| panic!("no record {id}"))
+    };
     let encrypt = by_id("canary-encrypt");
     assert_eq!(encrypt.event_name, "Encrypt");
     assert_eq!(encrypt.plaintext_bytes, Some(plaintext.len() as u64));

@@ -148,7 +148,8 @@ async fn the_seed_query_finds_exactly_the_reads_of_a_secret_each_with_its_correl
     let request =
         pb::QueryAuditEventsRequest { query: query.into(), format: "actiontrail".into(), ..Default::default() };
     let found = server.audit().await.query_audit_events(request).await.expect("query").into_inner().events;
-    let mut found_ids: Vec<String> = found.iter().map(|r| r.event.as_ref().unwrap().request_id.clone()).collect();
+    let mut found_ids: Vec<String> =
+        found.iter().map(|r| r.event.as_ref().unwrap().client_request_id.clone()).collect();
     found_ids.sort();
     reads.sort();
     // "billing-db" is a phrase: the reads of billing-db-replica do not match it.
@@ -162,7 +163,7 @@ async fn the_seed_query_finds_exactly_the_reads_of_a_secret_each_with_its_correl
 
     let events = all_audit_events(&server).await;
     for request_id in &reads {
-        let records: Vec<&pb::AuditEvent> = events.iter().filter(|e| &e.request_id == request_id).collect();
+        let records: Vec<&pb::AuditEvent> = events.iter().filter(|e| &e.client_request_id == request_id).collect();
         assert_eq!(records.len(), 2, "{request_id}: the read and its decrypt");
         let read = records.iter().find(|e| e.event_name == "GetSecretValue").expect("the read");
         let decrypt = records.iter().find(|e| e.action == "kms.decrypt").expect("its decrypt");

@@ -165,7 +165,7 @@ async fn tls_serves_every_client_that_trusts_the_server_and_no_plaintext_client(
         (record.outcome.as_str(), record.key_id.as_str(), record.client_ip.as_str()),
         ("Success", key_id.as_str(), "127.0.0.1")
     );
-    assert!(events.iter().all(|e| e.request_id != "tls-untrusted"), "a refused handshake reached the API");
+    assert!(events.iter().all(|e| e.client_request_id != "tls-untrusted"), "a refused handshake reached the API");
     server.stop().await;
 }
 
@@ -200,7 +200,7 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_client_ca() 
     // Refused in the handshake: nothing reached the API, and the server still serves.
     let events = audit_events_as(&mut admin).await;
     for request_id in ["mtls-no-cert", "mtls-foreign", "mtls-server-cert"] {
-        assert!(events.iter().all(|e| e.request_id != request_id), "{request_id} reached the API");
+        assert!(events.iter().all(|e| e.client_request_id != request_id), "{request_id} reached the API");
     }
     let keys = admin.kms.list_keys(pb::ListKeysRequest::default()).await.expect("still serving").into_inner();
     assert_eq!(keys.total_count, 1);

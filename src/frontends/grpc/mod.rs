@@ -94,11 +94,6 @@ impl Grpc {
         let metadata = request.metadata();
         let mut meta = CallMeta::new(FRONTEND, &self.app.region);
         meta.client_request_id = client_request_id(header(metadata, headers::CLIENT_REQUEST_ID).as_deref());
-        // For now a client's id still names the call too, as it always has; the server's own id
-        // for every call (issue 27, item 9) comes with the tests that correlate by clientRequestId.
-        if !meta.client_request_id.is_empty() {
-            meta.request_id.clone_from(&meta.client_request_id);
-        }
         meta.peer = request.remote_addr();
         meta.user_agent = header(metadata, headers::USER_AGENT).unwrap_or_default();
         match header(metadata, headers::REGION) {
