@@ -281,3 +281,8 @@ ops! { INTERNAL: ServiceEvent {
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "" Light;
     AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "" Light;
 }}
+
+// Calls that name no operation kmsim has (an unknown gRPC method): refused, and audited as this.
+ops! { UNROUTED: ApiCall {
+    UNKNOWN_OPERATION = Kms "UnknownOperation" "kms.unknown_operation" Read "" Light;
+}}

@@ -146,9 +146,11 @@ impl App {
             None if authenticated => identity.authorize(&self.engine, spec, &cx, &names).err(),
             None => None,
         };
+        // Admission meters and faults only calls that ran: a refused or denied call did nothing to count.
         let verdict = match denied {
             Some(denied) => super::admission::Verdict { error: Some(denied), ..Default::default() },
-            None => self.admission.admit(&self.engine, spec, &cx),
+            None if authenticated => self.admission.admit(&self.engine, spec, &cx),
+            None => super::admission::Verdict::default(),
         };
         // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
         let (output, after_commit, nested) = match verdict.error {

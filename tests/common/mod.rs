@@ -240,6 +240,11 @@ pub fn http_status(status: &tonic::Status) -> String {
     metadata(status, "x-kms-http-status")
 }
 
+/// The request id the server gave a failed call (`x-kms-request-id`).
+pub fn answered_request_id(status: &tonic::Status) -> String {
+    metadata(status, "x-kms-request-id")
+}
+
 fn metadata(status: &tonic::Status, name: &str) -> String {
     status.metadata().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }

@@ -6,10 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http_body_util::Full;
 use tonic::Request;
-use tonic::body::Body;
-use tonic::codegen::http;
 
 use super::headers;
 use crate::context::AuthMethod;
@@ -17,73 +14,18 @@ use crate::engine::{ErrorCode, KmsError, KmsResult};
 use crate::kernel::App;
 use crate::kernel::identity::AuthMode;
 use crate::kernel::meta::Presented;
-use crate::signing::{self, BoxError, Signed};
+use crate::signing::{self, Signed};
 
 /// What the signature covers that tonic does not hand a handler: the method
 /// path, and the request message's bytes as they were sent (a re-encoding of
 /// the decoded message could order map entries differently, and would drop
-/// fields the server does not know). [`CaptureLayer`] puts it in the
+/// fields the server does not know). The [edge](super::edge) puts it in the
 /// request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
     pub path: Arc<str>,
     /// SHA-256 of the message bytes; only for calls that carry a signature.
     pub digest: Option<[u8; 32]>,
-}
-
-/// The most a signed request's body may hold: tonic's default message limit and a frame header.
-const MAX_SIGNED_BODY: usize = 4 * 1024 * 1024 + 5;
-
-/// Sits in front of the services and records [`RequestFacts`]. Only a signed
-/// call's body is read ahead (to digest it); others pass straight through.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CaptureLayer;
-
-impl<S> tower::Layer<S> for CaptureLayer {
-    type Service = Capture<S>;
-
-    fn layer(&self, inner: S) -> Capture<S> {
-        Capture { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Capture<S> {
-    inner: S,
-}
-
-impl<S> tower::Service<http::Request<Body>> for Capture<S>
-where
-    S: tower::Service<http::Request<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        // The clone is the one that was not made ready; swap so the ready one serves this call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let path: Arc<str> = Arc::from(request.uri().path());
-            let (mut parts, body) = request.into_parts();
-            let body = if parts.headers.contains_key(headers::SIGNATURE) {
-                let (framed, digest) = signing::digest_body(body, MAX_SIGNED_BODY).await?;
-                parts.extensions.insert(RequestFacts { path, digest: Some(digest) });
-                Body::new(Full::new(framed))
-            } else {
-                parts.extensions.insert(RequestFacts { path, digest: None });
-                body
-            };
-            inner.call(http::Request::from_parts(parts, body)).await.map_err(Into::into)
-        })
-    }
 }
 
 /// What `request` proves about its caller. With auth off nothing is checked:

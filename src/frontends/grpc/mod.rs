@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod credentials;
+pub mod edge;
 pub mod events;
 pub mod headers;
 pub mod instances;
@@ -204,18 +205,26 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
         builder = builder.tls_config(tls.server_config()).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
     }
     let limits = config.limits;
+    // HTTP/2 itself refuses a header list past a multiple of the limit; below that the edge
+    // refuses it as a call, audited, with a precise error.
     builder = builder
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
-        .http2_max_header_list_size(Some(Limits::MAX_HEADER_LIST_BYTES));
+        .http2_max_header_list_size(Some(Limits::MAX_HEADER_LIST_BYTES * 4));
     // Requests are what a client controls; responses are bounded by the server's own page sizes.
     macro_rules! limited {
         ($server:expr) => {
             $server.max_decoding_message_size(limits.max_message_bytes)
         };
     }
-    // Signatures cover the method path and the message bytes, which handlers cannot otherwise see.
+    let edge = edge::Edge::new(
+        grpc.app().clone(),
+        edge::Limits {
+            max_message_bytes: limits.max_message_bytes,
+            max_header_bytes: Limits::MAX_HEADER_LIST_BYTES as usize,
+        },
+    );
     Ok(builder
-        .layer(credentials::CaptureLayer)
+        .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -229,4 +238,4 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
 }
 
 /// The layers in front of the services.
-pub type Stack = tower::layer::util::Stack<credentials::CaptureLayer, tower::layer::util::Identity>;
+pub type Stack = tower::layer::util::Stack<edge::Edge, tower::layer::util::Identity>;

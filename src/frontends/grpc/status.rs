@@ -81,8 +81,14 @@ struct RpcStatus {
 }
 
 pub fn to_status(error: &KmsError, request_id: &str) -> Status {
+    to_status_with_code(error, request_id, grpc_code(error.code))
+}
+
+/// [`to_status`] with a gRPC code other than the error's own: for the edge's
+/// refusals of what gRPC itself names (a message out of range, a method it
+/// does not implement).
+pub fn to_status_with_code(error: &KmsError, request_id: &str, code: Code) -> Status {
     let http_status = error.code.http_status().to_string();
-    let code = grpc_code(error.code);
     let info = ErrorInfo {
         reason: error.code.as_str().to_owned(),
         domain: ERROR_DOMAIN.to_owned(),
