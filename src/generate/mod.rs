@@ -433,8 +433,8 @@ impl Simulation {
         self.dice.fill(&mut id);
         // The generator is the server's own front end: it chooses the request ids, reproducibly.
         let request_id = uuid::Builder::from_random_bytes(id).into_uuid().hyphenated().to_string().to_uppercase();
-        let mut meta = CallMeta::new(FRONTEND, caller.region.as_deref().unwrap_or(&self.app.region));
-        meta.request_id = request_id;
+        let region = caller.region.as_deref().unwrap_or(&self.app.region);
+        let mut meta = CallMeta::new(FRONTEND, region, request_id);
         meta.user_agent = caller.user_agent.clone();
         if !caller.access_key_id.is_empty() {
             meta.credential = Presented::Claimed(caller.access_key_id.clone());
@@ -458,11 +458,7 @@ impl Simulation {
     {
         let Call { mut meta, message } = call;
         meta.request_bytes = message.encoded_len() as u64;
-        let render = |response: Op::Output| {
-            let bytes = response.encoded_len() as u64;
-            (response, bytes)
-        };
-        self.app.execute(meta, operation(message), render).await.result
+        self.app.execute(meta, operation(message), crate::frontends::grpc::sized).await.result
     }
 
     /// Creates the tenant at the start, as its operator would at the console.

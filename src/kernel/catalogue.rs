@@ -286,3 +286,18 @@ ops! { INTERNAL: ServiceEvent {
 ops! { UNROUTED: ApiCall {
     UNKNOWN_OPERATION = Kms "UnknownOperation" "kms.unknown_operation" Read "" Light;
 }}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operations_ram_action_is_its_products_and_its_own_name() {
+        for op in OpSpec::ALL.iter().chain(OpSpec::INTERNAL).chain(OpSpec::UNROUTED) {
+            match product(op.service) {
+                Some(product) => assert_eq!(op.ram_action, format!("{product}:{}", op.event_name)),
+                None => assert_eq!(op.ram_action, "", "{} is admin-only: no policy grants it", op.event_name),
+            }
+        }
+    }
+}

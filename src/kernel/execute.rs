@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::admission::Verdict;
 use super::app::App;
 use super::catalogue::{Cost, OpSpec};
 use super::meta::CallMeta;
@@ -77,7 +78,8 @@ impl App {
         render: impl FnOnce(O::Output) -> (R, u64),
     ) -> Answer<R> {
         let spec = operation.spec();
-        let names = operation.names();
+        // What a call names matters only to permissions; with auth off nothing is judged.
+        let names = if self.identity.judges_permissions() { operation.names() } else { Names::default() };
         let request_parameters = operation.audit_params();
         let CallMeta {
             request_id,
@@ -106,27 +108,24 @@ impl App {
             trail: Trail::default(),
         };
         let identity = &self.identity;
-        // Authentication needs no resource, so it refuses before anything runs,
-        // ahead of what the front end itself found wrong.
-        let unauthenticated = identity
+        // Refused before it runs: by authentication, which needs no resource, ahead of what
+        // the front end itself found wrong; then by permission on what the call names.
+        let refused = identity
             .authenticate(&self.engine, credential, &mut cx)
             .and_then(|()| identity.admit_service(spec, &cx))
             .err()
-            .or(refusal);
-        let forbidden = match unauthenticated {
-            None => identity.preauthorize(&self.engine, spec, &cx, &names).err(),
-            Some(_) => None,
-        };
-        if forbidden.is_some() {
-            self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
-        }
+            .or(refusal)
+            .or_else(|| {
+                let forbidden = identity.preauthorize(&self.engine, spec, &cx, &names).err()?;
+                self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
+                Some(forbidden)
+            });
+        let ran = refused.is_none();
         let cx = Arc::new(cx);
 
-        let authenticated = unauthenticated.is_none();
-        let result = match (unauthenticated, &forbidden) {
-            (Some(refused), _) => Err(refused),
-            (None, Some(forbidden)) => Err(forbidden.clone()),
-            (None, None) => run_for_cost(spec.cost, operation.run(self.clone(), cx.clone()))
+        let result = match refused {
+            Some(refused) => Err(refused),
+            None => run_for_cost(spec.cost, operation.run(self.clone(), cx.clone()))
                 .await
                 .unwrap_or_else(|| Err(KmsError::internal())),
         };
@@ -139,18 +138,13 @@ impl App {
             }
             Err(error) => (None, Vec::new(), Vec::new(), Some(error), Vec::new()),
         };
-        // Permission is judged on what the operation resolved, before anything
-        // it did is committed; a denied call is not metered or faulted.
-        let denied = match forbidden {
-            Some(forbidden) => Some(forbidden),
-            None if authenticated => identity.authorize(&self.engine, spec, &cx, &names).err(),
-            None => None,
-        };
-        // Admission meters and faults only calls that ran: a refused or denied call did nothing to count.
-        let verdict = match denied {
-            Some(denied) => super::admission::Verdict { error: Some(denied), ..Default::default() },
-            None if authenticated => self.admission.admit(&self.engine, spec, &cx),
-            None => super::admission::Verdict::default(),
+        // A call that ran is judged on what it resolved, before anything it did is committed,
+        // then admitted; a denied call is not metered or faulted, and one refused before it
+        // ran did nothing to count.
+        let verdict = match ran.then(|| identity.authorize(&self.engine, spec, &cx, &names)) {
+            Some(Err(denied)) => Verdict { error: Some(denied), ..Verdict::default() },
+            Some(Ok(())) => self.admission.admit(&self.engine, spec, &cx),
+            None => Verdict::default(),
         };
         // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
         let (output, after_commit, nested) = match verdict.error {

@@ -24,11 +24,13 @@
 //! A refusal at any point is audited like any failure, with the caller's
 //! identity, and changes nothing.
 
-use super::catalogue::{OpSpec, ServiceName, product};
+use super::catalogue::{OpSpec, ReadWrite, ServiceName, product};
 use super::meta::Presented;
 use super::operation::Names;
 use crate::context::{CallContext, Principal};
 use crate::engine::access::Credential;
+use crate::engine::key::key_arn;
+use crate::engine::secrets::secret_arn;
 use crate::engine::{Engine, ErrorCode, KmsResult};
 use crate::signing::Credentials;
 
@@ -138,9 +140,7 @@ impl Identity {
                 None => return Ok(()),
             }
         }
-        let others = resources(engine.account_id(), product, cx, names, op, !arns.is_empty());
-        arns.extend(others);
-        engine.authorize(cx, op.ram_action, &arns)
+        judge(engine, op, cx, names, product, arns)
     }
 
     /// After the operation: whether the caller's policies, and the policies of
@@ -160,15 +160,41 @@ impl Identity {
         if arns.is_empty() {
             arns.extend(names.key.as_deref().map(|key| named_key_arn(engine.account_id(), &cx.region, key)));
         }
-        let others = resources(engine.account_id(), product, cx, names, op, !arns.is_empty());
-        arns.extend(others);
-        engine.authorize(cx, op.ram_action, &arns)
+        judge(engine, op, cx, names, product, arns)
+    }
+
+    /// Whether any call's permissions are judged (auth is required).
+    pub fn judges_permissions(&self) -> bool {
+        self.mode == AuthMode::Required
     }
 
     /// Whether policies apply to this caller at all.
     fn checks(&self, cx: &CallContext) -> bool {
-        self.mode == AuthMode::Required && matches!(cx.principal, Principal::User { .. } | Principal::Aap { .. })
+        self.judges_permissions() && matches!(cx.principal, Principal::User { .. } | Principal::Aap { .. })
     }
+}
+
+/// Whether the caller may do `op` on the keys `arns` and on what else the call
+/// names: the alias it manages, the secret it names; failing all of those, what
+/// it creates (`key/*` for CreateKey) or everything of the product in the region.
+fn judge(
+    engine: &Engine,
+    op: &OpSpec,
+    cx: &CallContext,
+    names: &Names,
+    product: &str,
+    mut arns: Vec<String>,
+) -> KmsResult<()> {
+    let (region, account) = (cx.region.as_str(), engine.account_id());
+    arns.extend(names.alias.as_deref().map(|alias| format!("acs:kms:{region}:{account}:{alias}")));
+    arns.extend(names.secret.as_deref().map(|name| secret_arn(region, account, name)));
+    if arns.is_empty() {
+        arns.push(match op.resource_type {
+            "kms_key" if op.rw == ReadWrite::Write => format!("acs:{product}:{region}:{account}:key/*"),
+            _ => format!("acs:{product}:{region}:{account}:*"),
+        });
+    }
+    engine.authorize(cx, op.ram_action, &arns)
 }
 
 /// The ARN a key named by id, ARN or alias goes by when it is not (yet) resolved.
@@ -176,25 +202,6 @@ fn named_key_arn(account: &str, region: &str, key: &str) -> String {
     match key {
         arn if arn.starts_with("acs:") => arn.to_owned(),
         alias if alias.starts_with("alias/") => format!("acs:kms:{region}:{account}:{alias}"),
-        id => format!("acs:kms:{region}:{account}:key/{id}"),
+        id => key_arn(region, account, id),
     }
-}
-
-/// The ARNs a call is authorised on besides the keys: the alias it manages,
-/// the secret it names; failing all of those, what it creates (`key/*` for
-/// CreateKey) or everything of the product in the region.
-fn resources(account: &str, product: &str, cx: &CallContext, names: &Names, op: &OpSpec, keyed: bool) -> Vec<String> {
-    let region = &cx.region;
-    let mut arns: Vec<String> = Vec::new();
-    arns.extend(names.alias.as_deref().map(|alias| format!("acs:kms:{region}:{account}:{alias}")));
-    arns.extend(names.secret.as_deref().map(|name| format!("acs:kms:{region}:{account}:secret/{name}")));
-    if arns.is_empty() && !keyed {
-        arns.push(match op.resource_type {
-            "kms_key" if op.rw == super::catalogue::ReadWrite::Write => {
-                format!("acs:{product}:{region}:{account}:key/*")
-            }
-            _ => format!("acs:{product}:{region}:{account}:*"),
-        });
-    }
-    arns
 }

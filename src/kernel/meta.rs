@@ -35,10 +35,10 @@ pub struct CallMeta {
 }
 
 impl CallMeta {
-    /// A call with a new server-chosen request id and nothing else known yet.
-    pub fn new(frontend: &'static str, region: &str) -> CallMeta {
+    /// A call named `request_id` (by the server: [`new_request_id`]) and nothing else known yet.
+    pub fn new(frontend: &'static str, region: &str, request_id: String) -> CallMeta {
         CallMeta {
-            request_id: new_request_id(),
+            request_id,
             client_request_id: String::new(),
             peer: None,
             user_agent: String::new(),
@@ -52,7 +52,8 @@ impl CallMeta {
     }
 }
 
-/// A request id no client chose.
+/// A request id no client chose. The generator, the server's own front end,
+/// draws its ids from its seeded stream instead, so a run can be repeated byte for byte.
 pub fn new_request_id() -> String {
     crate::engine::crypto::new_uuid().to_string()
 }

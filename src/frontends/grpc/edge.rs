@@ -21,14 +21,13 @@ use serde_json::json;
 use tonic::Code;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::metadata::MetadataMap;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::credentials::RequestFacts;
 use super::{FRONTEND, headers, status};
 use crate::engine::KmsError;
 use crate::engine::instances::is_region_id;
-use crate::kernel::meta::client_request_id;
+use crate::kernel::meta::{client_request_id, new_request_id};
 use crate::kernel::{App, CallMeta, OpSpec, Presented, Undecoded};
 use crate::signing::{self, BoxError};
 
@@ -148,7 +147,7 @@ where
             if UNAUDITED_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
                 return inner.call(http::Request::from_parts(parts, body)).await.map_err(Into::into);
             }
-            let arrived = Arrival { headers: parts.headers.clone(), peer: peer(&parts.extensions) };
+            let arrived = Arrival::of(&parts);
             if header_bytes(&parts.headers) > edge.limits.max_header_bytes {
                 return Ok(edge.refuse(arrived, &path, Refusal::HeadersTooLarge, 0).await);
             }
@@ -185,8 +184,25 @@ where
 
 /// What the edge keeps of a call before handing it on, in case it must audit the call itself.
 struct Arrival {
-    headers: http::HeaderMap,
+    /// The values of [`Arrival::KEPT`], in order.
+    kept: [Option<http::HeaderValue>; 4],
     peer: Option<SocketAddr>,
+}
+
+impl Arrival {
+    /// The headers a refused call's record is made from.
+    const KEPT: [&str; 4] = [headers::CLIENT_REQUEST_ID, headers::USER_AGENT, headers::REGION, headers::ACCESS_KEY_ID];
+
+    fn of(parts: &http::request::Parts) -> Arrival {
+        Arrival { kept: Self::KEPT.map(|name| parts.headers.get(name).cloned()), peer: peer(&parts.extensions) }
+    }
+
+    /// The value of the kept header `name`, as text.
+    fn header(&self, name: &str) -> Option<String> {
+        let at = Self::KEPT.iter().position(|kept| *kept == name)?;
+        let value = self.kept[at].as_ref()?.to_str().ok()?.trim();
+        (!value.is_empty()).then(|| value.to_owned())
+    }
 }
 
 impl Edge {
@@ -198,16 +214,15 @@ impl Edge {
         };
         let error = refusal.error(spec.event_name, &self.limits);
         let code = refusal.code(&error);
-        let metadata = MetadataMap::from_headers(arrived.headers);
-        let mut meta = CallMeta::new(FRONTEND, &self.app.region);
-        meta.client_request_id = client_request_id(super::header(&metadata, headers::CLIENT_REQUEST_ID).as_deref());
+        let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
+        meta.client_request_id = client_request_id(arrived.header(headers::CLIENT_REQUEST_ID).as_deref());
         meta.peer = arrived.peer;
-        meta.user_agent = super::header(&metadata, headers::USER_AGENT).map(|ua| bounded(&ua)).unwrap_or_default();
-        if let Some(region) = super::header(&metadata, headers::REGION).filter(|r| is_region_id(r)) {
+        meta.user_agent = arrived.header(headers::USER_AGENT).map(|ua| bounded(&ua)).unwrap_or_default();
+        if let Some(region) = arrived.header(headers::REGION).filter(|r| is_region_id(r)) {
             meta.region = region;
         }
         // Nothing was decoded, so nothing was verified: the id the call named is recorded as claimed.
-        let claimed = super::header(&metadata, headers::ACCESS_KEY_ID).map(|id| bounded(&id)).unwrap_or_default();
+        let claimed = arrived.header(headers::ACCESS_KEY_ID).map(|id| bounded(&id)).unwrap_or_default();
         meta.credential = Presented::Rejected { access_key_id: claimed, error: error.clone() };
         meta.request_bytes = request_bytes;
         meta.refusal = Some(error);

@@ -32,7 +32,7 @@ use self::params::{AuditParams, RequestNames};
 use crate::context::CallContext;
 use crate::engine::instances::is_region_id;
 use crate::engine::{KmsError, KmsResult};
-use crate::kernel::meta::client_request_id;
+use crate::kernel::meta::{client_request_id, new_request_id};
 use crate::kernel::{Answer, App, CallMeta, IntoRan, Names, OpSpec, Operation, Ran};
 use crate::proto::access_service_server::AccessServiceServer;
 use crate::proto::audit_service_server::AuditServiceServer;
@@ -69,14 +69,7 @@ impl Grpc {
         Op::Output: Message,
     {
         let (meta, message) = self.meta(request);
-        let answer = self
-            .app
-            .execute(meta, operation(message), |response| {
-                let bytes = response.encoded_len() as u64;
-                (response, bytes)
-            })
-            .await;
-        reply(answer)
+        reply(self.app.execute(meta, operation(message), sized).await)
     }
 
     /// Opens the server stream `request` asks for: its record says the stream
@@ -93,7 +86,7 @@ impl Grpc {
     /// The call's metadata in the kernel's terms, and its message.
     fn meta<Req: Message>(&self, request: Request<Req>) -> (CallMeta, Req) {
         let metadata = request.metadata();
-        let mut meta = CallMeta::new(FRONTEND, &self.app.region);
+        let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
         meta.client_request_id = client_request_id(header(metadata, headers::CLIENT_REQUEST_ID).as_deref());
         meta.peer = request.remote_addr();
         meta.user_agent = header(metadata, headers::USER_AGENT).unwrap_or_default();
@@ -113,6 +106,12 @@ impl Grpc {
 }
 
 pub type Reply<T> = Result<Response<T>, Status>;
+
+/// A response as sent, with its size on the wire for its audit record.
+pub fn sized<M: Message>(response: M) -> (M, u64) {
+    let bytes = response.encoded_len() as u64;
+    (response, bytes)
+}
 
 /// The kernel's answer as gRPC: the response with the request id in its
 /// metadata, or the error's status.
