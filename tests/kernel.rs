@@ -1,7 +1,7 @@
 //! The call kernel's promises, through a real server: a caller with no
 //! permission is refused before any key is generated for it, work that
-//! follows a commit happens only once its record is committed, and the
-//! kernel knows no transport.
+//! follows a commit happens only once its record is committed, the kernel
+//! knows no transport, and front ends never touch the store.
 
 mod common;
 
@@ -161,6 +161,16 @@ fn the_kernel_names_no_transport() {
                 .filter(|line| !line.trim_start().starts_with("//"))
                 .any(|line| line.contains(&format!("{crate_name}::")) || line.contains(&format!("use {crate_name}")));
             assert!(!used, "{path} uses {crate_name}: the kernel must not know a transport");
+        }
+    }
+}
+
+#[test]
+fn front_ends_never_touch_the_store() {
+    for (path, text) in sources("src/frontends") {
+        for line in text.lines().filter(|line| !line.trim_start().starts_with("//")) {
+            let touches = line.contains("crate::store") || line.contains(".store.") || line.contains(".store,");
+            assert!(!touches, "{path}: {line:?}: a front end reads and writes only through the kernel");
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`identity`]: authentication from what a front end verified, and authorization.
 //! - [`admission`]: QPS quotas and injected faults.
 //! - [`scheduler`]: due work as the simulation clock passes it.
+//! - [`reads`]: what front ends may read of what is stored (the audit trail, system events).
 //! - [`app`]: the shared state, and the one way state lands (commit, then apply).
 
 pub mod admission;
@@ -24,6 +25,7 @@ pub mod execute;
 pub mod identity;
 pub mod meta;
 pub mod operation;
+pub mod reads;
 pub mod scheduler;
 
 pub use self::app::{App, Batching};

@@ -21,10 +21,10 @@ use crate::audit::trail::{Selectors, Trail};
 use crate::audit::{AuditFilter, AuditRecord, UserIdentity};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Outcome};
 use crate::kernel::OpSpec;
+use crate::kernel::reads::Order;
 use crate::kernel::{AfterCommit, App, Operation, Ran};
 use crate::proto as pb;
 use crate::proto::audit_service_server::AuditService;
-use crate::store::{Order, Scan, Store, StoreError};
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -111,7 +111,7 @@ impl AuditService for AuditApi {
 
 impl AuditApi {
     async fn verify_trail(app: &App) -> KmsResult<pb::VerifyAuditTrailResponse> {
-        let outcome = app.store.verify_audit().await.map_err(read_failed)?;
+        let outcome = app.verify_audit().await?;
         Ok(match outcome {
             Ok(verified) => pb::VerifyAuditTrailResponse {
                 valid: true,
@@ -142,7 +142,7 @@ const DEFAULT_RECORDS_PER_CHUNK: usize = 1000;
 /// the public key and the link the first record follows, each record's own
 /// link under `auditChain`, and a trailer line with the signed digests.
 async fn export(
-    store: Store,
+    app: Arc<App>,
     selection: Arc<Selection>,
     format: Format,
     (per_chunk, through): (usize, i64),
@@ -151,22 +151,13 @@ async fn export(
     let mut from = None;
     let mut span: Option<(i64, i64)> = None;
     let mut chunk = 0;
-    let contains = selection.required_text();
     loop {
         chunk += 1;
-        let scan = Scan {
-            range: selection.range,
-            order: Order::OldestFirst,
-            from,
-            through: Some(through),
-            limit: per_chunk,
-            contains: contains.clone(),
-        };
-        let matcher = selection.clone();
-        let page = match store.scan_audit(scan, move |r| matcher.matches(r)).await {
+        let page = match app.search_audit(selection.clone(), Order::OldestFirst, (from, Some(through)), per_chunk).await
+        {
             Ok(page) => page,
             Err(e) => {
-                let _ = chunks.send(Err(to_status(&read_failed(e), ""))).await;
+                let _ = chunks.send(Err(to_status(&e, ""))).await;
                 return;
             }
         };
@@ -175,7 +166,7 @@ async fn export(
         }
         let mut data = Vec::new();
         if let (Format::Native, None, Some(&(first, _))) = (format, span, page.links.first()) {
-            match export_header(&store, first).await {
+            match export_header(&app, first).await {
                 Ok(header) => data.extend(format!("{header}\n").into_bytes()),
                 Err(status) => {
                     let _ = chunks.send(Err(status)).await;
@@ -210,26 +201,25 @@ async fn export(
         }
     }
     if let (Format::Native, Some((first, last))) = (format, span) {
-        let trailer = match store.chain_context(first, last).await {
+        let trailer = match app.audit_chain_context(first, last).await {
             Ok((_, digests)) => Ok(pb::ExportChunk {
                 data: format!("{}\n", json!({ "kmsimAuditDigests": digests })).into_bytes(),
                 records: 0,
                 chunk: chunk + 1,
             }),
-            Err(e) => Err(to_status(&read_failed(e), "")),
+            Err(e) => Err(to_status(&e, "")),
         };
         let _ = chunks.send(trailer).await;
     }
 }
 
 /// The first line of a native export: how to check the records that follow.
-async fn export_header(store: &Store, first_seq: i64) -> Result<Value, Status> {
-    let ((link, seq), _) =
-        store.chain_context(first_seq, first_seq).await.map_err(|e| to_status(&read_failed(e), ""))?;
+async fn export_header(app: &App, first_seq: i64) -> Result<Value, Status> {
+    let ((link, seq), _) = app.audit_chain_context(first_seq, first_seq).await.map_err(|e| to_status(&e, ""))?;
     Ok(json!({ "kmsimAuditExport": {
         "version": 1,
         "algorithm": "Ed25519",
-        "publicKey": chain::hex(store.audit_public_key().as_bytes()),
+        "publicKey": chain::hex(app.audit_public_key().as_bytes()),
         "anchor": { "seq": seq, "link": chain::hex(&link) },
     }}))
 }
@@ -254,11 +244,6 @@ fn page_token(token: &str) -> KmsResult<Option<i64>> {
         "" => Ok(None),
         token => token.parse().map(Some).map_err(|_| KmsError::invalid("PageToken")),
     }
-}
-
-fn read_failed(e: StoreError) -> KmsError {
-    tracing::error!(error = %e, "audit read failed");
-    KmsError::internal()
 }
 
 fn result(record: AuditRecord, format: Format) -> pb::AuditEventResult {
@@ -342,7 +327,7 @@ pub fn list_audit_events(req: pb::ListAuditEventsRequest) -> impl Operation<Outp
         let limit = token_page_size(req.page_size)?;
         let before = page_token(&req.page_token)?;
         let filter = AuditFilter { key_id: req.key_id, event_name: req.event_name, error_code: req.error_code };
-        let page = app.store.list_audit(filter, limit, before).await.map_err(read_failed)?;
+        let page = app.list_audit(filter, limit, before).await?;
         Ok(Outcome::read(pb::ListAuditEventsResponse {
             events: page.records.into_iter().map(audit_event).collect(),
             next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
@@ -355,15 +340,8 @@ pub fn query_audit_events(req: pb::QueryAuditEventsRequest) -> impl Operation<Ou
     Rpc::new(&OpSpec::QUERY_AUDIT_EVENTS, req, |app, _cx, req| async move {
         let format = format(&req.format)?;
         let selection = Arc::new(Selection::new(&req.query, &req.start_time, &req.end_time)?);
-        let scan = Scan {
-            range: selection.range,
-            order: Order::NewestFirst,
-            from: page_token(&req.page_token)?,
-            through: None,
-            limit: token_page_size(req.page_size)?,
-            contains: selection.required_text(),
-        };
-        let page = app.store.scan_audit(scan, move |r| selection.matches(r)).await.map_err(read_failed)?;
+        let (from, limit) = (page_token(&req.page_token)?, token_page_size(req.page_size)?);
+        let page = app.search_audit(selection, Order::NewestFirst, (from, None), limit).await?;
         Ok(Outcome::read(pb::QueryAuditEventsResponse {
             events: page.records.into_iter().map(|r| result(r, format)).collect(),
             next_page_token: page.next_before.map(|seq| seq.to_string()).unwrap_or_default(),
@@ -397,7 +375,7 @@ pub fn get_access_key_usage(
         if req.access_key_id.is_empty() {
             return Err(KmsError::missing("AccessKeyId"));
         }
-        let mut records = app.store.audit_by_access_key(req.access_key_id.clone()).await.map_err(read_failed)?;
+        let mut records = app.audit_by_access_key(req.access_key_id.clone()).await?;
         // The calls a service made on the caller's behalf are part of the caller's own call.
         records.retain(|r| r.invoked_by.is_empty());
         let item = |i: UsageItem| pb::UsageItem {
@@ -435,7 +413,7 @@ pub fn get_audit_public_key(
     req: pb::GetAuditPublicKeyRequest,
 ) -> impl Operation<Output = pb::GetAuditPublicKeyResponse> {
     Rpc::new(&OpSpec::GET_AUDIT_PUBLIC_KEY, req, |app, _cx, _req| async move {
-        let key = app.store.audit_public_key();
+        let key = app.audit_public_key();
         Ok(Outcome::read(pb::GetAuditPublicKeyResponse {
             algorithm: "Ed25519".into(),
             public_key_hex: chain::hex(key.as_bytes()),
@@ -470,10 +448,10 @@ pub fn export_audit_events(req: pb::ExportAuditEventsRequest) -> impl Operation<
             _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
         };
         // The export covers what was committed before it began (never itself), all of it signed.
-        app.store.sign_digest().await.map_err(read_failed)?;
-        let through = app.store.last_audit_seq().await.map_err(read_failed)?;
+        app.sign_audit_digest().await?;
+        let through = app.last_audit_seq().await?;
         let (chunks, stream) = mpsc::channel(2);
-        tokio::spawn(export(app.store.clone(), selection, format, (per_chunk, through), chunks));
+        tokio::spawn(export(app, selection, format, (per_chunk, through), chunks));
         Ok(Outcome::read(Box::pin(ReceiverStream::new(stream)) as ExportAuditEventsStream))
     })
 }

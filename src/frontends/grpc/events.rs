@@ -17,9 +17,9 @@ use crate::events::webhook::Subscription;
 use crate::events::{EventFilter, LISTABLE_DAYS};
 use crate::kernel::OpSpec;
 use crate::kernel::Operation;
+use crate::kernel::reads::EventQuery;
 use crate::proto as pb;
 use crate::proto::event_service_server::EventService;
-use crate::store::EventQuery;
 
 pub struct EventsApi {
     grpc: Grpc,
@@ -142,10 +142,7 @@ pub fn list_system_events(req: pb::ListSystemEventsRequest) -> impl Operation<Ou
             None => return Err(KmsError::invalid("PageToken")),
         };
         let query = EventQuery { filter, start, end, limit };
-        let page = app.store.list_events(query, before).await.map_err(|e| {
-            tracing::error!(error = %e, "event read failed");
-            KmsError::internal()
-        })?;
+        let page = app.list_events(query, before).await?;
         Ok(Outcome::read(pb::ListSystemEventsResponse {
             events: page.documents.iter().map(event_message).collect(),
             next_page_token: page.next_before.map(|(time, seq)| format!("{time}.{seq}")).unwrap_or_default(),
