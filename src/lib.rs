@@ -28,6 +28,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod context;
+pub mod credentials;
 pub mod engine;
 pub mod events;
 pub mod frontends;
@@ -37,7 +38,6 @@ pub mod kernel;
 pub mod metrics;
 pub mod seed;
 pub mod server;
-pub mod signing;
 pub mod store;
 pub mod testing;
 

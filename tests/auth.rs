@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use common::cli::HANG_GUARD;
 use common::*;
+use kmsim::credentials::Credentials;
+use kmsim::frontends::grpc::signing::format_date;
 use kmsim::proto as pb;
 use kmsim::server::{DEFAULT_ACCOUNT_ID as ACCOUNT, DEFAULT_REGION as REGION, ServerConfig};
-use kmsim::signing::{Credentials, format_date};
 use kmsim::store::Location;
 use prost::Message;
 use tonic::Code;
@@ -66,9 +67,9 @@ async fn walk(channel: &Channel, label: &str, metadata: impl Fn(&str) -> Vec<(&'
 
 /// The three signature headers for an empty message sent to `path`, signed at `date`.
 fn signed_headers(credentials: &Credentials, path: &str, date: &str) -> Vec<(&'static str, String)> {
-    let digest = kmsim::signing::message_digest(b"");
-    let call = kmsim::signing::Signed { path, date, region: "", digest: &digest };
-    let signature = kmsim::signing::signature(credentials.secret.expose(), &call);
+    let digest = kmsim::frontends::grpc::signing::message_digest(b"");
+    let call = kmsim::frontends::grpc::signing::Signed { path, date, region: "", digest: &digest };
+    let signature = kmsim::frontends::grpc::signing::signature(credentials.secret.expose(), &call);
     vec![
         (kmsim::frontends::grpc::headers::ACCESS_KEY_ID, credentials.access_key_id.clone()),
         (kmsim::frontends::grpc::headers::DATE, date.to_owned()),

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use base64::Engine as _;
 use common::*;
+use kmsim::credentials::Credentials;
 use kmsim::proto as pb;
-use kmsim::signing::Credentials;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use rsa::{Oaep, RsaPrivateKey};
 use tonic::Code;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use common::cli::*;
 use common::*;
+use kmsim::credentials::Credentials;
 use kmsim::server::AuthMode;
 use kmsim::server::ServerConfig;
-use kmsim::signing::Credentials;
 use serde_json::Value;
 
 const ADMIN_ID: &str = "LTAIcliAdminKey000000001";

@@ -26,11 +26,12 @@ use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, 
 use super::output::{OutputFormat, render, select};
 use super::secrets::{SecretCommand, secret};
 use super::seed::{SeedCommand, seed};
+use crate::credentials::Credentials;
 use crate::frontends::grpc::headers::{ERROR_CODE as ERROR_CODE_HEADER, HTTP_STATUS as HTTP_STATUS_HEADER};
+use crate::frontends::grpc::signing::{BoxError, SigningLayer, SigningService};
 use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::simulation_service_client::SimulationServiceClient;
-use crate::signing::{BoxError, Credentials, SigningLayer, SigningService};
 
 #[derive(Debug, Clone, Args)]
 pub struct Connection {

@@ -10,10 +10,10 @@ use clap::Args;
 use crate::audit::formats::Format;
 use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
+use crate::credentials::Credentials;
 use crate::frontends::grpc::tls::TlsFiles;
 use crate::server::AuthMode;
 use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, Limits, ServerConfig};
-use crate::signing::Credentials;
 use crate::store::Location;
 
 #[derive(Debug, Args)]

@@ -28,11 +28,11 @@ use super::catalogue::{OpSpec, ReadWrite, ServiceName, product};
 use super::meta::Presented;
 use super::operation::Names;
 use crate::context::{CallContext, Principal};
+use crate::credentials::Credentials;
 use crate::engine::access::Credential;
 use crate::engine::key::key_arn;
 use crate::engine::secrets::secret_arn;
 use crate::engine::{Engine, ErrorCode, KmsResult};
-use crate::signing::Credentials;
 
 /// `--auth`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use crate::audit::trail::{TrailSpec, Trails};
 use crate::audit::{AuditRecord, PayloadSizes};
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
+use crate::credentials::Credentials;
 use crate::engine::Engine;
 use crate::events::webhook::{Deliveries, RetryPolicy};
 use crate::frontends::grpc::{self, simulation, tls::TlsFiles};
@@ -25,7 +26,6 @@ pub use crate::kernel::identity::AuthMode;
 use crate::kernel::identity::Identity;
 use crate::kernel::scheduler::Scheduler;
 use crate::kernel::{App, Batching, OpSpec};
-use crate::signing::Credentials;
 use crate::store::{Location, Store};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

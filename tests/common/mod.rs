@@ -356,8 +356,8 @@ pub fn open_outside(blob: &[u8], material: &[u8; 32], context: &[(&str, &str)]) 
 pub const ADMIN_KEY_ID: &str = "LTAIkmsimTestsAdmin00001";
 pub const ADMIN_SECRET: &str = "kmsimTestsAdminSecret0123456789abcdef";
 
-pub fn admin_credentials() -> kmsim::signing::Credentials {
-    kmsim::signing::Credentials::new(ADMIN_KEY_ID, ADMIN_SECRET)
+pub fn admin_credentials() -> kmsim::credentials::Credentials {
+    kmsim::credentials::Credentials::new(ADMIN_KEY_ID, ADMIN_SECRET)
 }
 
 /// An in-memory server config with `--auth required` and the test admin.
@@ -370,11 +370,11 @@ pub fn auth_required_config() -> ServerConfig {
 }
 
 /// A channel whose every call is signed with one credential.
-pub type SignedChannel = kmsim::signing::SigningService<Channel>;
+pub type SignedChannel = kmsim::frontends::grpc::signing::SigningService<Channel>;
 
 /// Every kmsim client, each signing its calls with the same credential.
 pub struct SignedClients {
-    pub credentials: kmsim::signing::Credentials,
+    pub credentials: kmsim::credentials::Credentials,
     pub kms: KeyManagementServiceClient<SignedChannel>,
     pub access: kmsim::proto::access_service_client::AccessServiceClient<SignedChannel>,
     pub audit: AuditServiceClient<SignedChannel>,
@@ -386,8 +386,8 @@ pub struct SignedClients {
 
 impl SignedClients {
     /// Clients over `channel` (plaintext or TLS) signing as `credentials`.
-    pub fn on(channel: Channel, credentials: &kmsim::signing::Credentials) -> SignedClients {
-        let layer = kmsim::signing::SigningLayer::new(credentials.clone());
+    pub fn on(channel: Channel, credentials: &kmsim::credentials::Credentials) -> SignedClients {
+        let layer = kmsim::frontends::grpc::signing::SigningLayer::new(credentials.clone());
         let signed = tower::Layer::layer(&layer, channel);
         SignedClients {
             credentials: credentials.clone(),
@@ -402,7 +402,7 @@ impl SignedClients {
     }
 
     /// Clients of `server` signing as `credentials`.
-    pub async fn of(server: &TestServer, credentials: &kmsim::signing::Credentials) -> SignedClients {
+    pub async fn of(server: &TestServer, credentials: &kmsim::credentials::Credentials) -> SignedClients {
         SignedClients::on(server.channel().await, credentials)
     }
 }
@@ -410,27 +410,27 @@ impl SignedClients {
 /// Puts a signature of `message` sent to `path` at `date` (naming no region) into `metadata`, as a client would.
 pub fn sign_metadata(
     metadata: &mut tonic::metadata::MetadataMap,
-    credentials: &kmsim::signing::Credentials,
+    credentials: &kmsim::credentials::Credentials,
     path: &str,
     date: &str,
     message: &[u8],
 ) {
-    let digest = kmsim::signing::message_digest(message);
-    let call = kmsim::signing::Signed { path, date, region: "", digest: &digest };
-    let signature = kmsim::signing::signature(credentials.secret.expose(), &call);
+    let digest = kmsim::frontends::grpc::signing::message_digest(message);
+    let call = kmsim::frontends::grpc::signing::Signed { path, date, region: "", digest: &digest };
+    let signature = kmsim::frontends::grpc::signing::signature(credentials.secret.expose(), &call);
     metadata.insert(kmsim::frontends::grpc::headers::ACCESS_KEY_ID, credentials.access_key_id.parse().unwrap());
     metadata.insert(kmsim::frontends::grpc::headers::DATE, date.parse().unwrap());
     metadata.insert(kmsim::frontends::grpc::headers::SIGNATURE, signature.parse().unwrap());
 }
 
 /// Creates an AccessKey pair for RAM user `user_name` (created on first use) through `admin`.
-pub async fn create_access_key_as(admin: &mut SignedClients, user_name: &str) -> kmsim::signing::Credentials {
+pub async fn create_access_key_as(admin: &mut SignedClients, user_name: &str) -> kmsim::credentials::Credentials {
     let request = pb::CreateAccessKeyRequest { user_name: user_name.to_owned() };
     let created = admin.access.create_access_key(request).await.expect("create access key").into_inner();
     let key = created.access_key.expect("the access key");
     assert_eq!(key.user_name, user_name);
     assert_eq!(key.status, "Active");
-    kmsim::signing::Credentials::new(key.access_key_id, created.access_key_secret)
+    kmsim::credentials::Credentials::new(key.access_key_id, created.access_key_secret)
 }
 
 /// Creates policy `name` with `document` through `admin`.

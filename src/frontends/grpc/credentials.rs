@@ -1,5 +1,5 @@
 //! The gRPC front end's credentials: kmsim's own request signature (see
-//! [`crate::signing`]) and mutual TLS. [`present`] turns what a call carries
+//! [`super::signing`]) and mutual TLS. [`present`] turns what a call carries
 //! into what the kernel judges identity from ([`Presented`]); policies and
 //! refusals are the kernel's.
 
@@ -9,12 +9,12 @@ use std::time::SystemTime;
 use tonic::Request;
 
 use super::headers;
+use super::signing::{self, Signed};
 use crate::context::AuthMethod;
 use crate::engine::{ErrorCode, KmsError, KmsResult};
 use crate::kernel::App;
 use crate::kernel::identity::AuthMode;
 use crate::kernel::meta::Presented;
-use crate::signing::{self, Signed};
 
 /// What the signature covers that tonic does not hand a handler: the method
 /// path, and the request message's bytes as they were sent (a re-encoding of

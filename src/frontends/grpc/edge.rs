@@ -24,12 +24,12 @@ use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::credentials::RequestFacts;
+use super::signing::{self, BoxError};
 use super::{FRONTEND, headers, status};
 use crate::engine::KmsError;
 use crate::engine::instances::is_region_id;
 use crate::kernel::meta::{client_request_id, new_request_id};
 use crate::kernel::{App, CallMeta, OpSpec, Presented, Undecoded};
-use crate::signing::{self, BoxError};
 
 /// The most a signed request's body may hold: tonic's default message limit and a frame header.
 const MAX_SIGNED_BODY: usize = 4 * 1024 * 1024 + 5;

@@ -15,6 +15,6 @@ pub const HTTP_STATUS: &str = "x-kms-http-status";
 pub const ACCESS_KEY_ID: &str = "x-kms-access-key-id";
 /// When a signed call was signed (RFC 3339, UTC).
 pub const DATE: &str = "x-kms-date";
-/// The call's signature (see [`crate::signing`]).
+/// The call's signature (see [`super::signing`]).
 pub const SIGNATURE: &str = "x-kms-signature";
 pub const USER_AGENT: &str = "user-agent";

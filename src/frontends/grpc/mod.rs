@@ -13,6 +13,7 @@ pub mod instances;
 pub mod kms;
 pub mod params;
 pub mod secrets;
+pub mod signing;
 pub mod simulation;
 pub mod status;
 pub mod tls;

@@ -1,4 +1,4 @@
-//! Request signing, for both ends of a call.
+//! The gRPC front end's request signature, for both ends of a call.
 //!
 //! A signed call carries three metadata entries:
 //!
@@ -19,7 +19,6 @@
 //! layer rather than a `tonic::service::Interceptor` because an interceptor
 //! only sees metadata, and the signature covers the message.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -33,10 +32,9 @@ use time::format_description::well_known::Rfc3339;
 use tonic::body::Body;
 use tonic::codegen::http;
 
+use super::headers;
 use crate::audit::chain::{hex, unhex};
-use crate::engine::access::{Secret, new_access_key_pair};
-
-use crate::frontends::grpc::headers;
+use crate::credentials::Credentials;
 
 /// How far a signature's date may be from the server's clock, either way.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -97,73 +95,13 @@ pub fn within_skew(date: SystemTime, now: SystemTime) -> bool {
     apart <= MAX_SKEW
 }
 
-/// An AccessKey (or ClientKey) id and its secret.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret: Secret,
-}
-
-impl Credentials {
-    pub fn new(access_key_id: impl Into<String>, secret: impl Into<String>) -> Credentials {
-        Credentials { access_key_id: access_key_id.into(), secret: Secret::new(secret.into()) }
-    }
-
-    /// Reads a credentials file: `{"AccessKeyId": "...", "AccessKeySecret": "..."}`, or the JSON that
-    /// `kmsim access-key create` / `kmsim client-key create` print.
-    pub fn read_file(path: &Path) -> Result<Credentials, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: CredentialsFile = serde_json::from_str(&text).map_err(|_| {
-            format!("{}: expected {{\"AccessKeyId\": \"...\", \"AccessKeySecret\": \"...\"}}", path.display())
-        })?;
-        if file.access_key_id.is_empty() || file.access_key_secret.is_empty() {
-            return Err(format!("{}: AccessKeyId and AccessKeySecret must not be empty", path.display()));
-        }
-        Ok(Credentials::new(file.access_key_id, file.access_key_secret))
-    }
-
-    /// The credentials in `path`, or new ones written there (readable by the owner only) if it does not exist.
-    pub fn read_or_create_file(path: &Path) -> Result<(Credentials, bool), String> {
-        if path.exists() {
-            return Credentials::read_file(path).map(|c| (c, false));
-        }
-        let (access_key_id, secret) = new_access_key_pair();
-        let file =
-            CredentialsFile { access_key_id: access_key_id.clone(), access_key_secret: secret.expose().to_owned() };
-        let text = serde_json::to_string_pretty(&file).expect("credentials serialise");
-        write_private(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((Credentials { access_key_id, secret }, true))
-    }
-}
-
-/// The file format; the camelCase spellings let the JSON output of `kmsim access-key create` and
-/// `kmsim client-key create` serve as a credentials file as it is.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CredentialsFile {
-    #[serde(alias = "accessKeyId", alias = "clientKeyId")]
-    access_key_id: String,
-    #[serde(alias = "accessKeySecret", alias = "clientKeySecret")]
-    access_key_secret: String,
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 /// Signs every call of the channel it wraps:
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// use kmsim::proto::key_management_service_client::KeyManagementServiceClient;
-/// use kmsim::signing::{Credentials, SigningLayer};
+/// use kmsim::credentials::Credentials;
+/// use kmsim::frontends::grpc::signing::SigningLayer;
 ///
 /// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
 /// let signed = tower::ServiceBuilder::new()
