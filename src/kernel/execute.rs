@@ -27,8 +27,17 @@ use super::meta::CallMeta;
 use super::operation::{AfterCommit, Names, Operation, Ran};
 use crate::audit::{AuditRecord, PayloadSizes};
 use crate::context::{AuthMethod, CallContext, Principal, Stopwatch, Trail};
-use crate::engine::{Change, KmsError, KmsResult};
+use crate::engine::{Change, KmsError, KmsResult, Outcome};
 use crate::metrics::CallSample;
+
+/// What an operation did, apart from its output.
+#[derive(Default)]
+struct Done {
+    changes: Vec<Change>,
+    gates: Vec<crate::engine::Gate>,
+    error: Option<KmsError>,
+    after_commit: Vec<AfterCommit>,
+}
 
 /// How a call ended: what its front end renders, and the id it answers under.
 #[derive(Debug)]
@@ -71,6 +80,9 @@ impl App {
     /// Runs `operation` for the call `meta` describes and answers it, with
     /// `render` turning its output into the front end's response and that
     /// response's size in bytes.
+    ///
+    /// Only what touches the operation's own types is generic here; the rest
+    /// is in [`App::admit_call`] and [`App::conclude`], made once for all.
     pub async fn execute<O: Operation, R>(
         self: &Arc<App>,
         meta: CallMeta,
@@ -81,6 +93,49 @@ impl App {
         // What a call names matters only to permissions; with auth off nothing is judged.
         let names = if self.identity.judges_permissions() { operation.names() } else { Names::default() };
         let request_parameters = operation.audit_params();
+        let (cx, refused, request_bytes, frontend) = self.admit_call(meta, spec, &names);
+        let ran = refused.is_none();
+        let cx = Arc::new(cx);
+        let result = match refused {
+            Some(refused) => Err(refused),
+            None => run_for_cost(spec.cost, operation.run(self.clone(), cx.clone()))
+                .await
+                .unwrap_or_else(|| Err(KmsError::internal())),
+        };
+        let (output, done) = match result {
+            Ok(Ran { outcome, after_commit }) => {
+                let Outcome { value, changes, gates, failed } = outcome;
+                let output = failed.is_none().then_some(value);
+                (output, Done { changes, gates, error: failed, after_commit })
+            }
+            Err(error) => (None, Done { error: Some(error), ..Done::default() }),
+        };
+        let verdict = self.judge(spec, &cx, &names, ran);
+        // A refused call did nothing: no answer, no change, no work to follow.
+        let rendered = if verdict.error.is_none() { output.map(render) } else { None };
+        let response_bytes = rendered.as_ref().map_or(0, |(_, bytes)| *bytes);
+        let sizes = PayloadSizes { request_bytes, response_bytes };
+        let request_id = cx.request_id.clone();
+        let result =
+            match (self.conclude(spec, (cx, frontend), request_parameters, sizes, done, verdict).await, rendered) {
+                (Err(error), _) => Err(error),
+                (Ok(()), Some((response, _))) => Ok(response),
+                (Ok(()), None) => Err(KmsError::internal()),
+            };
+        Answer { request_id, result }
+    }
+
+    /// The call's context from its metadata, and the error it is refused with
+    /// before it runs, if it is: by authentication, which needs no resource,
+    /// ahead of what the front end itself found wrong; then by permission on
+    /// what the call names. Also the request's size, for its record, and the
+    /// front end's name, for the logs.
+    fn admit_call(
+        &self,
+        meta: CallMeta,
+        spec: &OpSpec,
+        names: &Names,
+    ) -> (CallContext, Option<KmsError>, u64, &'static str) {
         let CallMeta {
             request_id,
             client_request_id,
@@ -108,56 +163,54 @@ impl App {
             trail: Trail::default(),
         };
         let identity = &self.identity;
-        // Refused before it runs: by authentication, which needs no resource, ahead of what
-        // the front end itself found wrong; then by permission on what the call names.
         let refused = identity
             .authenticate(&self.engine, credential, &mut cx)
             .and_then(|()| identity.admit_service(spec, &cx))
             .err()
             .or(refusal)
             .or_else(|| {
-                let forbidden = identity.preauthorize(&self.engine, spec, &cx, &names).err()?;
+                let forbidden = identity.preauthorize(&self.engine, spec, &cx, names).err()?;
                 self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
                 Some(forbidden)
             });
-        let ran = refused.is_none();
-        let cx = Arc::new(cx);
+        (cx, refused, request_bytes, frontend)
+    }
 
-        let result = match refused {
-            Some(refused) => Err(refused),
-            None => run_for_cost(spec.cost, operation.run(self.clone(), cx.clone()))
-                .await
-                .unwrap_or_else(|| Err(KmsError::internal())),
-        };
-        let (output, mut changes, gates, mut error, after_commit) = match result {
-            Ok(Ran { outcome, after_commit }) if outcome.failed.is_some() => {
-                (None, outcome.changes, outcome.gates, outcome.failed, after_commit)
-            }
-            Ok(Ran { outcome, after_commit }) => {
-                (Some(outcome.value), outcome.changes, outcome.gates, None, after_commit)
-            }
-            Err(error) => (None, Vec::new(), Vec::new(), Some(error), Vec::new()),
-        };
-        // A call that ran is judged on what it resolved, before anything it did is committed,
-        // then admitted; a denied call is not metered or faulted, and one refused before it
-        // ran did nothing to count.
-        let verdict = match ran.then(|| identity.authorize(&self.engine, spec, &cx, &names)) {
+    /// A call that ran is judged on what it resolved, before anything it did
+    /// is committed, then admitted; a denied call is not metered or faulted,
+    /// and one refused before it ran did nothing to count.
+    fn judge(&self, spec: &OpSpec, cx: &CallContext, names: &Names, ran: bool) -> Verdict {
+        match ran.then(|| self.identity.authorize(&self.engine, spec, cx, names)) {
             Some(Err(denied)) => Verdict { error: Some(denied), ..Verdict::default() },
-            Some(Ok(())) => self.admission.admit(&self.engine, spec, &cx),
+            Some(Ok(())) => self.admission.admit(&self.engine, spec, cx),
             None => Verdict::default(),
-        };
+        }
+    }
+
+    /// Records the call and what it did, commits both, applies the changes
+    /// and does the work that follows them, then counts the call: the error
+    /// it answers with, if any.
+    async fn conclude(
+        self: &Arc<App>,
+        spec: &'static OpSpec,
+        (cx, frontend): (Arc<CallContext>, &'static str),
+        request_parameters: Value,
+        sizes: PayloadSizes,
+        done: Done,
+        verdict: Verdict,
+    ) -> Result<(), KmsError> {
+        let Done { mut changes, gates, mut error, mut after_commit } = done;
         // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
-        let (output, after_commit, nested) = match verdict.error {
+        let nested = match verdict.error {
             Some(refusal) => {
                 changes.clear();
+                after_commit.clear();
                 error = Some(refusal);
-                (None, Vec::new(), Vec::new())
+                Vec::new()
             }
-            None => (output, after_commit, AuditRecord::nested_calls(spec, &cx)),
+            None => AuditRecord::nested_calls(spec, &cx),
         };
         changes.extend(verdict.events.into_iter().map(Change::Emit));
-        let rendered = output.map(render);
-        let sizes = PayloadSizes { request_bytes, response_bytes: rendered.as_ref().map_or(0, |(_, bytes)| *bytes) };
         let mut record = AuditRecord::for_call(spec, &cx, request_parameters, sizes, error.as_ref());
         if verdict.fault_id.is_some() {
             record.injected_fault = verdict.fault_id;
@@ -168,7 +221,7 @@ impl App {
         records.extend(nested);
         if let Err(e) = self.settle(changes, records).await {
             tracing::error!(error = %e, request_id = %cx.request_id, frontend, event = spec.event_name, "call failed closed");
-            return Answer { request_id: cx.request_id.clone(), result: Err(KmsError::internal()) };
+            return Err(KmsError::internal());
         }
         drop(gates);
         for work in after_commit {
@@ -188,12 +241,7 @@ impl App {
                 at: cx.received_at,
             });
         }
-        let result = match (rendered, error) {
-            (Some((response, _)), _) => Ok(response),
-            (None, Some(error)) => Err(error),
-            (None, None) => Err(KmsError::internal()),
-        };
-        Answer { request_id: cx.request_id.clone(), result }
+        error.map_or(Ok(()), Err)
     }
 
     /// Work a committed call left to follow it.
@@ -216,6 +264,8 @@ pub async fn run_for_cost<T: Send + 'static>(cost: Cost, work: impl Future<Outpu
     match cost {
         Cost::Light => Some(work.await),
         Cost::GeneratesKeys => {
+            // Boxed so the blocking path is made once per output type, not once per operation.
+            let work: std::pin::Pin<Box<dyn Future<Output = T> + Send>> = Box::pin(work);
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || runtime.block_on(work)).await.ok()
         }
