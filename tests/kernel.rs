@@ -129,6 +129,38 @@ async fn a_fault_is_in_force_only_from_its_record_on() {
     server.stop().await;
 }
 
+/// An app on an in-memory store, as the server assembles it, but driven in process.
+fn in_process_app() -> (std::sync::Arc<kmsim::kernel::App>, kmsim::store::Store) {
+    let config = kmsim::server::ServerConfig::default();
+    let (store, loaded) = kmsim::store::Store::open(&config.store).expect("an in-memory store");
+    let clock = std::sync::Arc::new(kmsim::clock::SimClock::with_offset(loaded.clock_offset_ms));
+    let engine = kmsim::engine::Engine::new(config.account_id.clone(), clock, loaded.blob_secret, loaded.snapshot);
+    let app = kmsim::server::assemble(&config, store.clone(), std::sync::Arc::new(engine), None).expect("assembled");
+    (app, store)
+}
+
+#[tokio::test]
+async fn a_fault_whose_record_cannot_be_committed_is_never_in_force() {
+    use kmsim::frontends::grpc::{simulation, sized};
+    use kmsim::kernel::CallMeta;
+    use kmsim::kernel::meta::new_request_id;
+
+    let (app, store) = in_process_app();
+    // The store takes no more commits, as when its disk fails.
+    store.close();
+    let inject = pb::InjectFaultRequest {
+        method: "Encrypt".into(),
+        error_code: "Rejected.Throttling".into(),
+        ..Default::default()
+    };
+    let meta = CallMeta::new("test", "cn-hangzhou", new_request_id());
+    let answer = app.execute(meta, simulation::inject_fault(inject), sized).await;
+    let error = answer.result.expect_err("a call whose record cannot be stored fails closed");
+    assert_eq!(error.code.as_str(), "InternalFailure");
+    let now = app.engine.clock().now();
+    assert!(app.admission.faults(now).is_empty(), "an unrecorded fault is in force");
+}
+
 // ---------------------------------------------------------------------------
 // Layering
 // ---------------------------------------------------------------------------
