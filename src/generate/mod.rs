@@ -38,6 +38,7 @@ use crate::clock::{SimClock, SimTime};
 use crate::engine::Engine;
 use crate::engine::KmsError;
 use crate::frontends::grpc::{access, instances, kms, secrets};
+use crate::kernel::ops::kms as kms_ops;
 use crate::kernel::{App, Batching, CallMeta, Presented};
 use crate::proto as pb;
 use crate::server::ServerConfig;
@@ -449,6 +450,24 @@ impl Simulation {
         Call { meta, message }
     }
 
+    /// Makes `call` through the kernel as the gRPC front end would: `decode`
+    /// makes it the kernel's operation, `encode` its kmsim.v1 response.
+    async fn send_via<T, Op, R>(
+        &self,
+        call: Call<T>,
+        decode: impl FnOnce(T) -> Op,
+        encode: impl FnOnce(Op::Output) -> R,
+    ) -> Answer<R>
+    where
+        T: Message,
+        Op: crate::kernel::Operation,
+        R: Message,
+    {
+        let Call { mut meta, message } = call;
+        meta.request_bytes = message.encoded_len() as u64;
+        self.app.execute(meta, decode(message), |output| crate::frontends::grpc::sized(encode(output))).await.result
+    }
+
     /// Makes `call` through the kernel, as the kmsim.v1 operation `operation`.
     async fn send<T, Op>(&self, call: Call<T>, operation: impl FnOnce(T) -> Op) -> Answer<Op::Output>
     where
@@ -511,7 +530,11 @@ impl Simulation {
             let (name, spec) = (key.name.clone(), key.spec.clone());
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 60.0);
-            let metadata = ok(self.send(request, kms::create_key).await, &format!("CreateKey {name}"))?.key_metadata;
+            let metadata = ok(
+                self.send_via(request, kms_ops::CreateKey::from, kms::encode::create_key).await,
+                &format!("CreateKey {name}"),
+            )?
+            .key_metadata;
             let id = metadata.map(|m| m.key_id).unwrap_or_default();
             self.advance_to(step()).await?;
             let request = self.request(
@@ -519,7 +542,7 @@ impl Simulation {
                 pb::CreateAliasRequest { alias_name: format!("alias/{name}"), key_id: id.clone() },
                 40.0,
             );
-            ok(self.send(request, kms::create_alias).await, "CreateAlias")?;
+            ok(self.send_via(request, kms_ops::CreateAlias::from, kms::encode::create_alias).await, "CreateAlias")?;
             self.keys
                 .insert(name, KeyState { id, spec, usable: true, blobs: VecDeque::new(), signatures: VecDeque::new() });
         }
@@ -785,12 +808,16 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 3.0);
-                self.send(request, kms::encrypt).await.map(|r| self.keep_blob(key, r.ciphertext_blob))
+                self.send_via(request, kms_ops::Encrypt::from, kms::encode::encrypt)
+                    .await
+                    .map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
             Operation::GenerateDataKey => {
                 let message = pb::GenerateDataKeyRequest { key_id: format!("alias/{key}"), ..Default::default() };
                 let request = self.request(caller, message, 3.5);
-                self.send(request, kms::generate_data_key).await.map(|r| self.keep_blob(key, r.ciphertext_blob))
+                self.send_via(request, kms_ops::GenerateDataKey::from, kms::encode::generate_data_key)
+                    .await
+                    .map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
             Operation::Decrypt => {
                 let blobs = &self.keys[key].blobs;
@@ -800,7 +827,7 @@ impl Simulation {
                 let blob = blobs[self.dice.below(blobs.len() as u64) as usize].clone();
                 let request =
                     self.request(caller, pb::DecryptRequest { ciphertext_blob: blob, ..Default::default() }, 3.0);
-                self.send(request, kms::decrypt).await.map(|_| ())
+                self.send_via(request, kms_ops::Decrypt::from, kms::encode::decrypt).await.map(|_| ())
             }
             Operation::AsymmetricSign => {
                 let mut digest = vec![0u8; 32];
@@ -813,7 +840,7 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 6.0);
-                self.send(request, kms::asymmetric_sign).await.map(|r| {
+                self.send_via(request, kms_ops::AsymmetricSign::from, kms::encode::asymmetric_sign).await.map(|r| {
                     let signatures = &mut self.keys.get_mut(key).expect("known key").signatures;
                     if signatures.len() >= POOL {
                         signatures.pop_front();
@@ -831,7 +858,9 @@ impl Simulation {
                 let message =
                     pb::AsymmetricVerifyRequest { key_id, algorithm, digest, signature, ..Default::default() };
                 let request = self.request(caller, message, 6.0);
-                self.send(request, kms::asymmetric_verify).await.map(|_| ())
+                self.send_via(request, kms_ops::AsymmetricVerify::from, kms::encode::asymmetric_verify)
+                    .await
+                    .map(|_| ())
             }
             Operation::GenerateMac => {
                 let message = pb::GenerateMacRequest {
@@ -840,7 +869,7 @@ impl Simulation {
                     message: self.payload[..size.min(256)].to_vec(),
                 };
                 let request = self.request(caller, message, 2.5);
-                self.send(request, kms::generate_mac).await.map(|_| ())
+                self.send_via(request, kms_ops::GenerateMac::from, kms::encode::generate_mac).await.map(|_| ())
             }
             Operation::GetSecretValue => {
                 let message = pb::GetSecretValueRequest {
@@ -852,7 +881,7 @@ impl Simulation {
             }
             Operation::DescribeKey => {
                 let request = self.request(caller, pb::DescribeKeyRequest { key_id }, 2.0);
-                self.send(request, kms::describe_key).await.map(|_| ())
+                self.send_via(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await.map(|_| ())
             }
         };
         Ok(answer.err().map(|status| error_code(&status)))
@@ -878,28 +907,38 @@ impl Simulation {
         let usable = match action {
             Action::RotateKey => {
                 let request = self.request(&operator, pb::CreateKeyVersionRequest { key_id }, 40.0);
-                ok(self.send(request, kms::create_key_version).await, &what)?;
+                ok(
+                    self.send_via(request, kms_ops::CreateKeyVersion::from, kms::encode::create_key_version).await,
+                    &what,
+                )?;
                 None
             }
             Action::DisableKey => {
                 let request = self.request(&operator, pb::DisableKeyRequest { key_id }, 30.0);
-                ok(self.send(request, kms::disable_key).await, &what)?;
+                ok(self.send_via(request, kms_ops::DisableKey::from, kms::encode::disable_key).await, &what)?;
                 Some(false)
             }
             Action::EnableKey => {
                 let request = self.request(&operator, pb::EnableKeyRequest { key_id }, 30.0);
-                ok(self.send(request, kms::enable_key).await, &what)?;
+                ok(self.send_via(request, kms_ops::EnableKey::from, kms::encode::enable_key).await, &what)?;
                 Some(true)
             }
             Action::ScheduleKeyDeletion => {
                 let message = pb::ScheduleKeyDeletionRequest { key_id, pending_window_in_days: days as i32 };
                 let request = self.request(&operator, message, 30.0);
-                ok(self.send(request, kms::schedule_key_deletion).await, &what)?;
+                ok(
+                    self.send_via(request, kms_ops::ScheduleKeyDeletion::from, kms::encode::schedule_key_deletion)
+                        .await,
+                    &what,
+                )?;
                 Some(false)
             }
             Action::CancelKeyDeletion => {
                 let request = self.request(&operator, pb::CancelKeyDeletionRequest { key_id }, 30.0);
-                ok(self.send(request, kms::cancel_key_deletion).await, &what)?;
+                ok(
+                    self.send_via(request, kms_ops::CancelKeyDeletion::from, kms::encode::cancel_key_deletion).await,
+                    &what,
+                )?;
                 Some(true)
             }
             // A generic secret rotates by a new value under a new version, as its owner puts it.
@@ -972,7 +1011,12 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(&caller, message, 40.0);
-                failed(self.send(request, kms::export_key).await.err().map(|s| error_code(&s)))
+                failed(
+                    self.send_via(request, kms_ops::ExportKey::from, kms::encode::export_key)
+                        .await
+                        .err()
+                        .map(|s| error_code(&s)),
+                )
             }
             AnomalyKind::DisabledKeyUse => {
                 let symmetric = self.keys[&key].spec.starts_with("Aliyun");
@@ -988,7 +1032,10 @@ impl Simulation {
                 forged[at] ^= 1 + self.dice.below(255) as u8;
                 let message = pb::DecryptRequest { ciphertext_blob: forged, ..Default::default() };
                 let request = self.request(&caller, message, 2.0);
-                self.send(request, kms::decrypt).await.ok().map(|_| "a forged ciphertext decrypted".to_owned())
+                self.send_via(request, kms_ops::Decrypt::from, kms::encode::decrypt)
+                    .await
+                    .ok()
+                    .map(|_| "a forged ciphertext decrypted".to_owned())
             }
             AnomalyKind::DisabledAccessKeyUse => {
                 if self.apps[app].access_keys.iter().any(|(id, on)| *id == access_key && *on) {
@@ -1001,11 +1048,11 @@ impl Simulation {
                 // Listing succeeds (there is nothing there); describing a key of the home region is KeyNotFound.
                 if index.is_multiple_of(2) {
                     let request = self.request(&caller, pb::ListKeysRequest { page_number: 1, page_size: 100 }, 4.0);
-                    let _ = self.send(request, kms::list_keys).await;
+                    let _ = self.send_via(request, kms_ops::ListKeys::from, kms::encode::list_keys).await;
                 } else {
                     let key_id = self.keys.values().next().map(|k| k.id.clone()).unwrap_or_default();
                     let request = self.request(&caller, pb::DescribeKeyRequest { key_id }, 4.0);
-                    let _ = self.send(request, kms::describe_key).await;
+                    let _ = self.send_via(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await;
                 }
                 None
             }

@@ -11,6 +11,7 @@
 //!
 //! - [`catalogue`]: every operation's entry (audit, RAM action, fault name, cost).
 //! - [`operation`]: what an operation tells the kernel, and what it returns.
+//! - [`ops`]: every operation kmsim offers, described once for every front end.
 //! - [`meta`]: what a front end tells the kernel about a call.
 //! - [`identity`]: authentication from what a front end verified, and authorization.
 //! - [`admission`]: QPS quotas and injected faults.
@@ -25,6 +26,7 @@ pub mod execute;
 pub mod identity;
 pub mod meta;
 pub mod operation;
+pub mod ops;
 pub mod reads;
 pub mod scheduler;
 

@@ -66,6 +66,11 @@ impl Names {
         Names { key: non_empty(key), up_front: true, ..Names::default() }
     }
 
+    /// An alias a call manages, and the key it points (or is to point) at.
+    pub fn alias(alias: &str, key: &str) -> Names {
+        Names { alias: non_empty(alias), ..Names::key(key) }
+    }
+
     pub fn secret(name: &str) -> Names {
         Names { secret: non_empty(name), up_front: true, ..Names::default() }
     }

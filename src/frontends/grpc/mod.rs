@@ -73,6 +73,40 @@ impl Grpc {
         reply(self.app.execute(meta, operation(message), sized).await)
     }
 
+    /// Runs the unary call `request`: `decode` makes its message a kernel
+    /// operation, `encode` makes the operation's output the response.
+    pub async fn call<Req, Op, Resp>(
+        &self,
+        request: Request<Req>,
+        decode: impl FnOnce(Req) -> Op,
+        encode: impl FnOnce(Op::Output) -> Resp,
+    ) -> Reply<Resp>
+    where
+        Req: Message,
+        Op: Operation,
+        Resp: Message,
+    {
+        let (meta, message) = self.meta(request);
+        reply(self.app.execute(meta, decode(message), |output| sized(encode(output))).await)
+    }
+
+    /// Opens the server stream `request` asks for, as [`Grpc::call`] runs a
+    /// unary call: its record says the stream was opened (or refused), not
+    /// what it carried.
+    pub async fn open<Req, Op, Resp>(
+        &self,
+        request: Request<Req>,
+        decode: impl FnOnce(Req) -> Op,
+        encode: impl FnOnce(Op::Output) -> Resp,
+    ) -> Reply<Resp>
+    where
+        Req: Message,
+        Op: Operation,
+    {
+        let (meta, message) = self.meta(request);
+        reply(self.app.execute(meta, decode(message), |output| (encode(output), 0)).await)
+    }
+
     /// Opens the server stream `request` asks for: its record says the stream
     /// was opened (or refused), not what it carried.
     pub async fn stream<Req, Op>(&self, request: Request<Req>, operation: impl FnOnce(Req) -> Op) -> Reply<Op::Output>
@@ -174,6 +208,60 @@ where
         Ok((self.body)(app, cx, self.request).await?.into_ran())
     }
 }
+
+/// Decodes kmsim.v1 requests into the kernel's operations (`ops::…` at the
+/// call site), field by field. Each request is destructured whole, so a field
+/// added to the proto does not compile until it is decoded; `field: f` passes
+/// the field through `f`, for the values the kernel keeps in its own types.
+macro_rules! decode {
+    ($($request:ident => $op:ident { $($field:ident $(: $convert:expr)?),* $(,)? })+) => {
+        $(impl From<crate::proto::$request> for ops::$op {
+            fn from(request: crate::proto::$request) -> ops::$op {
+                let crate::proto::$request { $($field),* } = request;
+                ops::$op { $($field $(: ($convert)($field))?),* }
+            }
+        })+
+    };
+}
+pub(crate) use decode;
+
+/// A kmsim.v1 service as a table: each method, its request and response, the
+/// kernel operation it decodes to (`ops::…` at the call site, through
+/// [`decode!`]) and how that operation's output becomes the response. Each
+/// method's encoder is also `encode::<method>`, for the generator, which
+/// makes kmsim.v1 calls without the transport. What a table cannot say (a
+/// stream's type, a call made differently) follows it after `@by_hand`.
+macro_rules! service {
+    (impl $service:ident for $api:ident {
+        $($method:ident($request:ident) -> $response:ident = $op:ident, $encode:expr;)+
+        $(@by_hand $($by_hand:tt)*)?
+    }) => {
+        #[tonic::async_trait]
+        impl $service for $api {
+            $(async fn $method(
+                &self,
+                request: tonic::Request<crate::proto::$request>,
+            ) -> $crate::frontends::grpc::Reply<crate::proto::$response> {
+                self.grpc.call(request, ops::$op::from, encode::$method).await
+            })+
+            $($($by_hand)*)?
+        }
+
+        /// How each method's operation output becomes its response.
+        pub mod encode {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(pub fn $method(
+                output: <ops::$op as $crate::kernel::Operation>::Output,
+            ) -> crate::proto::$response {
+                let encode: fn(<ops::$op as $crate::kernel::Operation>::Output) -> crate::proto::$response = $encode;
+                encode(output)
+            })+
+        }
+    };
+}
+pub(crate) use service;
 
 pub(crate) fn header(metadata: &MetadataMap, name: &str) -> Option<String> {
     let value = metadata.get(name)?.to_str().ok()?.trim();

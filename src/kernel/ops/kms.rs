@@ -1,0 +1,571 @@
+//! Keys: their lifecycle, aliases, tags, versions, imported and exported
+//! material, and the cryptography done with them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::operation;
+use crate::engine::key::{Key, KeyMeta};
+use crate::engine::{
+    AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, Opened, Page, Paged, Reencrypted,
+    Sealed, SignRequest, UnderKey, VersionInfo,
+};
+use crate::kernel::Names;
+
+/// An encryption context: compared as a set of entries, so kept sorted.
+pub type Context = BTreeMap<String, String>;
+
+operation! {
+    /// Creates a key of any spec; RSA generation runs on the blocking pool (the catalogue says so).
+    CreateKey = CREATE_KEY -> Arc<Key> {
+        key_spec: String = "KeySpec",
+        key_usage: String = "KeyUsage",
+        origin: String = "Origin",
+        description: String = "Description",
+        protection_level: String = "ProtectionLevel",
+        enable_automatic_rotation: bool = "EnableAutomaticRotation",
+        rotation_interval: String = "RotationInterval",
+        exportable: bool = "Exportable",
+        dkms_instance_id: String = "DKMSInstanceId",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let CreateKey {
+            key_spec,
+            key_usage,
+            origin,
+            description,
+            protection_level,
+            enable_automatic_rotation,
+            rotation_interval,
+            exportable,
+            dkms_instance_id,
+        } = op;
+        let input = CreateKeyInput {
+            key_spec,
+            key_usage,
+            origin,
+            description,
+            protection_level,
+            enable_automatic_rotation,
+            rotation_interval,
+            exportable,
+            dkms_instance_id,
+        };
+        app.engine.create_key(&cx, input)?
+    }
+}
+
+operation! {
+    DescribeKey = DESCRIBE_KEY -> KeyMeta {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.describe_key(&cx, &op.key_id)? }
+}
+
+operation! {
+    GetKeyPolicy = GET_KEY_POLICY -> String {
+        key_id: String = "KeyId",
+        policy_name: String = "PolicyName",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.get_key_policy(&cx, &op.key_id, &op.policy_name)? }
+}
+
+operation! {
+    SetKeyPolicy = SET_KEY_POLICY -> () {
+        key_id: String = "KeyId",
+        policy_name: String = "PolicyName",
+        policy: String = "Policy",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.set_key_policy(&cx, &op.key_id, &op.policy_name, &op.policy).await? }
+}
+
+operation! {
+    /// A page of keys, as (id, ARN).
+    ListKeys = LIST_KEYS -> Paged<(String, String)> {
+        page_number: i32 = "PageNumber",
+        page_size: i32 = "PageSize",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let page = Page::from_request(op.page_number, op.page_size)?;
+        app.engine.list_keys(&cx, page)?
+    }
+}
+
+operation! {
+    UpdateKeyDescription = UPDATE_KEY_DESCRIPTION -> Arc<Key> {
+        key_id: String = "KeyId",
+        description: String = "Description",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.update_key_description(&cx, &op.key_id, op.description).await? }
+}
+
+operation! {
+    EnableKey = ENABLE_KEY -> Arc<Key> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.set_key_enabled(&cx, &op.key_id, true).await? }
+}
+
+operation! {
+    DisableKey = DISABLE_KEY -> Arc<Key> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.set_key_enabled(&cx, &op.key_id, false).await? }
+}
+
+operation! {
+    /// The key's id and the date it will be deleted.
+    ScheduleKeyDeletion = SCHEDULE_KEY_DELETION -> (String, crate::clock::SimTime) {
+        key_id: String = "KeyId",
+        pending_window_in_days: i32 = "PendingWindowInDays",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.schedule_key_deletion(&cx, &op.key_id, op.pending_window_in_days).await? }
+}
+
+operation! {
+    CancelKeyDeletion = CANCEL_KEY_DELETION -> Arc<Key> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.cancel_key_deletion(&cx, &op.key_id).await? }
+}
+
+operation! {
+    SetDeletionProtection = SET_DELETION_PROTECTION -> Arc<Key> {
+        protected_resource_arn: String = "ProtectedResourceArn",
+        enable_deletion_protection: bool = "EnableDeletionProtection",
+        deletion_protection_description: String = "DeletionProtectionDescription",
+    }
+    names(op) { Names::key(&op.protected_resource_arn) }
+    run(op, app, cx) {
+        app.engine
+            .set_deletion_protection(
+                &cx,
+                &op.protected_resource_arn,
+                op.enable_deletion_protection,
+                op.deletion_protection_description,
+            )
+            .await?
+    }
+}
+
+operation! {
+    CreateAlias = CREATE_ALIAS -> () {
+        alias_name: String = "AliasName",
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::alias(&op.alias_name, &op.key_id) }
+    run(op, app, cx) { app.engine.create_alias(&cx, &op.alias_name, &op.key_id).await? }
+}
+
+operation! {
+    UpdateAlias = UPDATE_ALIAS -> () {
+        alias_name: String = "AliasName",
+        target_key_id: String = "TargetKeyId",
+    }
+    names(op) { Names::alias(&op.alias_name, &op.target_key_id) }
+    run(op, app, cx) { app.engine.update_alias(&cx, &op.alias_name, &op.target_key_id).await? }
+}
+
+operation! {
+    DeleteAlias = DELETE_ALIAS -> () {
+        alias_name: String = "AliasName",
+    }
+    names(op) { Names::alias(&op.alias_name, "") }
+    run(op, app, cx) { app.engine.delete_alias(&cx, &op.alias_name).await? }
+}
+
+operation! {
+    ListAliases = LIST_ALIASES -> Paged<AliasRecord> {
+        page_number: i32 = "PageNumber",
+        page_size: i32 = "PageSize",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let page = Page::from_request(op.page_number, op.page_size)?;
+        app.engine.list_aliases(&cx, None, page)?
+    }
+}
+
+operation! {
+    ListAliasesByKeyId = LIST_ALIASES_BY_KEY_ID -> Paged<AliasRecord> {
+        key_id: String = "KeyId",
+        page_number: i32 = "PageNumber",
+        page_size: i32 = "PageSize",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let page = Page::from_request(op.page_number, op.page_size)?;
+        app.engine.list_aliases(&cx, Some(&op.key_id), page)?
+    }
+}
+
+operation! {
+    TagResource = TAG_RESOURCE -> Arc<Key> {
+        key_id: String = "KeyId",
+        tags: Vec<(String, String)> = "Tags",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.tag_resource(&cx, &op.key_id, op.tags).await? }
+}
+
+operation! {
+    UntagResource = UNTAG_RESOURCE -> Arc<Key> {
+        key_id: String = "KeyId",
+        tag_keys: Vec<String> = "TagKeys",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.untag_resource(&cx, &op.key_id, op.tag_keys).await? }
+}
+
+operation! {
+    ListResourceTags = LIST_RESOURCE_TAGS -> BTreeMap<String, String> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.list_resource_tags(&cx, &op.key_id)? }
+}
+
+operation! {
+    Encrypt = ENCRYPT -> Sealed {
+        key_id: String = "KeyId",
+        plaintext: Zeroizing<Vec<u8>>,
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.encrypt(&cx, &op.key_id, &op.plaintext, op.encryption_context)? }
+}
+
+operation! {
+    /// Its key is inside its ciphertext: found only as it runs.
+    Decrypt = DECRYPT -> Opened {
+        ciphertext_blob: Vec<u8>,
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(_) { Names::found_while_running() }
+    run(op, app, cx) { app.engine.decrypt(&cx, &op.ciphertext_blob, op.encryption_context)? }
+}
+
+operation! {
+    ReEncrypt = RE_ENCRYPT -> Reencrypted {
+        ciphertext_blob: Vec<u8>,
+        source_encryption_context: Context = "SourceEncryptionContext",
+        destination_key_id: String = "DestinationKeyId",
+        destination_encryption_context: Context = "DestinationEncryptionContext",
+    }
+    names(_) { Names::found_while_running() }
+    run(op, app, cx) {
+        app.engine.re_encrypt(
+            &cx,
+            &op.ciphertext_blob,
+            op.source_encryption_context,
+            &op.destination_key_id,
+            op.destination_encryption_context,
+        )?
+    }
+}
+
+operation! {
+    GenerateDataKey = GENERATE_DATA_KEY -> DataKey {
+        key_id: String = "KeyId",
+        key_spec: String = "KeySpec",
+        number_of_bytes: i32 = "NumberOfBytes",
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.generate_data_key(&cx, &op.key_id, &op.key_spec, op.number_of_bytes, op.encryption_context)?
+    }
+}
+
+operation! {
+    /// A data key whose plaintext its front end never sends.
+    GenerateDataKeyWithoutPlaintext = GENERATE_DATA_KEY_WITHOUT_PLAINTEXT -> Sealed {
+        key_id: String = "KeyId",
+        key_spec: String = "KeySpec",
+        number_of_bytes: i32 = "NumberOfBytes",
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let GenerateDataKeyWithoutPlaintext { key_id, key_spec, number_of_bytes, encryption_context } = op;
+        let data_key = app.engine.generate_data_key(&cx, &key_id, &key_spec, number_of_bytes, encryption_context)?;
+        data_key.map(|data_key| data_key.sealed)
+    }
+}
+
+operation! {
+    GenerateRandom = GENERATE_RANDOM -> Zeroizing<Vec<u8>> {
+        length: i32 = "Length",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.generate_random(op.length)? }
+}
+
+operation! {
+    AsymmetricSign = ASYMMETRIC_SIGN -> UnderKey<Vec<u8>> {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+        algorithm: String = "Algorithm",
+        message_type: String = "MessageType",
+        digest: Vec<u8>,
+        message: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let request = SignRequest {
+            key_id: &op.key_id,
+            key_version_id: &op.key_version_id,
+            algorithm: &op.algorithm,
+            digest: &op.digest,
+            message: &op.message,
+            message_type: &op.message_type,
+        };
+        app.engine.asymmetric_sign(&cx, request)?
+    }
+}
+
+operation! {
+    AsymmetricVerify = ASYMMETRIC_VERIFY -> UnderKey<bool> {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+        algorithm: String = "Algorithm",
+        message_type: String = "MessageType",
+        digest: Vec<u8>,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let request = SignRequest {
+            key_id: &op.key_id,
+            key_version_id: &op.key_version_id,
+            algorithm: &op.algorithm,
+            digest: &op.digest,
+            message: &op.message,
+            message_type: &op.message_type,
+        };
+        app.engine.asymmetric_verify(&cx, request, &op.signature)?
+    }
+}
+
+operation! {
+    AsymmetricEncrypt = ASYMMETRIC_ENCRYPT -> UnderKey<Vec<u8>> {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+        algorithm: String = "Algorithm",
+        plaintext: Zeroizing<Vec<u8>>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let key = (op.key_id.as_str(), op.key_version_id.as_str());
+        app.engine.asymmetric_encrypt(&cx, key, &op.algorithm, &op.plaintext)?
+    }
+}
+
+operation! {
+    AsymmetricDecrypt = ASYMMETRIC_DECRYPT -> UnderKey<Zeroizing<Vec<u8>>> {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+        algorithm: String = "Algorithm",
+        ciphertext_blob: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let key = (op.key_id.as_str(), op.key_version_id.as_str());
+        app.engine.asymmetric_decrypt(&cx, key, &op.algorithm, &op.ciphertext_blob)?
+    }
+}
+
+operation! {
+    /// The public key as PEM.
+    GetPublicKey = GET_PUBLIC_KEY -> UnderKey<String> {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.get_public_key(&cx, &op.key_id, &op.key_version_id)? }
+}
+
+operation! {
+    /// A manual rotation; an RSA key's runs on the blocking pool (the catalogue says so).
+    CreateKeyVersion = CREATE_KEY_VERSION -> VersionInfo {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let at = cx.received_at;
+        app.engine.rotate_key(&cx, &op.key_id, at).await?
+    }
+}
+
+operation! {
+    DescribeKeyVersion = DESCRIBE_KEY_VERSION -> VersionInfo {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.describe_key_version(&cx, &op.key_id, &op.key_version_id)? }
+}
+
+operation! {
+    ListKeyVersions = LIST_KEY_VERSIONS -> Paged<VersionInfo> {
+        key_id: String = "KeyId",
+        page_number: i32 = "PageNumber",
+        page_size: i32 = "PageSize",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let page = Page::from_request(op.page_number, op.page_size)?;
+        app.engine.list_key_versions(&cx, &op.key_id, page)?
+    }
+}
+
+operation! {
+    UpdateRotationPolicy = UPDATE_ROTATION_POLICY -> Arc<Key> {
+        key_id: String = "KeyId",
+        enable_automatic_rotation: bool = "EnableAutomaticRotation",
+        rotation_interval: String = "RotationInterval",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.update_rotation_policy(&cx, &op.key_id, op.enable_automatic_rotation, &op.rotation_interval).await?
+    }
+}
+
+operation! {
+    /// Generates the RSA wrapping key: runs on the blocking pool (the catalogue says so).
+    GetParametersForImport = GET_PARAMETERS_FOR_IMPORT -> ImportParameters {
+        key_id: String = "KeyId",
+        wrapping_algorithm: String = "WrappingAlgorithm",
+        wrapping_key_spec: String = "WrappingKeySpec",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.get_parameters_for_import(&cx, &op.key_id, &op.wrapping_algorithm, &op.wrapping_key_spec)?
+    }
+}
+
+operation! {
+    ImportKeyMaterial = IMPORT_KEY_MATERIAL -> Arc<Key> {
+        key_id: String = "KeyId",
+        key_material_expire_unix: i64 = "KeyMaterialExpireUnix",
+        encrypted_key_material: Vec<u8>,
+        import_token: String,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine
+            .import_key_material(
+                &cx,
+                &op.key_id,
+                &op.encrypted_key_material,
+                &op.import_token,
+                op.key_material_expire_unix,
+            )
+            .await?
+    }
+}
+
+operation! {
+    DeleteKeyMaterial = DELETE_KEY_MATERIAL -> Arc<Key> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.delete_key_material(&cx, &op.key_id).await? }
+}
+
+operation! {
+    /// Its key is inside its ciphertext: found only as it runs.
+    ExportDataKey = EXPORT_DATA_KEY -> Exported {
+        encryption_context: Context = "EncryptionContext",
+        wrapping_algorithm: String = "WrappingAlgorithm",
+        wrapping_key_spec: String = "WrappingKeySpec",
+        ciphertext_blob: Vec<u8>,
+        public_key_blob: Vec<u8>,
+    }
+    names(_) { Names::found_while_running() }
+    run(op, app, cx) {
+        let to = ExportTo {
+            public_key_blob: &op.public_key_blob,
+            wrapping_algorithm: &op.wrapping_algorithm,
+            wrapping_key_spec: &op.wrapping_key_spec,
+        };
+        app.engine.export_data_key(&cx, &op.ciphertext_blob, op.encryption_context, to)?
+    }
+}
+
+operation! {
+    /// A new data key, sealed under the key and wrapped for the caller; the
+    /// output is the data key and its export blob.
+    GenerateAndExportDataKey = GENERATE_AND_EXPORT_DATA_KEY -> (DataKey, Vec<u8>) {
+        key_id: String = "KeyId",
+        key_spec: String = "KeySpec",
+        number_of_bytes: i32 = "NumberOfBytes",
+        encryption_context: Context = "EncryptionContext",
+        wrapping_algorithm: String = "WrappingAlgorithm",
+        wrapping_key_spec: String = "WrappingKeySpec",
+        public_key_blob: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let to = ExportTo {
+            public_key_blob: &op.public_key_blob,
+            wrapping_algorithm: &op.wrapping_algorithm,
+            wrapping_key_spec: &op.wrapping_key_spec,
+        };
+        let key = (op.key_id.as_str(), op.key_spec.as_str(), op.number_of_bytes);
+        app.engine.generate_and_export_data_key(&cx, key, op.encryption_context, to)?
+    }
+}
+
+operation! {
+    ExportKey = EXPORT_KEY -> Exported {
+        key_id: String = "KeyId",
+        key_version_id: String = "KeyVersionId",
+        wrapping_algorithm: String = "WrappingAlgorithm",
+        wrapping_key_spec: String = "WrappingKeySpec",
+        public_key_blob: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let to = ExportTo {
+            public_key_blob: &op.public_key_blob,
+            wrapping_algorithm: &op.wrapping_algorithm,
+            wrapping_key_spec: &op.wrapping_key_spec,
+        };
+        app.engine.export_key(&cx, &op.key_id, &op.key_version_id, to)?
+    }
+}
+
+operation! {
+    GenerateMac = GENERATE_MAC -> UnderKey<Vec<u8>> {
+        key_id: String = "KeyId",
+        algorithm: String = "Algorithm",
+        message: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.generate_mac(&cx, &op.key_id, &op.algorithm, &op.message)? }
+}
+
+operation! {
+    VerifyMac = VERIFY_MAC -> UnderKey<bool> {
+        key_id: String = "KeyId",
+        algorithm: String = "Algorithm",
+        message: Vec<u8>,
+        mac: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.verify_mac(&cx, &op.key_id, &op.algorithm, &op.message, &op.mac)? }
+}

@@ -1,0 +1,79 @@
+//! Every operation kmsim offers, in the kernel's own terms: the request as
+//! Rust values (no wire type), the parameters its audit record may keep (in
+//! Alibaba's spelling, as an allow-list), the resources it names for
+//! authorization, and its work against the engine. A front end decodes its
+//! wire request into one of these and renders its output; what the operation
+//! is, is said here once, for every front end.
+//!
+//! Outputs are the engine's own values (a key's metadata, a sealed
+//! ciphertext, a page of aliases); how they look on the wire is the front
+//! end's business.
+
+pub mod access;
+pub mod audit;
+pub mod events;
+pub mod instances;
+pub mod kms;
+pub mod params;
+pub mod secrets;
+pub mod simulation;
+
+/// Declares one operation: its request struct, whose fields listed with an
+/// audit name (`= "KeyId"`) are the parameters its record keeps, in that
+/// order; the resources it names (`names(op) { … }`); and its work
+/// (`run(op, app, cx) { … }`, ending in an engine outcome or a [`Ran`]).
+///
+/// Fields are not `Debug`: a request may carry plaintext or a secret, and only
+/// the audited fields ever leave it.
+///
+/// [`Ran`]: crate::kernel::Ran
+macro_rules! operation {
+    (
+        $(#[$doc:meta])*
+        $name:ident = $spec:ident -> $output:ty {
+            $($(#[$field_doc:meta])* $field:ident: $ty:ty $(= $param:literal)?),* $(,)?
+        }
+        names($names_op:pat) $names:block
+        run($op:pat, $app:pat, $cx:pat) $run:block
+    ) => {
+        $(#[$doc])*
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: $ty),*
+        }
+
+        impl $crate::kernel::Operation for $name {
+            type Output = $output;
+
+            fn spec(&self) -> &'static $crate::kernel::OpSpec {
+                &$crate::kernel::OpSpec::$spec
+            }
+
+            #[allow(unused_mut)]
+            fn audit_params(&self) -> serde_json::Value {
+                let mut params = serde_json::Map::new();
+                $($(
+                    if let Some(value) = $crate::kernel::ops::params::Param::param(&self.$field) {
+                        params.insert($param.to_owned(), value);
+                    }
+                )?)*
+                serde_json::Value::Object(params)
+            }
+
+            fn names(&self) -> $crate::kernel::Names {
+                let $names_op = self;
+                $names
+            }
+
+            async fn run(
+                self,
+                $app: std::sync::Arc<$crate::kernel::App>,
+                $cx: std::sync::Arc<$crate::context::CallContext>,
+            ) -> $crate::engine::KmsResult<$crate::kernel::Ran<$output>> {
+                let $op = self;
+                Ok($crate::kernel::IntoRan::into_ran($run))
+            }
+        }
+    };
+}
+
+pub(crate) use operation;
