@@ -170,6 +170,8 @@ pub struct TrailFacts {
     pub secret_arn: String,
     /// Calls made on the caller's behalf, each audited as its own record.
     pub nested: Vec<NestedCall>,
+    /// Due work the call did itself (SyncKey's sync), each a service event of its own.
+    pub tasks: Vec<crate::engine::TaskDone>,
     /// The fault that broke the work the call stands for (a secret rotation's
     /// network call), when the operation drew it rather than admission.
     pub injected_fault: Option<String>,
@@ -229,6 +231,11 @@ impl Trail {
     pub fn nested(&self, kind: NestedKind, cx: CallContext, request_parameters: Value, error: Option<KmsError>) {
         let facts = cx.trail.snapshot();
         self.update(|f| f.nested.push(NestedCall { kind, facts, request_parameters, error }));
+    }
+
+    /// Records a task the call did itself, audited beside it as the scheduler would have.
+    pub fn task_done(&self, task: crate::engine::TaskDone) {
+        self.update(|f| f.tasks.push(task));
     }
 
     pub fn injected_fault(&self, fault_id: String) {

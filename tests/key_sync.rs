@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use kmsim::clock::SimTime;
 use kmsim::proto as pb;
+use prost::Message;
 use serde_json::Value;
 use tonic::Code;
 
@@ -197,6 +198,32 @@ async fn a_replicated_key_works_in_the_shadow_region() {
         ("Success", &*s.key_id, PRIMARY)
     );
     assert!(record.response_elements.contains(&replica.last_sync_task_id), "{record:#?}");
+}
+
+/// ReplicateKey and SyncKey do their syncs within the call: the answer the
+/// client gets, replicas and all, is the one its record sized, and each sync's
+/// service event is committed with the call that did it, right after it.
+#[tokio::test]
+async fn a_sync_asked_for_is_done_and_recorded_within_its_call() {
+    let mut s = Setup::new(None).await;
+    let added = s.replicate("").await;
+    let request = pb::SyncKeyRequest { key_id: s.key_id.clone() };
+    let synced = s.instances.sync_key(in_region(PRIMARY, request)).await.expect("sync key").into_inner();
+
+    let records = all_audit_events(&s.server).await;
+    let answers =
+        [("ReplicateKey", added.encoded_len(), &added.replicas), ("SyncKey", synced.encoded_len(), &synced.replicas)];
+    for (event_name, sent_bytes, replicas) in answers {
+        let at = records.iter().position(|r| r.event_name == event_name).expect(event_name);
+        assert_eq!(records[at].response_bytes, sent_bytes as u64, "{event_name}: the size the client received");
+        let [replica] = replicas.as_slice() else { panic!("{event_name}: one replica, {replicas:#?}") };
+        assert_eq!(replica.last_sync_status, "SyncSuccess", "{event_name}: the answer shows the sync it did");
+        // Listed newest first: the record committed right after the call's comes just before it.
+        let sync = &records[at.checked_sub(1).expect("a record after the call's")];
+        assert_eq!(sync.event_name, "KeySync", "{event_name}: its sync is recorded right after it: {sync:#?}");
+        assert!(sync.response_elements.contains(&replica.last_sync_task_id), "{sync:#?}");
+    }
+    assert_eq!(s.sync_records().await.len(), 2, "one sync for each call, none after");
 }
 
 /// A rotation of the primary reaches the replica on SyncKey, and on the next periodic sync; an idle tick leaves no trace.

@@ -47,6 +47,7 @@ pub use self::paging::{Page, Paged};
 pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
 pub use self::seed::{SeedItem, SeedReport};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
+pub use self::sync::{TaskDone, TaskFault};
 pub use self::versions::VersionInfo;
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;

@@ -200,7 +200,8 @@ impl App {
         verdict: Verdict,
     ) -> Result<(), KmsError> {
         let Done { mut changes, gates, mut error, mut after_commit } = done;
-        // A refused call did nothing: the calls it made on the caller's behalf are not recorded either.
+        // A refused call did nothing: the calls it made on the caller's behalf, and the
+        // due work it did itself, are not recorded either.
         let nested = match verdict.error {
             Some(refusal) => {
                 changes.clear();
@@ -208,7 +209,13 @@ impl App {
                 error = Some(refusal);
                 Vec::new()
             }
-            None => AuditRecord::nested_calls(spec, &cx),
+            None => {
+                let mut nested = AuditRecord::nested_calls(spec, &cx);
+                for task in cx.trail.snapshot().tasks {
+                    nested.extend(super::scheduler::task_records(&task.item, &task.cx, task.error.as_ref()));
+                }
+                nested
+            }
         };
         changes.extend(verdict.events.into_iter().map(Change::Emit));
         let mut record = AuditRecord::for_call(spec, &cx, request_parameters, sizes, error.as_ref());

@@ -52,6 +52,22 @@ fn op_of(task: &DueTask) -> &'static OpSpec {
     }
 }
 
+impl App {
+    /// The failure injected on `item`'s work, if any: the fault's id and its error.
+    pub fn task_fault(&self, item: &DueItem) -> Option<(String, KmsError)> {
+        self.admission.task_fault(op_of(&item.task).fault_name, item.task.resource_id(), item.at)
+    }
+}
+
+/// The records of one piece of due work done with `cx`: its own, and those of
+/// the calls it made on the account's behalf.
+pub(super) fn task_records(item: &DueItem, cx: &CallContext, error: Option<&KmsError>) -> Vec<AuditRecord> {
+    let op = op_of(&item.task);
+    let mut records = vec![AuditRecord::for_call(op, cx, item.task.audit_params(), PayloadSizes::default(), error)];
+    records.extend(AuditRecord::nested_calls(op, cx));
+    records
+}
+
 impl Scheduler {
     pub fn new(retention_days: Option<u32>) -> Scheduler {
         Scheduler { turn: Mutex::new(()), retention_days, pruned_to: std::sync::Mutex::new(None) }
@@ -140,7 +156,7 @@ async fn perform(app: &Arc<App>, item: &DueItem) -> bool {
         async move {
             // The fault is drawn only if the task really runs.
             let fault = || {
-                let (fault_id, error) = app.admission.task_fault(op.fault_name, item.task.resource_id(), item.at)?;
+                let (fault_id, error) = app.task_fault(&item)?;
                 cx.trail.injected_fault(fault_id);
                 Some(error)
             };
@@ -154,9 +170,7 @@ async fn perform(app: &Arc<App>, item: &DueItem) -> bool {
         Ok(outcome) => (outcome.changes, outcome.gates, outcome.failed),
         Err(error) => (Vec::new(), Vec::new(), Some(error)),
     };
-    let params = item.task.audit_params();
-    let mut records = vec![AuditRecord::for_call(op, &cx, params, PayloadSizes::default(), error.as_ref())];
-    records.extend(AuditRecord::nested_calls(op, &cx));
+    let records = task_records(item, &cx, error.as_ref());
     let settled = app.settle(changes, records).await;
     drop(gates);
     match settled {

@@ -6,7 +6,7 @@ use super::{Grpc, Rpc};
 use crate::engine::key::ReplicaTarget;
 use crate::engine::{CreateInstanceInput, Instance, Outcome};
 use crate::kernel::OpSpec;
-use crate::kernel::{AfterCommit, Operation, Ran};
+use crate::kernel::Operation;
 use crate::proto as pb;
 use crate::proto::instance_service_server::InstanceService;
 
@@ -43,17 +43,11 @@ impl InstanceService for InstancesApi {
     }
 
     async fn replicate_key(&self, request: Request<pb::ReplicateKeyRequest>) -> Reply<pb::ReplicateKeyResponse> {
-        let mut response = self.grpc.unary(request, replicate_key).await?;
-        let body = response.get_mut();
-        body.replicas = self.replicas(&body.region, &body.key_id);
-        Ok(response)
+        self.grpc.unary(request, replicate_key).await
     }
 
     async fn sync_key(&self, request: Request<pb::SyncKeyRequest>) -> Reply<pb::SyncKeyResponse> {
-        let mut response = self.grpc.unary(request, sync_key).await?;
-        let body = response.get_mut();
-        body.replicas = self.replicas(&body.region, &body.key_id);
-        Ok(response)
+        self.grpc.unary(request, sync_key).await
     }
 
     async fn list_key_replicas(
@@ -64,25 +58,18 @@ impl InstanceService for InstancesApi {
     }
 }
 
-impl InstancesApi {
-    /// How the key's syncs stand: after ReplicateKey or SyncKey, how the syncs
-    /// they made due (which the kernel ran before answering) ended.
-    fn replicas(&self, region: &str, key_id: &str) -> Vec<pb::KeyReplica> {
-        self.grpc.app().engine.replicas_of(region, key_id).iter().map(replica).collect()
-    }
-}
-
 /// replicate_key as a kernel operation. The first sync is due at once, and
 /// runs before the answer.
 pub fn replicate_key(req: pb::ReplicateKeyRequest) -> impl Operation<Output = pb::ReplicateKeyResponse> {
     Rpc::new(&OpSpec::REPLICATE_KEY, req, |app, cx, req| async move {
-        let outcome = app.engine.replicate_key(&cx, &req.key_id, &req.shadow_instance_id, &req.sync_interval).await?;
-        let ran = Ran::from(outcome.map(|key| pb::ReplicateKeyResponse {
+        let fault = |item: &crate::engine::DueItem| app.task_fault(item);
+        let names = (req.key_id.as_str(), req.shadow_instance_id.as_str(), req.sync_interval.as_str());
+        let outcome = app.engine.replicate_key(&cx, names, &fault).await?;
+        Ok(outcome.map(|key| pb::ReplicateKeyResponse {
             key_id: key.meta.key_id.clone(),
             region: key.meta.region.clone(),
-            replicas: Vec::new(),
-        }));
-        Ok(ran.then(AfterCommit::RunDueWork))
+            replicas: key.meta.replicas.iter().map(replica).collect(),
+        }))
     })
 }
 
@@ -90,13 +77,13 @@ pub fn replicate_key(req: pb::ReplicateKeyRequest) -> impl Operation<Output = pb
 /// service events, before the answer.
 pub fn sync_key(req: pb::SyncKeyRequest) -> impl Operation<Output = pb::SyncKeyResponse> {
     Rpc::new(&OpSpec::SYNC_KEY, req, |app, cx, req| async move {
-        let outcome = app.engine.request_sync(&cx, &req.key_id).await?;
-        let ran = Ran::from(outcome.map(|key| pb::SyncKeyResponse {
+        let fault = |item: &crate::engine::DueItem| app.task_fault(item);
+        let outcome = app.engine.request_sync(&cx, &req.key_id, &fault).await?;
+        Ok(outcome.map(|key| pb::SyncKeyResponse {
             key_id: key.meta.key_id.clone(),
             region: key.meta.region.clone(),
-            replicas: Vec::new(),
-        }));
-        Ok(ran.then(AfterCommit::RunDueWork))
+            replicas: key.meta.replicas.iter().map(replica).collect(),
+        }))
     })
 }
 
