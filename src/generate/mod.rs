@@ -39,6 +39,7 @@ use crate::engine::Engine;
 use crate::engine::KmsError;
 use crate::frontends::grpc::{access, instances, kms, secrets};
 use crate::kernel::ops::kms as kms_ops;
+use crate::kernel::ops::{access as access_ops, secrets as secrets_ops};
 use crate::kernel::{App, Batching, CallMeta, Presented};
 use crate::proto as pb;
 use crate::server::ServerConfig;
@@ -559,7 +560,10 @@ impl Simulation {
             };
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 80.0);
-            ok(self.send(request, secrets::create_secret).await, &format!("CreateSecret {name}"))?;
+            ok(
+                self.send_via(request, secrets_ops::CreateSecret::from, secrets::encode::create_secret).await,
+                &format!("CreateSecret {name}"),
+            )?;
         }
         for i in 0..self.apps.len() {
             for _ in 0..self.doc.applications[i].access_keys {
@@ -583,7 +587,10 @@ impl Simulation {
     async fn create_access_key(&mut self, user: &str) -> Result<String, String> {
         let operator = self.operator.clone();
         let request = self.request(&operator, pb::CreateAccessKeyRequest { user_name: user.to_owned() }, 50.0);
-        let created = ok(self.send(request, access::create_access_key).await, "CreateAccessKey")?;
+        let created = ok(
+            self.send_via(request, access_ops::CreateAccessKey::from, access::encode::create_access_key).await,
+            "CreateAccessKey",
+        )?;
         Ok(created.access_key.map(|k| k.access_key_id).unwrap_or_default())
     }
 
@@ -877,7 +884,9 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 8.0);
-                self.send(request, secrets::get_secret_value).await.map(|_| ())
+                self.send_via(request, secrets_ops::GetSecretValue::from, secrets::encode::get_secret_value)
+                    .await
+                    .map(|_| ())
             }
             Operation::DescribeKey => {
                 let request = self.request(caller, pb::DescribeKeyRequest { key_id }, 2.0);
@@ -951,7 +960,10 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(&operator, message, 60.0);
-                ok(self.send(request, secrets::put_secret_value).await, &what)?;
+                ok(
+                    self.send_via(request, secrets_ops::PutSecretValue::from, secrets::encode::put_secret_value).await,
+                    &what,
+                )?;
                 None
             }
             Action::DisableAccessKey => {
@@ -963,7 +975,10 @@ impl Simulation {
                     .ok_or_else(|| format!("{what}: no such access key"))?;
                 let message = pb::UpdateAccessKeyRequest { access_key_id: id, status: "Inactive".into() };
                 let request = self.request(&operator, message, 50.0);
-                ok(self.send(request, access::update_access_key).await, &what)?;
+                ok(
+                    self.send_via(request, access_ops::UpdateAccessKey::from, access::encode::update_access_key).await,
+                    &what,
+                )?;
                 self.apps[app].access_keys[access_key as usize].1 = false;
                 None
             }

@@ -1,1 +1,265 @@
-//! placeholder
+//! Access: RAM users and their AccessKeys, identity policies and what they
+//! are attached to, application access points and their ClientKeys, and who
+//! a caller is. Every one is about no particular key or secret, so each is
+//! authorized on its product as a whole. The AccessKey and ClientKey secrets
+//! are in outputs only, never in a request, so never in a record.
+
+use std::sync::Arc;
+
+use super::operation;
+use crate::clock::SimTime;
+use crate::context::{AuthMethod, CallContext, Principal};
+use crate::engine::Outcome;
+use crate::engine::access::{Aap, AccessKey, ClientKey, PolicyView, User};
+use crate::kernel::Names;
+
+/// Who a call was made as, in GetCallerIdentity's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub identity_type: &'static str,
+    pub principal_id: String,
+    pub account_id: String,
+    pub access_key_id: String,
+    pub user_name: String,
+    pub arn: String,
+    pub authenticated_by: AuthMethod,
+}
+
+operation! {
+    /// A new AccessKey, its secret included: the one time the secret is told.
+    CreateAccessKey = CREATE_ACCESS_KEY -> Arc<AccessKey> {
+        user_name: String = "UserName",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) { app.engine.create_access_key(&cx, &op.user_name).await? }
+}
+
+operation! {
+    ListAccessKeys = LIST_ACCESS_KEYS -> Vec<Arc<AccessKey>> {
+        user_name: String = "UserName",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.list_access_keys(&op.user_name)) }
+}
+
+operation! {
+    UpdateAccessKey = UPDATE_ACCESS_KEY -> Arc<AccessKey> {
+        access_key_id: String = "UserAccessKeyId",
+        status: String = "Status",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.update_access_key(&op.access_key_id, &op.status).await? }
+}
+
+operation! {
+    DeleteAccessKey = DELETE_ACCESS_KEY -> () {
+        access_key_id: String = "UserAccessKeyId",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_access_key(&op.access_key_id).await? }
+}
+
+operation! {
+    /// Each user with its ARN.
+    ListUsers = LIST_USERS -> Vec<(Arc<User>, String)> {}
+    names(_) { Names::none() }
+    run(_, app, _) {
+        let account = app.engine.account_id();
+        let users = app.engine.list_users().into_iter().map(|user| {
+            let arn = user_arn(account, &user.user_name);
+            (user, arn)
+        });
+        Outcome::read(users.collect())
+    }
+}
+
+operation! {
+    CreatePolicy = CREATE_POLICY -> PolicyView {
+        policy_name: String = "PolicyName",
+        policy_document: String = "PolicyDocument",
+        description: String = "Description",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        app.engine.create_policy(&cx, &op.policy_name, &op.policy_document, &op.description).await?
+    }
+}
+
+operation! {
+    GetPolicy = GET_POLICY -> PolicyView {
+        policy_name: String = "PolicyName",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.get_policy(&op.policy_name)?) }
+}
+
+operation! {
+    ListPolicies = LIST_POLICIES -> Vec<PolicyView> {}
+    names(_) { Names::none() }
+    run(_, app, _) { Outcome::read(app.engine.list_policies()) }
+}
+
+operation! {
+    UpdatePolicy = UPDATE_POLICY -> PolicyView {
+        policy_name: String = "PolicyName",
+        policy_document: String = "PolicyDocument",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) { app.engine.update_policy(&cx, &op.policy_name, &op.policy_document).await? }
+}
+
+operation! {
+    DeletePolicy = DELETE_POLICY -> () {
+        policy_name: String = "PolicyName",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_policy(&op.policy_name).await? }
+}
+
+operation! {
+    AttachPolicy = ATTACH_POLICY -> () {
+        policy_name: String = "PolicyName",
+        principal_type: String = "PrincipalType",
+        principal_name: String = "PrincipalName",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let principal = (op.principal_type.as_str(), op.principal_name.as_str());
+        app.engine.attach_policy(&cx, &op.policy_name, principal, true).await?
+    }
+}
+
+operation! {
+    DetachPolicy = DETACH_POLICY -> () {
+        policy_name: String = "PolicyName",
+        principal_type: String = "PrincipalType",
+        principal_name: String = "PrincipalName",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let principal = (op.principal_type.as_str(), op.principal_name.as_str());
+        app.engine.attach_policy(&cx, &op.policy_name, principal, false).await?
+    }
+}
+
+operation! {
+    CreateApplicationAccessPoint = CREATE_AAP -> Arc<Aap> {
+        name: String = "Name",
+        description: String = "Description",
+        kms_instance_id: String = "KmsInstanceId",
+        policy_names: Vec<String> = "Policies",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        app.engine.create_aap(&cx, &op.name, &op.description, &op.kms_instance_id, &op.policy_names).await?
+    }
+}
+
+operation! {
+    GetApplicationAccessPoint = GET_AAP -> Arc<Aap> {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.get_aap(&op.name)?) }
+}
+
+operation! {
+    ListApplicationAccessPoints = LIST_AAPS -> Vec<Arc<Aap>> {}
+    names(_) { Names::none() }
+    run(_, app, _) { Outcome::read(app.engine.list_aaps()) }
+}
+
+operation! {
+    DeleteApplicationAccessPoint = DELETE_AAP -> () {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_aap(&op.name).await? }
+}
+
+operation! {
+    /// A new ClientKey, its secret included (the one time it is told), and
+    /// its status when the call arrived.
+    CreateClientKey = CREATE_CLIENT_KEY -> (Arc<ClientKey>, &'static str) {
+        aap_name: String = "AapName",
+        /// RFC 3339, or empty for when the call arrives.
+        not_before: String = "NotBefore",
+        /// RFC 3339, or empty for the default validity after `not_before`.
+        not_after: String = "NotAfter",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let outcome = app.engine.create_client_key(&cx, &op.aap_name, &op.not_before, &op.not_after).await?;
+        outcome.map(|key| with_status(key, cx.received_at))
+    }
+}
+
+operation! {
+    /// The ClientKey and its status when the call arrived.
+    GetClientKey = GET_CLIENT_KEY -> (Arc<ClientKey>, &'static str) {
+        client_key_id: String = "ClientKeyId",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let key = app.engine.get_client_key(&op.client_key_id)?;
+        Outcome::read(with_status(key, cx.received_at))
+    }
+}
+
+operation! {
+    /// ClientKeys (of one AAP, or all of them) with their status when the call arrived.
+    ListClientKeys = LIST_CLIENT_KEYS -> Vec<(Arc<ClientKey>, &'static str)> {
+        aap_name: String = "AapName",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let keys = app.engine.list_client_keys(&op.aap_name);
+        Outcome::read(keys.into_iter().map(|key| with_status(key, cx.received_at)).collect())
+    }
+}
+
+operation! {
+    DeleteClientKey = DELETE_CLIENT_KEY -> () {
+        client_key_id: String = "ClientKeyId",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_client_key(&op.client_key_id).await? }
+}
+
+operation! {
+    GetCallerIdentity = GET_CALLER_IDENTITY -> CallerIdentity {}
+    names(_) { Names::none() }
+    run(_, _, cx) { Outcome::read(caller_identity(&cx)) }
+}
+
+fn user_arn(account: &str, user_name: &str) -> String {
+    format!("acs:ram::{account}:user/{user_name}")
+}
+
+fn with_status(key: Arc<ClientKey>, now: SimTime) -> (Arc<ClientKey>, &'static str) {
+    let status = key.status(now);
+    (key, status)
+}
+
+fn caller_identity(cx: &CallContext) -> CallerIdentity {
+    let account = &cx.account_id;
+    let root = || format!("acs:ram::{account}:root");
+    let (identity_type, principal_id, user_name, arn) = match &cx.principal {
+        Principal::Account => ("anonymous", account.clone(), "root".to_owned(), root()),
+        Principal::Anonymous => ("anonymous", String::new(), String::new(), String::new()),
+        Principal::Admin => ("root-account", account.clone(), "root".to_owned(), root()),
+        // Not verified, so not known to be any one user.
+        Principal::Unverified => ("ram-user", cx.access_key_id.clone(), String::new(), user_arn(account, "*")),
+        Principal::User { name, user_id } => ("ram-user", user_id.clone(), name.clone(), user_arn(account, name)),
+        Principal::Aap { name, arn } => ("assumed-role", format!("aap/{name}"), name.clone(), arn.clone()),
+    };
+    CallerIdentity {
+        identity_type,
+        principal_id,
+        account_id: account.clone(),
+        access_key_id: cx.access_key_id.clone(),
+        user_name,
+        arn,
+        authenticated_by: cx.authenticated_by,
+    }
+}
