@@ -161,6 +161,53 @@ async fn a_fault_whose_record_cannot_be_committed_is_never_in_force() {
     assert!(app.admission.faults(now).is_empty(), "an unrecorded fault is in force");
 }
 
+/// An operation is the kernel's own: built from plain values, with no wire
+/// type, it runs, is audited with exactly its allow-listed parameters and the
+/// size its front end rendered, and answers in the engine's terms. A second
+/// front end needs nothing more than this.
+#[tokio::test]
+async fn an_operation_needs_no_wire_type() {
+    use kmsim::audit::AuditFilter;
+    use kmsim::kernel::CallMeta;
+    use kmsim::kernel::meta::new_request_id;
+    use kmsim::kernel::ops::kms::{CreateKey, Encrypt};
+
+    let (app, _store) = in_process_app();
+    let meta = || {
+        let mut meta = CallMeta::new("another-front-end", "cn-hangzhou", new_request_id());
+        meta.user_agent = "a-second-sdk/1.0".into();
+        meta
+    };
+    let create = CreateKey {
+        key_spec: "Aliyun_AES_256".into(),
+        key_usage: "ENCRYPT/DECRYPT".into(),
+        origin: String::new(),
+        description: "made without a wire".into(),
+        protection_level: String::new(),
+        enable_automatic_rotation: false,
+        rotation_interval: String::new(),
+        exportable: false,
+        dkms_instance_id: String::new(),
+    };
+    let key = app.execute(meta(), create, |key| (key, 0)).await.result.expect("the key is created");
+    let key_id = key.meta.key_id.clone();
+
+    let context = [("tenant", "b"), ("app", "a")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+    let plaintext = zeroize::Zeroizing::new(b"card number 4111".to_vec());
+    let encrypt = Encrypt { key_id: key_id.clone(), plaintext, encryption_context: context };
+    let sealed = app.execute(meta(), encrypt, |sealed| (sealed, 42)).await.result.expect("encrypted");
+    assert_eq!(sealed.key_id, key_id);
+
+    let filter = AuditFilter { event_name: "Encrypt".into(), ..AuditFilter::default() };
+    let page = app.list_audit(filter, 10, None).await.expect("the trail reads");
+    let [record] = page.records.as_slice() else { panic!("one Encrypt record: {:#?}", page.records) };
+    let expected = serde_json::json!({"KeyId": key_id, "EncryptionContext": {"app": "a", "tenant": "b"}});
+    assert_eq!(record.request_parameters, expected, "the operation's allow-list, in its order, maps sorted");
+    assert_eq!((record.user_agent.as_str(), record.response_bytes), ("a-second-sdk/1.0", 42));
+    let text = serde_json::to_string(record).expect("a record serializes");
+    assert!(!text.contains("card number"), "plaintext reached the record: {text}");
+}
+
 // ---------------------------------------------------------------------------
 // Layering
 // ---------------------------------------------------------------------------
