@@ -38,6 +38,7 @@ use crate::clock::{SimClock, SimTime};
 use crate::engine::Engine;
 use crate::engine::KmsError;
 use crate::frontends::grpc::{access, instances, kms, secrets};
+use crate::kernel::ops::instances as instances_ops;
 use crate::kernel::ops::kms as kms_ops;
 use crate::kernel::{App, Batching, CallMeta, Presented};
 use crate::proto as pb;
@@ -504,8 +505,12 @@ impl Simulation {
                 },
                 180.0,
             );
-            let instance =
-                ok(self.send(request, instances::create_kms_instance).await, "CreateKmsInstance")?.kms_instance;
+            let instance = ok(
+                self.send_via(request, instances_ops::CreateKmsInstance::from, instances::encode::create_kms_instance)
+                    .await,
+                "CreateKmsInstance",
+            )?
+            .kms_instance;
             self.instance_ids.insert(name, instance.map(|i| i.kms_instance_id).unwrap_or_default());
         }
         for i in 0..self.doc.keys.len() {

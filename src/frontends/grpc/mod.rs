@@ -107,17 +107,6 @@ impl Grpc {
         reply(self.app.execute(meta, decode(message), |output| (encode(output), 0)).await)
     }
 
-    /// Opens the server stream `request` asks for: its record says the stream
-    /// was opened (or refused), not what it carried.
-    pub async fn stream<Req, Op>(&self, request: Request<Req>, operation: impl FnOnce(Req) -> Op) -> Reply<Op::Output>
-    where
-        Req: Message,
-        Op: Operation,
-    {
-        let (meta, message) = self.meta(request);
-        reply(self.app.execute(meta, operation(message), |stream| (stream, 0)).await)
-    }
-
     /// The call's metadata in the kernel's terms, and its message.
     fn meta<Req: Message>(&self, request: Request<Req>) -> (CallMeta, Req) {
         let metadata = request.metadata();
@@ -206,6 +195,45 @@ where
 
     async fn run(self, app: Arc<App>, cx: Arc<CallContext>) -> KmsResult<Ran<O::Value>> {
         Ok((self.body)(app, cx, self.request).await?.into_ran())
+    }
+}
+
+/// A kernel operation answering with its kmsim.v1 response rather than the
+/// kernel's value: for driving the kernel in process as a client of this
+/// front end would, without the transport.
+pub struct Encoded<Op, F> {
+    operation: Op,
+    encode: F,
+}
+
+impl<Op, F> Encoded<Op, F> {
+    pub fn new(operation: Op, encode: F) -> Encoded<Op, F> {
+        Encoded { operation, encode }
+    }
+}
+
+impl<Op, F, Resp> Operation for Encoded<Op, F>
+where
+    Op: Operation,
+    F: FnOnce(Op::Output) -> Resp + Send + 'static,
+    Resp: Send + 'static,
+{
+    type Output = Resp;
+
+    fn spec(&self) -> &'static OpSpec {
+        self.operation.spec()
+    }
+
+    fn audit_params(&self) -> Value {
+        self.operation.audit_params()
+    }
+
+    fn names(&self) -> Names {
+        self.operation.names()
+    }
+
+    async fn run(self, app: Arc<App>, cx: Arc<CallContext>) -> KmsResult<Ran<Resp>> {
+        Ok(self.operation.run(app, cx).await?.map(self.encode))
     }
 }
 
