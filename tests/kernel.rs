@@ -141,20 +141,25 @@ fn in_process_app() -> (std::sync::Arc<kmsim::kernel::App>, kmsim::store::Store)
 
 #[tokio::test]
 async fn a_fault_whose_record_cannot_be_committed_is_never_in_force() {
-    use kmsim::frontends::grpc::{simulation, sized};
     use kmsim::kernel::CallMeta;
     use kmsim::kernel::meta::new_request_id;
+    use kmsim::kernel::ops::simulation::InjectFault;
 
     let (app, store) = in_process_app();
     // The store takes no more commits, as when its disk fails.
     store.close();
-    let inject = pb::InjectFaultRequest {
+    let inject = InjectFault {
         method: "Encrypt".into(),
+        key_id: String::new(),
         error_code: "Rejected.Throttling".into(),
-        ..Default::default()
+        delay_ms: 0,
+        probability: 0.0,
+        count: 0,
+        expire_time: String::new(),
+        ttl: String::new(),
     };
     let meta = CallMeta::new("test", "cn-hangzhou", new_request_id());
-    let answer = app.execute(meta, simulation::inject_fault(inject), sized).await;
+    let answer = app.execute(meta, inject, |fault| (fault, 0)).await;
     let error = answer.result.expect_err("a call whose record cannot be stored fails closed");
     assert_eq!(error.code.as_str(), "InternalFailure");
     let now = app.engine.clock().now();

@@ -38,6 +38,7 @@ use crate::clock::{SimClock, SimTime};
 use crate::engine::Engine;
 use crate::engine::KmsError;
 use crate::frontends::grpc::{access, instances, kms, secrets};
+use crate::kernel::ops::instances as instances_ops;
 use crate::kernel::ops::kms as kms_ops;
 use crate::kernel::ops::{access as access_ops, secrets as secrets_ops};
 use crate::kernel::{App, Batching, CallMeta, Presented};
@@ -453,7 +454,7 @@ impl Simulation {
 
     /// Makes `call` through the kernel as the gRPC front end would: `decode`
     /// makes it the kernel's operation, `encode` its kmsim.v1 response.
-    async fn send_via<T, Op, R>(
+    async fn send<T, Op, R>(
         &self,
         call: Call<T>,
         decode: impl FnOnce(T) -> Op,
@@ -467,18 +468,6 @@ impl Simulation {
         let Call { mut meta, message } = call;
         meta.request_bytes = message.encoded_len() as u64;
         self.app.execute(meta, decode(message), |output| crate::frontends::grpc::sized(encode(output))).await.result
-    }
-
-    /// Makes `call` through the kernel, as the kmsim.v1 operation `operation`.
-    async fn send<T, Op>(&self, call: Call<T>, operation: impl FnOnce(T) -> Op) -> Answer<Op::Output>
-    where
-        T: Message,
-        Op: crate::kernel::Operation,
-        Op::Output: Message,
-    {
-        let Call { mut meta, message } = call;
-        meta.request_bytes = message.encoded_len() as u64;
-        self.app.execute(meta, operation(message), crate::frontends::grpc::sized).await.result
     }
 
     /// Creates the tenant at the start, as its operator would at the console.
@@ -505,8 +494,12 @@ impl Simulation {
                 },
                 180.0,
             );
-            let instance =
-                ok(self.send(request, instances::create_kms_instance).await, "CreateKmsInstance")?.kms_instance;
+            let instance = ok(
+                self.send(request, instances_ops::CreateKmsInstance::from, instances::encode::create_kms_instance)
+                    .await,
+                "CreateKmsInstance",
+            )?
+            .kms_instance;
             self.instance_ids.insert(name, instance.map(|i| i.kms_instance_id).unwrap_or_default());
         }
         for i in 0..self.doc.keys.len() {
@@ -532,7 +525,7 @@ impl Simulation {
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 60.0);
             let metadata = ok(
-                self.send_via(request, kms_ops::CreateKey::from, kms::encode::create_key).await,
+                self.send(request, kms_ops::CreateKey::from, kms::encode::create_key).await,
                 &format!("CreateKey {name}"),
             )?
             .key_metadata;
@@ -543,7 +536,7 @@ impl Simulation {
                 pb::CreateAliasRequest { alias_name: format!("alias/{name}"), key_id: id.clone() },
                 40.0,
             );
-            ok(self.send_via(request, kms_ops::CreateAlias::from, kms::encode::create_alias).await, "CreateAlias")?;
+            ok(self.send(request, kms_ops::CreateAlias::from, kms::encode::create_alias).await, "CreateAlias")?;
             self.keys
                 .insert(name, KeyState { id, spec, usable: true, blobs: VecDeque::new(), signatures: VecDeque::new() });
         }
@@ -561,7 +554,7 @@ impl Simulation {
             let operator = self.operator.clone();
             let request = self.request(&operator, message, 80.0);
             ok(
-                self.send_via(request, secrets_ops::CreateSecret::from, secrets::encode::create_secret).await,
+                self.send(request, secrets_ops::CreateSecret::from, secrets::encode::create_secret).await,
                 &format!("CreateSecret {name}"),
             )?;
         }
@@ -588,7 +581,7 @@ impl Simulation {
         let operator = self.operator.clone();
         let request = self.request(&operator, pb::CreateAccessKeyRequest { user_name: user.to_owned() }, 50.0);
         let created = ok(
-            self.send_via(request, access_ops::CreateAccessKey::from, access::encode::create_access_key).await,
+            self.send(request, access_ops::CreateAccessKey::from, access::encode::create_access_key).await,
             "CreateAccessKey",
         )?;
         Ok(created.access_key.map(|k| k.access_key_id).unwrap_or_default())
@@ -815,14 +808,14 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 3.0);
-                self.send_via(request, kms_ops::Encrypt::from, kms::encode::encrypt)
+                self.send(request, kms_ops::Encrypt::from, kms::encode::encrypt)
                     .await
                     .map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
             Operation::GenerateDataKey => {
                 let message = pb::GenerateDataKeyRequest { key_id: format!("alias/{key}"), ..Default::default() };
                 let request = self.request(caller, message, 3.5);
-                self.send_via(request, kms_ops::GenerateDataKey::from, kms::encode::generate_data_key)
+                self.send(request, kms_ops::GenerateDataKey::from, kms::encode::generate_data_key)
                     .await
                     .map(|r| self.keep_blob(key, r.ciphertext_blob))
             }
@@ -834,7 +827,7 @@ impl Simulation {
                 let blob = blobs[self.dice.below(blobs.len() as u64) as usize].clone();
                 let request =
                     self.request(caller, pb::DecryptRequest { ciphertext_blob: blob, ..Default::default() }, 3.0);
-                self.send_via(request, kms_ops::Decrypt::from, kms::encode::decrypt).await.map(|_| ())
+                self.send(request, kms_ops::Decrypt::from, kms::encode::decrypt).await.map(|_| ())
             }
             Operation::AsymmetricSign => {
                 let mut digest = vec![0u8; 32];
@@ -847,7 +840,7 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 6.0);
-                self.send_via(request, kms_ops::AsymmetricSign::from, kms::encode::asymmetric_sign).await.map(|r| {
+                self.send(request, kms_ops::AsymmetricSign::from, kms::encode::asymmetric_sign).await.map(|r| {
                     let signatures = &mut self.keys.get_mut(key).expect("known key").signatures;
                     if signatures.len() >= POOL {
                         signatures.pop_front();
@@ -865,9 +858,7 @@ impl Simulation {
                 let message =
                     pb::AsymmetricVerifyRequest { key_id, algorithm, digest, signature, ..Default::default() };
                 let request = self.request(caller, message, 6.0);
-                self.send_via(request, kms_ops::AsymmetricVerify::from, kms::encode::asymmetric_verify)
-                    .await
-                    .map(|_| ())
+                self.send(request, kms_ops::AsymmetricVerify::from, kms::encode::asymmetric_verify).await.map(|_| ())
             }
             Operation::GenerateMac => {
                 let message = pb::GenerateMacRequest {
@@ -876,7 +867,7 @@ impl Simulation {
                     message: self.payload[..size.min(256)].to_vec(),
                 };
                 let request = self.request(caller, message, 2.5);
-                self.send_via(request, kms_ops::GenerateMac::from, kms::encode::generate_mac).await.map(|_| ())
+                self.send(request, kms_ops::GenerateMac::from, kms::encode::generate_mac).await.map(|_| ())
             }
             Operation::GetSecretValue => {
                 let message = pb::GetSecretValueRequest {
@@ -884,13 +875,13 @@ impl Simulation {
                     ..Default::default()
                 };
                 let request = self.request(caller, message, 8.0);
-                self.send_via(request, secrets_ops::GetSecretValue::from, secrets::encode::get_secret_value)
+                self.send(request, secrets_ops::GetSecretValue::from, secrets::encode::get_secret_value)
                     .await
                     .map(|_| ())
             }
             Operation::DescribeKey => {
                 let request = self.request(caller, pb::DescribeKeyRequest { key_id }, 2.0);
-                self.send_via(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await.map(|_| ())
+                self.send(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await.map(|_| ())
             }
         };
         Ok(answer.err().map(|status| error_code(&status)))
@@ -916,28 +907,24 @@ impl Simulation {
         let usable = match action {
             Action::RotateKey => {
                 let request = self.request(&operator, pb::CreateKeyVersionRequest { key_id }, 40.0);
-                ok(
-                    self.send_via(request, kms_ops::CreateKeyVersion::from, kms::encode::create_key_version).await,
-                    &what,
-                )?;
+                ok(self.send(request, kms_ops::CreateKeyVersion::from, kms::encode::create_key_version).await, &what)?;
                 None
             }
             Action::DisableKey => {
                 let request = self.request(&operator, pb::DisableKeyRequest { key_id }, 30.0);
-                ok(self.send_via(request, kms_ops::DisableKey::from, kms::encode::disable_key).await, &what)?;
+                ok(self.send(request, kms_ops::DisableKey::from, kms::encode::disable_key).await, &what)?;
                 Some(false)
             }
             Action::EnableKey => {
                 let request = self.request(&operator, pb::EnableKeyRequest { key_id }, 30.0);
-                ok(self.send_via(request, kms_ops::EnableKey::from, kms::encode::enable_key).await, &what)?;
+                ok(self.send(request, kms_ops::EnableKey::from, kms::encode::enable_key).await, &what)?;
                 Some(true)
             }
             Action::ScheduleKeyDeletion => {
                 let message = pb::ScheduleKeyDeletionRequest { key_id, pending_window_in_days: days as i32 };
                 let request = self.request(&operator, message, 30.0);
                 ok(
-                    self.send_via(request, kms_ops::ScheduleKeyDeletion::from, kms::encode::schedule_key_deletion)
-                        .await,
+                    self.send(request, kms_ops::ScheduleKeyDeletion::from, kms::encode::schedule_key_deletion).await,
                     &what,
                 )?;
                 Some(false)
@@ -945,7 +932,7 @@ impl Simulation {
             Action::CancelKeyDeletion => {
                 let request = self.request(&operator, pb::CancelKeyDeletionRequest { key_id }, 30.0);
                 ok(
-                    self.send_via(request, kms_ops::CancelKeyDeletion::from, kms::encode::cancel_key_deletion).await,
+                    self.send(request, kms_ops::CancelKeyDeletion::from, kms::encode::cancel_key_deletion).await,
                     &what,
                 )?;
                 Some(true)
@@ -961,7 +948,7 @@ impl Simulation {
                 };
                 let request = self.request(&operator, message, 60.0);
                 ok(
-                    self.send_via(request, secrets_ops::PutSecretValue::from, secrets::encode::put_secret_value).await,
+                    self.send(request, secrets_ops::PutSecretValue::from, secrets::encode::put_secret_value).await,
                     &what,
                 )?;
                 None
@@ -976,7 +963,7 @@ impl Simulation {
                 let message = pb::UpdateAccessKeyRequest { access_key_id: id, status: "Inactive".into() };
                 let request = self.request(&operator, message, 50.0);
                 ok(
-                    self.send_via(request, access_ops::UpdateAccessKey::from, access::encode::update_access_key).await,
+                    self.send(request, access_ops::UpdateAccessKey::from, access::encode::update_access_key).await,
                     &what,
                 )?;
                 self.apps[app].access_keys[access_key as usize].1 = false;
@@ -1027,7 +1014,7 @@ impl Simulation {
                 };
                 let request = self.request(&caller, message, 40.0);
                 failed(
-                    self.send_via(request, kms_ops::ExportKey::from, kms::encode::export_key)
+                    self.send(request, kms_ops::ExportKey::from, kms::encode::export_key)
                         .await
                         .err()
                         .map(|s| error_code(&s)),
@@ -1047,7 +1034,7 @@ impl Simulation {
                 forged[at] ^= 1 + self.dice.below(255) as u8;
                 let message = pb::DecryptRequest { ciphertext_blob: forged, ..Default::default() };
                 let request = self.request(&caller, message, 2.0);
-                self.send_via(request, kms_ops::Decrypt::from, kms::encode::decrypt)
+                self.send(request, kms_ops::Decrypt::from, kms::encode::decrypt)
                     .await
                     .ok()
                     .map(|_| "a forged ciphertext decrypted".to_owned())
@@ -1063,11 +1050,11 @@ impl Simulation {
                 // Listing succeeds (there is nothing there); describing a key of the home region is KeyNotFound.
                 if index.is_multiple_of(2) {
                     let request = self.request(&caller, pb::ListKeysRequest { page_number: 1, page_size: 100 }, 4.0);
-                    let _ = self.send_via(request, kms_ops::ListKeys::from, kms::encode::list_keys).await;
+                    let _ = self.send(request, kms_ops::ListKeys::from, kms::encode::list_keys).await;
                 } else {
                     let key_id = self.keys.values().next().map(|k| k.id.clone()).unwrap_or_default();
                     let request = self.request(&caller, pb::DescribeKeyRequest { key_id }, 4.0);
-                    let _ = self.send_via(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await;
+                    let _ = self.send(request, kms_ops::DescribeKey::from, kms::encode::describe_key).await;
                 }
                 None
             }

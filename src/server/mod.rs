@@ -20,10 +20,11 @@ use crate::context::CallContext;
 use crate::credentials::Credentials;
 use crate::engine::Engine;
 use crate::events::webhook::{Deliveries, RetryPolicy};
-use crate::frontends::grpc::{self, simulation, tls::TlsFiles};
+use crate::frontends::grpc::{self, tls::TlsFiles};
 use crate::kernel::admission::{self, Admission};
 pub use crate::kernel::identity::AuthMode;
 use crate::kernel::identity::Identity;
+use crate::kernel::ops::simulation::plan_seed;
 use crate::kernel::scheduler::Scheduler;
 use crate::kernel::{App, Batching, OpSpec};
 use crate::store::{Location, Store};
@@ -272,7 +273,7 @@ pub fn assemble(
 /// served. A bad seed stops the start, naming its line.
 async fn apply_seed_at_start(app: &Arc<App>, region: &str, seed: &crate::seed::SeedSource) -> Result<(), BoxError> {
     let cx = CallContext::internal(region, app.engine.account_id(), app.engine.clock().now());
-    let (outcome, faults) = simulation::plan_seed(app, &cx, seed).await.map_err(|e| format!("{} {e}", seed.name))?;
+    let (outcome, faults) = plan_seed(app, &cx, seed).await.map_err(|e| format!("{} {e}", seed.name))?;
     let params = serde_json::json!({ "Source": seed.name });
     let record = AuditRecord::for_call(&OpSpec::APPLY_SEED, &cx, params, PayloadSizes::default(), None);
     let report = outcome.value;

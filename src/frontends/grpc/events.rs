@@ -1,23 +1,19 @@
-//! `kmsim.v1.EventService`: listing and watching system events, and managing
-//! the webhook subscriptions that receive them.
+//! `kmsim.v1.EventService`: which kernel operation each method is, how its
+//! request decodes into it, and how its output (the watch stream's events
+//! too) encodes as the response. The kernel does the rest.
 
-use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::Value;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tokio_stream::StreamExt;
+use tonic::{Request, Status};
 
-use super::audit::token_page_size;
-use super::{Grpc, Rpc};
+use super::{Grpc, Reply, decode, service};
 use crate::clock::SimTime;
-use crate::engine::{KmsError, KmsResult, Outcome};
-use crate::events::webhook::Subscription;
-use crate::events::{EventFilter, LISTABLE_DAYS};
-use crate::kernel::OpSpec;
-use crate::kernel::Operation;
-use crate::kernel::reads::EventQuery;
+use crate::events::SystemEvent;
+use crate::events::webhook::{DeliveryStatus, Subscription};
+use crate::kernel::ops::events as ops;
+use crate::kernel::ops::{Missed, Stream};
 use crate::proto as pb;
 use crate::proto::event_service_server::EventService;
 
@@ -31,59 +27,52 @@ impl EventsApi {
     }
 }
 
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SystemEvent, Status>> + Send>>;
+pub type EventStream = Stream<Result<pb::SystemEvent, Status>>;
 
-#[tonic::async_trait]
-impl EventService for EventsApi {
-    async fn list_system_events(
-        &self,
-        request: Request<pb::ListSystemEventsRequest>,
-    ) -> Result<Response<pb::ListSystemEventsResponse>, Status> {
-        self.grpc.unary(request, list_system_events).await
-    }
+service! {
+    impl EventService for EventsApi {
+        list_system_events(ListSystemEventsRequest) -> ListSystemEventsResponse = ListSystemEvents,
+            |page| pb::ListSystemEventsResponse {
+                events: page.items.iter().map(event_message).collect(),
+                next_page_token: page.next_page_token.unwrap_or_default(),
+            };
+        create_event_subscription(CreateEventSubscriptionRequest) -> EventSubscription = CreateEventSubscription,
+            |subscription| subscription_message(&subscription, pb::DeliveryStatus::default());
+        list_event_subscriptions(ListEventSubscriptionsRequest) -> ListEventSubscriptionsResponse =
+            ListEventSubscriptions, |subscriptions| pb::ListEventSubscriptionsResponse {
+                subscriptions: subscriptions
+                    .iter()
+                    .map(|(s, status)| subscription_message(s, delivery_message(status)))
+                    .collect(),
+            };
+        delete_event_subscription(DeleteEventSubscriptionRequest) -> DeleteEventSubscriptionResponse =
+            DeleteEventSubscription, |()| pb::DeleteEventSubscriptionResponse {};
 
-    type WatchSystemEventsStream = EventStream;
+        @by_hand
+        type WatchSystemEventsStream = EventStream;
 
-    async fn watch_system_events(
-        &self,
-        request: Request<pb::WatchSystemEventsRequest>,
-    ) -> Result<Response<EventStream>, Status> {
-        self.grpc.stream(request, watch_system_events).await
-    }
-
-    async fn create_event_subscription(
-        &self,
-        request: Request<pb::CreateEventSubscriptionRequest>,
-    ) -> Result<Response<pb::EventSubscription>, Status> {
-        self.grpc.unary(request, create_event_subscription).await
-    }
-
-    async fn list_event_subscriptions(
-        &self,
-        request: Request<pb::ListEventSubscriptionsRequest>,
-    ) -> Result<Response<pb::ListEventSubscriptionsResponse>, Status> {
-        self.grpc.unary(request, list_event_subscriptions).await
-    }
-
-    async fn delete_event_subscription(
-        &self,
-        request: Request<pb::DeleteEventSubscriptionRequest>,
-    ) -> Result<Response<pb::DeleteEventSubscriptionResponse>, Status> {
-        self.grpc.unary(request, delete_event_subscription).await
+        async fn watch_system_events(&self, request: Request<pb::WatchSystemEventsRequest>) -> Reply<EventStream> {
+            self.grpc.open(request, ops::WatchSystemEvents::from, watched).await
+        }
     }
 }
 
-fn filter(name: &str, level: &str) -> KmsResult<EventFilter> {
-    EventFilter::new(name, level).map_err(KmsError::invalid)
+decode! {
+    ListSystemEventsRequest => ListSystemEvents { name, level, start_time, end_time, page_size, page_token }
+    WatchSystemEventsRequest => WatchSystemEvents { name, level }
+    CreateEventSubscriptionRequest => CreateEventSubscription { webhook_url, name, level, description }
+    ListEventSubscriptionsRequest => ListEventSubscriptions {}
+    DeleteEventSubscriptionRequest => DeleteEventSubscription { subscription_id }
 }
 
-fn optional_time(text: &str, param: &str) -> KmsResult<Option<SimTime>> {
-    match text {
-        "" => Ok(None),
-        text => SimTime::parse_rfc3339(text)
-            .map(Some)
-            .ok_or_else(|| KmsError::invalid_because(param, "Write it as RFC 3339, e.g. 2025-09-01T07:15:07Z.")),
-    }
+/// The watched events; falling behind ends the stream with DATA_LOSS, so the
+/// watcher learns it missed events rather than silently skipping them.
+fn watched(events: Stream<Result<Arc<SystemEvent>, Missed>>) -> EventStream {
+    Box::pin(events.map(|received| {
+        received
+            .map(|event| event_message(&event.document))
+            .map_err(|Missed(missed)| Status::data_loss(format!("the watcher fell behind and missed {missed} events")))
+    }))
 }
 
 /// The message for an event, read from its CloudMonitor document.
@@ -112,7 +101,7 @@ fn subscription_message(s: &Subscription, delivery: pb::DeliveryStatus) -> pb::E
     }
 }
 
-fn delivery_message(status: &crate::events::webhook::DeliveryStatus) -> pb::DeliveryStatus {
+fn delivery_message(status: &DeliveryStatus) -> pb::DeliveryStatus {
     let time = |t: Option<SimTime>| t.map(SimTime::to_rfc3339_millis).unwrap_or_default();
     pb::DeliveryStatus {
         delivered: status.delivered,
@@ -124,81 +113,4 @@ fn delivery_message(status: &crate::events::webhook::DeliveryStatus) -> pb::Deli
         last_attempt_time: time(status.last_attempt),
         last_success_time: time(status.last_success),
     }
-}
-
-/// list_system_events as a kernel operation.
-pub fn list_system_events(req: pb::ListSystemEventsRequest) -> impl Operation<Output = pb::ListSystemEventsResponse> {
-    Rpc::new(&OpSpec::LIST_SYSTEM_EVENTS, req, |app, cx, req| async move {
-        let filter = filter(&req.name, &req.level)?;
-        let earliest = cx.received_at.plus_days(-LISTABLE_DAYS);
-        let start = optional_time(&req.start_time, "StartTime")?.map_or(earliest, |t| t.max(earliest));
-        let end = optional_time(&req.end_time, "EndTime")?.unwrap_or(cx.received_at);
-        let limit = token_page_size(req.page_size)?;
-        let before = match req.page_token.split_once('.') {
-            None if req.page_token.is_empty() => None,
-            Some((time, seq)) => {
-                Some(time.parse().ok().zip(seq.parse().ok()).ok_or_else(|| KmsError::invalid("PageToken"))?)
-            }
-            None => return Err(KmsError::invalid("PageToken")),
-        };
-        let query = EventQuery { filter, start, end, limit };
-        let page = app.list_events(query, before).await?;
-        Ok(Outcome::read(pb::ListSystemEventsResponse {
-            events: page.documents.iter().map(event_message).collect(),
-            next_page_token: page.next_before.map(|(time, seq)| format!("{time}.{seq}")).unwrap_or_default(),
-        }))
-    })
-}
-
-/// create_event_subscription as a kernel operation.
-pub fn create_event_subscription(
-    req: pb::CreateEventSubscriptionRequest,
-) -> impl Operation<Output = pb::EventSubscription> {
-    Rpc::new(&OpSpec::CREATE_EVENT_SUBSCRIPTION, req, |app, cx, req| async move {
-        let outcome =
-            app.engine.create_subscription(&cx, &req.webhook_url, (&req.name, &req.level), &req.description)?;
-        Ok(outcome.map(|subscription| subscription_message(&subscription, Default::default())))
-    })
-}
-
-/// list_event_subscriptions as a kernel operation.
-pub fn list_event_subscriptions(
-    req: pb::ListEventSubscriptionsRequest,
-) -> impl Operation<Output = pb::ListEventSubscriptionsResponse> {
-    Rpc::new(&OpSpec::LIST_EVENT_SUBSCRIPTIONS, req, |app, _cx, _req| async move {
-        let subscriptions = app
-            .engine
-            .subscriptions()
-            .iter()
-            .map(|s| subscription_message(s, delivery_message(&app.deliveries.status(&s.subscription_id))))
-            .collect();
-        Ok(Outcome::read(pb::ListEventSubscriptionsResponse { subscriptions }))
-    })
-}
-
-/// delete_event_subscription as a kernel operation.
-pub fn delete_event_subscription(
-    req: pb::DeleteEventSubscriptionRequest,
-) -> impl Operation<Output = pb::DeleteEventSubscriptionResponse> {
-    Rpc::new(&OpSpec::DELETE_EVENT_SUBSCRIPTION, req, |app, cx, req| async move {
-        let outcome = app.engine.delete_subscription(&cx, &req.subscription_id)?;
-        Ok(outcome.map(|()| pb::DeleteEventSubscriptionResponse {}))
-    })
-}
-
-/// watch_system_events as a kernel operation.
-pub fn watch_system_events(req: pb::WatchSystemEventsRequest) -> impl Operation<Output = EventStream> {
-    Rpc::new(&OpSpec::WATCH_SYSTEM_EVENTS, req, |app, _cx, req| async move {
-        let filter = filter(&req.name, &req.level)?;
-        // Subscribed before the stream opens, so nothing committed after the answer is missed.
-        let live = BroadcastStream::new(app.engine.events().watch());
-        let stream = live.filter_map(move |received| match received {
-            Ok(event) => filter.matches(&event).then(|| Ok(event_message(&event.document))),
-            // An error ends the stream: the watcher learns it missed events rather than silently skipping.
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                Some(Err(Status::data_loss(format!("the watcher fell behind and missed {missed} events"))))
-            }
-        });
-        Ok(Outcome::read(Box::pin(stream) as EventStream))
-    })
 }

@@ -11,30 +11,25 @@ pub mod events;
 pub mod headers;
 pub mod instances;
 pub mod kms;
-pub mod params;
 pub mod secrets;
 pub mod signing;
 pub mod simulation;
 pub mod status;
 pub mod tls;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use prost::Message;
-use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 
-use self::params::{AuditParams, RequestNames};
-use crate::context::CallContext;
+use crate::engine::KmsError;
 use crate::engine::instances::is_region_id;
-use crate::engine::{KmsError, KmsResult};
 use crate::kernel::meta::{client_request_id, new_request_id};
-use crate::kernel::{Answer, App, CallMeta, IntoRan, Names, OpSpec, Operation, Ran};
+use crate::kernel::{Answer, App, CallMeta, Operation};
 use crate::proto::access_service_server::AccessServiceServer;
 use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
@@ -60,17 +55,6 @@ impl Grpc {
 
     pub fn app(&self) -> &Arc<App> {
         &self.app
-    }
-
-    /// Runs the unary call `request`, decoded by `operation`.
-    pub async fn unary<Req, Op>(&self, request: Request<Req>, operation: impl FnOnce(Req) -> Op) -> Reply<Op::Output>
-    where
-        Req: Message,
-        Op: Operation,
-        Op::Output: Message,
-    {
-        let (meta, message) = self.meta(request);
-        reply(self.app.execute(meta, operation(message), sized).await)
     }
 
     /// Runs the unary call `request`: `decode` makes its message a kernel
@@ -105,17 +89,6 @@ impl Grpc {
     {
         let (meta, message) = self.meta(request);
         reply(self.app.execute(meta, decode(message), |output| (encode(output), 0)).await)
-    }
-
-    /// Opens the server stream `request` asks for: its record says the stream
-    /// was opened (or refused), not what it carried.
-    pub async fn stream<Req, Op>(&self, request: Request<Req>, operation: impl FnOnce(Req) -> Op) -> Reply<Op::Output>
-    where
-        Req: Message,
-        Op: Operation,
-    {
-        let (meta, message) = self.meta(request);
-        reply(self.app.execute(meta, operation(message), |stream| (stream, 0)).await)
     }
 
     /// The call's metadata in the kernel's terms, and its message.
@@ -161,51 +134,6 @@ fn reply<R>(answer: Answer<R>) -> Reply<R> {
             Ok(response)
         }
         Err(error) => Err(status::to_status(&error, &request_id)),
-    }
-}
-
-/// A kmsim.v1 call as a kernel operation: its catalogue entry, its decoded
-/// message, and the handler body that runs it.
-pub struct Rpc<Req, F> {
-    spec: &'static OpSpec,
-    request: Req,
-    body: F,
-}
-
-impl<Req, F> Rpc<Req, F> {
-    pub fn new<Fut, O>(spec: &'static OpSpec, request: Req, body: F) -> Rpc<Req, F>
-    where
-        F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut,
-        Fut: Future<Output = KmsResult<O>>,
-        O: IntoRan,
-    {
-        Rpc { spec, request, body }
-    }
-}
-
-impl<Req, F, Fut, O> Operation for Rpc<Req, F>
-where
-    Req: AuditParams + RequestNames + Send + 'static,
-    F: FnOnce(Arc<App>, Arc<CallContext>, Req) -> Fut + Send + 'static,
-    Fut: Future<Output = KmsResult<O>> + Send,
-    O: IntoRan,
-{
-    type Output = O::Value;
-
-    fn spec(&self) -> &'static OpSpec {
-        self.spec
-    }
-
-    fn audit_params(&self) -> Value {
-        self.request.audit_params()
-    }
-
-    fn names(&self) -> Names {
-        self.request.names()
-    }
-
-    async fn run(self, app: Arc<App>, cx: Arc<CallContext>) -> KmsResult<Ran<O::Value>> {
-        Ok((self.body)(app, cx, self.request).await?.into_ran())
     }
 }
 

@@ -569,3 +569,33 @@ operation! {
     names(op) { Names::key(&op.key_id) }
     run(op, app, cx) { app.engine.verify_mac(&cx, &op.key_id, &op.algorithm, &op.message, &op.mac)? }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::Operation;
+
+    #[test]
+    fn plaintext_never_becomes_a_parameter() {
+        let context = Context::from([("b".into(), "2".into()), ("a".into(), "1".into())]);
+        let request = Encrypt {
+            key_id: "alias/app".into(),
+            plaintext: Zeroizing::new(b"card number 4111".to_vec()),
+            encryption_context: context,
+        };
+        let params = request.audit_params().to_string();
+        assert_eq!(params, r#"{"KeyId":"alias/app","EncryptionContext":{"a":"1","b":"2"}}"#);
+    }
+
+    #[test]
+    fn an_alias_call_names_the_alias_and_its_key() {
+        let create = CreateAlias { alias_name: "alias/app".into(), key_id: "key-1".into() };
+        let names = create.names();
+        assert_eq!(
+            (names.alias.as_deref(), names.key.as_deref(), names.up_front),
+            (Some("alias/app"), Some("key-1"), true)
+        );
+        let delete = DeleteAlias { alias_name: "alias/app".into() };
+        assert_eq!(delete.names().key, None, "deleting an alias names no key");
+    }
+}

@@ -18,6 +18,16 @@ pub mod params;
 pub mod secrets;
 pub mod simulation;
 
+/// What a streaming operation (a tail, a watch, an export) answers with: the
+/// items that go on arriving after the answer. Its record says the stream was
+/// opened, not what it carried.
+pub type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = T> + Send>>;
+
+/// A live stream's reader fell behind by this many items, which are gone: a
+/// reader learns it missed some rather than silently skipping them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missed(pub u64);
+
 /// Declares one operation: its request struct, whose fields listed with an
 /// audit name (`= "KeyId"`) are the parameters its record keeps, in that
 /// order; the resources it names (`names(op) { … }`); and its work
