@@ -21,6 +21,11 @@ pub struct SimTime(pub i64);
 impl SimTime {
     pub const MS_PER_DAY: i64 = 86_400_000;
 
+    /// The end of time: 9999-12-31T23:59:59Z, the last instant an RFC 3339
+    /// timestamp (and so every record, event and protobuf Timestamp kmsim
+    /// writes) can say. The clock never reads later, and no move takes it past.
+    pub const END: SimTime = SimTime(253_402_300_799_000);
+
     pub fn millis(self) -> i64 {
         self.0
     }
@@ -96,9 +101,15 @@ impl SimClock {
         self.now_with_offset(self.offset_ms())
     }
 
-    /// What `now` will read once the offset is `offset_ms`.
+    /// What `now` will read once the offset is `offset_ms`: real time flows on
+    /// from a clock set near [`SimTime::END`], but stops there.
     pub fn now_with_offset(&self, offset_ms: i64) -> SimTime {
-        SimTime(self.base_ms().saturating_add(offset_ms))
+        SimTime(self.base_ms().saturating_add(offset_ms)).min(SimTime::END)
+    }
+
+    /// Whether the clock could be moved to read `target` now: no later than [`SimTime::END`].
+    pub fn can_reach(target: SimTime) -> bool {
+        target <= SimTime::END
     }
 
     pub fn offset_ms(&self) -> i64 {

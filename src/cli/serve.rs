@@ -13,7 +13,10 @@ use crate::clock::SimTime;
 use crate::credentials::Credentials;
 use crate::frontends::grpc::tls::TlsFiles;
 use crate::server::AuthMode;
-use crate::server::{self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_REGION, Limits, ServerConfig};
+use crate::server::{
+    self, DEFAULT_ACCOUNT_ID, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_EVENT_RETENTION_DAYS, DEFAULT_REGION, Limits,
+    ServerConfig,
+};
 use crate::store::Location;
 
 #[derive(Debug, Args)]
@@ -48,6 +51,9 @@ pub struct ServeArgs {
     /// Keep audit records this many days of simulated time; 0 keeps them for ever.
     #[arg(long, env = "KMSIM_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
     audit_retention_days: u32,
+    /// Keep system events this many days of simulated time; 0 keeps them for ever.
+    #[arg(long, env = "KMSIM_EVENT_RETENTION_DAYS", default_value_t = DEFAULT_EVENT_RETENTION_DAYS)]
+    event_retention_days: u32,
     /// Mirror committed audit records to this JSON-lines file (appended); repeat for more trails.
     #[arg(long)]
     audit_file: Vec<PathBuf>,
@@ -160,6 +166,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         clock_start: args.clock_start,
         event_webhook: args.event_webhook,
         audit_retention_days: (args.audit_retention_days > 0).then_some(args.audit_retention_days),
+        event_retention_days: (args.event_retention_days > 0).then_some(args.event_retention_days),
         trails: args
             .audit_file
             .into_iter()

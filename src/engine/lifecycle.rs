@@ -80,6 +80,32 @@ impl DueTask {
     }
 }
 
+/// How far behind the clock periodic work (rotations, sync ticks) is still
+/// done one occurrence at a time. A year and a day, so that moving the clock a
+/// year shows every rotation of the year; a move further than that coalesces
+/// the occurrences older than this into the first one, done at its due time,
+/// as a service back from downtime does its overdue work once, and its record
+/// says how many it stands for. So the work a clock move makes is bounded by
+/// the resources and their intervals, however far the clock goes.
+pub const CATCH_UP_DAYS: i64 = 366;
+
+/// When work recurring every `interval_secs`, done at `at`, falls due next
+/// with the clock at `now`, and how many occurrences that passes over (folded
+/// into the one done at `at`): none unless `at` is older than the catch-up
+/// horizon.
+pub fn next_occurrence(at: SimTime, interval_secs: u64, now: SimTime) -> (SimTime, u64) {
+    let interval_ms = i64::try_from(interval_secs).unwrap_or(i64::MAX).saturating_mul(1000).max(1);
+    let next = SimTime(at.0.saturating_add(interval_ms));
+    let horizon = now.plus_days(-CATCH_UP_DAYS);
+    if next >= horizon {
+        return (next, 0);
+    }
+    // The first occurrence at or after the horizon: at + k·interval, k ≥ 2 here.
+    let gap = horizon.0 - at.0;
+    let k = gap / interval_ms + i64::from(gap % interval_ms != 0);
+    (SimTime(at.0.saturating_add(k.saturating_mul(interval_ms))), u64::try_from(k - 1).unwrap_or(0))
+}
+
 /// A task and when it is due; ordered by time first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DueItem {
@@ -290,6 +316,22 @@ mod tests {
 
     fn item(at: i64, key: &str) -> DueItem {
         DueItem { at: SimTime(at), region: "r".into(), task: DueTask::RotateKey { key_id: key.into() } }
+    }
+
+    #[test]
+    fn periodic_work_far_behind_the_clock_is_coalesced_up_to_the_horizon() {
+        let day = SimTime::MS_PER_DAY;
+        let start = SimTime(0);
+        // Within the horizon: the next occurrence, nothing passed over.
+        assert_eq!(next_occurrence(start, 86_400, SimTime(300 * day)), (SimTime(day), 0));
+        // Ten years behind with a daily interval: the next is the first one within the last 366 days.
+        let now = SimTime(3650 * day);
+        let (next, passed) = next_occurrence(start, 86_400, now);
+        assert_eq!(next, now.plus_days(-CATCH_UP_DAYS));
+        assert_eq!(passed, (3650 - 366 - 1) as u64);
+        // An interval that does not divide the gap lands on its own grid, at or after the horizon.
+        let (next, _) = next_occurrence(start, 7 * 86_400, now);
+        assert!(next >= now.plus_days(-CATCH_UP_DAYS) && next.0 % (7 * day) == 0, "{next:?}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub use self::import::{ImportParameters, ImportToken};
 pub use self::instances::{CreateInstanceInput, Instance};
 use self::key::{Key, KeyVersion};
 pub use self::keys::{AliasRecord, CreateKeyInput};
-pub use self::lifecycle::{Agenda, DueItem, DueTask};
+pub use self::lifecycle::{Agenda, CATCH_UP_DAYS, DueItem, DueTask, next_occurrence};
 pub use self::paging::{Page, Paged};
 pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
 pub use self::seed::{SeedItem, SeedReport};
@@ -53,6 +53,9 @@ use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
 use crate::events::webhook::Subscription;
 use crate::events::{EventBus, SystemEvent};
+
+/// Why a clock move is refused that would take the clock past [`SimTime::END`].
+const PAST_THE_END: &str = "The clock cannot pass 9999-12-31T23:59:59Z, the last instant a timestamp can say.";
 
 /// A durable change an operation asks for; applied to memory only after it is committed.
 #[derive(Debug, Clone)]
@@ -96,6 +99,10 @@ pub enum Change {
     },
     /// Audit records older than `cutoff` go (retention); the store keeps the chain verifiable.
     PruneAudit {
+        cutoff: SimTime,
+    },
+    /// System events older than `cutoff` go (retention).
+    PruneEvents {
         cutoff: SimTime,
     },
 }
@@ -313,15 +320,20 @@ impl Engine {
                 Change::RemoveSubscription { subscription_id } => {
                     write_lock(&self.subscriptions).remove(&subscription_id);
                 }
-                Change::PruneAudit { .. } => {}
+                Change::PruneAudit { .. } | Change::PruneEvents { .. } => {}
             }
         }
     }
 
-    /// Moves the simulation clock forward by `by`; answers the offset it will have.
+    /// Moves the simulation clock forward by `by`; answers the offset it will
+    /// have. A move past [`SimTime::END`] is InvalidParameter.
     pub async fn advance_clock(&self, by: std::time::Duration) -> KmsResult<Outcome<i64>> {
         let gate = self.clock_gate.clone().lock_owned().await;
         let offset = self.clock.offset_after(by);
+        let by_ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        if !SimClock::can_reach(SimTime(self.clock.now().0.saturating_add(by_ms))) {
+            return Err(KmsError::invalid_because("Advance", PAST_THE_END));
+        }
         Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))
     }
 
@@ -330,6 +342,9 @@ impl Engine {
         let gate = self.clock_gate.clone().lock_owned().await;
         if to < self.clock.now() {
             return Err(KmsError::invalid_because("Time", "The clock only moves forward."));
+        }
+        if !SimClock::can_reach(to) {
+            return Err(KmsError::invalid_because("Time", PAST_THE_END));
         }
         let offset = self.clock.offset_reaching(to);
         Ok(Outcome::write(offset, vec![Change::SetClockOffset(offset)], vec![gate]))

@@ -693,7 +693,19 @@ impl Engine {
         fault: impl FnOnce(&str) -> Option<KmsError>,
     ) -> (Arc<Secret>, Vec<Change>, Option<KmsError>) {
         let mut next = secret.clone();
-        next.rotation.next = next.rotation.automatic.then(|| next_rotation(&next.rotation, at)).flatten();
+        let now = self.clock.now();
+        let (next_due, passed_over) = match (next.rotation.automatic, next.rotation.interval_secs) {
+            (true, Some(secs)) => {
+                let (due, passed) = super::next_occurrence(at, secs, now);
+                (Some(due), passed)
+            }
+            _ => (None, 0),
+        };
+        next.rotation.next = next_due;
+        if passed_over > 0 {
+            // Far behind the clock: this rotation stands for the ones it passed over.
+            cx.trail.response_element("CoalescedRotations", passed_over);
+        }
         next.updated = at;
         let sealed = if secret.target_unreachable() {
             let target = match secret.secret_type {
@@ -996,10 +1008,6 @@ pub(super) fn rotation_policy(
         next: Some(now.plus_secs(secs)),
         rotations: 0,
     })
-}
-
-fn next_rotation(policy: &SecretRotationPolicy, at: SimTime) -> Option<SimTime> {
-    policy.interval_secs.map(|secs| at.plus_secs(secs))
 }
 
 /// A fresh credential of the shape the secret's type and sub-type hold.

@@ -252,7 +252,10 @@ impl Engine {
         let key = slot.snapshot();
         let target = key.meta.replicas.iter().find(|t| t.shadow_instance_id == shadow_instance_id)?;
         // Each sync, done or skipped, queues the next periodic one after its own
-        // time, so a long jump of the clock runs every sync at its own time.
+        // time, so a long jump of the clock runs every sync at its own time, as
+        // far back as the catch-up horizon: ticks older than that would find
+        // nothing the next one does not.
+        let horizon = self.clock.now().plus_days(-super::CATCH_UP_DAYS);
         self.agenda.push(DueItem {
             task: DueTask::SyncKey {
                 key_id: key_id.to_owned(),
@@ -260,7 +263,7 @@ impl Engine {
                 forced: false,
             },
             region: item.region.clone(),
-            at: target.next_tick_after(Some(item.at)),
+            at: target.next_tick_after(Some(item.at.max(horizon))),
         });
         let done_already = target.last_sync_at().is_some_and(|at| at >= item.at);
         let due = if forced { target.requested == Some(item.at) } else { target.is_tick(item.at) };

@@ -49,13 +49,23 @@ impl Engine {
         let version =
             Arc::new(KeyVersion::new(crate::engine::crypto::new_uuid(), at, key.meta.spec.generate_material()));
         cx.trail.key_version(version.version_id);
+        let now = self.clock.now();
+        let mut passed_over = 0;
         let mut next = key.with_meta(|m| {
             m.primary_version = Some(version.version_id);
             m.rotation.last_rotation_date = Some(at);
             if m.rotation.automatic == AutomaticRotation::Enabled {
-                m.rotation.next_rotation_date = m.rotation.interval_secs.map(|secs| at.plus_secs(secs));
+                m.rotation.next_rotation_date = m.rotation.interval_secs.map(|secs| {
+                    let (next, passed) = super::next_occurrence(at, secs, now);
+                    passed_over = passed;
+                    next
+                });
             }
         });
+        if passed_over > 0 {
+            // Far behind the clock: this rotation stands for the ones it passed over.
+            cx.trail.response_element("CoalescedRotations", passed_over);
+        }
         next.versions.push(version.clone());
         let info = version_info(&next, &version);
         Ok((info, Change::SaveKey { key: Arc::new(next), new_versions: vec![version] }))

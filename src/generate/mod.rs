@@ -314,8 +314,9 @@ impl Simulation {
         let config = ServerConfig {
             region: doc.region.clone(),
             store: Location::Dir(options.out.clone()),
-            // The whole generated history stays; pruning would cut it at 180 days.
+            // The whole generated history stays; pruning would cut it at 180 days (events at 90).
             audit_retention_days: None,
+            event_retention_days: None,
             trails: if !options.exports {
                 Vec::new()
             } else {

@@ -280,6 +280,7 @@ ops! { INTERNAL: ServiceEvent {
     CLIENT_KEY_REMINDER = Kms "ClientKeyExpireReminder" "kms.client_key_expire_reminder" Write "kms_client_key" Light;
     CLOCK_START = KmsimSimulation "SetClock" "kmsim.set_clock" Write "" Light;
     AUDIT_RETENTION = KmsimAudit "PruneAuditEvents" "kmsim.prune_audit_events" Write "" Light;
+    EVENT_RETENTION = KmsimEvents "PruneSystemEvents" "kmsim.prune_system_events" Write "" Light;
 }}
 
 // Calls that name no operation kmsim has (an unknown gRPC method): refused, and audited as this.

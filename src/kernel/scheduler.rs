@@ -29,13 +29,20 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The longest the background task sleeps without looking again, so a change
 /// of the host's wall clock is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Due items done between two yields to the runtime: items that turn out to
+/// be no longer due finish without awaiting anything, and a long run of them
+/// must not hold a worker from other calls.
+const ITEMS_PER_STEP: usize = 64;
 
 pub struct Scheduler {
     turn: Mutex<()>,
-    /// How long audit records are kept, in days; `None` keeps them for ever.
-    retention_days: Option<u32>,
-    /// The cutoff of the last pruning, so the trail is pruned once per simulated day at most.
-    pruned_to: std::sync::Mutex<Option<SimTime>>,
+    /// How long audit records are kept.
+    audit_retention: Retention,
+    /// How long system events are kept.
+    event_retention: Retention,
+    /// Set when the server is stopping: due work stops between items, and what
+    /// is left stays due, to be found again from the stored state on the next start.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The audit description of each kind of due work.
@@ -68,35 +75,107 @@ pub(super) fn task_records(item: &DueItem, cx: &CallContext, error: Option<&KmsE
     records
 }
 
+/// How long something stored is kept, in days of simulated time (`None`: for
+/// ever), and where its last cut fell, so it is cut once per simulated day at most.
+struct Retention {
+    days: Option<u32>,
+    cut_at: std::sync::Mutex<Option<SimTime>>,
+}
+
+impl Retention {
+    fn new(days: Option<u32>) -> Retention {
+        Retention { days, cut_at: std::sync::Mutex::new(None) }
+    }
+
+    /// Where to cut with the clock at `now`, if a simulated day has passed since the last cut.
+    fn cutoff(&self, now: SimTime) -> Option<SimTime> {
+        let cutoff = now.plus_days(-i64::from(self.days?));
+        let last = *self.cut_at.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = last.is_some_and(|last| cutoff.millis() - last.millis() < SimTime::MS_PER_DAY);
+        (!recent).then_some(cutoff)
+    }
+
+    fn cut(&self, cutoff: SimTime) {
+        *self.cut_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(cutoff);
+    }
+}
+
 impl Scheduler {
-    pub fn new(retention_days: Option<u32>) -> Scheduler {
-        Scheduler { turn: Mutex::new(()), retention_days, pruned_to: std::sync::Mutex::new(None) }
+    pub fn new(audit_retention_days: Option<u32>, event_retention_days: Option<u32>) -> Scheduler {
+        Scheduler {
+            turn: Mutex::new(()),
+            audit_retention: Retention::new(audit_retention_days),
+            event_retention: Retention::new(event_retention_days),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Stops due work between items, for a prompt shutdown; a clock move in
+    /// progress answers with the work done so far.
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Does all work due by now, then applies audit retention. Returns false
     /// if the store refused a commit; the item that failed is back on the agenda.
     pub async fn run_due(&self, app: &Arc<App>) -> bool {
         let _turn = self.turn.lock().await;
+        let mut done = 0usize;
         while let Some(item) = app.engine.agenda().pop_due(app.engine.clock().now()) {
+            if self.is_stopping() {
+                app.engine.agenda().push(item);
+                return true;
+            }
             if !perform(app, &item).await {
                 app.engine.agenda().push(item);
                 return false;
             }
+            done += 1;
+            if done.is_multiple_of(ITEMS_PER_STEP) {
+                tokio::task::yield_now().await;
+            }
         }
-        self.prune_audit(app).await
+        self.prune_audit(app).await && self.prune_events(app).await
+    }
+
+    /// Drops system events older than their retention period, recorded as an
+    /// internal PruneSystemEvents, so a clock run for decades keeps a bounded store.
+    async fn prune_events(&self, app: &App) -> bool {
+        let now = app.engine.clock().now();
+        let Some(cutoff) = self.event_retention.cutoff(now) else { return true };
+        match app.store.oldest_event_time().await {
+            Ok(Some(oldest)) if oldest < cutoff => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::error!(error = %e, "event retention could not read the events");
+                return false;
+            }
+        }
+        let cx = CallContext::internal(&app.region, app.engine.account_id(), now);
+        let params = json!({ "Before": cutoff.to_rfc3339() });
+        let record = AuditRecord::for_call(&OpSpec::EVENT_RETENTION, &cx, params, PayloadSizes::default(), None);
+        match app.settle(vec![Change::PruneEvents { cutoff }], vec![record]).await {
+            Ok(()) => {
+                self.event_retention.cut(cutoff);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event retention failed; will retry");
+                false
+            }
+        }
     }
 
     /// Drops audit records older than the retention period, recorded as an
     /// internal PruneAuditEvents. The head is signed first so that the cut
     /// can fall on a signed digest, from which the rest still verifies.
     async fn prune_audit(&self, app: &App) -> bool {
-        let Some(days) = self.retention_days else { return true };
         let now = app.engine.clock().now();
-        let cutoff = now.plus_days(-i64::from(days));
-        let last = *self.pruned_to.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|last| cutoff.millis() - last.millis() < SimTime::MS_PER_DAY) {
-            return true;
-        }
+        let Some(cutoff) = self.audit_retention.cutoff(now) else { return true };
         match app.store.oldest_audit_time().await {
             Ok(Some(oldest)) if oldest < cutoff => {}
             Ok(_) => return true,
@@ -114,7 +193,7 @@ impl Scheduler {
         };
         match pruned {
             Ok(()) => {
-                *self.pruned_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(cutoff);
+                self.audit_retention.cut(cutoff);
                 true
             }
             Err(e) => {
@@ -129,6 +208,9 @@ impl Scheduler {
         tokio::spawn(async move {
             loop {
                 let healthy = app.scheduler.run_due(&app).await;
+                if app.scheduler.is_stopping() {
+                    break;
+                }
                 let wait = match (healthy, app.engine.agenda().next_due()) {
                     (false, _) => RETRY_AFTER_FAILURE,
                     (true, None) => MAX_SLEEP,

@@ -35,6 +35,8 @@ pub const DEFAULT_REGION: &str = "cn-hangzhou";
 pub const DEFAULT_ACCOUNT_ID: &str = "1192853035118460";
 /// The KMS log service keeps 180 days (seed 000).
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 180;
+/// How long system events are kept by default: the 90 days CloudMonitor keeps them for.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 90;
 
 /// How far a TailAuditEvents subscriber may fall behind before it is told it lagged.
 const TAIL_CAPACITY: usize = 4096;
@@ -55,6 +57,8 @@ pub struct ServerConfig {
     pub webhook_retry: RetryPolicy,
     /// Audit records older than this many days are pruned as the clock moves; `None` keeps everything.
     pub audit_retention_days: Option<u32>,
+    /// How long system events are kept, in days of simulated time; `None` keeps them for ever.
+    pub event_retention_days: Option<u32>,
     /// JSON-lines files mirroring committed audit records.
     pub trails: Vec<TrailSpec>,
     /// Where to serve Prometheus metrics (`/metrics`); `None` for nowhere.
@@ -116,6 +120,7 @@ impl Default for ServerConfig {
             event_webhook: None,
             webhook_retry: RetryPolicy::default(),
             audit_retention_days: Some(DEFAULT_AUDIT_RETENTION_DAYS),
+            event_retention_days: Some(DEFAULT_EVENT_RETENTION_DAYS),
             trails: Vec::new(),
             metrics_listen: None,
             qps_reminder_ratio: admission::DEFAULT_REMINDER_RATIO,
@@ -204,8 +209,11 @@ pub async fn start(
 
     let task = tokio::spawn(async move {
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let app_stopping = app_at_shutdown.clone();
         let shutdown = async move {
             shutdown.await;
+            // Due work (a long clock move in progress) stops between items, so calls finish and the process exits.
+            app_stopping.scheduler.stop();
             let _ = signalled.send(());
         };
         let serving = router.serve_with_incoming_shutdown(incoming, shutdown);
@@ -258,7 +266,7 @@ pub fn assemble(
         engine,
         store,
         region: config.region.clone(),
-        scheduler: Scheduler::new(config.audit_retention_days),
+        scheduler: Scheduler::new(config.audit_retention_days, config.event_retention_days),
         deliveries,
         audit_tail: tokio::sync::broadcast::channel(TAIL_CAPACITY).0,
         trails: Trails::open(config.trails.clone()).map_err(|e| format!("--audit-file: {e}"))?,

@@ -405,6 +405,14 @@ impl Store {
         .await
     }
 
+    pub async fn oldest_event_time(&self) -> StoreResult<Option<SimTime>> {
+        self.read(|conn| {
+            let oldest: Option<i64> = conn.query_row("SELECT min(time_ms) FROM system_events", [], |row| row.get(0))?;
+            Ok(oldest.map(SimTime))
+        })
+        .await
+    }
+
     /// The sequence number of the last committed record.
     pub async fn last_audit_seq(&self) -> StoreResult<i64> {
         self.read(schema::last_seq).await

@@ -311,6 +311,9 @@ pub(super) fn persist(
                     .execute(params![region, alias_name])?;
             }
             Change::PruneAudit { cutoff } => prune_audit(conn, *cutoff)?,
+            Change::PruneEvents { cutoff } => {
+                conn.prepare_cached("DELETE FROM system_events WHERE time_ms < ?1")?.execute(params![cutoff.0])?;
+            }
             Change::SetClockOffset(offset) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('clock_offset_ms', ?1)")?
                     .execute(params![&offset.to_be_bytes()[..]])?;
