@@ -188,6 +188,28 @@ async fn a_malformed_query_is_invalid_parameter_naming_the_column() {
     server.stop().await;
 }
 
+/// A query's cost is bounded before anything is read: its text and its terms.
+#[tokio::test]
+async fn a_query_too_long_or_with_too_many_terms_is_refused_before_it_reads() {
+    let server = TestServer::start().await;
+    let mut audit = server.audit().await;
+    let many_terms = (0..3000).map(|i| format!("eventName: E{i}")).collect::<Vec<_>>().join(" or ");
+    let sixty_five = (0..65).map(|i| format!("k{i}")).collect::<Vec<_>>().join(" or ");
+    for (text, says) in [(many_terms.as_str(), "4096"), (sixty_five.as_str(), "64")] {
+        let request = pb::QueryAuditEventsRequest { query: text.to_owned(), ..Default::default() };
+        let status = audit.query_audit_events(request).await.expect_err("refused");
+        assert_invalid(&status, "Query", &text[..20]);
+        assert!(status.message().contains(says), "{}", status.message());
+        let export = pb::ExportAuditEventsRequest { query: text.to_owned(), ..Default::default() };
+        let status = audit.export_audit_events(export).await.expect_err("refused");
+        assert_invalid(&status, "Query", "an export");
+    }
+    let sixty_four = (0..64).map(|i| format!("k{i}")).collect::<Vec<_>>().join(" or ");
+    let request = pb::QueryAuditEventsRequest { query: sixty_four, ..Default::default() };
+    audit.query_audit_events(request).await.expect("64 terms are allowed");
+    server.stop().await;
+}
+
 fn json_of(results: &[pb::AuditEventResult], request_id: &str) -> Value {
     let result = results.iter().find(|r| r.event.as_ref().unwrap().client_request_id == request_id).expect(request_id);
     serde_json::from_str(&result.json).unwrap()

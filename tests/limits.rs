@@ -50,6 +50,34 @@ async fn the_message_limit_is_configurable() {
     assert!(refused.message().contains("65536"), "{}", refused.message());
 }
 
+/// A signed request is read whole before it runs (its signature covers the
+/// body), but never past the limit every request has: one far over it, or one
+/// just over it, is refused as too large, audited, having read no more than the limit.
+#[tokio::test]
+async fn a_signed_request_cannot_pass_the_message_limit() {
+    let server = TestServer::start_config(common::auth_required_config()).await;
+    let mut admin = common::SignedClients::of(&server, &common::admin_credentials()).await;
+    let key_id = admin.kms.create_key(pb::CreateKeyRequest::default()).await.expect("a key").into_inner();
+    let key_id = key_id.key_metadata.expect("metadata").key_id;
+
+    for size in [2 * 1024 * 1024, 5 * 1024 * 1024] {
+        let request = pb::EncryptRequest { key_id: key_id.clone(), plaintext: vec![7; size], ..Default::default() };
+        let refused = admin.kms.encrypt(request).await.expect_err("a signed request over the limit");
+        assert_eq!(refused.code(), Code::OutOfRange, "{size} bytes: {refused:?}");
+        assert!(refused.message().contains(&Limits::DEFAULT_MAX_MESSAGE_BYTES.to_string()), "{}", refused.message());
+    }
+    let records = common::audit_events_as(&mut admin).await;
+    let refused: Vec<_> = records.iter().filter(|r| r.event_name == "Encrypt").collect();
+    assert_eq!(refused.len(), 2, "one record each: {refused:#?}");
+    for record in refused {
+        assert!(
+            record.request_bytes <= Limits::DEFAULT_MAX_MESSAGE_BYTES as u64 + 5,
+            "the server read {} bytes of a request over the limit",
+            record.request_bytes
+        );
+    }
+}
+
 /// Reads the SETTINGS the server sends on a raw HTTP/2 connection: the client
 /// a real gRPC stack would be honours `max_concurrent_streams` from there.
 async fn advertised_stream_limit(server: &TestServer) -> usize {
@@ -79,4 +107,42 @@ async fn each_connection_is_told_how_many_calls_it_may_have_open() {
     let limits = Limits { max_concurrent_streams: 8, ..Limits::default() };
     let server = TestServer::start_config(ServerConfig { limits, ..ServerConfig::default() }).await;
     assert_eq!(advertised_stream_limit(&server).await, 8);
+}
+
+/// What a client sends cannot make a record, or a page of the trail, as large
+/// as it likes: a parameter past 16 KiB is cut (its full length kept beside
+/// it), and a page holds at most about a mebibyte of records, so every page
+/// reads under the 4 MiB a gRPC client accepts by default.
+#[tokio::test]
+async fn records_and_pages_of_the_trail_stay_bounded_whatever_a_client_sends() {
+    let server = TestServer::start().await;
+    let key_id = encrypt_key(&server).await;
+    let mut kms = server.kms().await;
+    let context_of = |bytes: usize| std::collections::HashMap::from([("k".to_owned(), "v".repeat(bytes))]);
+
+    let huge = pb::EncryptRequest {
+        key_id: key_id.clone(),
+        plaintext: b"x".to_vec(),
+        encryption_context: context_of(900_000),
+    };
+    let refused = kms.encrypt(huge).await.expect_err("a 900 KB context is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    for _ in 0..300 {
+        let large = pb::EncryptRequest {
+            key_id: key_id.clone(),
+            plaintext: b"x".to_vec(),
+            encryption_context: context_of(16_000),
+        };
+        kms.encrypt(large).await.expect_err("a 16 KB context is refused too");
+    }
+
+    // Every page decodes under the client's default limit, and together they hold every record.
+    let records = common::all_audit_events(&server).await;
+    let refused: Vec<_> = records.iter().filter(|r| r.event_name == "Encrypt").collect();
+    assert_eq!(refused.len(), 301);
+    let oldest = refused.last().expect("the 900 KB call's record");
+    let params: serde_json::Value = serde_json::from_str(&oldest.request_parameters).expect("JSON");
+    assert!(oldest.request_parameters.len() < 17 * 1024, "{} bytes kept", oldest.request_parameters.len());
+    let original = params["EncryptionContextOriginalBytes"].as_u64().expect("the original length is kept");
+    assert!(original > 900_000, "{original}");
 }

@@ -376,7 +376,7 @@ impl AuditRecord {
             request_id: cx.request_id.clone(),
             client_request_id: cx.client_request_id.clone(),
             latency_us: u64::try_from(cx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            request_parameters,
+            request_parameters: bounded_parameters(request_parameters),
             response_elements: Value::Object(response_elements),
             referenced_keys: facts.referenced_keys,
             secret_name: facts.secret_name,
@@ -386,6 +386,39 @@ impl AuditRecord {
             injected_fault: facts.injected_fault,
         }
     }
+}
+
+/// The most of one request parameter a record keeps, in bytes: room for any
+/// policy document a call carries, while a client cannot make one record (and
+/// so the trail, a page of it, or the live tail) as large as its request.
+pub const MAX_PARAMETER_BYTES: usize = 16 * 1024;
+
+/// Request parameters as a record keeps them: one longer than
+/// [`MAX_PARAMETER_BYTES`] is cut to that (a string, ending `…`; for a map or a
+/// list, of its JSON text), and its full length kept beside it as
+/// `<Name>OriginalBytes`, so a reader knows what the call really sent.
+fn bounded_parameters(parameters: Value) -> Value {
+    let Value::Object(parameters) = parameters else { return parameters };
+    let mut bounded = serde_json::Map::new();
+    for (name, value) in parameters {
+        let text = match &value {
+            Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        if text.len() <= MAX_PARAMETER_BYTES {
+            bounded.insert(name, value);
+            continue;
+        }
+        let mut cut = MAX_PARAMETER_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let original = text.len();
+        let kept = format!("{}…", &text[..cut]);
+        bounded.insert(format!("{name}OriginalBytes"), Value::from(original));
+        bounded.insert(name, Value::String(kept));
+    }
+    Value::Object(bounded)
 }
 
 /// Filters of ListAuditEvents; empty fields match everything.
@@ -400,6 +433,21 @@ pub struct AuditFilter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_oversized_parameter_is_cut_and_its_length_kept() {
+        let context: serde_json::Map<String, Value> =
+            (0..20_000).map(|i| (format!("k{i}"), Value::String("v".into()))).collect();
+        let params =
+            serde_json::json!({"KeyId": "key-1", "EncryptionContext": context, "Description": "é".repeat(9000)});
+        let original_context = params["EncryptionContext"].to_string().len();
+        let bounded = bounded_parameters(params);
+        assert_eq!(bounded["KeyId"], "key-1", "a short parameter is kept whole");
+        let kept = bounded["EncryptionContext"].as_str().expect("cut to text");
+        assert!(kept.len() <= MAX_PARAMETER_BYTES + '…'.len_utf8() && kept.ends_with('…'));
+        assert_eq!(bounded["EncryptionContextOriginalBytes"], original_context);
+        assert_eq!(bounded["DescriptionOriginalBytes"], 18_000, "UTF-8 bytes, cut on a character boundary");
+    }
 
     fn any_record() -> impl Strategy<Value = AuditRecord> {
         // Text with the odd character to escape, and optional members both present and absent.

@@ -11,6 +11,12 @@ use super::record::AuditRecord;
 use crate::clock::SimTime;
 use crate::engine::{KmsError, KmsResult};
 
+/// The longest query text a search takes, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// The most searches (keywords, comparisons, ranges) one query may make of each record.
+pub const MAX_QUERY_TERMS: usize = 64;
+
 #[derive(Debug)]
 pub struct Selection {
     query: Query,
@@ -22,11 +28,20 @@ impl Selection {
     /// Parses the query and the RFC 3339 bounds; errors name the parameter
     /// and, for a query, the column where it goes wrong.
     pub fn new(query: &str, start_time: &str, end_time: &str) -> KmsResult<Selection> {
+        // A scan costs its terms times the records it reads: both are bounded before anything is read.
+        if query.len() > MAX_QUERY_BYTES {
+            let reason = format!("The query is {} bytes; the limit is {MAX_QUERY_BYTES}.", query.len());
+            return Err(KmsError::invalid_because("Query", &reason));
+        }
         let query = Query::parse(query).map_err(|e| {
             let reason = format!("Malformed {e}");
             let reason = if reason.ends_with('.') { reason } else { reason + "." };
             KmsError::invalid_because("Query", &reason)
         })?;
+        if query.term_count() > MAX_QUERY_TERMS {
+            let reason = format!("The query has {} terms; the limit is {MAX_QUERY_TERMS}.", query.term_count());
+            return Err(KmsError::invalid_because("Query", &reason));
+        }
         let start = optional_time(start_time, "StartTime")?.unwrap_or(SimTime(i64::MIN));
         let end = optional_time(end_time, "EndTime")?.unwrap_or(SimTime(i64::MAX));
         if start > end {

@@ -577,9 +577,11 @@ pub(super) fn list_audit(
     let mut records = Vec::new();
     let mut last_seq = None;
     let mut more = false;
+    let mut bytes = 0;
     for row in rows {
         let (seq, json) = row?;
-        if records.len() == limit {
+        bytes += json.len();
+        if records.len() == limit || (!records.is_empty() && bytes > MAX_PAGE_BYTES) {
             more = true;
             break;
         }
@@ -665,11 +667,14 @@ pub(super) fn scan_audit(
     let patterns = pieces.into_iter().map(|text| SqlValue::Text(format!("%{}%", like_literal(text))));
     let mut rows = stmt.query(rusqlite::params_from_iter(bounds.into_iter().chain(patterns)))?;
     let mut page = AuditPage { records: Vec::new(), links: Vec::new(), next_before: None };
+    let mut bytes = 0;
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
-        let record: AuditRecord = serde_json::from_str(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?;
+        let text = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let record: AuditRecord = serde_json::from_str(text)?;
         if keep(&record) {
-            if page.records.len() == scan.limit {
+            bytes += text.len();
+            if page.records.len() == scan.limit || (!page.records.is_empty() && bytes > MAX_PAGE_BYTES) {
                 page.next_before = page.links.last().map(|(seq, _)| *seq);
                 return Ok(page);
             }
@@ -680,6 +685,11 @@ pub(super) fn scan_audit(
     }
     Ok(page)
 }
+
+/// The most record text one page of the trail holds (at least one record):
+/// rendered, with its protobuf form beside it, a page stays well under the 4 MiB
+/// a gRPC client accepts by default, however large its records are.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The longest piece of text a scan filters on: escaped, it stays under SQLite's LIKE pattern limit.
 const MAX_LIKE_PIECE: usize = 20_000;

@@ -32,6 +32,16 @@ pub(super) enum Expr {
 
 impl Expr {
     /// Appends, in order of first mention, every field name the expression refers to.
+    /// How many searches (matches, presences, comparisons, ranges) the expression makes of each document.
+    pub(super) fn term_count(&self) -> usize {
+        match self {
+            Expr::All => 0,
+            Expr::And(terms) | Expr::Or(terms) => terms.iter().map(Expr::term_count).sum(),
+            Expr::Not(inner) => inner.term_count(),
+            Expr::Match { .. } | Expr::Present { .. } | Expr::Compare { .. } | Expr::Range { .. } => 1,
+        }
+    }
+
     pub(super) fn collect_fields(&self, fields: &mut Vec<String>) {
         match self {
             Expr::All | Expr::Match { field: None, .. } => {}

@@ -55,6 +55,11 @@ impl Query {
         parser::parse(text).map(|expr| Query { expr })
     }
 
+    /// How many searches the query makes of each document: what a scan costs per record.
+    pub fn term_count(&self) -> usize {
+        self.expr.term_count()
+    }
+
     pub fn matches(&self, document: &Value) -> bool {
         self.expr.matches(document)
     }

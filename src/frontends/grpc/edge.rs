@@ -31,8 +31,8 @@ use crate::engine::instances::is_region_id;
 use crate::kernel::meta::{client_request_id, new_request_id};
 use crate::kernel::{App, CallMeta, OpSpec, Presented, Undecoded};
 
-/// The most a signed request's body may hold: tonic's default message limit and a frame header.
-const MAX_SIGNED_BODY: usize = 4 * 1024 * 1024 + 5;
+/// The bytes gRPC puts before each message: a compression flag and the length.
+const GRPC_FRAME_HEADER: usize = 5;
 
 /// The longest method path an unknown call's record keeps.
 const MAX_RECORDED_PATH: usize = 256;
@@ -153,7 +153,16 @@ where
             }
             let counted = Arc::new(AtomicU64::new(0));
             let body = if parts.headers.contains_key(headers::SIGNATURE) {
-                let (framed, digest) = signing::digest_body(body, MAX_SIGNED_BODY).await?;
+                // A signature is over the whole body, so it is read before the call: no
+                // further than the limit every request has, whatever the signature claims.
+                let limit = edge.limits.max_message_bytes.saturating_add(GRPC_FRAME_HEADER);
+                let (framed, digest) = match signing::digest_body(body, limit).await {
+                    Ok(read) => read,
+                    Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                        return Ok(edge.refuse(arrived, &path, Refusal::TooLarge, limit as u64).await);
+                    }
+                    Err(e) => return Err(e),
+                };
                 counted.store(framed.len() as u64, Ordering::Relaxed);
                 parts.extensions.insert(RequestFacts { path: path.clone(), digest: Some(digest) });
                 Body::new(Full::new(framed))
