@@ -305,6 +305,59 @@ async fn audit_verify_checks_a_stopped_servers_data_dir_and_names_a_changed_reco
     assert_eq!(verdict["valid"], true, "{verdict:#}");
 }
 
+/// Verify prints what it covered, and holds the trail to a digest kept from an earlier run, which catches a trail
+/// cut back to an earlier digest that the store alone cannot tell from an honest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_reports_its_coverage_and_holds_the_trail_to_a_kept_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path()).await;
+    let mut kms = server.kms().await;
+    let key_id = create_key(&mut kms, "").await;
+    for i in 0..3u8 {
+        encrypt(&mut kms, &key_id, &[i; 8]).await.expect("encrypt");
+    }
+    let live = kmsim_json(&server, &["audit", "verify"]).await;
+    assert_eq!((live["firstSeq"].as_i64(), live["lastSeq"].as_i64()), (Some(1), Some(4)), "{live:#}");
+    for field in ["digests", "signedThrough", "unsignedTail"] {
+        assert!(live[field].is_number(), "{field}: {live:#}");
+    }
+    assert!(live.get("stoppedCleanly").is_none(), "a running server is not stopped: {live:#}");
+    // The export signs a digest at the head it reads through.
+    kmsim(&server, &["audit", "export", "--out-file", dir.path().join("t.jsonl").to_str().unwrap()]).await.ok();
+    server.stop().await;
+    let dir_arg = dir.path().to_str().unwrap();
+
+    let stopped = kmsim_at(NO_SERVER, &["audit", "verify", "--data-dir", dir_arg, "--output", "json"]).await.json();
+    assert_eq!(stopped["valid"], true, "{stopped:#}");
+    assert_eq!(stopped["stoppedCleanly"], true, "{stopped:#}");
+    assert_eq!(stopped["unsignedTail"], 0, "{stopped:#}");
+    assert_eq!(stopped["signedThrough"], stopped["lastSeq"], "a clean stop signs the head: {stopped:#}");
+    assert_eq!(stopped["lastDigest"]["seq"], stopped["lastSeq"], "{stopped:#}");
+    let table = kmsim_at(NO_SERVER, &["audit", "verify", "--data-dir", dir_arg]).await;
+    for field in ["firstSeq", "lastSeq", "signedThrough", "unsignedTail", "stoppedCleanly", "lastDigest"] {
+        assert!(table.ok().lines().any(|l| l.starts_with(field)), "{field}: {table:#?}");
+    }
+
+    let kept = kmsim_at(NO_SERVER, &["audit", "verify", "--data-dir", dir_arg, "--query", "lastDigest"]).await;
+    let kept_file = dir.path().join("kept-digest.json");
+    std::fs::write(&kept_file, kept.ok()).unwrap();
+    let last_seq = stopped["lastSeq"].as_i64().unwrap();
+    let keeping = ["audit", "verify", "--data-dir", dir_arg, "--last-digest", kept_file.to_str().unwrap()];
+    let verdict = kmsim_at(NO_SERVER, &[&keeping[..], &["--output", "json"]].concat()).await.json();
+    assert_eq!(verdict["matchesKeptDigest"], last_seq, "{verdict:#}");
+
+    // The shutdown's record and digest removed: what is left ends at the export's digest, signed and clean.
+    let cut = tampered_copy(dir.path(), &format!("DELETE FROM audit_events WHERE seq = {last_seq}"));
+    let conn = rusqlite::Connection::open(cut.path().join("kmsim.db")).unwrap();
+    conn.execute("DELETE FROM audit_digests WHERE seq = ?1", [last_seq]).unwrap();
+    drop(conn);
+    let cut_arg = cut.path().to_str().unwrap();
+    let verdict = kmsim_at(NO_SERVER, &["audit", "verify", "--data-dir", cut_arg, "--output", "json"]).await.json();
+    assert_eq!(verdict["valid"], true, "the store alone cannot tell: {verdict:#}");
+    let run = kmsim_at(NO_SERVER, &["audit", "verify", "--data-dir", cut_arg, "--last-digest", &kept.stdout]).await;
+    assert!(run.failed().contains(&format!("tampered: record {last_seq}")), "{run:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_access_key_reports_what_an_access_key_was_used_for() {
     const ACCESS_KEY: &str = "LTAI5tAuditCliTest01";

@@ -511,7 +511,7 @@ async fn check_restart(
     };
 
     let verified = AuditServiceClient::new(channel.clone())
-        .verify_audit_trail(pb::VerifyAuditTrailRequest {})
+        .verify_audit_trail(pb::VerifyAuditTrailRequest::default())
         .await
         .unwrap_or_else(|e| panic!("{context}: VerifyAuditTrail failed: {e:?}"))
         .into_inner();

@@ -9,7 +9,15 @@
 //! chain at intervals with an Ed25519 key kept in the data directory.
 //!
 //! [`Verifier`] walks records oldest first and names the first one that does
-//! not fit; it serves both the data directory and exported files.
+//! not fit; it serves both the data directory and exported files, and the
+//! store's own check at start of what it is about to extend.
+//!
+//! What the evidence is worth rests on what is kept outside the data
+//! directory: the signing key lives inside it, so whoever can write the
+//! database can also re-sign a rewritten trail. A public key pinned by the
+//! verifier stops a forger who replaces the key; a digest kept from an earlier
+//! verification ([`Verifier::keeping`]) stops one who holds it, for every record
+//! up to that digest.
 
 use std::collections::BTreeMap;
 
@@ -91,21 +99,49 @@ pub struct Verified {
     pub digests: u64,
     /// Records after the last signed digest: chained, but not yet signed.
     pub unsigned_tail: u64,
+    /// The first and last record checked; both 0 when there were none.
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// The newest signed digest among the records checked: every record up to
+    /// its `seq` is signed. Kept outside the data directory and handed back to
+    /// a later verification ([`Verifier::keeping`]), it proves that nothing up to
+    /// it changed since, even to someone who holds the signing key.
+    pub last_digest: Option<Digest>,
+    /// Whether the data directory's store was stopped cleanly, which signs its
+    /// head; `None` where that does not apply (a running server's own check, an
+    /// export) or was not recorded (a store last written by an older kmsim).
+    pub stopped_cleanly: Option<bool>,
+}
+
+/// What may follow the last signed digest once every record has been fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// A store that is open, or was not stopped cleanly, signs its head only
+    /// from time to time: records after the last digest are chained but
+    /// unsigned, and reported as such.
+    MayBeUnsigned,
+    /// A store that was stopped cleanly signed its head as it stopped.
+    SignedAtStop,
+    /// An export signs everything it carries before it begins.
+    SignedForExport,
 }
 
 /// Checks records fed oldest first against the chain and the signed digests.
 pub struct Verifier {
     key: VerifyingKey,
     previous: [u8; 32],
-    next_seq: Option<i64>,
+    next_seq: i64,
     digests: BTreeMap<i64, Digest>,
+    /// A digest kept outside the store, which the trail must reach and agree with.
+    kept: Option<Digest>,
     verified: Verified,
 }
 
 impl Verifier {
     /// `anchor` is the link of the record before the first one fed (after
     /// retention pruned older ones, or before an export's first record), with
-    /// that record's sequence number.
+    /// that record's sequence number. A digest among `digests` at the anchor
+    /// signs it: the walk then starts from a signed point.
     pub fn new(key: VerifyingKey, anchor: ([u8; 32], i64), digests: Vec<Digest>) -> Result<Verifier, Violation> {
         let mut by_seq = BTreeMap::new();
         for digest in digests {
@@ -119,27 +155,64 @@ impl Verifier {
             by_seq.insert(digest.seq, digest);
         }
         let (previous, before) = anchor;
-        Ok(Verifier { key, previous, next_seq: Some(before + 1), digests: by_seq, verified: Verified::default() })
+        // A trail cut at a digest (by retention, or a start checking what follows its last one) is signed up to it.
+        let last_digest = by_seq.get(&before).filter(|digest| digest.link == previous).cloned();
+        let verified = Verified { last_digest, ..Verified::default() };
+        Ok(Verifier { key, previous, next_seq: before + 1, digests: by_seq, kept: None, verified })
+    }
+
+    /// Also requires the trail to reach `kept` and agree with it: a digest an
+    /// operator kept outside the data directory after an earlier verification.
+    /// It is checked against the trusted key, so a copy taken from another
+    /// trail (or mistyped) is refused rather than silently agreeing with nothing.
+    pub fn keeping(mut self, kept: Digest) -> Result<Verifier, Violation> {
+        let violation = |reason: String| Violation { seq: kept.seq, event_id: String::new(), reason };
+        if !kept.is_signed_by(&self.key) {
+            return Err(violation("the kept digest for it is not signed by the trusted key".into()));
+        }
+        let anchor = self.next_seq - 1;
+        if kept.seq < anchor {
+            return Err(violation(format!(
+                "the kept digest for it can no longer be checked: the trail now begins after record {anchor} \
+                 (cut there by retention, or by someone else); verify with a later kept digest"
+            )));
+        }
+        if kept.seq == anchor && kept.link != self.previous {
+            return Err(violation("the trail no longer starts from the link the kept digest signed".into()));
+        }
+        self.kept = Some(kept);
+        Ok(self)
     }
 
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.key
     }
 
-    /// Feeds the next record; `stored` is the link kept beside it, if any.
+    /// The last record fed (or the anchor) and its link.
+    pub fn head(&self) -> (i64, [u8; 32]) {
+        (self.next_seq - 1, self.previous)
+    }
+
+    /// Feeds the next record with the link kept beside it. Every record of a
+    /// chained trail carries its link, so one without is a violation: links are
+    /// never filled in after the fact.
     pub fn feed(&mut self, seq: i64, record: &Value, stored: Option<&[u8; 32]>) -> Result<(), Violation> {
         let event_id = record["eventId"].as_str().unwrap_or_default().to_owned();
         let violation = |reason: &str| Violation { seq, event_id: event_id.clone(), reason: reason.to_owned() };
-        match self.next_seq {
-            Some(expected) if seq > expected => {
-                return Err(violation(&format!("records {expected} to {} before it are missing", seq - 1)));
-            }
-            Some(expected) if seq < expected => return Err(violation("it is out of order or duplicated")),
-            _ => {}
+        let expected = self.next_seq;
+        if seq > expected {
+            return Err(violation(&format!("records {expected} to {} before it are missing", seq - 1)));
+        }
+        if seq < expected {
+            return Err(violation("it is out of order or duplicated"));
         }
         let computed = link(&self.previous, seq, &canonical(record));
-        if stored.is_some_and(|stored| stored != &computed) {
-            return Err(violation("it does not match its chain link: it was changed, or inserted, or moved"));
+        match stored {
+            None => return Err(violation("it has no chain link: its link was removed")),
+            Some(stored) if stored != &computed => {
+                return Err(violation("it does not match its chain link: it was changed, or inserted, or moved"));
+            }
+            Some(_) => {}
         }
         if let Some(digest) = self.digests.get(&seq)
             && digest.link != computed
@@ -148,26 +221,72 @@ impl Verifier {
                 "it does not match the signed digest for its position: it or an earlier record was changed",
             ));
         }
-        if self.digests.contains_key(&seq) {
+        if let Some(kept) = &self.kept
+            && kept.seq == seq
+            && kept.link != computed
+        {
+            return Err(violation(
+                "it does not match the digest kept outside the store for its position: it or an earlier record \
+                 was changed, and the store's own digests were re-signed or removed",
+            ));
+        }
+        if let Some(digest) = self.digests.get(&seq) {
             self.verified.digests += 1;
             self.verified.unsigned_tail = 0;
+            self.verified.last_digest = Some(digest.clone());
         } else {
             self.verified.unsigned_tail += 1;
         }
+        if self.verified.records == 0 {
+            self.verified.first_seq = seq;
+        }
+        self.verified.last_seq = seq;
         self.previous = computed;
-        self.next_seq = Some(seq + 1);
+        self.next_seq = seq + 1;
         self.verified.records += 1;
         Ok(())
     }
 
-    /// Ends the walk: a signed digest beyond the last record means records were cut off the end.
-    pub fn finish(self) -> Result<Verified, Violation> {
-        let last = self.next_seq.map_or(0, |next| next - 1);
-        if let Some((&seq, _)) = self.digests.range(last + 1..).next() {
+    /// Ends the walk: a signed digest (or the kept one) beyond the last record
+    /// means records were cut off the end, and where `tail` says the head was
+    /// signed, records after the last digest mean digests were removed or
+    /// records appended.
+    pub fn finish(self, tail: Tail) -> Result<Verified, Violation> {
+        let last = self.next_seq - 1;
+        let beyond = self.digests.range(last + 1..).next().map(|(&seq, _)| seq);
+        if let Some(seq) = beyond {
             return Err(Violation {
                 seq: last + 1,
                 event_id: String::new(),
                 reason: format!("it is missing: a signed digest covers records up to {seq}"),
+            });
+        }
+        if let Some(kept) = self.kept.as_ref().filter(|kept| kept.seq > last) {
+            return Err(Violation {
+                seq: last + 1,
+                event_id: String::new(),
+                reason: format!("it is missing: the digest kept outside the store covers records up to {}", kept.seq),
+            });
+        }
+        let unsigned = self.verified.unsigned_tail;
+        let why = match tail {
+            Tail::MayBeUnsigned => None,
+            Tail::SignedAtStop => Some("the store was stopped cleanly, which signs its head"),
+            Tail::SignedForExport => Some("an export signs everything it carries"),
+        };
+        if let (Some(why), true) = (why, unsigned > 0) {
+            let first = last - i64::try_from(unsigned).unwrap_or(i64::MAX) + 1;
+            let covered = match &self.verified.last_digest {
+                Some(digest) => format!("the last signed digest covers records up to {}", digest.seq),
+                None => "no signed digest covers any of them".to_owned(),
+            };
+            return Err(Violation {
+                seq: first,
+                event_id: String::new(),
+                reason: format!(
+                    "records {first} to {last} are not covered by a signed digest, yet {why}: {covered}, so digests \
+                     were removed or records appended"
+                ),
             });
         }
         Ok(self.verified)
@@ -178,9 +297,16 @@ impl Verifier {
 /// a `kmsimAuditExport` header, records each carrying its `auditChain`, and a
 /// `kmsimAuditDigests` trailer). `pinned` is the public key to trust; without
 /// it the header's key is used, which proves integrity only against someone
-/// who did not also replace the key. The outer error is a file that is not an
-/// export at all.
-pub fn verify_export(text: &str, pinned: Option<VerifyingKey>) -> Result<Result<Verified, Violation>, String> {
+/// who did not also replace the key. `kept` is a digest kept from an earlier
+/// verification, which the export must reach and agree with. Every record must
+/// be covered by a signed digest: the links alone are unkeyed, so records
+/// after the last digest (or an export with no digests) could have been
+/// rewritten by anyone. The outer error is a file that is not an export at all.
+pub fn verify_export(
+    text: &str,
+    pinned: Option<VerifyingKey>,
+    kept: Option<Digest>,
+) -> Result<Result<Verified, Violation>, String> {
     let lines: Vec<(usize, Value)> = text
         .lines()
         .enumerate()
@@ -208,7 +334,11 @@ pub fn verify_export(text: &str, pinned: Option<VerifyingKey>) -> Result<Result<
         }
         None => return Err("no kmsimAuditDigests trailer line: the export is cut short".into()),
     };
-    let mut verifier = match Verifier::new(key, (anchor_link, anchor_seq), digests) {
+    let verifier = Verifier::new(key, (anchor_link, anchor_seq), digests);
+    let mut verifier = match verifier.and_then(|verifier| match kept {
+        Some(kept) => verifier.keeping(kept),
+        None => Ok(verifier),
+    }) {
         Ok(verifier) => verifier,
         Err(violation) => return Ok(Err(violation)),
     };
@@ -227,7 +357,7 @@ pub fn verify_export(text: &str, pinned: Option<VerifyingKey>) -> Result<Result<
             return Ok(Err(violation));
         }
     }
-    Ok(verifier.finish())
+    Ok(verifier.finish(Tail::SignedForExport))
 }
 
 /// Hex in JSON for fixed-size byte arrays.
@@ -301,7 +431,7 @@ mod tests {
         for ((seq, record), stored) in records.iter().zip(links) {
             verifier.feed(*seq, record, Some(stored))?;
         }
-        verifier.finish()
+        verifier.finish(Tail::MayBeUnsigned)
     }
 
     #[test]
@@ -313,7 +443,16 @@ mod tests {
         let numbered: Vec<(i64, Value)> =
             originals.iter().cloned().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
         let clean = verify(&numbered, &links, vec![digest.clone()], &key).unwrap();
-        assert_eq!(clean, Verified { records: 6, digests: 1, unsigned_tail: 2 });
+        let expected = Verified {
+            records: 6,
+            digests: 1,
+            unsigned_tail: 2,
+            first_seq: 1,
+            last_seq: 6,
+            last_digest: Some(digest.clone()),
+            stopped_cleanly: None,
+        };
+        assert_eq!(clean, expected);
 
         let mut modified = numbered.clone();
         modified[2].1["eventName"] = json!("Decrypt");
@@ -344,6 +483,95 @@ mod tests {
         let mut bad_signature = digest;
         bad_signature.signature[0] ^= 1;
         assert!(verify(&numbered, &links, vec![bad_signature], &key).is_err());
+    }
+
+    /// Walks `records` (numbered from 1) with their `links` through a verifier that may keep a digest.
+    fn walk(
+        records: &[Value],
+        links: &[[u8; 32]],
+        digests: Vec<Digest>,
+        key: &SigningKey,
+        (kept, tail): (Option<Digest>, Tail),
+    ) -> Result<Verified, Violation> {
+        let mut verifier = Verifier::new(key.verifying_key(), (GENESIS, 0), digests)?;
+        if let Some(kept) = kept {
+            verifier = verifier.keeping(kept)?;
+        }
+        for (i, (record, stored)) in records.iter().zip(links).enumerate() {
+            verifier.feed(i as i64 + 1, record, Some(stored))?;
+        }
+        verifier.finish(tail)
+    }
+
+    #[test]
+    fn a_record_without_its_link_is_a_violation_never_a_record_to_link_again() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let originals = records(3);
+        let links = chain(&originals);
+        let mut verifier = Verifier::new(key.verifying_key(), (GENESIS, 0), Vec::new()).unwrap();
+        verifier.feed(1, &originals[0], Some(&links[0])).unwrap();
+        let violation = verifier.feed(2, &originals[1], None).unwrap_err();
+        assert_eq!((violation.seq, violation.reason.contains("no chain link")), (2, true), "{violation}");
+    }
+
+    #[test]
+    fn where_the_head_was_signed_records_after_the_last_digest_are_a_violation() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let originals = records(6);
+        let links = chain(&originals);
+        let at_4 = Digest::sign(&key, 4, 1_000, links[3]);
+        let at_6 = Digest::sign(&key, 6, 1_000, links[5]);
+        let open = walk(&originals, &links, vec![at_4.clone()], &key, (None, Tail::MayBeUnsigned)).unwrap();
+        assert_eq!((open.unsigned_tail, open.last_digest.map(|d| d.seq)), (2, Some(4)));
+        for tail in [Tail::SignedAtStop, Tail::SignedForExport] {
+            let violation = walk(&originals, &links, vec![at_4.clone()], &key, (None, tail)).unwrap_err();
+            assert_eq!(violation.seq, 5, "{violation}");
+            assert!(violation.reason.contains("records 5 to 6"), "{violation}");
+            // No digest at all is the same thing, from the first record.
+            let violation = walk(&originals, &links, Vec::new(), &key, (None, tail)).unwrap_err();
+            assert_eq!(violation.seq, 1, "{violation}");
+            assert!(violation.reason.contains("no signed digest"), "{violation}");
+            let signed = walk(&originals, &links, vec![at_4.clone(), at_6.clone()], &key, (None, tail)).unwrap();
+            assert_eq!((signed.unsigned_tail, signed.first_seq, signed.last_seq), (0, 1, 6));
+        }
+        // Nothing to sign is nothing missing.
+        assert_eq!(walk(&[], &[], Vec::new(), &key, (None, Tail::SignedAtStop)).unwrap(), Verified::default());
+    }
+
+    /// The signing key is where the trail is: only a digest kept elsewhere
+    /// catches a forger who holds it and re-signs.
+    #[test]
+    fn a_kept_digest_catches_a_forger_who_re_signs_and_a_trail_cut_back_before_it() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let originals = records(6);
+        let links = chain(&originals);
+        let kept = Digest::sign(&key, 4, 1_000, links[3]);
+        let honest = (Some(kept.clone()), Tail::SignedAtStop);
+        let digests = vec![kept.clone(), Digest::sign(&key, 6, 1_000, links[5])];
+        assert!(walk(&originals, &links, digests, &key, honest.clone()).is_ok());
+
+        let mut forged = originals.clone();
+        forged[1]["eventName"] = json!("ExportKey");
+        let forged_links = chain(&forged);
+        let resigned = vec![Digest::sign(&key, 6, 1_000, forged_links[5])];
+        assert!(walk(&forged, &forged_links, resigned.clone(), &key, (None, Tail::SignedAtStop)).is_ok());
+        let violation = walk(&forged, &forged_links, resigned, &key, honest.clone()).unwrap_err();
+        assert_eq!(violation.seq, 4, "{violation}");
+        assert!(violation.reason.contains("kept outside"), "{violation}");
+
+        // Cut back to a signed point before the kept digest, with the later digests gone.
+        let cut = vec![Digest::sign(&key, 3, 1_000, links[2])];
+        assert!(walk(&originals[..3], &links[..3], cut.clone(), &key, (None, Tail::SignedAtStop)).is_ok());
+        let violation = walk(&originals[..3], &links[..3], cut, &key, honest).unwrap_err();
+        assert_eq!(violation.seq, 4, "{violation}");
+
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let foreign = Digest::sign(&other, 4, 1_000, links[3]);
+        assert!(walk(&originals, &links, Vec::new(), &key, (Some(foreign), Tail::MayBeUnsigned)).is_err());
+
+        // A trail that now begins after the kept digest cannot vouch for it.
+        let verifier = Verifier::new(key.verifying_key(), (links[4], 5), Vec::new()).unwrap();
+        assert!(verifier.keeping(kept).is_err());
     }
 
     /// The store hashes a record's JSON text as written; the verifier hashes the

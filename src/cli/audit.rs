@@ -82,11 +82,15 @@ pub enum AuditCommand {
         #[arg(long, conflicts_with = "out_dir")]
         out_file: Option<PathBuf>,
     },
-    /// Check the trail's hash chain and signed digests: of the server, of a data directory (offline), or of a
-    /// native export file. Names the first record that was changed, removed, inserted or moved.
+    /// Check the trail's hash chain, signed digests and indexed columns: of the server, of a data directory
+    /// (offline), or of a native export file. Names the first record that was changed, removed, inserted or moved;
+    /// reports the records covered, the newest signed digest (`lastDigest`) and the records after it. Keep the
+    /// public key and `lastDigest` outside the data directory and pass them back: the signing key is inside it.
     #[command(after_help = "Examples:\n  kmsim audit verify\n  kmsim audit verify --data-dir ~/.local/share/kmsim\n  \
                             kmsim audit export --out-file trail.jsonl && kmsim audit verify --file trail.jsonl \\\n    \
-                            --public-key $(kmsim audit public-key --output json | jq -r .publicKeyHex)")]
+                            --public-key $(kmsim audit public-key --output json | jq -r .publicKeyHex)\n  \
+                            kmsim audit verify --data-dir DIR --query lastDigest > kept-digest.json\n  \
+                            kmsim audit verify --data-dir DIR --public-key HEX --last-digest kept-digest.json")]
     Verify {
         /// A kmsim data directory to check without a server (stop the server first, or accept a moving target).
         #[arg(long, conflicts_with = "file")]
@@ -97,6 +101,10 @@ pub enum AuditCommand {
         /// The Ed25519 public key (hex) to trust; default: the one the data directory or file carries.
         #[arg(long)]
         public_key: Option<String>,
+        /// A digest kept from an earlier verification (its `lastDigest`): JSON, or a file holding it. The trail
+        /// must still reach it and agree with it, which holds even against someone with the signing key.
+        #[arg(long)]
+        last_digest: Option<String>,
     },
     /// Print the Ed25519 public key that verifies the trail's signed digests.
     #[command(after_help = "Example:\n  kmsim audit public-key")]
@@ -138,8 +146,8 @@ pub struct SelectionArgs {
 
 pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Failure> {
     // Offline verification needs no server.
-    if let AuditCommand::Verify { data_dir, file, public_key } = command {
-        return verify(conn, data_dir, file, public_key).await;
+    if let AuditCommand::Verify { data_dir, file, public_key, last_digest } = command {
+        return verify(conn, data_dir, file, public_key, last_digest).await;
     }
     let mut client = AuditServiceClient::new(conn.channel().await?);
     match command {
@@ -203,7 +211,9 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             progress.finish(records);
             finished
         }
-        AuditCommand::Verify { data_dir, file, public_key } => verify(conn, data_dir, file, public_key).await,
+        AuditCommand::Verify { data_dir, file, public_key, last_digest } => {
+            verify(conn, data_dir, file, public_key, last_digest).await
+        }
         AuditCommand::Trails => {
             let response = client.list_trails(conn.request(pb::ListTrailsRequest {})).await?.into_inner();
             Ok(json!({ "trails": response.trails.into_iter().map(trail_json).collect::<Vec<_>>() }))
@@ -263,6 +273,7 @@ async fn verify(
     data_dir: Option<PathBuf>,
     file: Option<PathBuf>,
     public_key: Option<String>,
+    last_digest: Option<String>,
 ) -> Result<Value, Failure> {
     let pinned = match public_key {
         None => None,
@@ -272,11 +283,13 @@ async fn verify(
                 .ok_or_else(|| Failure("--public-key must be 64 hex digits of an Ed25519 key".into()))?,
         ),
     };
+    let kept = last_digest.as_deref().map(kept_digest).transpose()?;
+    let kept_seq = kept.as_ref().map(|digest| digest.seq);
     // Neither the server nor the offline checks report as they go, so the ticker shows time, not records.
     let mut progress = Progress::on_stderr("verifying the audit trail", true);
     let outcome = match (data_dir, file) {
         (Some(dir), _) => {
-            let checked = tokio::task::spawn_blocking(move || crate::store::verify_dir(&dir, pinned));
+            let checked = tokio::task::spawn_blocking(move || crate::store::verify_dir(&dir, pinned, kept));
             ticking(&mut progress, checked)
                 .await
                 .map_err(|e| Failure(e.to_string()))?
@@ -285,27 +298,96 @@ async fn verify(
         (None, Some(path)) => {
             let checked = tokio::task::spawn_blocking(move || {
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                chain::verify_export(&text, pinned).map_err(|e| format!("{}: {e}", path.display()))
+                chain::verify_export(&text, pinned, kept).map_err(|e| format!("{}: {e}", path.display()))
             });
             ticking(&mut progress, checked).await.map_err(|e| Failure(e.to_string()))?.map_err(Failure)?
         }
         (None, None) => {
             let mut client = AuditServiceClient::new(conn.channel().await?);
-            let checked = client.verify_audit_trail(conn.request(pb::VerifyAuditTrailRequest {}));
+            let request = pb::VerifyAuditTrailRequest { last_digest: kept.as_ref().map(audit_digest) };
+            let checked = client.verify_audit_trail(conn.request(request));
             let r = ticking(&mut progress, checked).await?.into_inner();
             if r.valid {
-                Ok(Verified { records: r.records, digests: r.digests, unsigned_tail: r.unsigned_tail })
+                let last_digest = match r.last_digest {
+                    None => None,
+                    Some(digest) => Some(
+                        digest_of(digest).ok_or_else(|| Failure("the server answered a malformed digest".into()))?,
+                    ),
+                };
+                Ok(Verified {
+                    records: r.records,
+                    digests: r.digests,
+                    unsigned_tail: r.unsigned_tail,
+                    first_seq: r.first_seq,
+                    last_seq: r.last_seq,
+                    last_digest,
+                    stopped_cleanly: None,
+                })
             } else {
                 Err(Violation { seq: r.first_bad_seq, event_id: r.first_bad_event_id, reason: r.reason })
             }
         }
     };
     match outcome {
-        Ok(v) => {
-            Ok(json!({ "valid": true, "records": v.records, "digests": v.digests, "unsignedTail": v.unsigned_tail }))
-        }
+        Ok(v) => Ok(verified_json(&v, kept_seq)),
         Err(violation) => Err(Failure(format!("tampered: {violation}"))),
     }
+}
+
+/// What a verification covered: the records, the signed range (up to `signedThrough`, the newest digest's seq,
+/// which `lastDigest` gives in full for keeping), and the unsigned tail after it.
+fn verified_json(v: &Verified, kept_seq: Option<i64>) -> Value {
+    let mut report = json!({
+        "valid": true,
+        "records": v.records,
+        "firstSeq": v.first_seq,
+        "lastSeq": v.last_seq,
+        "digests": v.digests,
+        "signedThrough": v.last_digest.as_ref().map_or(0, |digest| digest.seq),
+        "unsignedTail": v.unsigned_tail,
+    });
+    if let Value::Object(fields) = &mut report {
+        if let Some(stopped_cleanly) = v.stopped_cleanly {
+            fields.insert("stoppedCleanly".into(), json!(stopped_cleanly));
+        }
+        if let Some(seq) = kept_seq {
+            fields.insert("matchesKeptDigest".into(), json!(seq));
+        }
+        if let Some(digest) = &v.last_digest {
+            fields.insert("lastDigest".into(), json!(digest));
+        }
+    }
+    report
+}
+
+/// `--last-digest`: the JSON a verification printed as `lastDigest`, given as is or in a file.
+fn kept_digest(given: &str) -> Result<chain::Digest, Failure> {
+    let text = if given.trim_start().starts_with('{') {
+        given.to_owned()
+    } else {
+        std::fs::read_to_string(given).map_err(|e| Failure(format!("--last-digest {given}: {e}")))?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure(format!("--last-digest must be a digest as verify printed it (seq, timeMs, link, signature): {e}"))
+    })
+}
+
+fn audit_digest(digest: &chain::Digest) -> pb::AuditDigest {
+    pb::AuditDigest {
+        seq: digest.seq,
+        time_ms: digest.time_ms,
+        link: chain::hex(&digest.link),
+        signature: chain::hex(&digest.signature),
+    }
+}
+
+fn digest_of(digest: pb::AuditDigest) -> Option<chain::Digest> {
+    Some(chain::Digest {
+        seq: digest.seq,
+        time_ms: digest.time_ms,
+        link: chain::unhex(&digest.link)?,
+        signature: chain::unhex(&digest.signature)?,
+    })
 }
 
 /// Awaits `work`, ticking `progress` meanwhile, and erases the progress line when it is done.

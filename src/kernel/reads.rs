@@ -43,9 +43,10 @@ impl App {
         self.store.list_events(query, before).await.map_err(read_failed)
     }
 
-    /// The whole trail's chain and digests, checked.
-    pub async fn verify_audit(&self) -> KmsResult<Result<Verified, Violation>> {
-        self.store.verify_audit().await.map_err(read_failed)
+    /// The whole trail's chain and digests, checked, and against `kept` (a
+    /// digest kept outside the store) when given.
+    pub async fn verify_audit(&self, kept: Option<Digest>) -> KmsResult<Result<Verified, Violation>> {
+        self.store.verify_audit(kept).await.map_err(read_failed)
     }
 
     /// The key the trail's digests are signed with.
@@ -53,14 +54,10 @@ impl App {
         self.store.audit_public_key()
     }
 
-    /// Signs a digest over the trail's head, so that everything committed so far is covered.
-    pub async fn sign_audit_digest(&self) -> KmsResult<()> {
+    /// Signs a digest over the trail's head, so that everything committed so far is covered; answers the
+    /// sequence number of the last record it covers.
+    pub async fn sign_audit_digest(&self) -> KmsResult<i64> {
         self.store.sign_digest().await.map_err(read_failed)
-    }
-
-    /// The sequence number of the newest record.
-    pub async fn last_audit_seq(&self) -> KmsResult<i64> {
-        self.store.last_audit_seq().await.map_err(read_failed)
     }
 
     /// The link the record `first_seq` follows (with its sequence number), and

@@ -188,7 +188,7 @@ impl Scheduler {
         let params = json!({ "Before": cutoff.to_rfc3339() });
         let record = AuditRecord::for_call(&OpSpec::AUDIT_RETENTION, &cx, params, PayloadSizes::default(), None);
         let pruned = match app.store.sign_digest().await {
-            Ok(()) => app.settle(vec![Change::PruneAudit { cutoff }], vec![record]).await,
+            Ok(_) => app.settle(vec![Change::PruneAudit { cutoff }], vec![record]).await,
             Err(e) => Err(e),
         };
         match pruned {

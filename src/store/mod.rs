@@ -22,7 +22,7 @@ use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use crate::audit::chain::{Digest, Verified, Verifier, Violation};
+use crate::audit::chain::{Digest, Tail, Verified, Verifier, Violation};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
 use crate::engine::Change;
@@ -196,8 +196,8 @@ impl EncodedRecord {
 enum Job {
     Commit(PendingCommit),
     Read(ReadJob),
-    /// Sign a digest of the chain's head now, if anything is unsigned.
-    Digest(oneshot::Sender<StoreResult<()>>),
+    /// Sign a digest of the chain's head now, if anything is unsigned; answers the head's sequence number.
+    Digest(oneshot::Sender<StoreResult<i64>>),
     /// Finish what is queued before this, then stop.
     Stop,
 }
@@ -289,12 +289,16 @@ impl Store {
         };
         schema::migrate(&writer_conn)?;
         let loaded = schema::load(&writer_conn)?;
+        let key = schema::signing_key(&writer_conn)?;
         let chain = AuditChain {
-            head: schema::chain_head(&writer_conn)?,
-            key: schema::signing_key(&writer_conn)?,
+            head: schema::chain_head(&writer_conn, &key.verifying_key())?,
+            key,
             last_digest: Instant::now(),
             digest_by_wall_time: durability == Durability::Full,
         };
+        // Until a clean stop removes it, the store is open: its head may be unsigned (see `close_trail`).
+        writer_conn
+            .execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, x'01')", params![schema::OPEN_MARKER])?;
         let public_key = chain.key.verifying_key();
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -389,8 +393,9 @@ impl Store {
         .await
     }
 
-    /// Signs a digest of everything committed so far (exports call this, so that all they carry is signed).
-    pub async fn sign_digest(&self) -> StoreResult<()> {
+    /// Signs a digest of everything committed so far (exports call this, so that all they carry is signed);
+    /// answers the sequence number of the last record it covers.
+    pub async fn sign_digest(&self) -> StoreResult<i64> {
         let (done, wait) = oneshot::channel();
         self.jobs.send(Job::Digest(done)).map_err(|_| StoreError("the store is closed".into()))?;
         wait.await.map_err(|_| StoreError("the store writer stopped".into()))?
@@ -423,10 +428,12 @@ impl Store {
         self.public_key
     }
 
-    /// Checks the whole audit trail against its chain and signed digests.
-    pub async fn verify_audit(&self) -> StoreResult<Result<Verified, Violation>> {
+    /// Checks the whole audit trail against its chain and signed digests, and
+    /// against `kept`, a digest kept outside the store, when given. The store
+    /// is open, so its head may be unsigned.
+    pub async fn verify_audit(&self, kept: Option<Digest>) -> StoreResult<Result<Verified, Violation>> {
         let key = self.public_key;
-        self.read(move |conn| verify_connection(conn, key)).await
+        self.read(move |conn| verify_connection(conn, key, kept, Reader::Server)).await
     }
 
     /// Waits for every commit sent so far, then stops the writer. Other clones become unusable.
@@ -593,6 +600,7 @@ fn writer_loop(
         }
         if !digests.is_empty() {
             let signed = if chain.digest_due(true) { chain.sign(&conn) } else { Ok(()) };
+            let signed = signed.map(|()| chain.head.seq);
             for done in digests {
                 let _ = done.send(signed.clone());
             }
@@ -601,12 +609,22 @@ fn writer_loop(
             read(&conn);
         }
     }
-    // The last records get a digest too, so a clean shutdown leaves nothing unsigned.
-    if chain.digest_due(true)
-        && let Err(e) = chain.sign(&conn)
-    {
-        tracing::error!(error = %e, "could not sign the final audit digest");
+    if let Err(e) = close_trail(&mut conn, &mut chain) {
+        tracing::error!(error = %e, "could not sign the final audit digest; the store stays marked open");
     }
+}
+
+/// A clean stop signs the head and, in the same transaction, removes the open
+/// marker: a store without it must have its head signed, so records appended
+/// or digests removed after a clean stop are a violation, not an unsigned tail.
+fn close_trail(conn: &mut Connection, chain: &mut AuditChain) -> StoreResult<()> {
+    let tx = conn.transaction()?;
+    if chain.digest_due(true) {
+        chain.sign(&tx)?;
+    }
+    tx.execute("DELETE FROM meta WHERE name = ?1", params![schema::OPEN_MARKER])?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn commit_group(conn: &mut Connection, chain: &mut AuditChain, commits: Vec<PendingCommit>) {
@@ -657,23 +675,60 @@ fn persist_in_savepoint(
     result
 }
 
-fn verify_connection(conn: &Connection, key: VerifyingKey) -> StoreResult<Result<Verified, Violation>> {
-    let anchor = schema::anchor(conn)?;
+/// Whether verification asks the store how it was left, or knows it is open.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// The store's own writer is running: its head may be unsigned.
+    Server,
+    /// Someone else's data directory: its open marker says whether the head must be signed.
+    Offline,
+}
+
+fn verify_connection(
+    conn: &Connection,
+    key: VerifyingKey,
+    kept: Option<Digest>,
+    reader: Reader,
+) -> StoreResult<Result<Verified, Violation>> {
+    // One snapshot: retention, a digest or a clean stop committing between the reads must not look like tampering.
+    let snapshot = conn.unchecked_transaction()?;
+    let stopped_cleanly = match reader {
+        Reader::Server => None,
+        Reader::Offline => schema::stopped_cleanly(&snapshot)?,
+    };
+    let tail = match stopped_cleanly {
+        Some(true) => Tail::SignedAtStop,
+        Some(false) | None => Tail::MayBeUnsigned,
+    };
+    let anchor = match schema::checked_anchor(&snapshot)? {
+        Ok(anchor) => anchor,
+        Err(violation) => return Ok(Err(violation)),
+    };
     // The anchor's own digest is among those checked, so a pruned trail starts from a signed point.
-    let mut verifier = match Verifier::new(key, anchor, schema::digests(conn, anchor.1 - 1)?) {
+    let verifier = Verifier::new(key, anchor, schema::digests(&snapshot, anchor.1 - 1)?);
+    let mut verifier = match verifier.and_then(|verifier| match kept {
+        Some(kept) => verifier.keeping(kept),
+        None => Ok(verifier),
+    }) {
         Ok(verifier) => verifier,
         Err(violation) => return Ok(Err(violation)),
     };
-    Ok(match schema::verify(conn, &mut verifier)? {
-        Ok(()) => verifier.finish(),
+    Ok(match schema::verify_rows(&snapshot, anchor.1, &mut verifier)? {
+        Ok(()) => verifier.finish(tail).map(|verified| Verified { stopped_cleanly, ..verified }),
         Err(violation) => Err(violation),
     })
 }
 
 /// Verifies the audit trail of the data directory `dir` without a server,
 /// reading it only; `key`, when given, is the public key to trust instead of
-/// the one the directory holds (which a forger could have replaced).
-pub fn verify_dir(dir: &Path, key: Option<VerifyingKey>) -> StoreResult<Result<Verified, Violation>> {
+/// the one the directory holds (which a forger could have replaced), and
+/// `kept` a digest kept outside the directory, which the trail must reach and
+/// agree with. A store that was stopped cleanly must have its head signed.
+pub fn verify_dir(
+    dir: &Path,
+    key: Option<VerifyingKey>,
+    kept: Option<Digest>,
+) -> StoreResult<Result<Verified, Violation>> {
     let path = dir.join("kmsim.db");
     if !path.exists() {
         return Err(StoreError(format!("{} does not exist", path.display())));
@@ -689,7 +744,7 @@ pub fn verify_dir(dir: &Path, key: Option<VerifyingKey>) -> StoreResult<Result<V
             None => return Err(StoreError("the data directory has no audit signing key".into())),
         },
     };
-    verify_connection(&conn, key)
+    verify_connection(&conn, key, kept, Reader::Offline)
 }
 
 /// Reads one value from the meta table.
@@ -833,30 +888,134 @@ mod tests {
         }
     }
 
-    /// Records from before the chain existed, or left unlinked by a start that was cut off while linking
-    /// them: they are always the newest, since nothing is appended until all are linked.
+    /// A data dir as a kmsim of schema `version` left it, with `records` stored the way it stored them;
+    /// `linked` of them carry the link the chain gives them (an older start that was cut off while linking).
+    fn legacy_store(dir: &Path, version: usize, records: &[AuditRecord], linked: usize) {
+        let conn = Connection::open(dir.join("kmsim.db")).unwrap();
+        schema::migrate_to(&conn, version);
+        let mut previous = crate::audit::chain::GENESIS;
+        for (i, record) in records.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let text = record.to_json();
+            previous = crate::audit::chain::link(&previous, seq, text.as_bytes());
+            conn.execute(
+                "INSERT INTO audit_events (seq, event_id, time_ms, service_name, event_name, key_id, error_code, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    seq,
+                    record.event_id,
+                    record.event_time.millis(),
+                    record.service_name,
+                    record.event_name,
+                    record.key_id,
+                    record.error_code,
+                    text
+                ],
+            )
+            .unwrap();
+            if i < linked {
+                conn.execute("UPDATE audit_events SET chain = ?1 WHERE seq = ?2", params![&previous[..], seq]).unwrap();
+            }
+        }
+    }
+
+    /// Records from before the chain existed are linked by the migration that makes links mandatory, once: in
+    /// a store that never had a signing key (the first start of a chaining kmsim made one after linking them).
     #[tokio::test]
-    async fn records_without_links_are_linked_at_start_as_they_would_have_been() {
-        for unlinked_from in [1, 40] {
+    async fn records_from_before_the_chain_are_linked_once_by_the_migration() {
+        let records: Vec<AuditRecord> = (0..60).map(padded_record).collect();
+        // Before the chain (schema 4), and after it but with an older start cut off while linking (schema 8).
+        for (version, linked) in [(4, 0), (8, 40)] {
+            let dir = tempfile::tempdir().unwrap();
+            legacy_store(dir.path(), version, &records, linked);
+            let location = Location::Dir(dir.path().to_path_buf());
+            let (store, _) = Store::open(&location).unwrap();
+            let verified = store.verify_audit(None).await.unwrap().unwrap();
+            assert_eq!((verified.records, verified.unsigned_tail), (60, 60), "schema {version}");
+            store.commit(Vec::new(), &[padded_record(60)]).await.unwrap();
+            assert_eq!(store.last_audit_seq().await.unwrap(), 61);
+            store.close();
+            let verified = verify_dir(dir.path(), None, None).unwrap().unwrap();
+            assert_eq!((verified.records, verified.unsigned_tail, verified.stopped_cleanly), (61, 0, Some(true)));
+        }
+    }
+
+    /// Once a store has a chain, a record without its link is a removed link: the store neither links it
+    /// again nor signs over it, and says where the trail breaks.
+    #[tokio::test]
+    async fn a_chained_store_never_links_a_record_again() {
+        for (clear_from, delete_digests) in [(1, true), (40, false), (61, false)] {
             let dir = tempfile::tempdir().unwrap();
             let location = Location::Dir(dir.path().to_path_buf());
             let (store, _) = Store::open(&location).unwrap();
-            store.commit(Vec::new(), &(0..60).map(padded_record).collect::<Vec<_>>()).await.unwrap();
+            store.commit(Vec::new(), &(0..61).map(padded_record).collect::<Vec<_>>()).await.unwrap();
             store.close();
             drop(store);
             let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
-            let cleared =
-                conn.execute("UPDATE audit_events SET chain = NULL WHERE seq >= ?1", [unlinked_from]).unwrap();
-            assert_eq!(cleared, 61 - unlinked_from as usize);
+            conn.execute("UPDATE audit_events SET chain = NULL WHERE seq >= ?1", [clear_from]).unwrap();
+            if delete_digests {
+                conn.execute("DELETE FROM audit_digests", []).unwrap();
+            }
             drop(conn);
 
-            let (reopened, _) = Store::open(&location).unwrap();
-            assert!(reopened.verify_audit().await.unwrap().is_ok(), "relinked from {unlinked_from}");
-            reopened.commit(Vec::new(), &[padded_record(60)]).await.unwrap();
-            assert_eq!(reopened.last_audit_seq().await.unwrap(), 61);
-            assert!(reopened.verify_audit().await.unwrap().is_ok());
-            reopened.close();
+            let refused = Store::open(&location).err().expect("a store with a removed link does not open");
+            assert!(refused.to_string().contains("kmsim audit verify"), "{refused}");
+            let violation = verify_dir(dir.path(), None, None).unwrap().unwrap_err();
+            assert_eq!(violation.seq, clear_from, "{violation}");
+            assert!(violation.reason.contains("no chain link"), "{violation}");
+            let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
+            let unlinked: i64 =
+                conn.query_row("SELECT count(*) FROM audit_events WHERE chain IS NULL", [], |row| row.get(0)).unwrap();
+            assert_eq!(unlinked, 62 - clear_from, "nothing was linked again");
         }
+    }
+
+    /// A copy of the store files in `dir` as they are now: what a crash at this moment leaves.
+    fn snapshot(dir: &Path) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        for name in ["kmsim.db", "kmsim.db-wal", "kmsim.db-shm"] {
+            if dir.join(name).exists() {
+                std::fs::copy(dir.join(name), copy.path().join(name)).unwrap();
+            }
+        }
+        copy
+    }
+
+    /// A store that crashed may have records after its last digest; one stopped cleanly signed its head, so
+    /// records after its last digest there mean its digests were removed or records were appended.
+    #[tokio::test]
+    async fn only_a_store_that_was_not_stopped_cleanly_may_have_an_unsigned_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let (store, _) = Store::open(&location).unwrap();
+        store.commit(Vec::new(), &(0..5).map(padded_record).collect::<Vec<_>>()).await.unwrap();
+        store.sign_digest().await.unwrap();
+        store.commit(Vec::new(), &(5..8).map(padded_record).collect::<Vec<_>>()).await.unwrap();
+        let crashed = snapshot(dir.path());
+        store.close();
+
+        let verified = verify_dir(crashed.path(), None, None).unwrap().unwrap();
+        assert_eq!((verified.unsigned_tail, verified.stopped_cleanly), (3, Some(false)), "{verified:?}");
+        assert_eq!(verified.last_digest.map(|d| d.seq), Some(5));
+        let (restarted, _) = Store::open(&Location::Dir(crashed.path().to_path_buf())).unwrap();
+        restarted.commit(Vec::new(), &[padded_record(8)]).await.unwrap();
+        restarted.close();
+        let verified = verify_dir(crashed.path(), None, None).unwrap().unwrap();
+        assert_eq!((verified.records, verified.unsigned_tail, verified.stopped_cleanly), (9, 0, Some(true)));
+
+        let verified = verify_dir(dir.path(), None, None).unwrap().unwrap();
+        assert_eq!((verified.first_seq, verified.last_seq, verified.digests), (1, 8, 2), "{verified:?}");
+        assert_eq!((verified.unsigned_tail, verified.stopped_cleanly), (0, Some(true)));
+        assert_eq!(verified.last_digest.map(|d| d.seq), Some(8));
+        let conn = Connection::open(dir.path().join("kmsim.db")).unwrap();
+        conn.execute("DELETE FROM audit_digests WHERE seq = 8", []).unwrap();
+        drop(conn);
+        let violation = verify_dir(dir.path(), None, None).unwrap().unwrap_err();
+        assert_eq!(violation.seq, 6, "{violation}");
+        assert!(violation.reason.contains("stopped cleanly"), "{violation}");
+        let refused =
+            Store::open(&location).err().expect("a cleanly stopped store with an unsigned tail does not open");
+        assert!(refused.to_string().contains("records 6 to 8"), "{refused}");
     }
 
     #[tokio::test]
@@ -884,7 +1043,7 @@ mod tests {
         let (served, _) = Store::open(&location).unwrap();
         assert_eq!(served.last_audit_seq().await.unwrap(), 200);
         served.commit(Vec::new(), &[padded_record(200)]).await.unwrap();
-        assert!(served.verify_audit().await.unwrap().is_ok());
+        assert!(served.verify_audit(None).await.unwrap().is_ok());
         served.close();
     }
 
@@ -921,7 +1080,7 @@ mod tests {
         drop(store);
         let (reopened, _) = Store::open(&Location::Dir(dir.path().to_path_buf())).unwrap();
         assert_eq!(reopened.last_audit_seq().await.unwrap(), groups * per_group);
-        assert!(reopened.verify_audit().await.unwrap().is_ok());
+        assert!(reopened.verify_audit(None).await.unwrap().is_ok());
         reopened.close();
     }
 }

@@ -17,8 +17,16 @@ use crate::clock::SimTime;
 use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
 use crate::engine::{AccessEntity, Change, ImportToken, Snapshot};
 
-const MIGRATIONS: &[&str] = &[
-    r#"
+/// One step of the schema: SQL, or code where SQL cannot say it.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Connection) -> StoreResult<()>),
+}
+
+use Migration::{Code, Sql};
+
+const MIGRATIONS: &[Migration] = &[
+    Sql(r#"
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE keys (key_id TEXT PRIMARY KEY, meta TEXT NOT NULL);
 CREATE TABLE key_versions (
@@ -45,8 +53,8 @@ CREATE TABLE audit_events (
     record TEXT NOT NULL
 );
 CREATE INDEX audit_events_by_key ON audit_events (key_id, seq);
-"#,
-    r#"
+"#),
+    Sql(r#"
 CREATE TABLE import_tokens (
     token TEXT PRIMARY KEY,
     key_id TEXT NOT NULL,
@@ -54,8 +62,8 @@ CREATE TABLE import_tokens (
     expires_ms INTEGER NOT NULL,
     private_key BLOB NOT NULL
 );
-"#,
-    r#"
+"#),
+    Sql(r#"
 CREATE TABLE system_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
@@ -68,14 +76,14 @@ CREATE TABLE system_events (
 );
 CREATE INDEX system_events_by_time ON system_events (time_ms, seq);
 CREATE TABLE event_subscriptions (subscription_id TEXT PRIMARY KEY, record TEXT NOT NULL);
-"#,
-    r#"
+"#),
+    Sql(r#"
 ALTER TABLE audit_events ADD COLUMN access_key_id TEXT NOT NULL DEFAULT '';
 UPDATE audit_events SET access_key_id = coalesce(json_extract(record, '$.accessKeyId'), '');
 CREATE INDEX audit_events_by_access_key ON audit_events (access_key_id, seq) WHERE access_key_id != '';
 CREATE INDEX audit_events_by_time ON audit_events (time_ms);
-"#,
-    r#"
+"#),
+    Sql(r#"
 ALTER TABLE audit_events ADD COLUMN chain BLOB;
 CREATE TABLE audit_digests (
     seq INTEGER PRIMARY KEY,
@@ -83,9 +91,9 @@ CREATE TABLE audit_digests (
     link BLOB NOT NULL,
     signature BLOB NOT NULL
 );
-"#,
+"#),
     // Keys are addressed by region and id: a replica shares its primary's id in another region.
-    r#"
+    Sql(r#"
 CREATE TABLE keys_by_region (
     region TEXT NOT NULL,
     key_id TEXT NOT NULL,
@@ -109,15 +117,17 @@ DROP TABLE keys;
 ALTER TABLE keys_by_region RENAME TO keys;
 ALTER TABLE key_versions_by_region RENAME TO key_versions;
 CREATE TABLE kms_instances (instance_id TEXT PRIMARY KEY, record TEXT NOT NULL);
-"#,
+"#),
     // 7: identities and policies (users, AccessKeys, policies, AAPs, ClientKeys), one JSON record each.
-    r#"
+    Sql(r#"
 CREATE TABLE access_entities (kind TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, id));
-"#,
+"#),
     // 8: secrets, one JSON record each with its versions (values sealed under the secret's KMS key).
-    r#"
+    Sql(r#"
 CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (region, name));
-"#,
+"#),
+    // 9: every record carries its link from here on; see `link_legacy_records`.
+    Code(link_legacy_records),
 ];
 
 /// The page size of a store built in bulk (SQLite's default is 4096).
@@ -159,10 +169,83 @@ pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
             MIGRATIONS.len()
         )));
     }
-    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", number + 1))?;
+    for (number, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        apply(conn, number + 1, migration)?;
     }
     Ok(())
+}
+
+/// Applies one migration and records it, in one transaction.
+fn apply(conn: &Connection, number: usize, migration: &Migration) -> StoreResult<()> {
+    let tx = conn.unchecked_transaction()?;
+    match migration {
+        Sql(sql) => tx.execute_batch(sql)?,
+        Code(step) => step(&tx)?,
+    }
+    tx.pragma_update(None, "user_version", i64::try_from(number).unwrap_or(i64::MAX))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The schema from which every record carries its link and the store records
+/// whether it is open ([`OPEN_MARKER`]).
+const CHAINED_SCHEMA: i64 = 9;
+
+/// The meta row present while a store is open, and after a crash: a store
+/// without it was stopped cleanly, and signed its head as it stopped.
+pub(super) const OPEN_MARKER: &str = "audit_open";
+
+/// Migration 9. Records from before the chain existed are linked here, once,
+/// in the migration's own transaction, and nothing links a record after this:
+/// a record without its link is from then on a removed link, for verification
+/// to report. A record is provably from before the chain only in a store that
+/// never had a chaining writer: the first start of one linked the old records
+/// and then made the signing key, and digests and a retention anchor come
+/// later still. So a store holding any of those is left as it is.
+fn link_legacy_records(conn: &Connection) -> StoreResult<()> {
+    // Older kmsims did not record how they stopped: the store may have crashed, with records unsigned.
+    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, x'01')", params![OPEN_MARKER])?;
+    let chained: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE name IN ('audit_signing_key', 'audit_anchor')) \
+         OR EXISTS (SELECT 1 FROM audit_digests)",
+        [],
+        |row| row.get(0),
+    )?;
+    if chained {
+        return Ok(());
+    }
+    let mut links = Vec::new();
+    let mut previous = chain::GENESIS;
+    let mut stmt = conn.prepare("SELECT seq, record FROM audit_events ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let record: serde_json::Value = serde_json::from_str(&row.get::<_, String>(1)?)
+            .map_err(|e| StoreError(format!("audit record {seq}, from before the chain, is not JSON: {e}")))?;
+        previous = chain::link(&previous, seq, &chain::canonical(&record));
+        links.push((seq, previous));
+    }
+    drop(rows);
+    for (seq, link) in links {
+        conn.prepare_cached("UPDATE audit_events SET chain = ?1 WHERE seq = ?2")?.execute(params![&link[..], seq])?;
+    }
+    Ok(())
+}
+
+/// Whether the store was stopped cleanly; `None` for a store last written by
+/// a kmsim that did not record it.
+pub(super) fn stopped_cleanly(conn: &Connection) -> StoreResult<Option<bool>> {
+    let schema: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if schema > MIGRATIONS.len() as i64 {
+        return Err(StoreError(format!(
+            "the data directory was written by a newer kmsim (schema {schema}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    if schema < CHAINED_SCHEMA {
+        return Ok(None);
+    }
+    Ok(Some(meta_value(conn, OPEN_MARKER)?.is_none()))
 }
 
 pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
@@ -416,67 +499,85 @@ impl ChainHead {
     }
 }
 
-/// Reads the head of the chain, first linking any records written before the chain existed.
-pub(super) fn chain_head(conn: &Connection) -> StoreResult<ChainHead> {
-    let unsigned: i64 = conn.query_row(
-        "SELECT count(*) FROM audit_events WHERE seq > coalesce((SELECT max(seq) FROM audit_digests), 0)",
-        [],
-        |row| row.get(0),
-    )?;
-    let (anchor_link, anchor_seq) = anchor(conn)?;
-    let mut head = ChainHead { seq: anchor_seq, link: anchor_link, unsigned: 0, time: SimTime(0) };
-    // Records without a link come from before the chain existed, and the writer only appends once they are
-    // all linked, so if there are any, the newest record is one of them. Asking only the newest keeps a start
-    // on a large trail from reading the whole table (it was most of a second at a million records).
-    let legacy: bool = conn
-        .query_row("SELECT chain IS NULL FROM audit_events ORDER BY seq DESC LIMIT 1", [], |row| row.get(0))
-        .optional()?
-        .unwrap_or(false);
-    // Usually the head is just the last row; only records from before the chain existed need walking, once.
-    let sql = if legacy {
-        "SELECT seq, record, chain, time_ms FROM audit_events ORDER BY seq"
-    } else {
-        "SELECT seq, record, chain, time_ms FROM audit_events ORDER BY seq DESC LIMIT 1"
+/// Reads the head of the chain for the writer to extend, after checking what
+/// it would extend and sign over: every record after the last signed digest
+/// (the unsigned tail) must carry its link and follow from that digest, and a
+/// store that was stopped cleanly must have none. A digest signs the head's
+/// link, so signing over a tail that does not hang together would vouch for
+/// it; the store refuses to open instead, and `kmsim audit verify --data-dir`
+/// says what is wrong. Records before the last digest are the digests'
+/// already, which nothing new can change, and are left to verification: a
+/// start reads only the tail, not the whole trail.
+pub(super) fn chain_head(conn: &Connection, key: &ed25519_dalek::VerifyingKey) -> StoreResult<ChainHead> {
+    let refuse = |violation: chain::Violation| {
+        StoreError(format!(
+            "the audit trail does not verify: {violation}. The server will not extend or sign a trail it cannot \
+             vouch for; run `kmsim audit verify --data-dir` on this directory"
+        ))
     };
-    let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query([])?;
-    let mut unlinked = Vec::new();
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        head.time = SimTime(row.get(3)?);
-        match row.get::<_, Option<Vec<u8>>>(2)? {
-            Some(link) if unlinked.is_empty() => {
-                head.seq = seq;
-                head.link = link.try_into().map_err(|_| StoreError(format!("audit record {seq} has a bad link")))?;
-            }
-            _ => {
-                let record: serde_json::Value = serde_json::from_str(&row.get::<_, String>(1)?)?;
-                head.link = chain::link(&head.link, seq, &chain::canonical(&record));
-                head.seq = seq;
-                unlinked.push((seq, head.link));
+    let (anchor_link, anchor_seq) = checked_anchor(conn)?.map_err(refuse)?;
+    let mut start = (anchor_link, anchor_seq, SimTime(0), None);
+    if let Some(digest) = last_digest(conn, anchor_seq - 1)? {
+        let violation =
+            |reason: &str| chain::Violation { seq: digest.seq, event_id: String::new(), reason: reason.into() };
+        if !digest.is_signed_by(key) {
+            return Err(refuse(violation("its digest's signature is not valid")));
+        }
+        if digest.seq > anchor_seq {
+            let stored: Option<Option<Vec<u8>>> = conn
+                .query_row("SELECT chain FROM audit_events WHERE seq = ?1", params![digest.seq], |row| row.get(0))
+                .optional()?;
+            match stored {
+                None => return Err(refuse(violation("it is missing, though a signed digest covers it"))),
+                Some(link) if link.as_deref() != Some(&digest.link[..]) => {
+                    return Err(refuse(violation("its chain link is not the one its signed digest covers")));
+                }
+                Some(_) => {}
             }
         }
+        start = (digest.link, digest.seq, SimTime(digest.time_ms), Some(digest));
     }
-    drop(rows);
-    for (seq, link) in unlinked {
-        conn.execute("UPDATE audit_events SET chain = ?1 WHERE seq = ?2", params![&link[..], seq])?;
-    }
-    head.unsigned = u64::try_from(unsigned).unwrap_or(0);
-    Ok(head)
+    let (link, seq, time, digest) = start;
+    let mut verifier = chain::Verifier::new(*key, (link, seq), digest.into_iter().collect()).map_err(refuse)?;
+    verify_rows(conn, seq, &mut verifier)?.map_err(refuse)?;
+    let (head_seq, head_link) = verifier.head();
+    let tail = match stopped_cleanly(conn)? {
+        Some(true) => chain::Tail::SignedAtStop,
+        Some(false) | None => chain::Tail::MayBeUnsigned,
+    };
+    let verified = verifier.finish(tail).map_err(refuse)?;
+    let time = match verified.records {
+        0 => time,
+        _ => SimTime(
+            conn.query_row("SELECT time_ms FROM audit_events WHERE seq = ?1", params![head_seq], |row| row.get(0))?,
+        ),
+    };
+    Ok(ChainHead { seq: head_seq, link: head_link, unsigned: verified.unsigned_tail, time })
 }
 
 /// The link and sequence number the oldest kept record follows: genesis, or
 /// after retention pruned the start of the trail, the signed digest it was cut at.
 pub(super) fn anchor(conn: &Connection) -> StoreResult<([u8; 32], i64)> {
+    checked_anchor(conn)?.map_err(|violation| StoreError(violation.to_string()))
+}
+
+/// [`anchor`], with an anchor whose digest is gone or malformed as a violation of the trail.
+pub(super) fn checked_anchor(conn: &Connection) -> StoreResult<Result<([u8; 32], i64), chain::Violation>> {
     let Some(bytes) = meta_value(conn, "audit_anchor")? else {
-        return Ok((chain::GENESIS, 0));
+        return Ok(Ok((chain::GENESIS, 0)));
     };
-    let seq = i64::from_be_bytes(bytes.try_into().map_err(|_| StoreError("audit_anchor is corrupt".into()))?);
+    let Ok(bytes) = <[u8; 8]>::try_from(bytes) else {
+        let reason = "the trail's retention anchor is malformed".to_owned();
+        return Ok(Err(chain::Violation { seq: 0, event_id: String::new(), reason }));
+    };
+    let seq = i64::from_be_bytes(bytes);
     let link: Option<Vec<u8>> =
         conn.query_row("SELECT link FROM audit_digests WHERE seq = ?1", params![seq], |row| row.get(0)).optional()?;
-    let link =
-        link.and_then(|l| l.try_into().ok()).ok_or_else(|| StoreError(format!("the digest at {seq} is gone")))?;
-    Ok((link, seq))
+    Ok(link.and_then(|l| l.try_into().ok()).map(|link| (link, seq)).ok_or_else(|| chain::Violation {
+        seq: seq + 1,
+        event_id: String::new(),
+        reason: format!("the trail was cut by retention after record {seq}, but the digest it was cut at is gone"),
+    }))
 }
 
 /// Retention: drops the records up to the last signed digest older than
@@ -504,31 +605,57 @@ pub(super) fn insert_digest(conn: &Connection, digest: &chain::Digest) -> StoreR
     Ok(())
 }
 
+/// The digests after `from_seq`, oldest first.
 pub(super) fn digests(conn: &Connection, from_seq: i64) -> StoreResult<Vec<chain::Digest>> {
     let mut stmt =
         conn.prepare_cached("SELECT seq, time_ms, link, signature FROM audit_digests WHERE seq > ?1 ORDER BY seq")?;
-    let rows = stmt.query_map(params![from_seq], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, Vec<u8>>(3)?))
-    })?;
-    let mut digests = Vec::new();
-    for row in rows {
-        let (seq, time_ms, link, signature) = row?;
-        let bad = || StoreError(format!("audit digest {seq} is malformed"));
-        digests.push(chain::Digest {
+    let rows = stmt.query_map(params![from_seq], digest_row)?;
+    rows.map(|row| row?).collect()
+}
+
+/// The newest digest after `from_seq`.
+fn last_digest(conn: &Connection, from_seq: i64) -> StoreResult<Option<chain::Digest>> {
+    conn.prepare_cached(
+        "SELECT seq, time_ms, link, signature FROM audit_digests WHERE seq > ?1 ORDER BY seq DESC LIMIT 1",
+    )?
+    .query_row(params![from_seq], digest_row)
+    .optional()?
+    .transpose()
+}
+
+fn digest_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<chain::Digest>> {
+    let (seq, time_ms, link, signature) =
+        (row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, Vec<u8>>(3)?);
+    let bad = || StoreError(format!("audit digest {seq} is malformed"));
+    Ok((|| {
+        Ok(chain::Digest {
             seq,
             time_ms,
             link: link.try_into().map_err(|_| bad())?,
             signature: signature.try_into().map_err(|_| bad())?,
-        });
-    }
-    Ok(digests)
+        })
+    })())
 }
 
-/// The Ed25519 key that signs digests, made on first use.
+/// The Ed25519 key that signs digests, made on first use. A trail that has
+/// digests already lost its key: a new one would sign on as if nothing
+/// happened, so the store refuses to open instead.
 pub(super) fn signing_key(conn: &Connection) -> StoreResult<ed25519_dalek::SigningKey> {
     let seed: [u8; 32] = match meta_value(conn, "audit_signing_key")? {
         Some(bytes) => bytes.try_into().map_err(|_| StoreError("audit_signing_key is corrupt".into()))?,
         None => {
+            let signed: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit_digests) OR EXISTS (SELECT 1 FROM meta WHERE name = 'audit_anchor')",
+                [],
+                |row| row.get(0),
+            )?;
+            if signed {
+                return Err(StoreError(
+                    "the audit trail has signed digests but its signing key is gone; the server will not sign it \
+                     with a new one (verify it with `kmsim audit verify --data-dir DIR --public-key HEX`)"
+                        .into(),
+                ));
+            }
             let seed: [u8; 32] = crate::engine::crypto::random_array();
             conn.execute("INSERT INTO meta (name, value) VALUES ('audit_signing_key', ?1)", params![&seed[..]])?;
             seed
@@ -537,22 +664,67 @@ pub(super) fn signing_key(conn: &Connection) -> StoreResult<ed25519_dalek::Signi
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
-/// Walks the whole trail oldest first through `verifier`.
-pub(super) fn verify(conn: &Connection, verifier: &mut chain::Verifier) -> StoreResult<Result<(), chain::Violation>> {
-    let mut stmt = conn.prepare("SELECT seq, record, chain FROM audit_events ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
+/// The columns that indexes and filters read in place of the record, with
+/// the record's field each copies. Verification holds every one of them to
+/// its record, rather than the filters reading the chained record: the
+/// columns exist so that listing by key, by AccessKey or by time does not
+/// decode every record, and a mismatch is as much an edit of the trail as an
+/// edit of the record (it would hide the record from a filter, or misplace
+/// it), so it is reported the same way.
+const INDEXED_COLUMNS: [(&str, &str); 7] = [
+    ("event_id", "eventId"),
+    ("time_ms", "eventTime"),
+    ("service_name", "serviceName"),
+    ("event_name", "eventName"),
+    ("key_id", "keyId"),
+    ("error_code", "errorCode"),
+    ("access_key_id", "accessKeyId"),
+];
+
+/// Walks the records after `after`, oldest first, through `verifier`, and
+/// checks each one's indexed columns against the record.
+pub(super) fn verify_rows(
+    conn: &Connection,
+    after: i64,
+    verifier: &mut chain::Verifier,
+) -> StoreResult<Result<(), chain::Violation>> {
+    let columns: Vec<&str> = INDEXED_COLUMNS.iter().map(|(column, _)| *column).collect();
+    let sql =
+        format!("SELECT seq, record, chain, {} FROM audit_events WHERE seq > ?1 ORDER BY seq", columns.join(", "));
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params![after])?;
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
-        let record: serde_json::Value = match serde_json::from_str(&row.get::<_, String>(1)?) {
-            Ok(record) => record,
-            Err(_) => {
+        let record = match row.get_ref(1)?.as_str().ok().map(serde_json::from_str::<serde_json::Value>) {
+            Some(Ok(record)) => record,
+            _ => {
                 let reason = "it is not valid JSON any more".to_owned();
                 return Ok(Err(chain::Violation { seq, event_id: String::new(), reason }));
             }
         };
-        let stored: Option<[u8; 32]> = row.get::<_, Option<Vec<u8>>>(2)?.and_then(|l| l.try_into().ok());
+        let stored: Option<[u8; 32]> = match row.get_ref(2)? {
+            rusqlite::types::ValueRef::Blob(link) => link.try_into().ok(),
+            _ => None,
+        };
         if let Err(violation) = verifier.feed(seq, &record, stored.as_ref()) {
             return Ok(Err(violation));
+        }
+        for (i, (column, field)) in INDEXED_COLUMNS.iter().enumerate() {
+            let agrees = match (row.get_ref(3 + i)?, &record[*field]) {
+                (rusqlite::types::ValueRef::Integer(n), serde_json::Value::Number(m)) => m.as_i64() == Some(n),
+                (rusqlite::types::ValueRef::Text(text), serde_json::Value::String(s)) => text == s.as_bytes(),
+                // Older records leave an empty field out.
+                (rusqlite::types::ValueRef::Text(text), serde_json::Value::Null) => text.is_empty(),
+                _ => false,
+            };
+            if !agrees {
+                let event_id = record["eventId"].as_str().unwrap_or_default().to_owned();
+                let reason = format!(
+                    "its {column} column does not match its record's {field}: the column was edited, so filters on \
+                     it would hide or misplace the record"
+                );
+                return Ok(Err(chain::Violation { seq, event_id, reason }));
+            }
         }
     }
     Ok(Ok(()))
@@ -734,6 +906,14 @@ pub(super) fn audit_by_access_key(conn: &Connection, access_key_id: &str) -> Sto
     rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
 }
 
+/// Applies the migrations up to schema `version`, as a kmsim of that schema did.
+#[cfg(test)]
+pub(super) fn migrate_to(conn: &Connection, version: usize) {
+    for (number, migration) in MIGRATIONS.iter().enumerate().take(version) {
+        apply(conn, number + 1, migration).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,9 +922,7 @@ mod tests {
     #[test]
     fn migration_6_keeps_keys_written_by_region_less_schemas() {
         let conn = Connection::open_in_memory().unwrap();
-        for (number, sql) in MIGRATIONS.iter().enumerate().take(5) {
-            conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {}; COMMIT;", number + 1)).unwrap();
-        }
+        migrate_to(&conn, 5);
         let meta = r#"{"key_id":"k1","region":"cn-shanghai","account_id":"1192853035118460","state":"Enabled",
             "spec":"Aliyun_AES_256","usage":"ENCRYPT/DECRYPT","origin":"Aliyun_KMS","protection_level":"SOFTWARE",
             "description":"","creator":"1192853035118460","creation_date":0,"delete_date":null,

@@ -97,7 +97,7 @@ decode! {
     PutEventSelectorsRequest => PutEventSelectors {
         trail_name, exclude_read_only_events, exclude_cryptographic_events,
     }
-    VerifyAuditTrailRequest => VerifyAuditTrail {}
+    VerifyAuditTrailRequest => VerifyAuditTrail { last_digest: |kept: Option<pb::AuditDigest>| kept.map(kept_digest) }
 }
 
 /// An export's chunks; a failure part way ends the stream with its status.
@@ -120,6 +120,20 @@ fn tailed(records: Stream<Result<ops::Rendered, Missed>>) -> TailAuditEventsStre
     }))
 }
 
+fn kept_digest(digest: pb::AuditDigest) -> ops::KeptDigest {
+    let pb::AuditDigest { seq, time_ms, link, signature } = digest;
+    ops::KeptDigest { seq, time_ms, link, signature }
+}
+
+fn audit_digest(digest: &chain::Digest) -> pb::AuditDigest {
+    pb::AuditDigest {
+        seq: digest.seq,
+        time_ms: digest.time_ms,
+        link: chain::hex(&digest.link),
+        signature: chain::hex(&digest.signature),
+    }
+}
+
 fn verification(outcome: Result<Verified, Violation>) -> pb::VerifyAuditTrailResponse {
     match outcome {
         Ok(verified) => pb::VerifyAuditTrailResponse {
@@ -127,6 +141,9 @@ fn verification(outcome: Result<Verified, Violation>) -> pb::VerifyAuditTrailRes
             records: verified.records,
             digests: verified.digests,
             unsigned_tail: verified.unsigned_tail,
+            first_seq: verified.first_seq,
+            last_seq: verified.last_seq,
+            last_digest: verified.last_digest.as_ref().map(audit_digest),
             ..Default::default()
         },
         Err(violation) => pb::VerifyAuditTrailResponse {

@@ -130,9 +130,9 @@ operation! {
             n @ 1..=10_000 => n as usize,
             _ => return Err(KmsError::invalid_because("RecordsPerChunk", "It must be between 1 and 10000.")),
         };
-        // The export covers what was committed before it began (never itself), all of it signed.
-        app.sign_audit_digest().await?;
-        let through = app.last_audit_seq().await?;
+        // The export covers what was committed before it began (never itself), all of it signed: it reads
+        // through the head the digest covered, not the head after it, which a commit may already have moved.
+        let through = app.sign_audit_digest().await?;
         let (chunks, stream) = mpsc::channel(2);
         tokio::spawn(export(app, selection, format, (per_chunk, through), chunks));
         Outcome::read(Box::pin(ReceiverStream::new(stream)) as Stream<KmsResult<ExportChunk>>)
@@ -224,12 +224,42 @@ operation! {
     }
 }
 
+/// A digest as a client kept it (hex, as verification printed it), checked when the operation runs.
+#[derive(Debug, Clone, Default)]
+pub struct KeptDigest {
+    pub seq: i64,
+    pub time_ms: i64,
+    pub link: String,
+    pub signature: String,
+}
+
+impl KeptDigest {
+    fn parse(&self) -> KmsResult<chain::Digest> {
+        match (chain::unhex::<32>(&self.link), chain::unhex::<64>(&self.signature)) {
+            (Some(link), Some(signature)) => {
+                Ok(chain::Digest { seq: self.seq, time_ms: self.time_ms, link, signature })
+            }
+            _ => Err(KmsError::invalid_because(
+                "LastDigest",
+                "Its link must be 64 hex digits and its signature 128, as verification printed them.",
+            )),
+        }
+    }
+}
+
 operation! {
     /// The whole trail checked against its chain and signed digests: what
     /// it covered, or the first thing wrong.
-    VerifyAuditTrail = VERIFY_AUDIT_TRAIL -> Result<Verified, Violation> {}
+    VerifyAuditTrail = VERIFY_AUDIT_TRAIL -> Result<Verified, Violation> {
+        /// A digest kept outside the server from an earlier verification: the
+        /// trail must still reach it and agree with it.
+        last_digest: Option<KeptDigest>,
+    }
     names(_) { Names::none() }
-    run(_, app, _) { Outcome::read(app.verify_audit().await?) }
+    run(op, app, _) {
+        let kept = op.last_digest.as_ref().map(KeptDigest::parse).transpose()?;
+        Outcome::read(app.verify_audit(kept).await?)
+    }
 }
 
 /// The page size of token-paged listings: 1 to 1000, 0 for the default of 100.
