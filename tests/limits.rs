@@ -146,3 +146,47 @@ async fn records_and_pages_of_the_trail_stay_bounded_whatever_a_client_sends() {
     let original = params["EncryptionContextOriginalBytes"].as_u64().expect("the original length is kept");
     assert!(original > 900_000, "{original}");
 }
+
+/// A socket that says nothing is closed once its first-byte timeout passes.
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let limits = Limits { first_byte_timeout: std::time::Duration::from_millis(200), ..Limits::default() };
+    let server = TestServer::start_config(ServerConfig { limits, ..ServerConfig::default() }).await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.expect("connects");
+    // The server speaks first (its HTTP/2 settings); then, hearing nothing, it hangs up.
+    let mut sent = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), silent.read_to_end(&mut sent)).await;
+    closed.expect("the server closes a silent connection").ok();
+    // A client that speaks is served as ever.
+    encrypt_key(&server).await;
+}
+
+/// Past `max_connections`, a new client waits until a connection closes.
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_one_to_close() {
+    let limits = Limits { max_connections: 2, ..Limits::default() };
+    let server = TestServer::start_config(ServerConfig { limits, ..ServerConfig::default() }).await;
+    let first = tokio::net::TcpStream::connect(server.addr).await.expect("connects");
+    let _second = tokio::net::TcpStream::connect(server.addr).await.expect("connects");
+
+    let third = tokio::spawn({
+        let endpoint = server.endpoint();
+        async move {
+            let channel = tonic::transport::Channel::from_shared(endpoint).unwrap().connect().await.expect("connects");
+            let mut kms = pb::key_management_service_client::KeyManagementServiceClient::new(channel);
+            kms.create_key(pb::CreateKeyRequest::default()).await.expect("served once a slot is free")
+        }
+    });
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        while !third.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    });
+    assert!(waited.await.is_err(), "a third connection was served while two were held");
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(30), third)
+        .await
+        .expect("the third client is served once a connection closes")
+        .expect("joined");
+}

@@ -102,6 +102,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KMSIM_MAX_CONCURRENT_STREAMS", default_value_t = Limits::DEFAULT_MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_concurrent_streams: u32,
+    /// The most connections held at once; the next waits until one closes.
+    #[arg(long, env = "KMSIM_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
 }
 
 fn parse_auth(text: &str) -> Result<AuthMode, String> {
@@ -188,6 +192,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         limits: Limits {
             max_message_bytes: args.max_message_bytes,
             max_concurrent_streams: args.max_concurrent_streams,
+            max_connections: args.max_connections,
+            first_byte_timeout: Limits::FIRST_BYTE_TIMEOUT,
         },
         ..ServerConfig::default()
     };

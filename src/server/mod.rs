@@ -3,6 +3,7 @@
 //! it until shutdown. Front ends live in [`crate::frontends`]; the path each
 //! call takes is [`crate::kernel`]'s.
 
+mod listener;
 mod metrics_http;
 
 use std::future::Future;
@@ -11,7 +12,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use crate::audit::trail::{TrailSpec, Trails};
 use crate::audit::{AuditRecord, PayloadSizes};
@@ -87,6 +87,10 @@ pub struct ServerConfig {
 pub struct Limits {
     pub max_message_bytes: usize,
     pub max_concurrent_streams: u32,
+    /// Connections held at once; the next waits in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before it is closed.
+    pub first_byte_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -97,6 +101,10 @@ impl Limits {
     pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
     /// HTTP/2 header blocks are small in gRPC; a client's metadata has no reason to approach this.
     pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+    /// Well under the 1024 file descriptors a process gets by default, with room for the store's.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+    /// A client opens a connection to speak; one that says nothing for this long is gone.
+    pub const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 impl Default for Limits {
@@ -104,6 +112,8 @@ impl Default for Limits {
         Limits {
             max_message_bytes: Limits::DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_streams: Limits::DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
+            first_byte_timeout: Limits::FIRST_BYTE_TIMEOUT,
         }
     }
 }
@@ -205,7 +215,7 @@ pub async fn start(
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = listener::incoming(listener, config.limits.max_connections, config.limits.first_byte_timeout);
 
     let task = tokio::spawn(async move {
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();

@@ -223,7 +223,10 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
     let limits = config.limits;
     // HTTP/2 itself refuses a header list past a multiple of the limit; below that the edge
     // refuses it as a call, audited, with a precise error.
+    // Pings find peers that went away without closing, so their connections do not stay held.
     builder = builder
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .http2_max_header_list_size(Some(Limits::MAX_HEADER_LIST_BYTES * 4));
     // Requests are what a client controls; responses are bounded by the server's own page sizes.
