@@ -457,7 +457,7 @@ fn bench_scan(c: &mut Criterion) {
         b.iter(|| {
             let selection = selection.clone();
             let page = rt.block_on(store.scan_audit(scan(MILLION as usize), move |r| selection.matches(r))).unwrap();
-            assert_eq!(page.records.len(), expected);
+            assert_eq!(page.expect("in time").records.len(), expected);
         })
     });
 
@@ -478,11 +478,13 @@ fn bench_scan(c: &mut Criterion) {
                 counter.fetch_add(1, Ordering::Relaxed);
                 matcher.matches(r)
             }))
-            .unwrap();
+            .unwrap()
+            .expect("in time");
         assert_eq!((page.records.len(), seen.load(Ordering::Relaxed)), (100, newest));
         b.iter(|| {
             let selection = selection.clone();
             let page = rt.block_on(store.scan_audit(scan(100), move |r| selection.matches(r))).unwrap();
+            let page = page.expect("in time");
             assert_eq!((page.records.len(), page.next_before.is_some()), (100, true));
         })
     });

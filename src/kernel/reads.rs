@@ -30,7 +30,16 @@ impl App {
         limit: usize,
     ) -> KmsResult<AuditPage> {
         let scan = Scan { range: selection.range, order, from, through, limit, contains: selection.required_text() };
-        self.store.scan_audit(scan, move |record| selection.matches(record)).await.map_err(read_failed)
+        match self.store.scan_audit(scan, move |record| selection.matches(record)).await.map_err(read_failed)? {
+            Some(page) => Ok(page),
+            None => Err(KmsError::invalid_because(
+                "Query",
+                &format!(
+                    "The search read for more than {} s; narrow it with StartTime and EndTime or a more selective query.",
+                    crate::store::MAX_SCAN_TIME.as_secs()
+                ),
+            )),
+        }
     }
 
     /// Every record made with `access_key_id`, oldest first.

@@ -82,6 +82,40 @@ pub enum Location {
 #[derive(Debug, Clone)]
 pub struct StoreError(String);
 
+/// The longest one search of the trail may read before it is stopped.
+pub const MAX_SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Stops a running scan from outside its thread: armed with the connection's
+/// interrupt handle only while the scan runs, so nothing else the connection
+/// does is ever interrupted.
+#[derive(Clone, Default)]
+struct Interrupter(Arc<Mutex<Option<rusqlite::InterruptHandle>>>);
+
+impl Interrupter {
+    fn arm(&self, handle: rusqlite::InterruptHandle) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+
+    fn disarm(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn interrupt(&self) {
+        if let Some(handle) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            handle.interrupt();
+        }
+    }
+}
+
+/// Interrupts a scan still running when its caller's future is dropped.
+struct InterruptOnDrop(Interrupter);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        self.0.interrupt();
+    }
+}
+
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "store: {}", self.0)
@@ -363,13 +397,38 @@ impl Store {
         self.read(move |conn| schema::list_audit(conn, &filter, limit, before)).await
     }
 
-    /// The records of `scan` that `keep` accepts.
+    /// The records of `scan` that `keep` accepts; `None` if the scan ran past
+    /// [`MAX_SCAN_TIME`]. A scan whose caller has gone (the future is dropped:
+    /// the client cancelled, or its deadline passed) is interrupted where it
+    /// is, so it holds neither a core nor the read connection for nobody.
     pub async fn scan_audit(
         &self,
         scan: Scan,
         mut keep: impl FnMut(&AuditRecord) -> bool + Send + 'static,
-    ) -> StoreResult<AuditPage> {
-        self.read(move |conn| schema::scan_audit(conn, &scan, &mut keep)).await
+    ) -> StoreResult<Option<AuditPage>> {
+        let running = Interrupter::default();
+        let _interrupt_if_abandoned = InterruptOnDrop(running.clone());
+        let reading = self.read({
+            let running = running.clone();
+            move |conn| {
+                running.arm(conn.get_interrupt_handle());
+                let scanned = schema::scan_audit(conn, &scan, &mut keep);
+                running.disarm();
+                match scanned {
+                    Ok(page) => Ok(Some(page)),
+                    Err(e) if e.0.contains("interrupted") => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        });
+        tokio::pin!(reading);
+        tokio::select! {
+            read = &mut reading => read,
+            () = tokio::time::sleep(MAX_SCAN_TIME) => {
+                running.interrupt();
+                reading.await
+            }
+        }
     }
 
     /// Every record made with `access_key_id`, oldest first.
@@ -759,6 +818,35 @@ mod tests {
     use crate::context::CallContext;
     use crate::kernel::OpSpec;
 
+    /// A scan armed for interruption stops where it is once interrupted from
+    /// another thread; disarmed, the connection is never interrupted again.
+    #[test]
+    fn a_scan_whose_caller_is_gone_is_interrupted() {
+        let conn = Connection::open_in_memory().expect("a connection");
+        let running = Interrupter::default();
+        running.arm(conn.get_interrupt_handle());
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scan = std::thread::spawn({
+            let finished = finished.clone();
+            move || {
+                let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                               SELECT count(*) FROM n WHERE x < 0";
+                let result = conn.query_row(endless, [], |row| row.get::<_, i64>(0));
+                finished.store(true, std::sync::atomic::Ordering::Release);
+                result
+            }
+        });
+        // The caller goes away, perhaps before the statement has begun: keep telling it until it stops.
+        while !finished.load(std::sync::atomic::Ordering::Acquire) {
+            drop(InterruptOnDrop(running.clone()));
+            std::thread::yield_now();
+        }
+        let error = scan.join().expect("the scan thread").expect_err("the endless scan was interrupted");
+        assert!(StoreError::from(error).0.contains("interrupted"));
+        running.disarm();
+        running.interrupt();
+    }
+
     fn padded_record(i: i64) -> AuditRecord {
         let cx = CallContext::internal("cn-hangzhou", "1192853035118460", SimTime(1_700_000_000_000 + i));
         let padding = serde_json::json!({ "Description": "x".repeat(2000) });
@@ -777,7 +865,8 @@ mod tests {
             contains,
         };
         let selection = selection.clone();
-        let page = store.scan_audit(scan, move |r| selection.matches(r)).await.unwrap();
+        let page =
+            store.scan_audit(scan, move |r| selection.matches(r)).await.unwrap().expect("the scan finishes in time");
         page.links.into_iter().map(|(seq, _)| seq).collect()
     }
 
@@ -801,10 +890,9 @@ mod tests {
         assert_eq!(selection.required_text(), ["kmsim"]);
         assert_eq!(scanned(&store, &selection, true).await, scanned(&store, &selection, false).await);
         assert_eq!(scanned(&store, &selection, true).await.len(), 1);
-        // A piece too long for SQLite's LIKE is left out of the filter, not an error.
+        // A piece too long for SQLite's LIKE cannot even be asked for: the query is over its size limit.
         let long = format!("userAgent: \"kmsim{}\"", "x".repeat(60_000));
-        let selection = Arc::new(crate::audit::selection::Selection::new(&long, "", "").unwrap());
-        assert!(scanned(&store, &selection, true).await.is_empty());
+        assert!(crate::audit::selection::Selection::new(&long, "", "").is_err());
         // ActionTrail copies the user agent as it is, so its spelling filters the same.
         let selection = Arc::new(crate::audit::selection::Selection::new("event.userAgent: KMSIM*", "", "").unwrap());
         assert_eq!(selection.required_text(), ["kmsim"]);
