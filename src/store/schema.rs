@@ -805,19 +805,32 @@ pub(super) fn list_events(conn: &Connection, query: &EventQuery, before: Option<
     Ok(EventPage { documents, next_before: next })
 }
 
-/// Walks records in `scan.order` (past the sequence `scan.from`, inside the
-/// event-time range) and keeps those `keep` accepts, until `scan.limit` are
-/// kept; answers them with the sequence to continue from when more may follow.
+/// What is left of a page as a scan goes from slice to slice.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    /// Records the page may still take.
+    pub records: usize,
+    /// Record text the page holds already (see [`MAX_PAGE_BYTES`]).
+    pub bytes_used: usize,
+}
+
+/// Walks one slice of records in `scan.order`: newest first, those below
+/// sequence `slice.0` and at or above `slice.1`; oldest first, those above
+/// `slice.0` and at or below `slice.1`; inside the event-time range. Keeps
+/// those `keep` accepts within `budget`, and answers them, with the sequence
+/// to continue from when the page filled, and the page's record text so far.
 pub(super) fn scan_audit(
     conn: &Connection,
     scan: &Scan,
+    slice: (i64, i64),
+    budget: Budget,
     keep: &mut dyn FnMut(&AuditRecord) -> bool,
-) -> StoreResult<AuditPage> {
+) -> StoreResult<(AuditPage, usize)> {
     // `+time_ms` keeps SQLite off the time index: walking by sequence streams rows in
     // the order wanted, where the index would first sort the whole table.
     let (after, order) = match scan.order {
-        Order::NewestFirst => ("seq < ?1", "seq DESC"),
-        Order::OldestFirst => ("seq > ?1", "seq"),
+        Order::NewestFirst => ("seq < ?1 AND seq >= ?4", "seq DESC"),
+        Order::OldestFirst => ("seq > ?1 AND seq <= ?4", "seq"),
     };
     // Matching text is far cheaper than decoding the record to ask `keep`. LIKE folds ASCII case only,
     // so a record with other characters is always decoded (octet_length counts bytes, length characters).
@@ -826,36 +839,37 @@ pub(super) fn scan_audit(
     let contains: String = (0..pieces.len())
         .map(|i| format!(" AND (record LIKE ?{} ESCAPE '\\' OR octet_length(record) <> length(record))", i + 5))
         .collect();
+    let through = match scan.order {
+        Order::NewestFirst => format!(" AND seq <= {}", scan.through.unwrap_or(i64::MAX)),
+        Order::OldestFirst => String::new(),
+    };
     let sql = format!(
         "SELECT seq, record, chain FROM audit_events \
-         WHERE {after} AND seq <= ?4 AND +time_ms >= ?2 AND +time_ms <= ?3{contains} ORDER BY {order}"
+         WHERE {after}{through} AND +time_ms >= ?2 AND +time_ms <= ?3{contains} ORDER BY {order}"
     );
-    let from = scan.from.unwrap_or(match scan.order {
-        Order::NewestFirst => i64::MAX,
-        Order::OldestFirst => i64::MIN,
-    });
     let mut stmt = conn.prepare_cached(&sql)?;
-    let bounds = [from, scan.range.0.0, scan.range.1.0, scan.through.unwrap_or(i64::MAX)].map(SqlValue::Integer);
+    let bounds = [slice.0, scan.range.0.0, scan.range.1.0, slice.1].map(SqlValue::Integer);
     let patterns = pieces.into_iter().map(|text| SqlValue::Text(format!("%{}%", like_literal(text))));
     let mut rows = stmt.query(rusqlite::params_from_iter(bounds.into_iter().chain(patterns)))?;
     let mut page = AuditPage { records: Vec::new(), links: Vec::new(), next_before: None };
-    let mut bytes = 0;
+    let mut bytes = budget.bytes_used;
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let text = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
         let record: AuditRecord = serde_json::from_str(text)?;
         if keep(&record) {
-            bytes += text.len();
-            if page.records.len() == scan.limit || (!page.records.is_empty() && bytes > MAX_PAGE_BYTES) {
-                page.next_before = page.links.last().map(|(seq, _)| *seq);
-                return Ok(page);
+            let at_least_one = !page.records.is_empty() || budget.bytes_used > 0;
+            if page.records.len() == budget.records || (at_least_one && bytes + text.len() > MAX_PAGE_BYTES) {
+                page.next_before = page.links.last().map(|(seq, _)| *seq).or(Some(slice.0));
+                return Ok((page, bytes));
             }
+            bytes += text.len();
             let link = row.get::<_, Option<Vec<u8>>>(2)?.and_then(|l| l.try_into().ok()).unwrap_or(chain::GENESIS);
             page.records.push(record);
             page.links.push((seq, link));
         }
     }
-    Ok(page)
+    Ok((page, bytes))
 }
 
 /// The most record text one page of the trail holds (at least one record):
