@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
-use super::output::{self, OutputFormat};
+use super::output::{self, OutputFormat, Stdout};
 use super::progress::{Progress, REDRAW_EVERY};
 use crate::audit::chain::{self, Verified, Violation};
 use crate::proto as pb;
@@ -174,7 +174,11 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             let mut seen = 0;
             while count.is_none_or(|limit| seen < limit) {
                 let Some(record) = stream.next().await else { break };
-                println!("{}", record?.json);
+                let written =
+                    output::print_line(&record?.json).map_err(|e| Failure(format!("writing the records: {e}")))?;
+                if written == Stdout::Closed {
+                    break;
+                }
                 seen += 1;
             }
             Ok(Value::Null)
@@ -196,7 +200,10 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 records += chunk.records;
-                sink.write(&chunk)?;
+                if sink.write(&chunk)? == Stdout::Closed {
+                    // Whoever read the lines has what they wanted (`| head`).
+                    return Ok(Value::Null);
+                }
                 progress.update(records);
             }
             let finished = sink.finish(records);
@@ -370,17 +377,19 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, chunk: &pb::ExportChunk) -> Result<(), Failure> {
+    /// [`Stdout::Closed`] when the lines went to stdout and its reader has gone.
+    fn write(&mut self, chunk: &pb::ExportChunk) -> Result<Stdout, Failure> {
         match self {
             Sink::Dir { dir, files } => {
                 let name = format!("kmsim_CloudTrail_{:06}.json", chunk.chunk);
                 let path = dir.join(&name);
                 std::fs::write(&path, &chunk.data).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
                 files.push(name);
+                Ok(Stdout::Written)
             }
-            Sink::Lines(out) => out.write_all(&chunk.data).map_err(|e| Failure(format!("writing the export: {e}")))?,
+            Sink::Lines(out) => output::stdout_result(out.write_all(&chunk.data))
+                .map_err(|e| Failure(format!("writing the export: {e}"))),
         }
-        Ok(())
     }
 
     /// Files report what they wrote; lines on stdout are the output themselves.
@@ -390,7 +399,7 @@ impl Sink {
                 Ok(json!({ "records": records, "dir": dir.display().to_string(), "files": files }))
             }
             Sink::Lines(mut out) => {
-                out.flush().map_err(|e| Failure(format!("writing the export: {e}")))?;
+                output::stdout_result(out.flush()).map_err(|e| Failure(format!("writing the export: {e}")))?;
                 Ok(Value::Null)
             }
         }

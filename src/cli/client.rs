@@ -23,7 +23,7 @@ use super::aliases::{AliasCommand, TagCommand, alias, tag};
 use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
-use super::output::{OutputFormat, render, select};
+use super::output::{OutputFormat, finish_with, print_error, print_line, render, select};
 use super::secrets::{SecretCommand, secret};
 use super::seed::{SeedCommand, seed};
 use crate::credentials::Credentials;
@@ -782,7 +782,7 @@ impl ClientCommand {
             conn.output = OutputFormat::Json;
             // Refused before it runs: an export or a stream would be done, or half done, before the error.
             if self.streams() {
-                eprintln!("--query: this command streams its output and has no result to pick a field from");
+                print_error("--query: this command streams its output and has no result to pick a field from");
                 return ExitCode::FAILURE;
             }
         }
@@ -848,20 +848,41 @@ impl ClientCommand {
         match result {
             // Commands that stream print as they go and return nothing more.
             Ok(Value::Null) => ExitCode::SUCCESS,
-            Ok(Value::String(text)) if conn.result_query.is_some() => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Ok(value) => {
-                println!("{}", render(&value, conn.output));
-                ExitCode::SUCCESS
-            }
+            Ok(Value::String(text)) if conn.result_query.is_some() => finish_with(print_line(&text)),
+            Ok(value) => finish_with(print_line(&render(&value, conn.output))),
             Err(Failure(message)) => {
-                eprintln!("{message}");
+                print_error(&message);
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+/// Why `url` could not be reached, in words a user can act on: tonic's own
+/// message is only "transport error", with the reason in its sources.
+fn cannot_reach(url: &str, error: &tonic::transport::Error) -> Failure {
+    let mut reasons = Vec::new();
+    let mut refused = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let reason = cause.to_string();
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+        source = cause.source();
+    }
+    let address = url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/');
+    if refused {
+        return Failure(format!(
+            "nothing is listening on {address}: start a server with `kmsim serve` (it prints the address it \
+             listens on), or point --endpoint or KMSIM_ENDPOINT at a running one"
+        ));
+    }
+    let reasons = if reasons.is_empty() { error.to_string() } else { reasons.join(": ") };
+    Failure(format!("cannot reach {url}: {reasons}"))
 }
 
 /// What the CLI's clients talk through: the channel, signing each call when the CLI has a secret.
@@ -869,18 +890,30 @@ pub(super) type Transport = Either<SigningService<Channel>, MapErr<Channel, fn(t
 
 impl Connection {
     pub(super) async fn channel(&self) -> Result<Transport, Failure> {
-        let mut endpoint = Channel::from_shared(self.endpoint.clone())
+        let url = self.endpoint_url();
+        let mut endpoint = Channel::from_shared(url.clone())
             .map_err(|e| Failure(format!("invalid endpoint {:?}: {e}", self.endpoint)))?
             .user_agent(format!("kmsim-cli/{}", env!("CARGO_PKG_VERSION")))
             .map_err(|e| Failure(e.to_string()))?;
-        if self.endpoint.starts_with("https://") {
+        if url.starts_with("https://") {
             endpoint = endpoint.tls_config(self.tls_config()?).map_err(|e| Failure(format!("TLS: {e}")))?;
         }
-        let channel = endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))?;
+        let channel = endpoint.connect().await.map_err(|e| cannot_reach(&url, &e))?;
         Ok(match self.credentials()? {
             Some(credentials) => Either::Left(SigningLayer::new(credentials).layer(channel)),
             None => Either::Right(MapErr::new(channel, BoxError::from as fn(_) -> _)),
         })
+    }
+
+    /// The endpoint as a URL. `kmsim serve` prints a bare `IP:PORT`, which is what people paste, so one without
+    /// a scheme gets `https://` when TLS files are given and `http://` otherwise.
+    fn endpoint_url(&self) -> String {
+        let endpoint = self.endpoint.trim();
+        if endpoint.contains("://") {
+            return endpoint.to_owned();
+        }
+        let tls = self.tls_ca.is_some() || self.tls_cert.is_some();
+        format!("{}://{endpoint}", if tls { "https" } else { "http" })
     }
 
     fn credentials(&self) -> Result<Option<Credentials>, Failure> {

@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
     if let Some(("serve", serve)) = matches.subcommand()
         && let Err(conflict) = serve::check_in_memory(serve)
     {
-        eprintln!("error: {conflict}");
+        output::print_error(&format!("error: {conflict}"));
         // What clap exits with for a usage error.
         return ExitCode::from(2);
     }
@@ -70,7 +70,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            output::print_error(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };

@@ -1,12 +1,12 @@
 //! `kmsim serve`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output::{print_error, print_line};
 use crate::audit::formats::Format;
 use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
@@ -164,7 +164,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let (admin, tls) = match read_credentials(&args) {
         Ok(read) => read,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -172,7 +172,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         None => None,
         Some((_, Ok(seed))) => Some(seed),
         Some((path, Err(e))) => {
-            eprintln!("error: --seed {}: {e}", path.display());
+            print_error(&format!("error: --seed {}: {e}", path.display()));
             return ExitCode::FAILURE;
         }
     };
@@ -218,22 +218,25 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let running = match server::start(config, shutdown_signal()).await {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", running.local_addr);
+    // The lines are for whoever started the server; one that stopped reading is no reason to stop serving.
+    let mut announced = print_line(&format!("listening on {}", running.local_addr));
     if let Some(metrics) = running.metrics_addr {
-        println!("metrics on {metrics}");
+        announced = announced.and_then(|_| print_line(&format!("metrics on {metrics}")));
     }
-    let _ = std::io::stdout().flush();
+    if let Err(e) = announced {
+        tracing::warn!(error = %e, "could not print the bound addresses on stdout");
+    }
     match running.wait().await {
         Ok(()) => {
             tracing::info!("kmsim stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }
