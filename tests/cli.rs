@@ -603,7 +603,7 @@ async fn a_closed_stdout_ends_every_command_quietly() {
         assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{run:#?}");
     }
 
-    let outputs: [&[&str]; 11] = [
+    let outputs: [&[&str]; 12] = [
         &["key", "list", "--page-size", "100"],
         &["key", "list", "--page-size", "100", "--output", "json"],
         &["key", "list", "--query", "keys.0.keyId"],
@@ -613,6 +613,7 @@ async fn a_closed_stdout_ends_every_command_quietly() {
         &["audit", "export", "--format", "actiontrail"],
         &["events", "list"],
         &["secret", "get", "big", "--value-only"],
+        &["audit", "tail"],
         &["--help"],
         &["key", "list", "--help"],
     ];

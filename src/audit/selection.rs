@@ -23,7 +23,7 @@ impl Selection {
     /// and, for a query, the column where it goes wrong.
     pub fn new(query: &str, start_time: &str, end_time: &str) -> KmsResult<Selection> {
         let query = Query::parse(query).map_err(|e| {
-            let reason = format!("Malformed {e}");
+            let reason = format!("{} {e}", if e.unsupported { "Unsupported" } else { "Malformed" });
             let reason = if reason.ends_with('.') { reason } else { reason + "." };
             KmsError::invalid_because("Query", &reason)
         })?;
