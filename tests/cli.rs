@@ -563,6 +563,60 @@ async fn a_bare_host_and_port_is_an_endpoint() {
     server.stop().await;
 }
 
+/// `kmsim key list` is where a user looks first: each key's state, spec, usage, aliases and description, without
+/// a describe per key. The table leaves out the ARN, which the JSON keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_list_shows_each_keys_state_spec_usage_and_aliases() {
+    let server = TestServer::start().await;
+    let mut kms = server.kms().await;
+    let request = pb::CreateKeyRequest { description: "payments".into(), ..Default::default() };
+    let payments = kms.create_key(request).await.unwrap().into_inner().key_metadata.unwrap().key_id;
+    kms.create_alias(pb::CreateAliasRequest { alias_name: "alias/pay".into(), key_id: payments.clone() })
+        .await
+        .unwrap();
+    kms.create_alias(pb::CreateAliasRequest { alias_name: "alias/billing".into(), key_id: payments.clone() })
+        .await
+        .unwrap();
+    let disabled = create_key(&mut kms, "").await;
+    kms.disable_key(pb::DisableKeyRequest { key_id: disabled.clone() }).await.unwrap();
+    let deleted = create_key(&mut kms, "").await;
+    let request = pb::ScheduleKeyDeletionRequest { key_id: deleted.clone(), pending_window_in_days: 7 };
+    kms.schedule_key_deletion(request).await.unwrap();
+    let signer = create_key(&mut kms, "EC_P256").await;
+
+    let run = kmsim(&["key", "list"]).env_endpoint(&server).run().await;
+    let table: Vec<Vec<&str>> = run.ok().lines().map(|line| line.split_whitespace().collect()).collect();
+    let heading = ["keyId", "keyState", "keySpec", "keyUsage", "aliases", "description"];
+    let at = table.iter().position(|row| row[..] == heading).unwrap_or_else(|| panic!("no heading: {run:#?}"));
+    let rows = &table[at + 1..];
+    assert_eq!(
+        rows,
+        [
+            vec![
+                payments.as_str(),
+                "Enabled",
+                "Aliyun_AES_256",
+                "ENCRYPT/DECRYPT",
+                "alias/billing,alias/pay",
+                "payments"
+            ],
+            vec![disabled.as_str(), "Disabled", "Aliyun_AES_256", "ENCRYPT/DECRYPT"],
+            vec![deleted.as_str(), "PendingDeletion", "Aliyun_AES_256", "ENCRYPT/DECRYPT"],
+            vec![signer.as_str(), "Enabled", "EC_P256", "SIGN/VERIFY"],
+        ],
+        "{run:#?}"
+    );
+    assert!(!run.stdout.contains("acs:kms:"), "no ARN column: {run:#?}");
+
+    let listed = kmsim(&["key", "list", "--output", "json"]).env_endpoint(&server).json().await;
+    let first = &listed["keys"][0];
+    assert_eq!(str_field(first, "keyState"), "Enabled", "{listed:#}");
+    assert_eq!(first["aliases"], serde_json::json!(["alias/billing", "alias/pay"]), "{listed:#}");
+    assert!(str_field(first, "keyArn").ends_with(&format!(":key/{payments}")), "{listed:#}");
+    assert_eq!(str_field(&listed["keys"][2], "keyState"), "PendingDeletion", "{listed:#}");
+    server.stop().await;
+}
+
 /// `kmsim key list | head -1` used to panic with "Broken pipe" (exit 101) whenever `head` was gone before
 /// kmsim wrote. A reader that leaves early took what it wanted: every kind of output (a table, JSON, a
 /// `--query` field, a raw value, export and stream lines, clap's help) ends quietly with exit 0.

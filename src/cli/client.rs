@@ -858,6 +858,17 @@ impl ClientCommand {
     }
 }
 
+/// A description cut to what fits a table column; the whole of it is in `key describe` and the JSON.
+fn at_a_glance(description: &str) -> String {
+    const WIDTH: usize = 32;
+    let first_line = description.lines().next().unwrap_or_default();
+    if first_line.chars().count() <= WIDTH && first_line.len() == description.len() {
+        return description.to_owned();
+    }
+    let cut: String = first_line.chars().take(WIDTH - 1).collect();
+    format!("{cut}…")
+}
+
 /// Why `url` could not be reached, in words a user can act on: tonic's own
 /// message is only "transport error", with the reason in its sources.
 fn cannot_reach(url: &str, error: &tonic::transport::Error) -> Failure {
@@ -999,11 +1010,31 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
         KeyCommand::List { page_number, page_size } => {
             let response =
                 kms.list_keys(conn.request(pb::ListKeysRequest { page_number, page_size })).await?.into_inner();
+            let keys = response.keys.iter().map(|k| match conn.output {
+                // The ARN is the region, account and id over again: too wide for a table that should fit a terminal.
+                OutputFormat::Table => json!({
+                    "keyId": k.key_id,
+                    "keyState": k.key_state,
+                    "keySpec": k.key_spec,
+                    "keyUsage": k.key_usage,
+                    "aliases": k.aliases.join(","),
+                    "description": at_a_glance(&k.description),
+                }),
+                OutputFormat::Json => json!({
+                    "keyId": k.key_id,
+                    "keyArn": k.key_arn,
+                    "keyState": k.key_state,
+                    "keySpec": k.key_spec,
+                    "keyUsage": k.key_usage,
+                    "aliases": k.aliases,
+                    "description": k.description,
+                }),
+            });
             json!({
                 "totalCount": response.total_count,
                 "pageNumber": response.page_number,
                 "pageSize": response.page_size,
-                "keys": response.keys.iter().map(|k| json!({"keyId": k.key_id, "keyArn": k.key_arn})).collect::<Vec<_>>(),
+                "keys": keys.collect::<Vec<_>>(),
             })
         }
         KeyCommand::UpdateDescription { key_id, description } => {

@@ -76,7 +76,9 @@ fn render_table(value: &Value, out: &mut String) {
                 if is_list_of_objects(field) {
                     lists.push(field);
                 } else {
-                    out.push_str(&format!("{name:<width$}  {}\n", scalar(field)));
+                    // An empty value leaves no trailing blanks.
+                    out.push_str(format!("{name:<width$}  {}", scalar(field)).trim_end());
+                    out.push('\n');
                 }
             }
             for list in lists {
