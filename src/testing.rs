@@ -191,6 +191,9 @@ impl KmsimBuilder {
 
     /// Keeps the durable store (SQLite) in `dir`, created if missing, instead
     /// of in memory. A later server on the same `dir` sees the same state.
+    /// The dir is private like every data dir: an empty one (`tempfile`'s) is
+    /// made 0700, and one with files in it that the group or others can reach
+    /// is refused (`.configure(|c| c.allow_shared_data_dir = true)` serves it).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.store = Location::Dir(dir.into());
         self

@@ -530,15 +530,152 @@ fn help_shows_examples() {
     }
 }
 
+/// An address on which nothing listens: a port the system just handed out, its listener closed.
+fn closed_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
+}
+
 #[test]
-fn an_unreachable_endpoint_is_an_error_not_a_panic() {
-    let run = kmsim(&["key", "list", "--output", "json"]).flag_endpoint("http://127.0.0.1:1").run_blocking();
-    let stderr = run.failed();
-    assert!(stderr.contains("127.0.0.1:1"), "the message does not say what was unreachable: {run:#?}");
-    assert!(run.stdout.is_empty(), "{run:#?}");
+fn an_unreachable_endpoint_says_nothing_listens_and_how_to_start_a_server() {
+    let addr = closed_address();
+    for endpoint in [format!("http://{addr}"), addr.to_string()] {
+        let run = kmsim(&["key", "list", "--output", "json"]).flag_endpoint(endpoint).run_blocking();
+        let stderr = run.failed();
+        assert!(stderr.contains(&format!("nothing is listening on {addr}")), "{run:#?}");
+        assert!(stderr.contains("start a server with `kmsim serve`"), "{run:#?}");
+        assert!(run.stdout.is_empty(), "{run:#?}");
+    }
 
     let run = kmsim(&["clock", "show"]).flag_endpoint("not a url").run_blocking();
-    run.failed();
+    assert!(run.failed().contains("invalid endpoint \"not a url\""), "{run:#?}");
+}
+
+/// `kmsim serve` prints a bare `IP:PORT`, which is what people paste into `--endpoint` or `KMSIM_ENDPOINT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_host_and_port_is_an_endpoint() {
+    let server = TestServer::start().await;
+    let bare = server.addr.to_string();
+    let created = kmsim(&["key", "create", "--query", "keyId"]).flag_endpoint(bare.clone()).run().await;
+    let key_id = created.ok().trim().to_owned();
+    let described = kmsim(&["key", "describe", &key_id, "--output", "json"]).env("KMSIM_ENDPOINT", &bare).json().await;
+    assert_eq!(str_field(&described, "keyId"), key_id);
+    server.stop().await;
+}
+
+/// `kmsim key list` is where a user looks first: each key's state, spec, usage, aliases and description, without
+/// a describe per key. The table leaves out the ARN, which the JSON keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_list_shows_each_keys_state_spec_usage_and_aliases() {
+    let server = TestServer::start().await;
+    let mut kms = server.kms().await;
+    let request = pb::CreateKeyRequest { description: "payments".into(), ..Default::default() };
+    let payments = kms.create_key(request).await.unwrap().into_inner().key_metadata.unwrap().key_id;
+    kms.create_alias(pb::CreateAliasRequest { alias_name: "alias/pay".into(), key_id: payments.clone() })
+        .await
+        .unwrap();
+    kms.create_alias(pb::CreateAliasRequest { alias_name: "alias/billing".into(), key_id: payments.clone() })
+        .await
+        .unwrap();
+    let disabled = create_key(&mut kms, "").await;
+    kms.disable_key(pb::DisableKeyRequest { key_id: disabled.clone() }).await.unwrap();
+    let deleted = create_key(&mut kms, "").await;
+    let request = pb::ScheduleKeyDeletionRequest { key_id: deleted.clone(), pending_window_in_days: 7 };
+    kms.schedule_key_deletion(request).await.unwrap();
+    let signer = create_key(&mut kms, "EC_P256").await;
+
+    let run = kmsim(&["key", "list"]).env_endpoint(&server).run().await;
+    let table: Vec<Vec<&str>> = run.ok().lines().map(|line| line.split_whitespace().collect()).collect();
+    let heading = ["keyId", "keyState", "keySpec", "keyUsage", "aliases", "description"];
+    let at = table.iter().position(|row| row[..] == heading).unwrap_or_else(|| panic!("no heading: {run:#?}"));
+    let rows = &table[at + 1..];
+    assert_eq!(
+        rows,
+        [
+            vec![
+                payments.as_str(),
+                "Enabled",
+                "Aliyun_AES_256",
+                "ENCRYPT/DECRYPT",
+                "alias/billing,alias/pay",
+                "payments"
+            ],
+            vec![disabled.as_str(), "Disabled", "Aliyun_AES_256", "ENCRYPT/DECRYPT"],
+            vec![deleted.as_str(), "PendingDeletion", "Aliyun_AES_256", "ENCRYPT/DECRYPT"],
+            vec![signer.as_str(), "Enabled", "EC_P256", "SIGN/VERIFY"],
+        ],
+        "{run:#?}"
+    );
+    assert!(!run.stdout.contains("acs:kms:"), "no ARN column: {run:#?}");
+
+    let listed = kmsim(&["key", "list", "--output", "json"]).env_endpoint(&server).json().await;
+    let first = &listed["keys"][0];
+    assert_eq!(str_field(first, "keyState"), "Enabled", "{listed:#}");
+    assert_eq!(first["aliases"], serde_json::json!(["alias/billing", "alias/pay"]), "{listed:#}");
+    assert!(str_field(first, "keyArn").ends_with(&format!(":key/{payments}")), "{listed:#}");
+    assert_eq!(str_field(&listed["keys"][2], "keyState"), "PendingDeletion", "{listed:#}");
+    server.stop().await;
+}
+
+/// `kmsim key list | head -1` used to panic with "Broken pipe" (exit 101) whenever `head` was gone before
+/// kmsim wrote. A reader that leaves early took what it wanted: every kind of output (a table, JSON, a
+/// `--query` field, a raw value, export and stream lines, clap's help) ends quietly with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_every_command_quietly() {
+    use common::cli::Streaming;
+    let server = TestServer::start().await;
+    let mut kms = server.kms().await;
+    let mut key_id = String::new();
+    for _ in 0..200 {
+        key_id = create_key(&mut kms, "").await;
+    }
+    let mut secrets = server.secrets().await;
+    let request = pb::CreateSecretRequest {
+        secret_name: "big".into(),
+        secret_data: "x".repeat(30_000),
+        version_id: "v1".into(),
+        ..Default::default()
+    };
+    secrets.create_secret(request).await.expect("create secret");
+    let endpoint = server.endpoint();
+
+    // Streams whose first line waits for something to happen; first, so that each opening call is the first.
+    let streams: [(&[&str], &str); 2] = [
+        (&["audit", "tail", "--output", "json", "--count", "1"], "TailAuditEvents"),
+        (&["events", "watch", "--count", "1"], "WatchSystemEvents"),
+    ];
+    for (args, opening) in streams {
+        let mut stream = Streaming::start_with_closed_stdout(&endpoint, args);
+        stream.connected(&server, opening).await;
+        if opening == "WatchSystemEvents" {
+            let request = pb::ScheduleKeyDeletionRequest { key_id: key_id.clone(), pending_window_in_days: 7 };
+            kms.schedule_key_deletion(request).await.expect("schedule deletion: an event");
+        } else {
+            create_key(&mut kms, "").await;
+        }
+        let run = stream.finish().await;
+        assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{run:#?}");
+    }
+
+    let outputs: [&[&str]; 12] = [
+        &["key", "list", "--page-size", "100"],
+        &["key", "list", "--page-size", "100", "--output", "json"],
+        &["key", "list", "--query", "keys.0.keyId"],
+        &["audit", "list", "--page-size", "1000"],
+        &["audit", "query", "*", "--page-size", "1000", "--output", "json"],
+        &["audit", "export"],
+        &["audit", "export", "--format", "actiontrail"],
+        &["events", "list"],
+        &["secret", "get", "big", "--value-only"],
+        &["audit", "tail"],
+        &["--help"],
+        &["key", "list", "--help"],
+    ];
+    for args in outputs {
+        let run = Streaming::start_with_closed_stdout(&endpoint, args).finish().await;
+        assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{run:#?}");
+    }
+    server.stop().await;
 }
 
 async fn create_spec_cli(server: &TestServer, spec: &str, usage: &str) -> String {

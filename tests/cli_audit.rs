@@ -428,3 +428,91 @@ async fn audit_tail_prints_the_next_matching_record_and_exits_after_count() {
     assert_eq!(encrypts.len(), 1, "{encrypts:#?}");
     assert_eq!(str_field(&record, "eventId"), encrypts[0].event_id, "the committed record: {record:#}");
 }
+
+/// `audit query` says how many records matched, including none (it printed a bare `(none)`), and whether more
+/// match past the page; the JSON carries the page's `count`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_query_says_how_many_records_matched() {
+    let server = TestServer::start().await;
+    one_refused_encrypt(&server, b"counted").await;
+
+    let none = kmsim(&server, &["audit", "query", "eventName: Decrypt"]).await;
+    assert_eq!(none.ok(), "0 matching records.\n", "{none:#?}");
+    let one = kmsim(&server, &["audit", "query", DISABLED_QUERY]).await;
+    assert!(one.ok().ends_with("\n\n1 matching record.\n"), "{one:#?}");
+    let two = kmsim(&server, &["audit", "query", "eventName: Encrypt"]).await;
+    assert!(two.ok().ends_with("\n\n2 matching records.\n"), "{two:#?}");
+
+    let first = kmsim_json(&server, &["audit", "query", "eventName: Encrypt", "--page-size", "1"]).await;
+    assert_eq!(first["count"], 1, "{first:#}");
+    let token = str_field(&first, "nextPageToken").to_owned();
+    let page = kmsim(&server, &["audit", "query", "eventName: Encrypt", "--page-size", "1"]).await;
+    let footer = format!("\n\n1 matching record shown; more match: --page-token {token}\n");
+    assert!(page.ok().ends_with(&footer), "{page:#?}");
+    let none = kmsim_json(&server, &["audit", "query", "eventName: Decrypt"]).await;
+    assert_eq!((none["count"].as_u64(), array(&none, "events").len()), (Some(0), 0), "{none:#}");
+}
+
+/// SLS's analytic statements (`| select count(*)`) are not kmsim's: refused by the server, for every client and
+/// every command that takes a query, naming what is unsupported, rather than read as search terms that match
+/// nothing (which printed `(none)` and exited 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analytic_statement_is_refused_naming_it() {
+    let server = TestServer::start().await;
+    one_refused_encrypt(&server, b"piped").await;
+    const PIPED: &str = "eventName: Decrypt | select count(*)";
+
+    for args in [&["audit", "query", PIPED][..], &["audit", "export", PIPED], &["audit", "tail", PIPED]] {
+        let run = kmsim(&server, args).await;
+        let stderr = run.failed();
+        assert!(
+            stderr.starts_with(r#"InvalidParameter (400): The specified parameter "Query" is not valid."#),
+            "{run:#?}"
+        );
+        assert!(
+            stderr.contains(r#"Unsupported at column 20: the analytic statement after '|', "select count(*)""#),
+            "{run:#?}"
+        );
+        assert!(run.stdout.is_empty(), "{run:#?}");
+    }
+
+    let mut audit = server.audit().await;
+    let request = pb::QueryAuditEventsRequest { query: PIPED.into(), ..Default::default() };
+    let status = audit.query_audit_events(request).await.expect_err("refused");
+    assert_invalid(&status, "Query", "QueryAuditEvents with an analytic statement");
+
+    // A `|` that is part of a value is searched for like any other character.
+    let quoted = kmsim_json(&server, &["audit", "query", r#"eventName: Encrypt and not "a|b""#]).await;
+    assert_eq!(array(&quoted, "events").len(), 2, "{quoted:#}");
+}
+
+/// `audit tail` honours `--output` like every other command: a row per record for people (by default), and the
+/// record in `--format` with `--output json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_tail_prints_a_row_per_record_by_default() {
+    let server = TestServer::start().await;
+    let mut kms = server.kms().await;
+    let key_id = create_key(&mut kms, "").await;
+    kms.disable_key(pb::DisableKeyRequest { key_id: key_id.clone() }).await.expect("disable key");
+
+    let mut tail =
+        Streaming::start(&server, &["audit", "tail", "--count", "1", "--format", "actiontrail", "eventName: Encrypt"]);
+    tail.connected(&server, "TailAuditEvents").await;
+    encrypt(&mut kms, &key_id, b"refused").await.expect_err("a disabled key refuses");
+    let run = tail.finish().await;
+    let lines: Vec<Vec<&str>> = run.ok().lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "a heading and one row: {run:#?}");
+    assert_eq!(lines[0], ["eventTime", "eventName", "outcome", "errorCode", "keyId", "clientIp", "requestId"]);
+    assert!(serde_json::from_str::<Value>(&run.stdout).is_err(), "not JSON: {run:#?}");
+    let encrypt = all_audit_events(&server).await.into_iter().find(|e| e.event_name == "Encrypt").expect("recorded");
+    let expected = [
+        encrypt.event_time.as_str(),
+        "Encrypt",
+        "Failure",
+        "Rejected.Disabled",
+        &key_id,
+        "127.0.0.1",
+        &encrypt.request_id,
+    ];
+    assert_eq!(lines[1], expected, "{run:#?}");
+}

@@ -139,8 +139,13 @@ async fn every_anomaly_is_labelled_found_by_its_query_and_the_trail_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = scenario_file(dir.path());
     let out = dir.path().join("out");
+    // Made beforehand, as `mkdir` makes it under umask 022: the generator makes it private, so that it can be served.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let summary = generate(&scenario, "11", &out).await;
     let records = summary["records"].as_u64().unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o700, "the generated data dir is {mode:04o}");
 
     // Every file holds every record, in the same order.
     let native = std::fs::read_to_string(out.join("audit.native.jsonl")).unwrap();

@@ -507,3 +507,58 @@ async fn the_cli_checks_and_applies_a_seed_file() {
     assert!(line.contains("fixtures.yaml line 9: ") && line.contains("DelayMs"), "{line}");
     server.stop().await;
 }
+
+/// The ```yaml blocks of a Markdown text, in order.
+fn yaml_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut open: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut open, line.trim_end()) {
+            (None, "```yaml") => open = Some(String::new()),
+            (Some(_), "```") => blocks.extend(open.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// The seeds a new user meets: the `fixtures.yaml` the README's commands name, shipped at the top of the
+/// repository, and every YAML block of the README and of docs/seeding.md, taken from the Markdown itself so that
+/// they cannot drift. Each passes `kmsim seed check`; the fixtures apply, and applying them again changes nothing.
+#[tokio::test]
+async fn the_shipped_fixtures_and_every_documented_seed_pass_seed_check() {
+    use common::cli::{kmsim, kmsim_json};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let readme = read("README.md");
+    assert!(readme.contains("--seed fixtures.yaml"), "the README names the fixtures it ships");
+    let fixtures = root.join("fixtures.yaml");
+    let mut seeds = vec![fixtures.clone()];
+    let dir = tempfile::tempdir().unwrap();
+    for doc in ["README.md", "docs/seeding.md"] {
+        let blocks = yaml_blocks(&read(doc));
+        assert!(!blocks.is_empty(), "{doc} has no ```yaml block");
+        for (i, block) in blocks.into_iter().enumerate() {
+            let file = dir.path().join(format!("{}-{}.yaml", doc.replace('/', "-"), i + 1));
+            std::fs::write(&file, block).unwrap();
+            seeds.push(file);
+        }
+    }
+
+    let server = TestServer::start().await;
+    for seed in &seeds {
+        let path = seed.to_str().unwrap();
+        let checked = kmsim_json(&server, &["seed", "check", path]).await;
+        assert_eq!(checked["dryRun"], true, "{checked:#}");
+        assert!(checked["created"].as_u64() > Some(0), "{path}: {checked:#}");
+    }
+    let fixtures = fixtures.to_str().unwrap();
+    let applied = kmsim_json(&server, &["seed", "apply", fixtures]).await;
+    assert!(applied["created"].as_u64() > Some(0), "{applied:#}");
+    assert_eq!(kmsim(&server, &["seed", "apply", fixtures, "--query", "created"]).await.ok(), "0\n");
+    server.stop().await;
+}

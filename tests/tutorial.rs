@@ -1,6 +1,7 @@
 //! `docs/tutorial.md` is a test: every `$ ` command of its ```console blocks runs, in order and in one `sh`
 //! (so shell variables carry ids from step to step), against a real `kmsim serve` started with the tutorial's
-//! own command line, and what each command prints (stdout and stderr) must be what the tutorial shows.
+//! own command line, and what each command prints (stdout and stderr) must be what the tutorial shows. So is the
+//! README's five-minute transcript, against the `serve --in-memory` it tells the reader to start.
 //!
 //! Values that differ from run to run (UUIDs, RFC 3339 times, base64 blobs, version numbers in user agents,
 //! durations) become placeholders in both texts before the comparison; everything else (field names, states,
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const TUTORIAL: &str = include_str!("../docs/tutorial.md");
+const README: &str = include_str!("../README.md");
 
 const STEP_MARK: &str = "@@kmsim-tutorial-step";
 const STATUS_MARK: &str = "@@kmsim-tutorial-status";
@@ -386,8 +388,8 @@ fn is_failure(expected: &str) -> bool {
     code_like && status.len() == 5 && status[..3].chars().all(|c| c.is_ascii_digit()) && &status[3..] == "):"
 }
 
-/// Every difference between what the tutorial shows and what ran, one message per step.
-fn compare(steps: &[Step], ran: &[Ran]) -> Vec<String> {
+/// Every difference between what `doc` shows and what ran, one message per step.
+fn compare(doc: &str, steps: &[Step], ran: &[Ran]) -> Vec<String> {
     assert_eq!(steps.len(), ran.len(), "one result per step");
     let mut shown = Normaliser::default();
     let mut actual = Normaliser::default();
@@ -395,13 +397,13 @@ fn compare(steps: &[Step], ran: &[Ran]) -> Vec<String> {
     for (i, (step, ran)) in steps.iter().zip(ran).enumerate() {
         let want = shown.output(&step.expected);
         let got = actual.output(&ran.output);
-        let what = format!("step {i} (docs/tutorial.md line {}): `$ {}`", step.line, step.command);
+        let what = format!("step {i} ({doc} line {}): `$ {}`", step.line, step.command);
         if want != got {
             let at = want.iter().zip(&got).position(|(w, g)| w != g).unwrap_or(want.len().min(got.len()));
             problems.push(format!(
-                "{what}: the output differs from the tutorial at output line {}\n  \
-                 tutorial (normalised): {:?}\n  actual   (normalised): {:?}\n\
-                 --- tutorial shows:\n{}--- the command printed:\n{}---",
+                "{what}: the output differs from {doc} at output line {}\n  \
+                 shown  (normalised): {:?}\n  actual (normalised): {:?}\n\
+                 --- {doc} shows:\n{}--- the command printed:\n{}---",
                 at + 1,
                 want.get(at).map(String::as_str).unwrap_or("<no more lines>"),
                 got.get(at).map(String::as_str).unwrap_or("<no more lines>"),
@@ -412,7 +414,7 @@ fn compare(steps: &[Step], ran: &[Ran]) -> Vec<String> {
         let should_fail = is_failure(&step.expected);
         if should_fail != (ran.status != 0) {
             problems.push(format!(
-                "{what}: exit status {} but the tutorial shows {}",
+                "{what}: exit status {} but {doc} shows {}",
                 ran.status,
                 if should_fail { "a failure" } else { "success" },
             ));
@@ -435,10 +437,30 @@ fn every_command_of_the_tutorial_prints_what_the_tutorial_shows() {
     let server = Server::start(&test_serve_args(&serve_args(TUTORIAL), &data_dir));
     let ran = run_steps(&steps, &work_dir, &format!("http://{}", server.addr));
     drop(server);
-    let problems = compare(&steps, &ran);
+    let problems = compare("docs/tutorial.md", &steps, &ran);
     assert!(
         problems.is_empty(),
         "docs/tutorial.md does not match the product ({} problems):\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}
+
+/// The README's "Five minutes with the CLI" is real output, not an abridgement: its ```console block (the
+/// README's only one) runs against the server the README starts, `serve --in-memory`, and prints what it shows.
+#[test]
+fn the_readme_transcript_is_what_the_cli_prints() {
+    let steps = console_steps(README);
+    assert!(steps.len() >= 10, "the README's five-minute transcript has {} commands", steps.len());
+    assert!(README.contains("(`cargo run --release -- serve --in-memory`)"), "the README starts an in-memory server");
+    let temp = tempfile::tempdir().expect("a temp dir");
+    let server = Server::start(&["--in-memory".to_owned(), "--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+    let ran = run_steps(&steps, temp.path(), &format!("http://{}", server.addr));
+    drop(server);
+    let problems = compare("README.md", &steps, &ran);
+    assert!(
+        problems.is_empty(),
+        "README.md's transcript does not match the product ({} problems):\n\n{}",
         problems.len(),
         problems.join("\n\n")
     );
@@ -553,13 +575,13 @@ fn the_comparison_fails_on_any_change_of_fixed_text() {
         ran(&format!("keyId {other}\nkeyState PendingDeletion\ndeleteDate  2031-01-01T00:00:00Z\n\n"), 0),
         ran("Rejected.Disabled (409): The key state is Disabled.\n", 1),
     ];
-    assert_eq!(compare(&shown, &good), Vec::<String>::new(), "only ids and times differ");
+    assert_eq!(compare("docs/tutorial.md", &shown, &good), Vec::<String>::new(), "only ids and times differ");
 
     let changed = |index: usize, from: &str, to: &str| {
         let mut runs = good.to_vec();
         runs[index].output = runs[index].output.replace(from, to);
         assert_ne!(runs[index].output, good[index].output, "{from} is in the output");
-        let problems = compare(&shown, &runs);
+        let problems = compare("docs/tutorial.md", &shown, &runs);
         assert_eq!(problems.len(), 1, "changing {from:?} to {to:?} is caught: {problems:?}");
         assert!(problems[0].contains("step "), "the message names the step: {}", problems[0]);
     };
@@ -575,17 +597,21 @@ fn the_comparison_fails_on_any_change_of_fixed_text() {
     two_keys.push(step("kmsim key describe $KEY", &format!("keyId {key}\n")));
     let mut runs = good.to_vec();
     runs.push(ran(&format!("keyId {other}\n"), 0));
-    assert!(compare(&two_keys, &runs).is_empty());
+    assert!(compare("docs/tutorial.md", &two_keys, &runs).is_empty());
     runs[3].output = format!("keyId {key}\n");
-    assert_eq!(compare(&two_keys, &runs).len(), 1, "a different key where the tutorial shows the same one");
+    assert_eq!(
+        compare("docs/tutorial.md", &two_keys, &runs).len(),
+        1,
+        "a different key where the tutorial shows the same one"
+    );
 
     // A failure the tutorial shows must fail, and a success must succeed.
     let mut runs = good.to_vec();
     runs[2].status = 0;
-    assert_eq!(compare(&shown, &runs).len(), 1);
+    assert_eq!(compare("docs/tutorial.md", &shown, &runs).len(), 1);
     let mut runs = good.to_vec();
     runs[0].status = 1;
-    assert_eq!(compare(&shown, &runs).len(), 1);
+    assert_eq!(compare("docs/tutorial.md", &shown, &runs).len(), 1);
 }
 
 #[test]

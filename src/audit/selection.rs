@@ -34,7 +34,7 @@ impl Selection {
             return Err(KmsError::invalid_because("Query", &reason));
         }
         let query = Query::parse(query).map_err(|e| {
-            let reason = format!("Malformed {e}");
+            let reason = format!("{} {e}", if e.unsupported { "Unsupported" } else { "Malformed" });
             let reason = if reason.ends_with('.') { reason } else { reason + "." };
             KmsError::invalid_because("Query", &reason)
         })?;

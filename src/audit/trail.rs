@@ -75,7 +75,12 @@ impl Trails {
             if let Some(dir) = spec.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(&spec.path)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            // Records name identities, source IPs and encryption contexts: a new trail is its owner's alone.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&spec.path)?;
             let (queue, records) = mpsc::unbounded_channel();
             let trail = Arc::new(Trail {
                 name: format!("trail-{}", i + 1),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
-use super::output::{self, OutputFormat};
+use super::output::{self, OutputFormat, Stdout};
 use super::progress::{Progress, REDRAW_EVERY};
 use crate::audit::chain::{self, Verified, Violation};
 use crate::proto as pb;
@@ -33,7 +33,8 @@ pub enum AuditCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
-    /// Search records with the Simple Log Service / ActionTrail query syntax, newest first.
+    /// Search records with the Simple Log Service / ActionTrail query syntax, newest first; says how many matched.
+    /// Only the search part of SLS is supported: an analytic statement after `|` is refused.
     #[command(after_help = "Examples:\n  \
         kmsim audit query '* AND (event.serviceName: \"Kms\") AND (event.errorCode:\"Rejected.Disabled\")'\n  \
         kmsim audit query 'event.userIdentity.accessKeyId: * and not eventName: Decrypt' --format cloudtrail --output json\n  \
@@ -51,12 +52,14 @@ pub enum AuditCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
-    /// Print matching records as they commit, one JSON document per line.
-    #[command(after_help = "Example:\n  kmsim audit tail 'outcome: Failure' --format actiontrail")]
+    /// Print matching records as they commit: a row of the main fields each, or with --output json one document
+    /// per line, in --format.
+    #[command(after_help = "Examples:\n  kmsim audit tail 'outcome: Failure'\n  \
+                            kmsim audit tail 'outcome: Failure' --format actiontrail --output json")]
     Tail {
         #[arg(default_value = "")]
         query: String,
-        /// native, actiontrail or cloudtrail.
+        /// The format of the --output json lines: native, actiontrail or cloudtrail.
         #[arg(long, default_value = "native")]
         format: String,
         /// Stop after this many records; default: run until interrupted.
@@ -167,22 +170,49 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
                 format: selection.format,
             };
             let response = client.query_audit_events(conn.request(request)).await?.into_inner();
+            let count = response.events.len();
             // People get the summary columns; scripts get each record in the chosen format.
-            let events: Vec<Value> = match conn.output {
+            Ok(match conn.output {
                 OutputFormat::Json => {
-                    response.events.iter().map(|r| serde_json::from_str(&r.json).unwrap_or(Value::Null)).collect()
+                    let events =
+                        response.events.iter().map(|r| serde_json::from_str(&r.json).unwrap_or(Value::Null)).collect();
+                    let mut page = output::page(events, response.next_page_token);
+                    page["count"] = json!(count);
+                    page
                 }
-                OutputFormat::Table => response.events.iter().filter_map(|r| r.event.as_ref()).map(summary).collect(),
-            };
-            Ok(output::page(events, response.next_page_token))
+                OutputFormat::Table => {
+                    let events = response.events.iter().filter_map(|r| r.event.as_ref()).map(summary).collect();
+                    let footer = matched(count, &response.next_page_token);
+                    match count {
+                        0 => Value::String(footer),
+                        _ => {
+                            Value::String(format!("{}\n\n{footer}", output::render(&Value::Array(events), conn.output)))
+                        }
+                    }
+                }
+            })
         }
         AuditCommand::Tail { query, format, count } => {
             let request = pb::TailAuditEventsRequest { query, format };
             let mut stream = client.tail_audit_events(conn.request(request)).await?.into_inner();
+            let write_failed = |e: std::io::Error| Failure(format!("writing the records: {e}"));
+            // A stream cannot size its columns to rows yet to come, so the table's are fixed.
+            if conn.output == OutputFormat::Table
+                && output::print_line(&tail_row(TAIL_HEADINGS)).map_err(write_failed)? == Stdout::Closed
+            {
+                return Ok(Value::Null);
+            }
             let mut seen = 0;
             while count.is_none_or(|limit| seen < limit) {
                 let Some(record) = stream.next().await else { break };
-                println!("{}", record?.json);
+                let record = record?;
+                let line = match (conn.output, &record.event) {
+                    (OutputFormat::Table, Some(event)) => tail_row(tail_cells(event)),
+                    _ => record.json,
+                };
+                if output::print_line(&line).map_err(write_failed)? == Stdout::Closed {
+                    break;
+                }
                 seen += 1;
             }
             Ok(Value::Null)
@@ -204,7 +234,10 @@ pub async fn audit(conn: &Connection, command: AuditCommand) -> Result<Value, Fa
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 records += chunk.records;
-                sink.write(&chunk)?;
+                if sink.write(&chunk)? == Stdout::Closed {
+                    // Whoever read the lines has what they wanted (`| head`).
+                    return Ok(Value::Null);
+                }
                 progress.update(records);
             }
             let finished = sink.finish(records);
@@ -415,6 +448,33 @@ fn trail_json(t: pb::TrailInfo) -> Value {
     })
 }
 
+/// How many records a query page holds, and whether more match beyond it.
+fn matched(count: usize, next_page_token: &str) -> String {
+    let records = if count == 1 { "record" } else { "records" };
+    match next_page_token {
+        "" => format!("{count} matching {records}."),
+        token => format!("{count} matching {records} shown; more match: --page-token {token}"),
+    }
+}
+
+const TAIL_HEADINGS: [&str; 7] = ["eventTime", "eventName", "outcome", "errorCode", "keyId", "clientIp", "requestId"];
+
+/// A record's cells in `audit tail`'s table, `-` where a field is empty so that every row has every column.
+fn tail_cells(e: &pb::AuditEvent) -> [&str; 7] {
+    let cells = [&e.event_time, &e.event_name, &e.outcome, &e.error_code, &e.key_id, &e.client_ip, &e.request_id];
+    cells.map(|cell| if cell.is_empty() { "-" } else { cell.as_str() })
+}
+
+/// One line of `audit tail`'s table, in columns wide enough for the usual values.
+fn tail_row(cells: [&str; 7]) -> String {
+    const WIDTHS: [usize; 7] = [24, 20, 7, 24, 36, 15, 0];
+    let mut line = String::new();
+    for (cell, width) in cells.into_iter().zip(WIDTHS) {
+        line.push_str(&format!("{cell:<width$}  "));
+    }
+    line.trim_end().to_owned()
+}
+
 fn summary(e: &pb::AuditEvent) -> Value {
     json!({
         "eventTime": e.event_time,
@@ -452,17 +512,19 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, chunk: &pb::ExportChunk) -> Result<(), Failure> {
+    /// [`Stdout::Closed`] when the lines went to stdout and its reader has gone.
+    fn write(&mut self, chunk: &pb::ExportChunk) -> Result<Stdout, Failure> {
         match self {
             Sink::Dir { dir, files } => {
                 let name = format!("kmsim_CloudTrail_{:06}.json", chunk.chunk);
                 let path = dir.join(&name);
                 std::fs::write(&path, &chunk.data).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
                 files.push(name);
+                Ok(Stdout::Written)
             }
-            Sink::Lines(out) => out.write_all(&chunk.data).map_err(|e| Failure(format!("writing the export: {e}")))?,
+            Sink::Lines(out) => output::stdout_result(out.write_all(&chunk.data))
+                .map_err(|e| Failure(format!("writing the export: {e}"))),
         }
-        Ok(())
     }
 
     /// Files report what they wrote; lines on stdout are the output themselves.
@@ -472,7 +534,7 @@ impl Sink {
                 Ok(json!({ "records": records, "dir": dir.display().to_string(), "files": files }))
             }
             Sink::Lines(mut out) => {
-                out.flush().map_err(|e| Failure(format!("writing the export: {e}")))?;
+                output::stdout_result(out.flush()).map_err(|e| Failure(format!("writing the export: {e}")))?;
                 Ok(Value::Null)
             }
         }

@@ -39,7 +39,7 @@ const ALL_OPERATIONS: &str = "encrypt,decrypt,generate-data-key,sign,verify,gene
                         kmsim bench --ops encrypt --calls 1000000 --warm-up 0\n  \
                         kmsim bench --endpoint http://127.0.0.1:9595 --mix encrypt=4,decrypt=4,describe-key=1")]
 pub struct BenchArgs {
-    /// Load this running server (http:// only). Without it, bench starts `kmsim serve` itself on a fresh
+    /// Load this running server (http://, or a bare IP:PORT). Without it, bench starts `kmsim serve` itself on a fresh
     /// temporary data dir, with durable audit as serve runs by default, and reports its memory.
     #[arg(long)]
     endpoint: Option<String>,
@@ -178,7 +178,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     match bench(&args).await {
         Ok(report) => emit(&report, args.output, args.result_query.as_deref(), render_table),
         Err(e) => {
-            eprintln!("bench: {e}");
+            super::output::print_error(&format!("bench: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -190,6 +190,8 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
     }
     let server = match &args.endpoint {
         Some(endpoint) if endpoint.starts_with("http://") => Server::External(endpoint.clone()),
+        // A bare IP:PORT, as `kmsim serve` prints it.
+        Some(endpoint) if !endpoint.contains("://") => Server::External(format!("http://{endpoint}")),
         Some(endpoint) => return Err(format!("--endpoint {endpoint}: bench speaks plaintext http:// only")),
         None => Server::Started(StartedServer::start(args.data_dir.clone(), args.in_memory).await?),
     };

@@ -23,7 +23,7 @@ use super::aliases::{AliasCommand, TagCommand, alias, tag};
 use super::audit::{AuditCommand, audit};
 use super::events::{EventsCommand, events, key_history};
 use super::instances::{FaultCommand, InstanceCommand, MetricsArgs, SyncCommand, fault, instance, metrics, sync};
-use super::output::{OutputFormat, render, select};
+use super::output::{OutputFormat, finish_with, print_error, print_line, render, select};
 use super::secrets::{SecretCommand, secret};
 use super::seed::{SeedCommand, seed};
 use crate::credentials::Credentials;
@@ -782,7 +782,7 @@ impl ClientCommand {
             conn.output = OutputFormat::Json;
             // Refused before it runs: an export or a stream would be done, or half done, before the error.
             if self.streams() {
-                eprintln!("--query: this command streams its output and has no result to pick a field from");
+                print_error("--query: this command streams its output and has no result to pick a field from");
                 return ExitCode::FAILURE;
             }
         }
@@ -848,20 +848,52 @@ impl ClientCommand {
         match result {
             // Commands that stream print as they go and return nothing more.
             Ok(Value::Null) => ExitCode::SUCCESS,
-            Ok(Value::String(text)) if conn.result_query.is_some() => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Ok(value) => {
-                println!("{}", render(&value, conn.output));
-                ExitCode::SUCCESS
-            }
+            Ok(Value::String(text)) if conn.result_query.is_some() => finish_with(print_line(&text)),
+            Ok(value) => finish_with(print_line(&render(&value, conn.output))),
             Err(Failure(message)) => {
-                eprintln!("{message}");
+                print_error(&message);
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+/// A description cut to what fits a table column; the whole of it is in `key describe` and the JSON.
+fn at_a_glance(description: &str) -> String {
+    const WIDTH: usize = 32;
+    let first_line = description.lines().next().unwrap_or_default();
+    if first_line.chars().count() <= WIDTH && first_line.len() == description.len() {
+        return description.to_owned();
+    }
+    let cut: String = first_line.chars().take(WIDTH - 1).collect();
+    format!("{cut}…")
+}
+
+/// Why `url` could not be reached, in words a user can act on: tonic's own
+/// message is only "transport error", with the reason in its sources.
+fn cannot_reach(url: &str, error: &tonic::transport::Error) -> Failure {
+    let mut reasons = Vec::new();
+    let mut refused = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let reason = cause.to_string();
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+        source = cause.source();
+    }
+    let address = url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/');
+    if refused {
+        return Failure(format!(
+            "nothing is listening on {address}: start a server with `kmsim serve` (it prints the address it \
+             listens on), or point --endpoint or KMSIM_ENDPOINT at a running one"
+        ));
+    }
+    let reasons = if reasons.is_empty() { error.to_string() } else { reasons.join(": ") };
+    Failure(format!("cannot reach {url}: {reasons}"))
 }
 
 /// What the CLI's clients talk through: the channel, signing each call when the CLI has a secret.
@@ -869,18 +901,30 @@ pub(super) type Transport = Either<SigningService<Channel>, MapErr<Channel, fn(t
 
 impl Connection {
     pub(super) async fn channel(&self) -> Result<Transport, Failure> {
-        let mut endpoint = Channel::from_shared(self.endpoint.clone())
+        let url = self.endpoint_url();
+        let mut endpoint = Channel::from_shared(url.clone())
             .map_err(|e| Failure(format!("invalid endpoint {:?}: {e}", self.endpoint)))?
             .user_agent(format!("kmsim-cli/{}", env!("CARGO_PKG_VERSION")))
             .map_err(|e| Failure(e.to_string()))?;
-        if self.endpoint.starts_with("https://") {
+        if url.starts_with("https://") {
             endpoint = endpoint.tls_config(self.tls_config()?).map_err(|e| Failure(format!("TLS: {e}")))?;
         }
-        let channel = endpoint.connect().await.map_err(|e| Failure(format!("cannot reach {}: {e}", self.endpoint)))?;
+        let channel = endpoint.connect().await.map_err(|e| cannot_reach(&url, &e))?;
         Ok(match self.credentials()? {
             Some(credentials) => Either::Left(SigningLayer::new(credentials).layer(channel)),
             None => Either::Right(MapErr::new(channel, BoxError::from as fn(_) -> _)),
         })
+    }
+
+    /// The endpoint as a URL. `kmsim serve` prints a bare `IP:PORT`, which is what people paste, so one without
+    /// a scheme gets `https://` when TLS files are given and `http://` otherwise.
+    fn endpoint_url(&self) -> String {
+        let endpoint = self.endpoint.trim();
+        if endpoint.contains("://") {
+            return endpoint.to_owned();
+        }
+        let tls = self.tls_ca.is_some() || self.tls_cert.is_some();
+        format!("{}://{endpoint}", if tls { "https" } else { "http" })
     }
 
     fn credentials(&self) -> Result<Option<Credentials>, Failure> {
@@ -966,11 +1010,31 @@ async fn key(conn: &Connection, command: KeyCommand) -> Result<Value, Failure> {
         KeyCommand::List { page_number, page_size } => {
             let response =
                 kms.list_keys(conn.request(pb::ListKeysRequest { page_number, page_size })).await?.into_inner();
+            let keys = response.keys.iter().map(|k| match conn.output {
+                // The ARN is the region, account and id over again: too wide for a table that should fit a terminal.
+                OutputFormat::Table => json!({
+                    "keyId": k.key_id,
+                    "keyState": k.key_state,
+                    "keySpec": k.key_spec,
+                    "keyUsage": k.key_usage,
+                    "aliases": k.aliases.join(","),
+                    "description": at_a_glance(&k.description),
+                }),
+                OutputFormat::Json => json!({
+                    "keyId": k.key_id,
+                    "keyArn": k.key_arn,
+                    "keyState": k.key_state,
+                    "keySpec": k.key_spec,
+                    "keyUsage": k.key_usage,
+                    "aliases": k.aliases,
+                    "description": k.description,
+                }),
+            });
             json!({
                 "totalCount": response.total_count,
                 "pageNumber": response.page_number,
                 "pageSize": response.page_size,
-                "keys": response.keys.iter().map(|k| json!({"keyId": k.key_id, "keyArn": k.key_arn})).collect::<Vec<_>>(),
+                "keys": keys.collect::<Vec<_>>(),
             })
         }
         KeyCommand::UpdateDescription { key_id, description } => {

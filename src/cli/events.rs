@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::client::{Connection, Failure};
-use super::output::{self, OutputFormat};
+use super::output::{self, OutputFormat, Stdout};
 use crate::proto as pb;
 use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::event_service_client::EventServiceClient;
@@ -94,14 +94,16 @@ pub async fn events(conn: &Connection, command: EventsCommand) -> Result<Value, 
             while count.is_none_or(|limit| seen < limit) {
                 let Some(event) = stream.next().await else { break };
                 let event = event?;
-                println!(
-                    "{}",
-                    match conn.output {
-                        OutputFormat::Json => event.json,
-                        OutputFormat::Table =>
-                            format!("{}  {:<8}  {}  {}", event.time, event.level, event.name, event.resource_id),
+                let line = match conn.output {
+                    OutputFormat::Json => event.json,
+                    OutputFormat::Table => {
+                        format!("{}  {:<8}  {}  {}", event.time, event.level, event.name, event.resource_id)
                     }
-                );
+                };
+                if output::print_line(&line).map_err(|e| Failure(format!("writing the events: {e}")))? == Stdout::Closed
+                {
+                    break;
+                }
                 seen += 1;
             }
             return Ok(Value::Null);

@@ -57,7 +57,7 @@ pub async fn run_command(args: GenerateArgs) -> ExitCode {
         }
         Err(e) => {
             drop(progress);
-            eprintln!("generate: {e}");
+            super::output::print_error(&format!("generate: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,6 @@
 //! Rendering command results: stable JSON for scripts, aligned text for people.
 
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -75,7 +76,9 @@ fn render_table(value: &Value, out: &mut String) {
                 if is_list_of_objects(field) {
                     lists.push(field);
                 } else {
-                    out.push_str(&format!("{name:<width$}  {}\n", scalar(field)));
+                    // An empty value leaves no trailing blanks.
+                    out.push_str(format!("{name:<width$}  {}", scalar(field)).trim_end());
+                    out.push('\n');
                 }
             }
             for list in lists {
@@ -148,15 +151,64 @@ pub fn emit(report: &Value, format: OutputFormat, query: Option<&str>, table: im
         (Some(path), _) => match select(report, path) {
             Ok(field) => field,
             Err(e) => {
-                eprintln!("{e}");
+                print_error(&e);
                 return ExitCode::FAILURE;
             }
         },
         (None, OutputFormat::Json) => serde_json::to_string_pretty(report).unwrap_or_default(),
         (None, OutputFormat::Table) => table(report),
     };
-    println!("{text}");
-    ExitCode::SUCCESS
+    finish_with(print_line(&text))
+}
+
+/// What became of output written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    Written,
+    /// Whoever read it has gone (`kmsim key list | head -1`): the rest is unwanted, and the command is done.
+    Closed,
+}
+
+/// Writes `text` and a newline to stdout, at once (a stream's lines must not
+/// wait in a buffer). `println!` would panic once the reader has gone; that
+/// is [`Stdout::Closed`] here, and only other failures (a full disk) are errors.
+pub fn print_line(text: &str) -> std::io::Result<Stdout> {
+    let mut out = std::io::stdout().lock();
+    let line = format!("{text}\n");
+    stdout_result(out.write_all(line.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// Writes raw bytes to stdout, as [`print_line`] writes a line.
+pub fn print_bytes(bytes: &[u8]) -> std::io::Result<Stdout> {
+    let mut out = std::io::stdout().lock();
+    stdout_result(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
+/// A write to stdout whose reader has gone is [`Stdout::Closed`], not an error.
+pub fn stdout_result(written: std::io::Result<()>) -> std::io::Result<Stdout> {
+    match written {
+        Ok(()) => Ok(Stdout::Written),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(Stdout::Closed),
+        Err(e) => Err(e),
+    }
+}
+
+/// The exit code of a command whose last act was printing: a reader that left
+/// early took what it wanted, so that is success too.
+pub fn finish_with(printed: std::io::Result<Stdout>) -> ExitCode {
+    match printed {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            print_error(&format!("writing the output: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `message` and a newline to stderr. `eprintln!` would panic if stderr
+/// were closed; then there is nobody to tell, and the exit code says it.
+pub fn print_error(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //!
 //! Output fields carry Alibaba's names (SecretName, VersionId, VersionStages, ...).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -330,10 +329,8 @@ pub(super) async fn secret(conn: &Connection, command: SecretCommand) -> Result<
             let r = secrets.get_secret_value(conn.request(request)).await?.into_inner();
             if value_only {
                 let bytes = secret_value_bytes(&r.secret_data, &r.secret_data_type)?;
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| Failure(format!("writing the value: {e}")))?;
+                // A reader that has gone (`| head -c 4`) took what it wanted.
+                super::output::print_bytes(&bytes).map_err(|e| Failure(format!("writing the value: {e}")))?;
                 return Ok(Value::Null);
             }
             let mut out = json!({

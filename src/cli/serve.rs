@@ -1,12 +1,12 @@
 //! `kmsim serve`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output::{print_error, print_line};
 use crate::audit::formats::Format;
 use crate::audit::trail::{Selectors, TrailSpec};
 use crate::clock::SimTime;
@@ -30,12 +30,19 @@ pub struct ServeArgs {
     /// The simulated account: 16 digits.
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID, env = "KMSIM_ACCOUNT_ID")]
     account_id: String,
-    /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim]; --in-memory wins.
+    /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim]. kmsim creates it
+    /// 0700 (or makes an empty one so) and its files 0600, and refuses one with files in it that the group or
+    /// others can reach.
     #[arg(long, env = "KMSIM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Keep everything in memory; nothing is written to disk.
+    /// Keep everything in memory; nothing is written to disk. Conflicts with --data-dir, and with a KMSIM_DATA_DIR
+    /// set in the environment.
     #[arg(long)]
     in_memory: bool,
+    /// Serve a data dir even though the group or others have permissions on it. It holds the audit signing key,
+    /// key material and AccessKey secrets, so without this flag such a dir is refused (fix it with chmod 700).
+    #[arg(long)]
+    allow_shared_data_dir: bool,
     /// Create the fixtures of this YAML seed before serving (docs/seeding.md): what already exists as the
     /// seed describes it is left alone, so restarting with the same seed changes nothing. A bad seed stops
     /// the start with its line and reason.
@@ -108,6 +115,28 @@ pub struct ServeArgs {
     max_connections: usize,
 }
 
+/// `--in-memory` with a data dir asks for two stores. Checked here rather than by clap's `conflicts_with`,
+/// whose message names `--data-dir` even when the dir came from `KMSIM_DATA_DIR`, which the user may have
+/// forgotten setting.
+pub fn check_in_memory(matches: &clap::ArgMatches) -> Result<(), String> {
+    if !matches.get_flag("in_memory") {
+        return Ok(());
+    }
+    let dir = || matches.get_one::<PathBuf>("data_dir").map(|d| d.display().to_string()).unwrap_or_default();
+    match matches.value_source("data_dir") {
+        Some(clap::parser::ValueSource::EnvVariable) => Err(format!(
+            "--in-memory conflicts with KMSIM_DATA_DIR={}, set in the environment: unset it to keep the store in \
+             memory, or drop --in-memory to use that directory",
+            dir()
+        )),
+        Some(_) => Err(format!(
+            "--in-memory conflicts with --data-dir {}: the store is either in memory or in a directory",
+            dir()
+        )),
+        None => Ok(()),
+    }
+}
+
 fn parse_auth(text: &str) -> Result<AuthMode, String> {
     AuthMode::parse(text).ok_or_else(|| format!("{text:?} is not off or required"))
 }
@@ -145,7 +174,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let (admin, tls) = match read_credentials(&args) {
         Ok(read) => read,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -153,7 +182,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         None => None,
         Some((_, Ok(seed))) => Some(seed),
         Some((path, Err(e))) => {
-            eprintln!("error: --seed {}: {e}", path.display());
+            print_error(&format!("error: --seed {}: {e}", path.display()));
             return ExitCode::FAILURE;
         }
     };
@@ -167,6 +196,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         region: args.region,
         account_id: args.account_id,
         store,
+        allow_shared_data_dir: args.allow_shared_data_dir,
         clock_start: args.clock_start,
         event_webhook: args.event_webhook,
         audit_retention_days: (args.audit_retention_days > 0).then_some(args.audit_retention_days),
@@ -201,22 +231,25 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let running = match server::start(config, shutdown_signal()).await {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", running.local_addr);
+    // The lines are for whoever started the server; one that stopped reading is no reason to stop serving.
+    let mut announced = print_line(&format!("listening on {}", running.local_addr));
     if let Some(metrics) = running.metrics_addr {
-        println!("metrics on {metrics}");
+        announced = announced.and_then(|_| print_line(&format!("metrics on {metrics}")));
     }
-    let _ = std::io::stdout().flush();
+    if let Err(e) = announced {
+        tracing::warn!(error = %e, "could not print the bound addresses on stdout");
+    }
     match running.wait().await {
         Ok(()) => {
             tracing::info!("kmsim stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }

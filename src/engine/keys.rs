@@ -1,6 +1,6 @@
 //! Key lifecycle, aliases and tags: the management half of the KMS API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,14 @@ pub struct CreateKeyInput {
     pub exportable: bool,
     /// The instance to create the key in; empty for a default key.
     pub dkms_instance_id: String,
+}
+
+/// A key as ListKeys shows it: what tells keys apart at a glance.
+#[derive(Debug, Clone)]
+pub struct KeyListing {
+    pub key: Arc<Key>,
+    /// The key's aliases in its region, by name.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,16 +146,33 @@ impl Engine {
         Ok(Outcome::read(key.meta.clone()))
     }
 
-    /// Keys of the caller's region, oldest first, as (key id, ARN).
-    pub fn list_keys(&self, cx: &CallContext, page: Page) -> KmsResult<Outcome<Paged<(String, String)>>> {
-        let mut keys: Vec<(SimTime, String, String)> = read_lock(&self.keys)
+    /// A page of the caller's region's keys, oldest first, each with its aliases.
+    pub fn list_keys(&self, cx: &CallContext, page: Page) -> KmsResult<Outcome<Paged<KeyListing>>> {
+        let mut keys: Vec<Arc<Key>> = read_lock(&self.keys)
             .values()
             .map(|slot| slot.snapshot())
             .filter(|key| key.meta.region == cx.region)
-            .map(|key| (key.meta.creation_date, key.meta.key_id.clone(), key.meta.arn()))
             .collect();
-        keys.sort();
-        Ok(Outcome::read(page.slice(keys.into_iter().map(|(_, id, arn)| (id, arn)).collect())))
+        keys.sort_by(|a, b| (a.meta.creation_date, &a.meta.key_id).cmp(&(b.meta.creation_date, &b.meta.key_id)));
+        let paged = page.slice(keys);
+        let mut aliases: HashMap<&str, Vec<String>> =
+            paged.items.iter().map(|k| (k.meta.key_id.as_str(), vec![])).collect();
+        let records = read_lock(&self.aliases);
+        for alias in records.values().filter(|alias| alias.region == cx.region) {
+            if let Some(names) = aliases.get_mut(alias.key_id.as_str()) {
+                names.push(alias.alias_name.clone());
+            }
+        }
+        let listed = paged
+            .items
+            .iter()
+            .map(|key| {
+                let mut names = aliases.remove(key.meta.key_id.as_str()).unwrap_or_default();
+                names.sort();
+                KeyListing { key: key.clone(), aliases: names }
+            })
+            .collect();
+        Ok(Outcome::read(Paged { items: listed, total: paged.total, page: paged.page }))
     }
 
     pub async fn update_key_description(

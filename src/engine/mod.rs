@@ -41,7 +41,7 @@ pub use self::export::{ExportTo, Exported};
 pub use self::import::{ImportParameters, ImportToken};
 pub use self::instances::{CreateInstanceInput, Instance};
 use self::key::{Key, KeyVersion};
-pub use self::keys::{AliasRecord, CreateKeyInput};
+pub use self::keys::{AliasRecord, CreateKeyInput, KeyListing};
 pub use self::lifecycle::{Agenda, CATCH_UP_DAYS, DueItem, DueTask, next_occurrence};
 pub use self::paging::{Page, Paged};
 pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};

@@ -142,7 +142,14 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
     {
         return Err(format!("--out {}: the directory is not empty; name a new or empty one", out.display()));
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))
+    // Private like any data dir (the store in it holds the audit signing key and key material), so that
+    // `kmsim serve --data-dir` accepts it: created 0700, or, if the user made it empty beforehand, made 0700.
+    crate::store::create_private_dir(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    match crate::store::ensure_private(out) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(shared)) => Err(format!("--out: {shared}")),
+        Err(e) => Err(format!("--out {}: {e}", out.display())),
+    }
 }
 
 /// The system events, oldest first, one CloudMonitor document per line.

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub region: String,
     pub account_id: String,
     pub store: Location,
+    /// Serve a data dir that the group or others can reach (`--allow-shared-data-dir`); refused otherwise.
+    pub allow_shared_data_dir: bool,
     /// Moves the simulation clock forward to this instant at start (never back).
     pub clock_start: Option<SimTime>,
     /// A webhook that receives every system event, for as long as the process runs.
@@ -126,6 +128,7 @@ impl Default for ServerConfig {
             region: DEFAULT_REGION.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             store: Location::InMemory,
+            allow_shared_data_dir: false,
             clock_start: None,
             event_webhook: None,
             webhook_retry: RetryPolicy::default(),
@@ -178,6 +181,11 @@ pub async fn start(
     }
     if config.auth == AuthMode::Required && config.admin.is_none() {
         return Err("--auth required needs an admin credential (--admin-key-file)".into());
+    }
+    if let Location::Dir(dir) = &config.store
+        && !config.allow_shared_data_dir
+    {
+        crate::store::ensure_private(dir).map_err(|e| format!("data directory {}: {e}", dir.display()))??;
     }
     let (store, loaded) = Store::open(&config.store)?;
     let clock = Arc::new(SimClock::with_offset(loaded.clock_offset_ms));

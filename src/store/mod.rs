@@ -7,6 +7,7 @@
 //! then answers each caller. A call's change and its record are therefore
 //! durable together, or not at all.
 
+mod private;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -141,6 +142,8 @@ impl From<serde_json::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+pub use private::{SharedDataDir, create_dir as create_private_dir, ensure_private};
 
 /// What the store held when it was opened.
 #[derive(Debug)]
@@ -310,8 +313,9 @@ impl Store {
         let (mut writer_conn, reader) = match location {
             Location::InMemory => (Connection::open_in_memory()?, None),
             Location::Dir(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
-                let path = dir.join("kmsim.db");
+                private::create_dir(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+                private::prepare_files(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+                let path = dir.join(private::DB_FILE);
                 let writer = Connection::open(&path)?;
                 schema::configure_file(&writer, durability)?;
                 (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
@@ -321,7 +325,7 @@ impl Store {
             // Only a write-ahead log needs checkpoints: in memory there is no file, and a bulk store writes the file itself.
             (Location::InMemory, _) | (_, Durability::Bulk) => (None, Checkpoints::default()),
             (Location::Dir(dir), Durability::Full) => {
-                let (thread, checkpoints) = start_checkpointer(&dir.join("kmsim.db"), &mut writer_conn)?;
+                let (thread, checkpoints) = start_checkpointer(&dir.join(private::DB_FILE), &mut writer_conn)?;
                 (Some(thread), checkpoints)
             }
         };
@@ -572,7 +576,8 @@ impl Store {
 /// checkpointer racing a busy writer rarely manages, so when the log reaches
 /// [`CHECKPOINT_INLINE_PAGES`] the writer finishes the job itself, between
 /// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
-/// writer's connection closes (the hook, and with it the sender, is dropped).
+/// writer drops the hook, and with it the sender: at close, or when its
+/// connection goes.
 fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
     let conn = Connection::open(path)?;
     schema::configure_file(&conn, Durability::Full)?;
@@ -589,9 +594,12 @@ fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(Join
         }
         Ok(())
     }))?;
+    // Dropped when the thread ends, which is how the writer learns that it has.
+    let (running, ended) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("kmsim-checkpoint".into())
         .spawn(move || {
+            let _running = running;
             while nudged.recv().is_ok() {
                 if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
                     log_checkpoint_failure(&e);
@@ -599,7 +607,7 @@ fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(Join
             }
         })
         .map_err(|e| StoreError(e.to_string()))?;
-    Ok((thread, Checkpoints { log_pages: Some(log_pages) }))
+    Ok((thread, Checkpoints { log_pages: Some(log_pages), checkpointer_ended: Some(ended) }))
 }
 
 /// The writer's view of the WAL's size, as its hook last reported it.
@@ -607,6 +615,8 @@ fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(Join
 struct Checkpoints {
     /// Absent in memory, where there is no log.
     log_pages: Option<Arc<AtomicI32>>,
+    /// Disconnects once the checkpointer thread has ended.
+    checkpointer_ended: Option<mpsc::Receiver<()>>,
 }
 
 impl Checkpoints {
@@ -620,6 +630,30 @@ impl Checkpoints {
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok(_) => pages.store(0, Ordering::Relaxed),
             Err(e) => log_checkpoint_failure(&e),
+        }
+    }
+
+    /// Copies the whole log into the database and empties it, so that after a
+    /// clean stop `kmsim.db` alone is the complete store: the file a user copies
+    /// or opens with another SQLite client. SQLite would do this itself when the
+    /// last connection closes, but the last to close is the reader, which is
+    /// read-only and may not. Waits out a checkpoint the checkpointer is still
+    /// running; a failure leaves the log in place, which the next open
+    /// replays, so it is only logged.
+    fn finish_on_close(&mut self, conn: &mut Connection) {
+        let Some(checkpointer_ended) = self.checkpointer_ended.take() else { return };
+        // SQLite runs one checkpoint at a time and refuses a second at once, without the busy timeout.
+        // Removing the hook drops the checkpointer's nudges, so it stops after the one it may be running.
+        type Hook = fn(&mut rusqlite::hooks::Wal, std::ffi::c_int) -> rusqlite::Result<()>;
+        match conn.wal_hook(None::<Hook>) {
+            Ok(()) => {
+                let _ = checkpointer_ended.recv();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not stop the WAL checkpointer before the last checkpoint"),
+        }
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE) {
+            Ok(_) => tracing::debug!("WAL checkpointed into the database at close"),
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the WAL at close; the next start replays it"),
         }
     }
 }
@@ -683,7 +717,7 @@ impl AuditChain {
 fn writer_loop(
     mut conn: Connection,
     mut chain: AuditChain,
-    checkpoints: Checkpoints,
+    mut checkpoints: Checkpoints,
     max_group: usize,
     jobs: mpsc::Receiver<Job>,
 ) {
@@ -726,6 +760,7 @@ fn writer_loop(
     if let Err(e) = close_trail(&mut conn, &mut chain) {
         tracing::error!(error = %e, "could not sign the final audit digest; the store stays marked open");
     }
+    checkpoints.finish_on_close(&mut conn);
 }
 
 /// A clean stop signs the head and, in the same transaction, removes the open
@@ -843,7 +878,7 @@ pub fn verify_dir(
     key: Option<VerifyingKey>,
     kept: Option<Digest>,
 ) -> StoreResult<Result<Verified, Violation>> {
-    let path = dir.join("kmsim.db");
+    let path = dir.join(private::DB_FILE);
     if !path.exists() {
         return Err(StoreError(format!("{} does not exist", path.display())));
     }

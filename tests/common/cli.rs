@@ -113,6 +113,16 @@ impl Streaming {
         Streaming { child, what: format!("kmsim {}", args.join(" ")) }
     }
 
+    /// Starts `kmsim ARGS` with its stdout a pipe nobody reads any more, as in `kmsim … | head -1` once
+    /// `head` has its line. The reader is closed before the child starts, so its first write, whenever it
+    /// comes, finds no reader: the test does not race the child's output.
+    pub fn start_with_closed_stdout(endpoint: &str, args: &[&str]) -> Streaming {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let child = command(endpoint, args).stdout(writer).spawn().expect("kmsim starts");
+        Streaming { child, what: format!("kmsim {} | (closed)", args.join(" ")) }
+    }
+
     /// Waits until the server has recorded the stream's opening call `rpc`: that
     /// record is written once the stream is subscribed, so nothing after it is missed.
     pub async fn connected(&mut self, server: &TestServer, rpc: &str) {

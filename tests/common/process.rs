@@ -12,9 +12,22 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `kmsim serve <args>` and waits for its `listening on IP:PORT` line.
     pub fn spawn(args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kmsim"))
-            .arg("serve")
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
+        command.arg("serve").args(args);
+        ServerProcess::spawn_command(command)
+    }
+
+    /// Starts `kmsim serve <args>` with the file-creation mask `umask` (e.g. "022"), as a user's shell would.
+    pub fn spawn_with_umask(umask: &str, args: &[&str]) -> ServerProcess {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!("umask {umask} && exec \"$0\" serve \"$@\"")).arg(env!("CARGO_BIN_EXE_kmsim"));
+        command.args(args);
+        ServerProcess::spawn_command(command)
+    }
+
+    /// Starts `command` (a `kmsim serve`) and waits for its `listening on IP:PORT` line.
+    fn spawn_command(mut command: Command) -> ServerProcess {
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -69,8 +69,11 @@ impl TokenKind {
 
 /// Characters that end a bare word because they are query syntax of their own.
 pub(super) fn ends_bare_word(c: char) -> bool {
-    c.is_whitespace() || c == '"' || symbol(c).is_some()
+    c.is_whitespace() || c == '"' || c == PIPE || symbol(c).is_some()
 }
+
+/// SLS's `search | analytic statement` separator.
+const PIPE: char = '|';
 
 type Chars<'a> = std::iter::Peekable<std::iter::Zip<std::str::Chars<'a>, std::ops::RangeFrom<usize>>>;
 
@@ -84,6 +87,8 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
         }
         let kind = if c == '"' {
             TokenKind::Word(quoted_word(&mut chars, column)?)
+        } else if c == PIPE {
+            return Err(analytic_statement(text, column));
         } else if let Some(symbol) = symbol(c) {
             chars.next();
             with_trailing_equals(symbol, &mut chars)
@@ -93,6 +98,25 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
         tokens.push(Token { kind, column });
     }
     Ok(tokens)
+}
+
+/// kmsim runs the search part of SLS only. Read as search terms, `| select count(*)` would quietly match
+/// nothing, so it is refused, naming what is not supported.
+fn analytic_statement(text: &str, pipe_column: usize) -> QueryError {
+    let statement: String = text.chars().skip(pipe_column).collect();
+    let statement = statement.trim();
+    let what = if statement.is_empty() {
+        "'|' starts an analytic statement".to_owned()
+    } else {
+        format!("the analytic statement after '|', {statement:?},")
+    };
+    QueryError::unsupported(
+        pipe_column,
+        format!(
+            "{what} is not supported: kmsim runs the search part of a query only (`kmsim audit query` reports how \
+             many records matched). Quote or escape a '|' that is part of a value"
+        ),
+    )
 }
 
 /// The token that the one-character symbol `c` stands for, if it is one.

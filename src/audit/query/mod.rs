@@ -15,6 +15,8 @@
 //! - `field > 3`, `>=`, `<`, `<=`, `=` compare numbers; `field in [100 200)` is a range whose `[`/`]` ends are
 //!   inclusive and `(`/`)` ends exclusive. `in` (any case) is an operator only right after a field name.
 //! - Field names are dotted paths such as `event.userIdentity.accessKeyId`, matched case-sensitively.
+//! - SLS's analytic statements (`search | select count(*)`) are not supported: an unquoted `|` is refused, naming
+//!   the statement, rather than searched for as text. A `|` inside quotes or escaped (`\|`) is an ordinary character.
 //!
 //! A [`Query`] displays as canonical query text that parses back to an equal query (see `print.rs`).
 //!
@@ -115,11 +117,17 @@ pub struct QueryError {
     /// 1-based character column in the query text; one past the end when the query stops too early.
     pub position: usize,
     pub message: String,
+    /// Valid SLS that kmsim does not run (an analytic statement), rather than malformed text.
+    pub unsupported: bool,
 }
 
 impl QueryError {
     fn new(position: usize, message: impl Into<String>) -> QueryError {
-        QueryError { position, message: message.into() }
+        QueryError { position, message: message.into(), unsupported: false }
+    }
+
+    fn unsupported(position: usize, message: impl Into<String>) -> QueryError {
+        QueryError { position, message: message.into(), unsupported: true }
     }
 }
 
@@ -219,6 +227,32 @@ mod tests {
         let query = Query::parse("a: x or (b > 3 and not a: y) c in [1 2] d: * plain").unwrap();
         assert_eq!(query.fields(), ["a", "b", "c", "d"]);
         assert_eq!("event.errorCode: *".parse::<Query>().unwrap().fields(), ["event.errorCode"]);
+    }
+
+    #[test]
+    fn an_analytic_statement_is_refused_naming_it_and_a_quoted_pipe_is_text() {
+        let error = Query::parse("eventName: Decrypt | select count(*)").unwrap_err();
+        assert!(error.unsupported, "{error}");
+        assert_eq!(error.position, 20, "{error}");
+        assert!(error.message.contains(r#""select count(*)""#), "{error}");
+        assert!(error.message.contains("not supported"), "{error}");
+        // However the pipe is written: alone, glued to a word, or ending the query.
+        for text in ["a|select count(*)", "a: b |", "| select *", "(a or b) | select key_id, count(*) group by key_id"]
+        {
+            let error = Query::parse(text).unwrap_err();
+            assert!(error.unsupported, "{text}: {error}");
+            assert_eq!(text.chars().nth(error.position - 1), Some('|'), "{text}: {error}");
+        }
+        // Malformed text before the pipe is still malformed.
+        assert!(!Query::parse("a: \"open | select 1").unwrap_err().unsupported);
+
+        let document = json!({"event": {"requestParameters": {"Description": "a|b"}}});
+        for text in [r#""a|b""#, r"a\|b", r#"event.requestParameters.Description: "a|b""#] {
+            let query = Query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(query.matches(&document), "{text}");
+            let printed = query.to_string();
+            assert_eq!(Query::parse(&printed).as_ref(), Ok(&query), "{text} printed as {printed}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{Grpc, decode, service};
 use crate::engine::key::KeyMeta;
-use crate::engine::{AliasRecord, Exported, Paged, Sealed, UnderKey, VersionInfo};
+use crate::engine::{AliasRecord, Exported, KeyListing, Paged, Sealed, UnderKey, VersionInfo};
 use crate::kernel::ops::kms as ops;
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
@@ -35,7 +35,7 @@ service! {
             |()| pb::SetKeyPolicyResponse {};
         list_keys(ListKeysRequest) -> ListKeysResponse = ListKeys, |paged| {
             let (total_count, page_number, page_size) = page_fields(&paged);
-            let keys = paged.items.into_iter().map(|(key_id, key_arn)| pb::KeyListEntry { key_id, key_arn }).collect();
+            let keys = paged.items.into_iter().map(key_list_entry).collect();
             pb::ListKeysResponse { keys, total_count, page_number, page_size }
         };
         update_key_description(UpdateKeyDescriptionRequest) -> UpdateKeyDescriptionResponse = UpdateKeyDescription,
@@ -224,6 +224,19 @@ decode! {
     ExportKeyRequest => ExportKey { key_id, key_version_id, wrapping_algorithm, wrapping_key_spec, public_key_blob }
     GenerateMacRequest => GenerateMac { key_id, algorithm, message }
     VerifyMacRequest => VerifyMac { key_id, algorithm, message, mac }
+}
+
+fn key_list_entry(listed: KeyListing) -> pb::KeyListEntry {
+    let meta = &listed.key.meta;
+    pb::KeyListEntry {
+        key_id: meta.key_id.clone(),
+        key_arn: meta.arn(),
+        key_state: meta.state.as_str().to_owned(),
+        key_spec: meta.spec.as_str().to_owned(),
+        key_usage: meta.usage.as_str().to_owned(),
+        aliases: listed.aliases,
+        description: meta.description.clone(),
+    }
 }
 
 pub fn key_metadata(meta: &KeyMeta) -> pb::KeyMetadata {

@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 use super::operation;
 use crate::engine::key::{Key, KeyMeta};
 use crate::engine::{
-    AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, Opened, Page, Paged, Reencrypted,
-    Sealed, SignRequest, UnderKey, VersionInfo,
+    AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page, Paged,
+    Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
 };
 use crate::kernel::Names;
 
@@ -86,8 +86,8 @@ operation! {
 }
 
 operation! {
-    /// A page of keys, as (id, ARN).
-    ListKeys = LIST_KEYS -> Paged<(String, String)> {
+    /// A page of keys, each with its aliases.
+    ListKeys = LIST_KEYS -> Paged<KeyListing> {
         page_number: i32 = "PageNumber",
         page_size: i32 = "PageSize",
     }
