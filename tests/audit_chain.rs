@@ -45,6 +45,8 @@ async fn history(dir: &Path) -> (String, String) {
 /// A copy of `dir` with `tamper` applied to its database.
 fn tampered_copy(dir: &Path, tamper: impl FnOnce(&Connection)) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
+    // Private, as kmsim requires of a data dir that holds a store.
+    std::fs::set_permissions(copy.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     for file in ["kmsim.db", "kmsim.db-wal", "kmsim.db-shm"] {
         if dir.join(file).exists() {
             std::fs::copy(dir.join(file), copy.path().join(file)).unwrap();
