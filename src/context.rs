@@ -23,6 +23,8 @@ pub struct CallContext {
     pub account_id: String,
     pub client: Option<SocketAddr>,
     pub user_agent: String,
+    /// The host name the client called, where its front end knows it.
+    pub endpoint: String,
     /// The AccessKey (or ClientKey) id the call named, verified or not.
     pub access_key_id: String,
     /// Who authentication took the caller for.
@@ -46,6 +48,7 @@ impl CallContext {
             account_id: account_id.to_owned(),
             client: None,
             user_agent: String::new(),
+            endpoint: String::new(),
             access_key_id: String::new(),
             principal: Principal::Account,
             authenticated_by: AuthMethod::None,
@@ -66,6 +69,7 @@ impl CallContext {
             account_id: self.account_id.clone(),
             client: self.client,
             user_agent: self.user_agent.clone(),
+            endpoint: self.endpoint.clone(),
             access_key_id: self.access_key_id.clone(),
             principal: self.principal.clone(),
             authenticated_by: self.authenticated_by,

@@ -157,7 +157,9 @@ fn describe_actiontrail(r: &AuditRecord, s: &mut impl Sink) {
     s.str_member("eventRW", &r.event_rw);
     s.str_member("eventType", &r.event_type);
     s.str_member("eventCategory", "Management");
-    s.str_member("eventSource", &format!("kms.{}.aliyuncs.com", r.region));
+    let event_source =
+        if r.endpoint.is_empty() { format!("kms.{}.aliyuncs.com", r.region) } else { r.endpoint.clone() };
+    s.str_member("eventSource", &event_source);
     s.str_member("serviceName", &r.service_name);
     s.str_member("apiVersion", "2016-01-20");
     s.str_member("acsRegion", &r.region);
@@ -430,6 +432,7 @@ mod tests {
             client_ip: "192.0.2.10".into(),
             client_port: 50123,
             user_agent: "aliyun-cli/3.0".into(),
+            endpoint: String::new(),
             access_key_id: "LTAI-EXAMPLE".into(),
             user_identity: UserIdentity {
                 kind: "ram-user".into(),

@@ -62,6 +62,9 @@ pub struct AuditRecord {
     pub client_ip: String,
     pub client_port: u16,
     pub user_agent: String,
+    /// The host name the client called, where its front end knew it (ActionTrail's `eventSource`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
     pub access_key_id: String,
     /// Who made the call, in ActionTrail's userIdentity terms.
     #[serde(default)]
@@ -167,6 +170,7 @@ impl AuditRecord {
             client_ip,
             client_port,
             user_agent,
+            endpoint,
             access_key_id,
             user_identity,
             request_id,
@@ -215,6 +219,9 @@ impl AuditRecord {
         s.str_member("clientIp", client_ip);
         s.u64_member("clientPort", u64::from(*client_port));
         s.str_member("userAgent", user_agent);
+        if !endpoint.is_empty() {
+            s.str_member("endpoint", endpoint);
+        }
         s.str_member("accessKeyId", access_key_id);
         let UserIdentity { kind, principal_id, account_id, access_key_id, user_name } = user_identity;
         s.name("userIdentity");
@@ -371,6 +378,7 @@ impl AuditRecord {
             client_ip: cx.client.map(|a| a.ip().to_string()).unwrap_or_default(),
             client_port: cx.client.map_or(0, |a| a.port()),
             user_agent: cx.user_agent.clone(),
+            endpoint: cx.endpoint.clone(),
             access_key_id: cx.access_key_id.clone(),
             user_identity: UserIdentity::of(cx, op.event_type),
             request_id: cx.request_id.clone(),

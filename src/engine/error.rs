@@ -39,6 +39,14 @@ pub enum ErrorCode {
     Throttling,
     InternalFailure,
     ServiceUnavailable,
+    // What Alibaba's API gateway answers before a KMS action runs: the OpenAPI front end's signatures and actions.
+    IncompleteSignature,
+    SignatureDoesNotMatch,
+    SignatureNonceUsed,
+    TimestampExpired,
+    TimestampFormat,
+    ActionNotFound,
+    VersionInvalid,
 }
 
 impl ErrorCode {
@@ -75,6 +83,13 @@ impl ErrorCode {
         Self::Throttling,
         Self::InternalFailure,
         Self::ServiceUnavailable,
+        Self::IncompleteSignature,
+        Self::SignatureDoesNotMatch,
+        Self::SignatureNonceUsed,
+        Self::TimestampExpired,
+        Self::TimestampFormat,
+        Self::ActionNotFound,
+        Self::VersionInvalid,
     ];
 
     /// The code named by its client-facing spelling; Alibaba's own misspelling
@@ -158,6 +173,23 @@ impl ErrorCode {
             Self::Throttling => ("Rejected.Throttling", 429, "The QPS upper limit is exceeded."),
             Self::InternalFailure => ("InternalFailure", 500, "Internal Failure."),
             Self::ServiceUnavailable => ("ServiceUnavailableTemporary", 503, "Service Unavailable Temporary."),
+            Self::IncompleteSignature => {
+                ("IncompleteSignature", 400, "The request signature does not conform to Aliyun standards.")
+            }
+            Self::SignatureDoesNotMatch => {
+                ("SignatureDoesNotMatch", 400, "Specified signature is not matched with our calculation.")
+            }
+            Self::SignatureNonceUsed => ("SignatureNonceUsed", 400, "Specified signature nonce was used already."),
+            Self::TimestampExpired => {
+                ("InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired.")
+            }
+            Self::TimestampFormat => {
+                ("InvalidTimeStamp.Format", 400, "Specified time stamp or date value is not well formatted.")
+            }
+            Self::ActionNotFound => {
+                ("InvalidAction.NotFound", 404, "Specified api is not found, please check your url and method.")
+            }
+            Self::VersionInvalid => ("InvalidVersion", 400, "Specified parameter Version is not valid."),
         }
     }
 }

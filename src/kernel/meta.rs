@@ -17,6 +17,9 @@ pub struct CallMeta {
     pub client_request_id: String,
     pub peer: Option<SocketAddr>,
     pub user_agent: String,
+    /// The host name the client called (`kms.cn-hangzhou.aliyuncs.com`), where
+    /// its front end knows it; empty otherwise.
+    pub endpoint: String,
     /// The region the call names; the front end puts the server's own in
     /// when the call names none.
     pub region: String,
@@ -42,6 +45,7 @@ impl CallMeta {
             client_request_id: String::new(),
             peer: None,
             user_agent: String::new(),
+            endpoint: String::new(),
             region: region.to_owned(),
             frontend,
             credential: Presented::Nothing,

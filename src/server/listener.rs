@@ -1,9 +1,12 @@
 //! The listening socket: how many connections the server holds at once, how
-//! long a new one may stay silent, and what an accept error does. A client
-//! that opens sockets and says nothing cannot hold them for ever, and at the
-//! file-descriptor limit the server backs off and says so instead of spinning.
+//! long a new one may stay silent, what an accept error does, and TLS. A
+//! client that opens sockets and says nothing cannot hold them for ever, and
+//! at the file-descriptor limit the server backs off and says so instead of
+//! spinning. TLS handshakes run beside the accept loop, one task each, so a
+//! slow one delays no other connection.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,21 +16,35 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Sleep;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 /// The first wait after a failed accept; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Who is at the other end of a connection: what every request on it carries
+/// in its extensions, for the front ends.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub remote: Option<SocketAddr>,
+    /// The client's certificate chain, leaf first, when it presented one that
+    /// the TLS layer verified against `--tls-client-ca`; empty otherwise.
+    pub certificates: Arc<[CertificateDer<'static>]>,
+}
+
 /// Accepts connections from `listener` while fewer than `max_connections` are
 /// open (the next waits in the kernel's backlog until one closes), each closed
-/// if it sends nothing within `first_byte_timeout`.
+/// if it sends nothing within `first_byte_timeout`; with `tls`, each is a TLS
+/// connection once its handshake (bounded by the same timeout) completes.
 pub fn incoming(
     listener: TcpListener,
     max_connections: usize,
     first_byte_timeout: Duration,
-) -> ReceiverStream<io::Result<Connection>> {
+    tls: Option<TlsAcceptor>,
+) -> ReceiverStream<io::Result<Accepted>> {
     let (accepted, stream) = mpsc::channel(1);
     tokio::spawn(async move {
         let open = Arc::new(Semaphore::new(max_connections.max(1)));
@@ -50,8 +67,24 @@ pub fn incoming(
                     backoff = MIN_BACKOFF;
                     let _ = stream.set_nodelay(true);
                     let connection = Connection::new(stream, permit, first_byte_timeout);
-                    if accepted.send(Ok(connection)).await.is_err() {
-                        return;
+                    match &tls {
+                        None => {
+                            if accepted.send(Ok(Accepted::Plain(connection))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(acceptor) => {
+                            let (acceptor, accepted) = (acceptor.clone(), accepted.clone());
+                            tokio::spawn(async move {
+                                match tokio::time::timeout(first_byte_timeout, acceptor.accept(connection)).await {
+                                    Ok(Ok(stream)) => {
+                                        let _ = accepted.send(Ok(Accepted::Tls(Box::new(stream)))).await;
+                                    }
+                                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                                }
+                            });
+                        }
                     }
                 }
                 Err(error) => {
@@ -130,10 +163,77 @@ impl AsyncWrite for Connection {
     }
 }
 
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+/// A connection as the server serves it: plain, or TLS over it.
+pub enum Accepted {
+    Plain(Connection),
+    Tls(Box<tokio_rustls::server::TlsStream<Connection>>),
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+impl Accepted {
+    fn io(self: Pin<&mut Self>) -> Pin<&mut (dyn AsyncReadWrite + Unpin)> {
+        match self.get_mut() {
+            Accepted::Plain(connection) => Pin::new(connection),
+            Accepted::Tls(stream) => Pin::new(stream.as_mut()),
+        }
+    }
+}
+
+/// What both kinds of connection are, for [`Accepted`] to delegate to.
+trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+
+impl AsyncRead for Accepted {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io().poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Accepted::Plain(connection) => connection.is_write_vectored(),
+            Accepted::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+}
+
+impl Connected for Accepted {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        match self {
+            Accepted::Plain(connection) => {
+                Peer { remote: connection.stream.peer_addr().ok(), certificates: Arc::from(Vec::new()) }
+            }
+            Accepted::Tls(stream) => {
+                let (connection, session) = stream.get_ref();
+                let certificates =
+                    session.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>());
+                Peer {
+                    remote: connection.stream.peer_addr().ok(),
+                    certificates: Arc::from(certificates.unwrap_or_default()),
+                }
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! call takes is [`crate::kernel`]'s.
 
 mod listener;
+
+pub use listener::Peer;
 mod metrics_http;
 
 use std::future::Future;
@@ -223,7 +225,12 @@ pub async fn start(
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
-    let incoming = listener::incoming(listener, config.limits.max_connections, config.limits.first_byte_timeout);
+    let tls = match &config.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(files.server_config()?)),
+        None => None,
+    };
+    let limits = &config.limits;
+    let incoming = listener::incoming(listener, limits.max_connections, limits.first_byte_timeout, tls);
 
     let task = tokio::spawn(async move {
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();

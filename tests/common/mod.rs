@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod openapi;
 pub mod process;
 
 use std::path::Path;

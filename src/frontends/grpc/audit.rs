@@ -227,6 +227,7 @@ pub fn audit_event(r: AuditRecord) -> pb::AuditEvent {
         secret_arn: r.secret_arn.clone(),
         invoked_by: r.invoked_by.clone(),
         client_request_id: r.client_request_id,
+        endpoint: r.endpoint,
     }
 }
 

@@ -92,7 +92,7 @@ fn verify_signature<T>(
 /// The credential id a client certificate names: its subject's common name.
 /// Only certificates the TLS layer verified against `--tls-client-ca` get here.
 fn certificate_identity<T>(request: &Request<T>) -> Option<String> {
-    let certs = request.peer_certs()?;
-    let leaf = certs.first()?;
+    let peer = request.extensions().get::<crate::server::Peer>()?;
+    let leaf = peer.certificates.first()?;
     super::tls::common_name(leaf.as_ref())
 }

@@ -21,21 +21,18 @@ use serde_json::json;
 use tonic::Code;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::credentials::RequestFacts;
 use super::signing::{self, BoxError};
 use super::{FRONTEND, headers, status};
 use crate::engine::KmsError;
 use crate::engine::instances::is_region_id;
+use crate::frontends::bounded;
 use crate::kernel::meta::{client_request_id, new_request_id};
 use crate::kernel::{App, CallMeta, OpSpec, Presented, Undecoded};
 
 /// The bytes gRPC puts before each message: a compression flag and the length.
 const GRPC_FRAME_HEADER: usize = 5;
-
-/// The longest method path an unknown call's record keeps.
-const MAX_RECORDED_PATH: usize = 256;
 
 /// Paths served by tonic's own health and reflection services.
 const UNAUDITED_PREFIXES: [&str; 3] =
@@ -203,7 +200,10 @@ impl Arrival {
     const KEPT: [&str; 4] = [headers::CLIENT_REQUEST_ID, headers::USER_AGENT, headers::REGION, headers::ACCESS_KEY_ID];
 
     fn of(parts: &http::request::Parts) -> Arrival {
-        Arrival { kept: Self::KEPT.map(|name| parts.headers.get(name).cloned()), peer: peer(&parts.extensions) }
+        Arrival {
+            kept: Self::KEPT.map(|name| parts.headers.get(name).cloned()),
+            peer: crate::frontends::peer(&parts.extensions),
+        }
     }
 
     /// The value of the kept header `name`, as text.
@@ -266,18 +266,6 @@ fn grpc_status(response: &http::Response<Body>) -> Option<Code> {
 /// The size of a header list as HTTP/2 counts it (RFC 7540, 6.5.2).
 fn header_bytes(headers: &http::HeaderMap) -> usize {
     headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum()
-}
-
-fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
-    extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()))
-}
-
-/// `text` cut to what a record keeps of a value a client chose freely.
-fn bounded(text: &str) -> String {
-    text.chars().take(MAX_RECORDED_PATH).collect()
 }
 
 #[cfg(test)]

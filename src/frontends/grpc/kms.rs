@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use super::{Grpc, decode, service};
 use crate::engine::key::KeyMeta;
 use crate::engine::{AliasRecord, Exported, KeyListing, Paged, Sealed, UnderKey, VersionInfo};
+use crate::frontends::text::page_fields;
 use crate::kernel::ops::kms as ops;
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
@@ -287,11 +288,6 @@ fn aliases_response(paged: Paged<AliasRecord>) -> pb::ListAliasesResponse {
         page_number,
         page_size,
     }
-}
-
-pub(super) fn page_fields<T>(paged: &Paged<T>) -> (i32, i32, i32) {
-    let clamp = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    (clamp(paged.total), clamp(paged.page.number), clamp(paged.page.size))
 }
 
 fn sealed_fields(sealed: Sealed) -> (Vec<u8>, String, String) {

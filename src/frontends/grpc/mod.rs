@@ -96,7 +96,7 @@ impl Grpc {
         let metadata = request.metadata();
         let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
         meta.client_request_id = client_request_id(header(metadata, headers::CLIENT_REQUEST_ID).as_deref());
-        meta.peer = request.remote_addr();
+        meta.peer = crate::frontends::peer(request.extensions());
         meta.user_agent = header(metadata, headers::USER_AGENT).unwrap_or_default();
         match header(metadata, headers::REGION) {
             None => {}
@@ -216,10 +216,8 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    // TLS, when asked for, is the listener's (see `server::listener`), so that HTTP/1.1 clients can negotiate it too.
     let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.server_config()).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
-    }
     let limits = config.limits;
     // HTTP/2 itself refuses a header list past a multiple of the limit; below that the edge
     // refuses it as a call, audited, with a precise error.
@@ -242,7 +240,14 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
             max_header_bytes: Limits::MAX_HEADER_LIST_BYTES as usize,
         },
     );
+    // Every HTTP/1.1 request, and any HTTP/2 request that is not gRPC, is another front end's.
+    let door = crate::frontends::door::FrontDoor::new(crate::frontends::alibaba::OpenApi::new(
+        grpc.app().clone(),
+        limits.max_message_bytes,
+    ));
     Ok(builder
+        .accept_http1(true)
+        .layer(door)
         .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)
@@ -256,5 +261,8 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
         .add_service(limited!(SimulationServiceServer::new(simulation::SimulationApi::new(grpc)))))
 }
 
-/// The layers in front of the services.
-pub type Stack = tower::layer::util::Stack<edge::Edge, tower::layer::util::Identity>;
+/// The layers in front of the services: the front door outermost, then the gRPC edge.
+pub type Stack = tower::layer::util::Stack<
+    edge::Edge,
+    tower::layer::util::Stack<crate::frontends::door::FrontDoor, tower::layer::util::Identity>,
+>;

@@ -3,15 +3,13 @@
 //! response. The kernel does the rest (including the Encrypt and Decrypt
 //! records of the values the engine sealed and opened).
 
-use std::sync::Arc;
-
 use zeroize::Zeroizing;
 
-use super::kms::{page_fields, tag_pairs};
+use super::kms::tag_pairs;
 use super::{Grpc, decode, service};
-use crate::clock::SimTime;
 use crate::engine::Secret;
-use crate::engine::secrets::{SecretVersion, encode_data};
+use crate::engine::secrets::encode_data;
+use crate::frontends::text::{date, extended_config, page_fields, rotation_fields, stages};
 use crate::kernel::ops::secrets as ops;
 use crate::proto as pb;
 use crate::proto::secrets_manager_service_server::SecretsManagerService;
@@ -176,26 +174,6 @@ decode! {
         password_length, exclude_characters, exclude_numbers, exclude_lowercase, exclude_uppercase,
         exclude_punctuation, require_each_included_type,
     }
-}
-
-fn date(time: Option<SimTime>) -> String {
-    time.map(SimTime::to_rfc3339).unwrap_or_default()
-}
-
-/// AutomaticRotation, RotationInterval (seconds, `21600s`) and NextRotationDate.
-fn rotation_fields(secret: &Arc<Secret>) -> (String, String, String) {
-    let rotation = &secret.rotation;
-    let automatic = if rotation.automatic { "Enabled" } else { "Disabled" };
-    let interval = rotation.interval_secs.filter(|_| rotation.automatic).map(|s| format!("{s}s")).unwrap_or_default();
-    (automatic.to_owned(), interval, date(rotation.next))
-}
-
-fn extended_config(secret: &Secret) -> String {
-    secret.extended_config.as_ref().map(|c| serde_json::Value::Object(c.clone()).to_string()).unwrap_or_default()
-}
-
-fn stages(version: &SecretVersion) -> Vec<String> {
-    version.stages.iter().cloned().collect()
 }
 
 fn tags(secret: &Secret) -> Vec<pb::Tag> {

@@ -55,6 +55,13 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Throttling => Code::ResourceExhausted,
         ErrorCode::InternalFailure => Code::Internal,
         ErrorCode::ServiceUnavailable => Code::Unavailable,
+        ErrorCode::IncompleteSignature => Code::Unauthenticated,
+        ErrorCode::SignatureDoesNotMatch => Code::Unauthenticated,
+        ErrorCode::SignatureNonceUsed => Code::Unauthenticated,
+        ErrorCode::TimestampExpired => Code::Unauthenticated,
+        ErrorCode::TimestampFormat => Code::InvalidArgument,
+        ErrorCode::ActionNotFound => Code::Unimplemented,
+        ErrorCode::VersionInvalid => Code::InvalidArgument,
     }
 }
 

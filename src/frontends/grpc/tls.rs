@@ -1,11 +1,17 @@
-//! TLS for the gRPC port (rustls, through tonic): the server's certificate
-//! and key, and optionally a CA that client certificates must chain to
-//! (mutual TLS). With a client CA, a client without a certificate from it is
-//! refused during the handshake, and a certificate's subject common name may
-//! name a credential (an AccessKey or ClientKey id) that the call is then
-//! authenticated as (see [`auth`](super::auth)).
+//! TLS for the one port (rustls): the server's certificate and key, and
+//! optionally a CA that client certificates must chain to (mutual TLS). ALPN
+//! offers h2 and HTTP/1.1, so gRPC and the HTTP/1.1 front ends share the
+//! port over TLS as they do without it. With a client CA, a client without a
+//! certificate from it is refused during the handshake, and a certificate's
+//! subject common name may name a credential (an AccessKey or ClientKey id)
+//! that the call is then authenticated as (see [`credentials`](super::credentials)).
 
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use std::sync::Arc;
+
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
 /// PEM files as read from `--tls-cert`, `--tls-key` and `--tls-client-ca`.
 #[derive(Clone)]
@@ -23,12 +29,34 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 impl TlsFiles {
-    pub fn server_config(&self) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
-        match &self.client_ca_pem {
-            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(false),
-            None => config,
+    /// The rustls configuration the listener accepts with; an error names the file at fault.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+        let certificates = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--tls-cert: {e}"))?;
+        if certificates.is_empty() {
+            return Err("--tls-cert: no PEM certificate in the file".into());
         }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| format!("--tls-key: {e}"))?;
+        let builder = ServerConfig::builder();
+        let builder = match &self.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for certificate in CertificateDer::pem_slice_iter(ca) {
+                    roots
+                        .add(certificate.map_err(|e| format!("--tls-client-ca: {e}"))?)
+                        .map_err(|e| format!("--tls-client-ca: {e}"))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder(roots.into()).build().map_err(|e| format!("--tls-client-ca: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config =
+            builder.with_single_cert(certificates, key).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 

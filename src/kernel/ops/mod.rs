@@ -51,6 +51,11 @@ macro_rules! operation {
             $($(#[$field_doc])* pub $field: $ty),*
         }
 
+        impl $name {
+            /// Its entry in the catalogue, for a front end that refuses the call before it is decoded.
+            pub const SPEC: &'static $crate::kernel::OpSpec = &$crate::kernel::OpSpec::$spec;
+        }
+
         impl $crate::kernel::Operation for $name {
             type Output = $output;
 

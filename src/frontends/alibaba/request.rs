@@ -1,0 +1,266 @@
+//! An OpenAPI request as the SDKs send it: the action, the parameters merged
+//! from the query string and a form body, and typed readers for them that
+//! refuse a bad value by naming its parameter.
+//!
+//! The URL arrives form-encoded (`+` for a space, as Python's `urlencode`
+//! writes it); values are kept decoded, and the signature code re-encodes
+//! them the way each signature version wants.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::engine::{KmsError, KmsResult};
+use crate::kernel::ops::kms::Context;
+
+/// The most parameters one request may carry; the widest action takes about twenty.
+pub const MAX_PARAMETERS: usize = 256;
+
+/// One OpenAPI request, decoded as far as it can be without knowing its action.
+pub struct ApiRequest {
+    pub method: http::Method,
+    /// The query string exactly as sent, for the signature.
+    pub raw_query: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    /// Query parameters, decoded, in the order sent.
+    pub query: Vec<(String, String)>,
+    /// Form body parameters, decoded, in the order sent.
+    pub form: Vec<(String, String)>,
+    /// Both, the body's winning where a name is in each.
+    pub params: BTreeMap<String, String>,
+}
+
+impl ApiRequest {
+    /// Decodes what every action shares. An error here is still an audited call.
+    pub fn parse(parts: &http::request::Parts, body: Bytes) -> KmsResult<ApiRequest> {
+        let raw_query = parts.uri.query().unwrap_or_default().to_owned();
+        let query = form_pairs(&raw_query).ok_or_else(|| KmsError::invalid_because("QueryString", UTF8))?;
+        let is_form = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/x-www-form-urlencoded"));
+        let form = if is_form && !body.is_empty() {
+            let text = std::str::from_utf8(&body).map_err(|_| KmsError::invalid_because("Body", UTF8))?;
+            form_pairs(text).ok_or_else(|| KmsError::invalid_because("Body", UTF8))?
+        } else {
+            Vec::new()
+        };
+        if query.len() + form.len() > MAX_PARAMETERS {
+            return Err(KmsError::invalid_because(
+                "QueryString",
+                &format!("A request carries at most {MAX_PARAMETERS} parameters."),
+            ));
+        }
+        let params = query.iter().chain(form.iter()).cloned().collect();
+        Ok(ApiRequest {
+            method: parts.method.clone(),
+            raw_query,
+            headers: parts.headers.clone(),
+            body,
+            query,
+            form,
+            params,
+        })
+    }
+
+    /// A header's value as text, if it has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let value = self.headers.get(name)?.to_str().ok()?.trim();
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// The action: the `x-acs-action` header (ACS3), else the `Action` parameter (v1).
+    pub fn action(&self) -> Option<&str> {
+        self.header("x-acs-action").or_else(|| self.params.get("Action").map(String::as_str))
+    }
+
+    pub fn params(&self) -> Params<'_> {
+        Params(&self.params)
+    }
+}
+
+const UTF8: &str = "Percent-encode UTF-8 text.";
+
+/// `a=1&b=x+y` as decoded pairs; `None` if a value is not UTF-8 once decoded.
+pub fn form_pairs(text: &str) -> Option<Vec<(String, String)>> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((form_decode(name)?, form_decode(value)?))
+        })
+        .collect()
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+/// Percent-encoding as RFC 3986 wants it: everything but `A-Z a-z 0-9 - _ . ~`.
+pub fn rfc3986(text: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// Typed readers over an action's parameters. An absent parameter reads as
+/// the type's empty value (as an absent protobuf field does), so that the
+/// engine, not the front end, decides what is required; a present one that
+/// is not of its type is refused naming it.
+#[derive(Clone, Copy)]
+pub struct Params<'a>(&'a BTreeMap<String, String>);
+
+impl Params<'_> {
+    pub fn text(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn int<T: std::str::FromStr + Default>(&self, name: &str) -> KmsResult<T> {
+        match self.present(name) {
+            None => Ok(T::default()),
+            Some(text) => text.trim().parse().map_err(|_| KmsError::invalid_because(name, "Write a whole number.")),
+        }
+    }
+
+    pub fn boolean(&self, name: &str) -> KmsResult<bool> {
+        Ok(self.optional_boolean(name)?.unwrap_or(false))
+    }
+
+    pub fn optional_boolean(&self, name: &str) -> KmsResult<Option<bool>> {
+        match self.present(name).map(str::trim) {
+            None => Ok(None),
+            Some(text) if text.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(text) if text.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(_) => Err(KmsError::invalid_because(name, "Write true or false.")),
+        }
+    }
+
+    /// Binary data, which the API carries as standard base64.
+    pub fn base64(&self, name: &str) -> KmsResult<Vec<u8>> {
+        match self.present(name) {
+            None => Ok(Vec::new()),
+            Some(text) => base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| KmsError::invalid_because(name, "Encode the bytes as base64.")),
+        }
+    }
+
+    /// Binary data that is secret (plaintext), zeroized when dropped.
+    pub fn secret_base64(&self, name: &str) -> KmsResult<Zeroizing<Vec<u8>>> {
+        self.base64(name).map(Zeroizing::new)
+    }
+
+    /// An encryption context: a JSON object whose values are kept as text
+    /// (`{"n":1}` is the entry `n` = `1`, as the SDKs pass numbers through).
+    pub fn context(&self, name: &str) -> KmsResult<Context> {
+        let Some(text) = self.present(name) else { return Ok(Context::new()) };
+        let bad = || KmsError::invalid_because(name, "Write a JSON object of strings, such as {\"app\":\"billing\"}.");
+        let Value::Object(entries) = serde_json::from_str::<Value>(text).map_err(|_| bad())? else {
+            return Err(bad());
+        };
+        entries
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                Value::Number(n) => Ok((k, n.to_string())),
+                Value::Bool(b) => Ok((k, b.to_string())),
+                _ => Err(bad()),
+            })
+            .collect()
+    }
+
+    /// A list the API carries as a JSON array of strings (`["a","b"]`).
+    pub fn list(&self, name: &str) -> KmsResult<Vec<String>> {
+        let Some(text) = self.present(name) else { return Ok(Vec::new()) };
+        serde_json::from_str(text).map_err(|_| KmsError::invalid_because(name, "Write a JSON array of strings."))
+    }
+
+    /// Tags as the API carries them: `[{"TagKey":"k","TagValue":"v"}]`.
+    pub fn tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Tag {
+            tag_key: String,
+            #[serde(default)]
+            tag_value: String,
+        }
+        let Some(text) = self.present(name) else { return Ok(Vec::new()) };
+        let tags: Vec<Tag> = serde_json::from_str(text).map_err(|_| {
+            KmsError::invalid_because(name, "Write a JSON array such as [{\"TagKey\":\"k\",\"TagValue\":\"v\"}].")
+        })?;
+        Ok(tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
+    }
+
+    /// Secret text (a secret's value), zeroized when dropped.
+    pub fn secret_text(&self, name: &str) -> Zeroizing<String> {
+        Zeroizing::new(self.text(name))
+    }
+
+    /// Whether the call gave `name` at all, even empty.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    fn present(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_encoded_query_decodes_plus_as_space_and_utf8() {
+        let pairs = form_pairs("A=x+y&B=%E4%BD%A0%2A&C=&D").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("A".into(), "x y".into()),
+                ("B".into(), "你*".into()),
+                ("C".into(), String::new()),
+                ("D".into(), String::new())
+            ]
+        );
+        assert!(form_pairs("A=%FF").is_none(), "not UTF-8 once decoded");
+    }
+
+    #[test]
+    fn rfc3986_encodes_all_but_the_unreserved_set() {
+        assert_eq!(rfc3986("a b~*'()!/你"), "a%20b~%2A%27%28%29%21%2F%E4%BD%A0");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_naming_its_parameter() {
+        let map: BTreeMap<String, String> = [("PageSize", "ten"), ("DryRun", "yes"), ("Plaintext", "***")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let params = Params(&map);
+        assert!(params.int::<i32>("PageSize").unwrap_err().message.contains("PageSize"));
+        assert!(params.boolean("DryRun").unwrap_err().message.contains("DryRun"));
+        assert!(params.base64("Plaintext").unwrap_err().message.contains("Plaintext"));
+        assert_eq!(params.int::<i32>("PageNumber").unwrap(), 0, "absent reads as empty");
+    }
+
+    #[test]
+    fn an_encryption_context_is_a_json_object_whatever_its_spacing_and_order() {
+        let map: BTreeMap<String, String> =
+            [("A".to_owned(), r#"{ "n": 1, "app" : "billing" }"#.to_owned()), ("B".to_owned(), "[1]".to_owned())]
+                .into_iter()
+                .collect();
+        let params = Params(&map);
+        let context = params.context("A").unwrap();
+        assert_eq!(
+            context.into_iter().collect::<Vec<_>>(),
+            vec![("app".into(), "billing".into()), ("n".into(), "1".into())]
+        );
+        assert!(params.context("B").is_err());
+    }
+}
