@@ -157,10 +157,21 @@ impl Params<'_> {
     }
 
     /// An encryption context: a JSON object whose values are kept as text
-    /// (`{"n":1}` is the entry `n` = `1`, as the SDKs pass numbers through).
+    /// (`{"n":1}` is the entry `n` = `1`, as the SDKs pass numbers through),
+    /// or, as the Node SDK flattens a map, `EncryptionContext.app=billing` parameters.
     pub fn context(&self, name: &str) -> KmsResult<Context> {
-        let Some(text) = self.present(name) else { return Ok(Context::new()) };
         let bad = || KmsError::invalid_because(name, "Write a JSON object of strings, such as {\"app\":\"billing\"}.");
+        let Some(text) = self.present(name) else {
+            let prefix = format!("{name}.");
+            let flattened = self.0.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix));
+            // A dot past the prefix is a nested object or a list, which a context cannot hold.
+            return flattened
+                .map(|(k, v)| match &k[prefix.len()..] {
+                    entry if entry.is_empty() || entry.contains('.') => Err(bad()),
+                    entry => Ok((entry.to_owned(), v.clone())),
+                })
+                .collect();
+        };
         let Value::Object(entries) = serde_json::from_str::<Value>(text).map_err(|_| bad())? else {
             return Err(bad());
         };
@@ -262,5 +273,21 @@ mod tests {
             vec![("app".into(), "billing".into()), ("n".into(), "1".into())]
         );
         assert!(params.context("B").is_err());
+    }
+
+    #[test]
+    fn a_flattened_context_is_the_same_context() {
+        let map: BTreeMap<String, String> = [("C.app", "billing"), ("C.n", "1"), ("Cx.other", "no"), ("D.a.b", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let params = Params(&map);
+        let context = params.context("C").unwrap();
+        assert_eq!(
+            context.into_iter().collect::<Vec<_>>(),
+            vec![("app".into(), "billing".into()), ("n".into(), "1".into())]
+        );
+        assert!(params.context("D").is_err(), "a nested object is no context");
+        assert!(params.context("E").unwrap().is_empty());
     }
 }
