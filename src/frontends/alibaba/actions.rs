@@ -299,13 +299,20 @@ actions! { p;
         key_id: p.text("KeyId"),
         algorithm: p.text("Algorithm"),
         message: p.base64("Message")?,
-    } => |mac| json!({ "KeyId": mac.key_id, "Mac": b64(&mac.value) });
+    } => {
+        // The algorithm is required, so the one the call named is the one used.
+        let algorithm = p.text("Algorithm");
+        move |mac| json!({ "KeyId": mac.key_id, "Algorithm": algorithm, "Mac": b64(&mac.value) })
+    };
     "VerifyMac" => kms::VerifyMac {
         key_id: p.text("KeyId"),
         algorithm: p.text("Algorithm"),
         message: p.base64("Message")?,
         mac: p.base64("Mac")?,
-    } => |checked| json!({ "KeyId": checked.key_id, "Value": checked.value });
+    } => {
+        let algorithm = p.text("Algorithm");
+        move |checked| json!({ "KeyId": checked.key_id, "Algorithm": algorithm, "Value": checked.value })
+    };
 
     // Bring your own key.
     "GetParametersForImport" => kms::GetParametersForImport {
