@@ -155,3 +155,39 @@ async fn bench_query_prints_one_field_of_the_report_for_scripts() {
     let missing = args("phases.0.nothing").await;
     assert!(missing.failed().contains("nothing"), "{missing:#?}");
 }
+
+#[tokio::test]
+async fn bench_loads_the_openapi_front_end_beside_grpc_and_compares_them() {
+    let server = TestServer::start().await;
+    let args = [
+        "bench",
+        "--endpoint",
+        &server.endpoint(),
+        "--ops",
+        "encrypt,openapi-encrypt",
+        "--calls",
+        "60",
+        "--warm-up",
+        "0",
+        "--concurrency",
+        "4",
+        "--output",
+        "json",
+    ];
+    let report = kmsim_at(&server.endpoint(), &args).await.json();
+    let openapi = phase(&report, "openapi-encrypt");
+    assert_measured(openapi, 60);
+    assert_eq!(openapi["errors"], serde_json::json!({}), "{openapi:#}");
+    let ratio = report["frontEnds"]["openapiEncryptToGrpcEncrypt"].as_f64().expect("the ratio of the two phases");
+    let expected =
+        openapi["callsPerSecond"].as_f64().unwrap() / phase(&report, "encrypt")["callsPerSecond"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 0.01, "{ratio} against {expected}");
+
+    // The calls went through the OpenAPI: signed, recorded as the SDK-style calls they were.
+    let events = common::audit_renderings(&server, "native").await;
+    let bench_calls = events
+        .iter()
+        .filter(|(e, _)| e.event_name == "Encrypt" && e.access_key_id == "LTAIkmsimBench0000000001")
+        .count();
+    assert!(bench_calls >= 60, "{bench_calls} OpenAPI Encrypt records");
+}

@@ -1,4 +1,6 @@
-//! `kmsim bench`: a load generator over real gRPC.
+//! `kmsim bench`: a load generator over real gRPC, and over Alibaba's OpenAPI
+//! for the phases that say so (`openapi-encrypt`: ACS3-signed requests over
+//! HTTP/1.1 keep-alive, one connection per worker, as the SDKs send them).
 //!
 //! Each operation is measured in its own phase at a fixed concurrency, over a
 //! fixed set of HTTP/2 connections, after a warm-up. A floor, the gRPC health
@@ -31,7 +33,8 @@ use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
 
-const ALL_OPERATIONS: &str = "encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
+const ALL_OPERATIONS: &str =
+    "encrypt,openapi-encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  kmsim bench\n  \
@@ -87,6 +90,8 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Operation {
     Encrypt,
+    /// Encrypt through the Alibaba OpenAPI front end on the same port.
+    OpenapiEncrypt,
     Decrypt,
     GenerateDataKey,
     Sign,
@@ -103,6 +108,7 @@ impl Operation {
     fn name(self) -> &'static str {
         match self {
             Operation::Encrypt => "encrypt",
+            Operation::OpenapiEncrypt => "openapi-encrypt",
             Operation::Decrypt => "decrypt",
             Operation::GenerateDataKey => "generate-data-key",
             Operation::Sign => "sign",
@@ -202,6 +208,7 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
     let mut phases: Vec<Mix> = args.ops.iter().map(|&op| Mix::one(op)).collect();
     phases.extend(args.mix.clone());
     let plan = Plan {
+        authority: endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned(),
         concurrency: args.concurrency.into(),
         warm_up: args.warm_up,
         measure: match args.calls {
@@ -244,7 +251,21 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
             "after": floor_after.to_json(None),
         },
         "phases": measured.iter().map(|phase| phase.to_json(Some(floor))).collect::<Vec<_>>(),
+        "frontEnds": front_end_ratios(&measured),
     }))
+}
+
+/// Each OpenAPI phase's calls per second as a share of the same operation's
+/// over gRPC in the same run, where both were measured.
+fn front_end_ratios(measured: &[PhaseResult]) -> Value {
+    let rate = |label: &str| measured.iter().find(|p| p.label == label).map(PhaseResult::calls_per_second);
+    let mut ratios = serde_json::Map::new();
+    if let (Some(openapi), Some(grpc)) = (rate("openapi-encrypt"), rate("encrypt"))
+        && grpc > 0.0
+    {
+        ratios.insert("openapiEncryptToGrpcEncrypt".to_owned(), json!(round(openapi / grpc, 2)));
+    }
+    Value::Object(ratios)
 }
 
 async fn connect(endpoint: &str, connections: u16) -> Result<Vec<Channel>, String> {
@@ -312,7 +333,13 @@ impl Fixture {
             let created = kms.create_key(request).await.map_err(|s| setup("CreateKey", s))?.into_inner();
             created.key_metadata.map(|m| m.key_id).ok_or_else(|| "CreateKey answered without metadata".to_owned())
         };
-        if needs(&[Operation::Encrypt, Operation::Decrypt, Operation::GenerateDataKey, Operation::DescribeKey]) {
+        if needs(&[
+            Operation::Encrypt,
+            Operation::OpenapiEncrypt,
+            Operation::Decrypt,
+            Operation::GenerateDataKey,
+            Operation::DescribeKey,
+        ]) {
             fixture.symmetric_key = create_key("Aliyun_AES_256").await?;
             fixture.setup_calls += 1;
         }
@@ -364,25 +391,36 @@ impl Fixture {
     }
 }
 
-/// One connection's clients; cheap clones over the same HTTP/2 connection.
-#[derive(Clone)]
+/// One worker's clients: cheap clones over a shared HTTP/2 connection, and
+/// its own HTTP/1.1 connection for the OpenAPI.
 struct Clients {
     kms: KeyManagementServiceClient<Channel>,
     secrets: SecretsManagerServiceClient<Channel>,
     health: HealthClient<Channel>,
+    openapi: OpenApiClient,
 }
 
 impl Clients {
-    fn new(channel: &Channel) -> Clients {
+    fn new(channel: &Channel, authority: &str) -> Clients {
         Clients {
             kms: KeyManagementServiceClient::new(channel.clone()),
             secrets: SecretsManagerServiceClient::new(channel.clone()),
             health: HealthClient::new(channel.clone()),
+            openapi: OpenApiClient { authority: authority.to_owned(), connection: None },
         }
     }
 
-    async fn call(&mut self, op: Operation, f: &Fixture) -> Result<(), tonic::Status> {
+    /// Makes one call; a failure is its error code.
+    async fn call(&mut self, op: Operation, f: &Fixture) -> Result<(), String> {
+        if op == Operation::OpenapiEncrypt {
+            return self.openapi.encrypt(f).await;
+        }
+        self.grpc_call(op, f).await.map_err(|status| error_code(&status))
+    }
+
+    async fn grpc_call(&mut self, op: Operation, f: &Fixture) -> Result<(), tonic::Status> {
         match op {
+            Operation::OpenapiEncrypt => unreachable!("an OpenAPI call is not made over gRPC"),
             Operation::Health => self.health.check(HealthCheckRequest { service: String::new() }).await.map(drop),
             Operation::Encrypt => self.kms.encrypt(f.encrypt_request()).await.map(drop),
             Operation::Decrypt => {
@@ -424,6 +462,96 @@ impl Clients {
     }
 }
 
+/// The AccessKey the OpenAPI calls are signed with: a server with auth off records it as given.
+const BENCH_ACCESS_KEY_ID: &str = "LTAIkmsimBench0000000001";
+const BENCH_ACCESS_KEY_SECRET: &str = "kmsim-bench-secret";
+
+/// A keep-alive HTTP/1.1 connection to the OpenAPI, opened on first use and
+/// again after a failure.
+struct OpenApiClient {
+    /// `host:port`.
+    authority: String,
+    connection: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+}
+
+impl OpenApiClient {
+    /// An ACS3-HMAC-SHA256-signed Encrypt, as `alibabacloud-kms20160120` sends it.
+    async fn encrypt(&mut self, f: &Fixture) -> Result<(), String> {
+        use crate::frontends::alibaba::request::rfc3986;
+        use crate::frontends::alibaba::signature::{acs3_authorization, content_sha256};
+        use base64::Engine as _;
+
+        let query = vec![
+            ("KeyId".to_owned(), f.symmetric_key.clone()),
+            ("Plaintext".to_owned(), base64::engine::general_purpose::STANDARD.encode(&f.payload)),
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        let date = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let headers: BTreeMap<String, String> = [
+            ("host", self.authority.clone()),
+            ("x-acs-action", "Encrypt".to_owned()),
+            ("x-acs-version", "2016-01-20".to_owned()),
+            ("x-acs-date", date),
+            ("x-acs-signature-nonce", uuid::Uuid::new_v4().simple().to_string()),
+            ("x-acs-content-sha256", content_sha256(b"")),
+            ("user-agent", concat!("kmsim-bench/", env!("CARGO_PKG_VERSION")).to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let authorization =
+            acs3_authorization("POST", &query, &headers, b"", BENCH_ACCESS_KEY_ID, BENCH_ACCESS_KEY_SECRET);
+        let query = query.iter().map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v))).collect::<Vec<_>>().join("&");
+        let mut request = http::Request::post(format!("/?{query}"));
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header("authorization", authorization)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| format!("http:{e}"))?;
+        let sender = match &mut self.connection {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connection.insert(self.connect().await?),
+        };
+        let answered = sender.send_request(request).await;
+        let response = match answered {
+            Ok(response) => response,
+            Err(error) => {
+                self.connection = None;
+                return Err(format!("http:{error}"));
+            }
+        };
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.map_err(|e| format!("http:{e}"))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
+        Err(body["Code"].as_str().map_or_else(|| format!("http:{}", status.as_u16()), str::to_owned))
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|e| format!("connect:{e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("http:{e}"))?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
 /// The error a failed call is counted under: its KMS code, or the gRPC code when the server gave none.
 fn error_code(status: &tonic::Status) -> String {
     match status.metadata().get(ERROR_CODE_HEADER).and_then(|v| v.to_str().ok()) {
@@ -433,6 +561,8 @@ fn error_code(status: &tonic::Status) -> String {
 }
 
 struct Plan {
+    /// Where the OpenAPI phases connect: the endpoint's `host:port`.
+    authority: String,
     concurrency: usize,
     warm_up: Duration,
     measure: Measure,
@@ -485,6 +615,7 @@ async fn run_phase(
     issued: &Arc<AtomicU64>,
 ) -> PhaseResult {
     let flags = Arc::new(Flags::default());
+    let authority = plan.authority.as_str();
     let limit = match plan.measure {
         Measure::Calls(calls) => Some(calls),
         Measure::For(_) => None,
@@ -492,7 +623,7 @@ async fn run_phase(
     let phase_issued = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..plan.concurrency)
         .map(|worker| {
-            let mut clients = Clients::new(&channels[worker % channels.len()]);
+            let mut clients = Clients::new(&channels[worker % channels.len()], authority);
             let schedule = mix.schedule(worker);
             let (fixture, flags, phase_issued) = (fixture.clone(), flags.clone(), phase_issued.clone());
             tokio::spawn(async move {
@@ -512,8 +643,8 @@ async fn run_phase(
                     }
                     let tally = tallies.entry(op).or_default();
                     tally.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
-                    if let Err(status) = result {
-                        *tally.errors.entry(error_code(&status)).or_default() += 1;
+                    if let Err(code) = result {
+                        *tally.errors.entry(code).or_default() += 1;
                     }
                     let counted = flags.counted.fetch_add(1, Ordering::AcqRel) + 1;
                     if limit == Some(counted) {
@@ -847,6 +978,11 @@ fn render_table(report: &Value) -> String {
         "\nfloor: {:.0} calls/s (the mean of before and after)\n",
         report["floor"]["callsPerSecond"].as_f64().unwrap_or(0.0)
     ));
+    if let Some(ratio) = report["frontEnds"]["openapiEncryptToGrpcEncrypt"].as_f64() {
+        out.push_str(&format!(
+            "openapi-encrypt ÷ encrypt: {ratio} (Encrypt through the OpenAPI, as a share of gRPC)\n"
+        ));
+    }
     if server["startedByBench"] == json!(true) {
         let mb = |v: &Value| v.as_u64().map_or_else(|| "unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
         out.push_str(&format!(
