@@ -285,3 +285,22 @@ async fn the_node_sdks_v1_signatures_are_verified_and_refusals_audited() {
     let report = scenario_with_auth_required(Sdk::Node, "signatures", &[]).await;
     assert_signature_refusals(&report, "SignatureDoesNotMatch");
 }
+
+#[tokio::test]
+async fn the_new_python_sdk_speaks_https_to_a_tls_server_it_trusts_through_its_ca() {
+    let pki = common::pki::Pki::new();
+    let server =
+        TestServer::start_config(ServerConfig { tls: Some(pki.files(false)), ..ServerConfig::default() }).await;
+    let ca_file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(ca_file.path(), pki.server_ca.pem()).expect("write the CA");
+    let ca_path = ca_file.path().to_str().expect("a UTF-8 path").to_owned();
+    let report = Script::new(Sdk::NewPython, "lifecycle", server.addr, UNCHECKED_KEY_ID, UNCHECKED_SECRET)
+        .param("PROTOCOL", "https")
+        .param("CA", &ca_path)
+        .run()
+        .await;
+    report.assert_all_passed();
+    let events = audit_events_over(common::pki::tls_channel(server.addr, &pki.server_ca).await).await;
+    assert_every_call_audited(&events, &report);
+    server.stop().await;
+}

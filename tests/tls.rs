@@ -5,95 +5,13 @@
 
 mod common;
 
+use common::pki::{Ca, Leaf, Pki};
 use common::*;
-use kmsim::frontends::grpc::tls::TlsFiles;
 use kmsim::proto as pb;
 use kmsim::proto::access_service_client::AccessServiceClient;
 use kmsim::server::{DEFAULT_ACCOUNT_ID as ACCOUNT, ServerConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-/// A certificate authority of the test's own.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A PEM certificate and its PEM private key.
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// The server's certificate: localhost and 127.0.0.1.
-    fn server(&self) -> Leaf {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "localhost");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params)
-    }
-
-    /// A client certificate whose subject common name is `common_name` (none for `None`).
-    fn client(&self, common_name: Option<&str>) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::OrganizationName, "kmsim tests");
-        if let Some(name) = common_name {
-            params.distinguished_name.push(DnType::CommonName, name);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params)
-    }
-
-    fn sign(&self, params: CertificateParams) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
-    }
-}
-
-/// The server's CA and certificate, and (for mutual TLS) the client CA.
-struct Pki {
-    server_ca: Ca,
-    server: Leaf,
-    client_ca: Ca,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let server_ca = Ca::new("kmsim test server CA");
-        let server = server_ca.server();
-        Pki { server_ca, server, client_ca: Ca::new("kmsim test client CA") }
-    }
-
-    fn files(&self, mutual: bool) -> TlsFiles {
-        TlsFiles {
-            cert_pem: self.server.cert_pem.clone().into_bytes(),
-            key_pem: self.server.key_pem.clone().into_bytes(),
-            client_ca_pem: mutual.then(|| self.client_ca.pem().into_bytes()),
-        }
-    }
-}
 
 /// A TLS channel to `server` trusting `ca`, presenting `identity` if given.
 async fn connect(server: &TestServer, ca: &Ca, identity: Option<&Leaf>) -> Result<Channel, String> {

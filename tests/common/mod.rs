@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod openapi;
+pub mod pki;
 pub mod process;
 
 use std::path::Path;
@@ -269,7 +270,12 @@ pub async fn key_state(kms: &mut Kms, key_id: &str) -> String {
 
 /// Every audit record, newest first.
 pub async fn all_audit_events(server: &TestServer) -> Vec<pb::AuditEvent> {
-    let mut audit = server.audit().await;
+    audit_events_over(server.channel().await).await
+}
+
+/// Every audit record, newest first, read over `channel` (plaintext or TLS).
+pub async fn audit_events_over(channel: Channel) -> Vec<pb::AuditEvent> {
+    let mut audit = AuditServiceClient::new(channel);
     let mut events = Vec::new();
     let mut page_token = String::new();
     loop {

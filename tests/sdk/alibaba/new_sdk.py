@@ -67,7 +67,9 @@ call, check, equal, refused = report.call, report.check, report.equal, report.re
 
 
 def new_client(access_key_id=ACCESS_KEY_ID, secret=ACCESS_KEY_SECRET):
-    config = Config(access_key_id=access_key_id, access_key_secret=secret, endpoint=ENDPOINT, protocol="http")
+    # KMSIM_PROTOCOL=https with KMSIM_CA=<a PEM file> points the SDK at a TLS server, as docs/alibaba.md says.
+    config = Config(access_key_id=access_key_id, access_key_secret=secret, endpoint=ENDPOINT,
+                    protocol=scenario.setting("PROTOCOL", "http"), ca=scenario.setting("CA") or None)
     if ALGORITHM:
         config.signature_algorithm = ALGORITHM
     return Client(config)
