@@ -304,3 +304,32 @@ async fn the_new_python_sdk_speaks_https_to_a_tls_server_it_trusts_through_its_c
     assert_every_call_audited(&events, &report);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_new_python_sdk_raises_its_throttling_exception_when_kmsim_throttles() {
+    let (server, credentials) = auth_off().await;
+    let key_id = server
+        .kms()
+        .await
+        .create_key(pb::CreateKeyRequest { key_spec: "Aliyun_AES_256".into(), ..Default::default() })
+        .await
+        .expect("create a key")
+        .into_inner()
+        .key_metadata
+        .expect("its metadata")
+        .key_id;
+    let fault = pb::InjectFaultRequest {
+        method: "Encrypt".into(),
+        error_code: "Rejected.Throttling".into(),
+        ..Default::default()
+    };
+    server.simulation().await.inject_fault(fault).await.expect("inject throttling");
+    let report =
+        Script::new(Sdk::NewPython, "throttling", server.addr, &credentials.access_key_id, credentials.secret.expose())
+            .param("KEY_ID", &key_id)
+            .run()
+            .await;
+    report.assert_all_passed();
+    assert_every_call_audited(&all_audit_events(&server).await, &report);
+    server.stop().await;
+}

@@ -730,8 +730,19 @@ def signatures():
                     list_keys_on(client), "SignatureNonceUsed", 400)
 
 
+def throttling():
+    @report.section("a throttled call raises the SDK's ThrottlingException, as x-acs-retry-after tells it to")
+    def _():
+        key = scenario.setting("KEY_ID")
+        request = kms.EncryptRequest(key_id=key, plaintext=b64(b"over the quota"))
+        error = refused("Encrypt over the quota is refused with Rejected.Throttling and status 429", "Encrypt",
+                        lambda: client.encrypt(request), "Rejected.Throttling", 429)
+        equal("the SDK raised its ThrottlingException", error.get("type"), "ThrottlingException")
+
+
 if __name__ == "__main__":
     scenario.main(report, {
+        "throttling": throttling,
         "lifecycle": lifecycle,
         "crypto": crypto,
         "resources": resources,
