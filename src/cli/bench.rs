@@ -485,16 +485,9 @@ impl OpenApiClient {
             ("KeyId".to_owned(), f.symmetric_key.clone()),
             ("Plaintext".to_owned(), base64::engine::general_purpose::STANDARD.encode(&f.payload)),
         ];
-        let now = time::OffsetDateTime::now_utc();
-        let date = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
+        // The SDK signs with the wall clock, to the second, as Alibaba's format writes it.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let date = crate::clock::SimTime(i64::try_from(now.as_millis()).unwrap_or(i64::MAX)).to_rfc3339();
         let headers: BTreeMap<String, String> = [
             ("host", self.authority.clone()),
             ("x-acs-action", "Encrypt".to_owned()),

@@ -1,27 +1,29 @@
 //! The one port's front door: a tower layer outside every service that tells
 //! the protocols apart by their own headers. gRPC (`content-type:
 //! application/grpc…`) goes on to tonic's services; every other request is an
-//! HTTP front end's: Alibaba's OpenAPI today (`x-acs-action` or `Action`),
-//! and, being the protocol kmsim is modelled on, whatever names no other
-//! protocol, so that an unrecognised request is still a call, audited and
-//! answered in Alibaba's terms.
+//! HTTP front end's: AWS KMS's JSON API (`X-Amz-Target: TrentService.…`), or
+//! Alibaba's OpenAPI (`x-acs-action` or `Action`), which, being the protocol
+//! kmsim is modelled on, also takes whatever names no other protocol, so that
+//! an unrecognised request is still a call, audited and answered.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use super::alibaba::{Body, OpenApi};
+use super::aws::AwsKms;
 use crate::server::BoxError;
 
 /// The layer; see the module docs.
 #[derive(Clone)]
 pub struct FrontDoor {
     alibaba: Arc<OpenApi>,
+    aws: Arc<AwsKms>,
 }
 
 impl FrontDoor {
-    pub fn new(alibaba: OpenApi) -> FrontDoor {
-        FrontDoor { alibaba: Arc::new(alibaba) }
+    pub fn new(alibaba: OpenApi, aws: AwsKms) -> FrontDoor {
+        FrontDoor { alibaba: Arc::new(alibaba), aws: Arc::new(aws) }
     }
 }
 
@@ -68,6 +70,10 @@ where
             let clone = self.grpc.clone();
             let mut grpc = std::mem::replace(&mut self.grpc, clone);
             return Box::pin(async move { grpc.call(request).await.map_err(Into::into) });
+        }
+        if AwsKms::claims(&request) {
+            let aws = self.door.aws.clone();
+            return Box::pin(async move { Ok(aws.serve(request).await) });
         }
         let alibaba = self.door.alibaba.clone();
         Box::pin(async move { Ok(alibaba.serve(request).await) })

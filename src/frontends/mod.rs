@@ -4,11 +4,16 @@
 //! audits, authorizes or touches the store; that is the kernel's.
 
 pub mod alibaba;
+pub mod aws;
 pub mod door;
 pub mod grpc;
 pub mod text;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::engine::{KmsError, KmsResult};
+use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation, Undecoded};
 
 /// The longest text a record keeps of a header a client chose freely (a User-Agent, a method path).
 pub const MAX_RECORDED_TEXT: usize = 256;
@@ -16,6 +21,44 @@ pub const MAX_RECORDED_TEXT: usize = 256;
 /// `text` cut to what a record keeps of a value a client chose freely.
 pub fn bounded(text: &str) -> String {
     text.chars().take(MAX_RECORDED_TEXT).collect()
+}
+
+/// Decodes a request with a table row's decoders: a function boundary for their `?`.
+pub fn decode<Op>(decoder: impl FnOnce() -> KmsResult<Op>) -> KmsResult<Op> {
+    decoder()
+}
+
+/// Runs a call whose wire request a front end decoded into `decoded`: the
+/// operation itself, or why its parameters did not decode, in which case the
+/// call is refused as that operation (`spec`), audited like any refusal.
+pub async fn execute_decoded<Op: Operation>(
+    app: &Arc<App>,
+    mut meta: CallMeta,
+    spec: &'static OpSpec,
+    decoded: KmsResult<Op>,
+    render: impl FnOnce(Op::Output) -> (Vec<u8>, u64) + Send,
+) -> Answer<Vec<u8>> {
+    match decoded {
+        Ok(op) => app.execute(meta, op, render).await,
+        Err(error) => {
+            meta.refusal.get_or_insert(error);
+            app.execute(meta, Undecoded { spec, params: serde_json::json!({}) }, |()| (Vec::new(), 0)).await
+        }
+    }
+}
+
+/// A call naming an operation the front end does not offer: audited as
+/// `UnknownOperation`, keeping the name it used under `param`.
+pub async fn refuse_unknown(
+    app: &Arc<App>,
+    mut meta: CallMeta,
+    param: &str,
+    name: &str,
+    error: KmsError,
+) -> Answer<Vec<u8>> {
+    meta.refusal.get_or_insert(error);
+    let params = serde_json::json!({ param: bounded(name) });
+    app.execute(meta, Undecoded { spec: &OpSpec::UNKNOWN_OPERATION, params }, |()| (Vec::new(), 0)).await
 }
 
 /// The client's address, from what the listener put in the request's extensions.

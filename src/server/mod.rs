@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub region: String,
     pub account_id: String,
+    /// The AWS account the AWS front end's ARNs name: 12 digits.
+    pub aws_account_id: String,
     pub store: Location,
     /// Serve a data dir that the group or others can reach (`--allow-shared-data-dir`); refused otherwise.
     pub allow_shared_data_dir: bool,
@@ -129,6 +131,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             region: DEFAULT_REGION.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            aws_account_id: crate::frontends::aws::DEFAULT_AWS_ACCOUNT_ID.to_owned(),
             store: Location::InMemory,
             allow_shared_data_dir: false,
             clock_start: None,
@@ -170,6 +173,9 @@ pub async fn start(
 ) -> Result<RunningServer, BoxError> {
     if config.account_id.len() != 16 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("account id must be 16 digits, got {:?}", config.account_id).into());
+    }
+    if config.aws_account_id.len() != 12 || !config.aws_account_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("AWS account id must be 12 digits, got {:?}", config.aws_account_id).into());
     }
     if !crate::engine::instances::is_region_id(&config.region) {
         return Err(format!("region must be a region id such as cn-hangzhou, got {:?}", config.region).into());

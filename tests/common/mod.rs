@@ -2,6 +2,7 @@
 //! tonic clients talking to it.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod cli;
 pub mod openapi;
 pub mod pki;

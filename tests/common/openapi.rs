@@ -77,17 +77,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_utc() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+/// The wall clock now, as Alibaba's signatures date a request (`2026-12-07T14:05:27Z`).
+pub fn now_utc() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    kmsim::clock::SimTime(i64::try_from(now.as_millis()).unwrap()).to_rfc3339()
 }
 
 /// Sends `call` to the server at `addr` and reads the whole answer.

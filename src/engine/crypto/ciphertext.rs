@@ -25,8 +25,8 @@ use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::random_array;
 use super::symmetric::{AeadFailure, Cipher, NONCE_LEN, TAG_LEN};
+use super::{constant_time_eq, random_array};
 
 const FORMAT_VERSION: u8 = 1;
 const HEADER_TAG_LEN: usize = 8;
@@ -164,10 +164,6 @@ fn associated_data(header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8>
 
 fn split(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8]), InvalidBlob> {
     if bytes.len() < at { Err(InvalidBlob) } else { Ok(bytes.split_at(at)) }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

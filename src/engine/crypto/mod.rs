@@ -124,3 +124,9 @@ pub fn random_array<const N: usize>() -> [u8; N] {
 pub fn new_uuid() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(random_array()).into_uuid()
 }
+
+/// Whether two byte strings are equal, in time that depends on their length only: for comparing a
+/// secret-derived value (a MAC, a signature) with one a client sent.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

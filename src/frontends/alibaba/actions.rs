@@ -14,8 +14,9 @@ use crate::engine::key::KeyMeta;
 use crate::engine::secrets::{SecretVersion, encode_data};
 use crate::engine::{AliasRecord, ErrorCode, KmsResult, Paged, Sealed, Secret, VersionInfo};
 use crate::frontends::text::{date, extended_config, page_fields, rotation_fields, stages};
+use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::{kms, secrets};
-use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation, Undecoded};
+use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
 
 /// Every action of the 2016-01-20 API in Alibaba's current SDK
 /// (`alibabacloud-kms20160120` 3.3.1), honoured or not: what the docs' table is made from.
@@ -491,41 +492,26 @@ actions! { p;
     } => |password| json!({ "RandomPassword": password.as_str() });
 }
 
-/// Decodes an action's parameters: a function boundary for the decoders' `?`.
-fn decode<Op>(decoder: impl FnOnce() -> KmsResult<Op>) -> KmsResult<Op> {
-    decoder()
-}
-
-/// Runs a decoded call through the kernel and renders its output with the
-/// request id; a call whose parameters did not decode is refused as its
-/// operation, naming the parameter.
+/// Runs a decoded call and renders its output with the request id.
 async fn run<Op: Operation>(
     app: &Arc<App>,
-    mut meta: CallMeta,
+    meta: CallMeta,
     spec: &'static OpSpec,
     decoded: KmsResult<Op>,
     encode: impl FnOnce(Op::Output) -> Value + Send + 'static,
 ) -> Answer<Vec<u8>> {
     let request_id = meta.request_id.clone();
-    match decoded {
-        Ok(op) => app.execute(meta, op, move |output| with_request_id(encode(output), &request_id)).await,
-        Err(error) => {
-            meta.refusal.get_or_insert(error);
-            app.execute(meta, Undecoded { spec, params: json!({}) }, |()| (Vec::new(), 0)).await
-        }
-    }
+    execute_decoded(app, meta, spec, decoded, move |output| with_request_id(encode(output), &request_id)).await
 }
 
 /// An action not in the table: audited as an unknown operation, naming the action.
-async fn unknown(app: &Arc<App>, mut meta: CallMeta, action: &str) -> Answer<Vec<u8>> {
+async fn unknown(app: &Arc<App>, meta: CallMeta, action: &str) -> Answer<Vec<u8>> {
     let error = if action.is_empty() {
         crate::engine::KmsError::missing("Action")
     } else {
         crate::engine::KmsError::new(ErrorCode::ActionNotFound)
     };
-    meta.refusal.get_or_insert(error);
-    let params = json!({ "Action": action.chars().take(128).collect::<String>() });
-    app.execute(meta, Undecoded { spec: &OpSpec::UNKNOWN_OPERATION, params }, |()| (Vec::new(), 0)).await
+    refuse_unknown(app, meta, "Action", action, error).await
 }
 
 /// The body as sent, `RequestId` first, and its size for the call's record.

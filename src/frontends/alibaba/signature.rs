@@ -22,6 +22,9 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use sha2::Digest;
 
+use crate::audit::chain::hex;
+use crate::engine::crypto::constant_time_eq;
+
 use super::request::{ApiRequest, rfc3986};
 use crate::context::AuthMethod;
 use crate::engine::access::Credential;
@@ -348,14 +351,6 @@ fn parse_date(text: &str) -> Option<SystemTime> {
     let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     let secs = u64::try_from(parsed.unix_timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Nonces seen within the accepted window, oldest first. Kept as keyed

@@ -241,10 +241,10 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
         },
     );
     // Every HTTP/1.1 request, and any HTTP/2 request that is not gRPC, is another front end's.
-    let door = crate::frontends::door::FrontDoor::new(crate::frontends::alibaba::OpenApi::new(
-        grpc.app().clone(),
-        limits.max_message_bytes,
-    ));
+    let door = crate::frontends::door::FrontDoor::new(
+        crate::frontends::alibaba::OpenApi::new(grpc.app().clone(), limits.max_message_bytes),
+        crate::frontends::aws::AwsKms::new(grpc.app().clone(), config.aws_account_id.clone(), limits.max_message_bytes),
+    );
     Ok(builder
         .accept_http1(true)
         .layer(door)

@@ -1,0 +1,166 @@
+//! AWS KMS's JSON 1.1 API, as boto3, the AWS CLI and the AWS SDKs speak it:
+//! `POST /` with `X-Amz-Target: TrentService.<Operation>` and a JSON body,
+//! signed with SigV4; answers as JSON with blobs in base64 and times in epoch
+//! seconds, errors as `{"__type", "message"}`, and `x-amzn-RequestId` on
+//! every answer. The keys are kmsim's: a key made here is the same key
+//! through gRPC, the CLI and Alibaba's API; only the vocabulary differs
+//! ([`vocabulary`]), and the ARNs, which name the AWS account kmsim plays
+//! (`--aws-account-id`).
+
+pub mod operations;
+pub mod sigv4;
+pub mod vocabulary;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Map, Value, json};
+
+use crate::engine::instances::is_region_id;
+use crate::engine::{ErrorCode, KmsError};
+use crate::frontends::alibaba::Body;
+use crate::kernel::meta::new_request_id;
+use crate::kernel::{Answer, App, CallMeta};
+
+/// The name this front end gives its calls in the kernel's logs.
+pub const FRONTEND: &str = "aws";
+
+/// The `X-Amz-Target` prefix of KMS's operations.
+pub const TARGET_PREFIX: &str = "TrentService.";
+
+/// The AWS account kmsim plays when none is configured: the one AWS's own documentation uses.
+pub const DEFAULT_AWS_ACCOUNT_ID: &str = "111122223333";
+
+/// The front end: the way into the kernel and the account its ARNs name.
+pub struct AwsKms {
+    app: Arc<App>,
+    account_id: String,
+    max_body_bytes: usize,
+}
+
+/// What an operation's decoder and encoder need to know of the call besides its body.
+#[derive(Clone)]
+pub struct Arns {
+    pub region: String,
+    pub account_id: String,
+}
+
+impl Arns {
+    pub fn key(&self, key_id: &str) -> String {
+        format!("arn:aws:kms:{}:{}:key/{key_id}", self.region, self.account_id)
+    }
+
+    pub fn alias(&self, alias_name: &str) -> String {
+        format!("arn:aws:kms:{}:{}:{alias_name}", self.region, self.account_id)
+    }
+
+    /// A key as a caller names it (id, alias, key ARN or alias ARN), as kmsim's engine names it.
+    /// An ARN of another account or region names no key kmsim has.
+    pub fn key_reference(&self, named: &str) -> String {
+        let Some(rest) = named.strip_prefix("arn:aws:kms:") else { return named.to_owned() };
+        let mut parts = rest.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(region), Some(account), Some(resource)) if region == self.region && account == self.account_id => {
+                resource.strip_prefix("key/").unwrap_or(resource).to_owned()
+            }
+            // Passed on whole: no key has that id, so the engine answers NotFound.
+            _ => named.to_owned(),
+        }
+    }
+}
+
+impl AwsKms {
+    pub fn new(app: Arc<App>, account_id: String, max_body_bytes: usize) -> AwsKms {
+        AwsKms { app, account_id, max_body_bytes }
+    }
+
+    /// Whether `request` is addressed to this front end.
+    pub fn claims(request: &http::Request<Body>) -> bool {
+        request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+    }
+
+    /// Serves one request: every one is a call, audited and answered.
+    pub async fn serve(&self, request: http::Request<Body>) -> http::Response<Body> {
+        let (parts, body) = request.into_parts();
+        let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
+        meta.peer = super::peer(&parts.extensions);
+        meta.user_agent = header(&parts.headers, "user-agent").map(super::bounded).unwrap_or_default();
+        meta.endpoint =
+            header(&parts.headers, "host").map(|h| h.split(':').next().unwrap_or(h).to_owned()).unwrap_or_default();
+        let operation = header(&parts.headers, "x-amz-target")
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or_default()
+            .to_owned();
+        let body = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                meta.refusal = Some(KmsError::invalid_because(
+                    "Body",
+                    &format!("The request body is too large: the limit is {} bytes.", self.max_body_bytes),
+                ));
+                Bytes::new()
+            }
+        };
+        meta.request_bytes = body.len() as u64;
+        meta.credential = sigv4::present(&self.app, &parts, &body);
+        let scope_region = header(&parts.headers, "authorization").and_then(sigv4::scope).map(|s| s.region.to_owned());
+        match scope_region {
+            Some(region) if is_region_id(&region) => meta.region = region,
+            Some(_) if meta.refusal.is_none() => {
+                meta.refusal = Some(KmsError::invalid_because("Credential", "Name a region such as us-east-1."))
+            }
+            _ => {}
+        }
+        let fields = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(fields)) => fields,
+            _ if body.is_empty() => Map::new(),
+            _ => {
+                if meta.refusal.is_none() {
+                    meta.refusal = Some(KmsError::invalid_because("Body", "Send a JSON object."));
+                }
+                Map::new()
+            }
+        };
+        let arns = Arns { region: meta.region.clone(), account_id: self.account_id.clone() };
+        let answer = operations::dispatch(&self.app, meta, &operation, operations::Json(&fields), &arns).await;
+        response(answer)
+    }
+}
+
+/// The kernel's answer in AWS's terms.
+fn response(answer: Answer<Vec<u8>>) -> http::Response<Body> {
+    let Answer { request_id, result } = answer;
+    let (status, body) = match result {
+        Ok(body) => (200, body),
+        Err(error) => {
+            let (name, status) = vocabulary::exception(&error);
+            (status, serde_json::to_vec(&json!({ "__type": name, "message": error.message })).unwrap_or_default())
+        }
+    };
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+        .header("x-amzn-RequestId", request_id)
+        .body(Body::new(Full::new(Bytes::from(body))))
+        .unwrap_or_else(|_| {
+            let mut response = http::Response::new(Body::empty());
+            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        })
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then_some(value)
+}
+
+/// An operation this front end does not offer (yet, or ever): AWS's UnsupportedOperationException.
+pub fn unsupported(operation: &str) -> KmsError {
+    KmsError::new(ErrorCode::UnsupportedOperation)
+        .because(&format!("kmsim does not offer {operation} through the AWS API; see docs/aws.md."))
+}

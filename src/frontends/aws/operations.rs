@@ -1,0 +1,481 @@
+//! AWS KMS's operations as one table: each, the kernel operation it is, how
+//! its JSON request decodes into it (AWS's names and vocabulary), and how the
+//! output renders as the JSON AWS answers. An operation of AWS's API that is
+//! not in the table is refused with UnsupportedOperationException; a name that
+//! is not an operation of AWS's API at all, with UnknownOperationException.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::vocabulary::{KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, algorithms, aws_name, from_aws};
+use super::{Arns, unsupported};
+use crate::clock::SimTime;
+use crate::engine::key::KeyMeta;
+use crate::engine::{ErrorCode, KmsError, KmsResult, Paged};
+use crate::frontends::text::page_fields;
+use crate::frontends::{decode, execute_decoded, refuse_unknown};
+use crate::kernel::ops::kms;
+use crate::kernel::ops::kms::Context;
+use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
+
+/// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
+pub const AWS_OPERATIONS: &[&str] = &[
+    "CancelKeyDeletion",
+    "ConnectCustomKeyStore",
+    "CreateAlias",
+    "CreateCustomKeyStore",
+    "CreateGrant",
+    "CreateKey",
+    "Decapsulate",
+    "Decrypt",
+    "DeleteAlias",
+    "DeleteCustomKeyStore",
+    "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret",
+    "DescribeCustomKeyStores",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "DisconnectCustomKeyStore",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encapsulate",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyLastUsage",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ImportKeyMaterial",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "PutKeyPolicy",
+    "ReEncrypt",
+    "ReplicateKey",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateCustomKeyStore",
+    "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
+    "Verify",
+    "VerifyMac",
+];
+
+/// The largest page AWS's list operations return, and kmsim's.
+const MAX_LIMIT: i32 = 100;
+
+/// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`.
+/// Decoders read the request through `$j` ([`Json`]) and name ARNs through `$arns`.
+macro_rules! operations {
+    ($j:ident, $arns:ident; $($name:literal => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
+        /// Every operation this front end offers, in the table's order.
+        pub const OFFERED: &[&str] = &[$($name),+];
+
+        /// Runs the call to `operation` with its JSON request.
+        pub async fn dispatch(app: &Arc<App>, meta: CallMeta, operation: &str, $j: Json<'_>, $arns: &Arns) -> Answer<Vec<u8>> {
+            match operation {
+                $($name => {
+                    let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
+                    run(app, meta, $module::$op::SPEC, decoded, $encode).await
+                })+
+                _ => refuse(app, meta, operation).await,
+            }
+        }
+    };
+}
+
+operations! { j, arns;
+    "CreateKey" => kms::CreateKey {
+        key_spec: engine_name(from_aws(KEY_SPECS, &j.text_or("KeySpec", "CustomerMasterKeySpec"), "KeySpec")?),
+        key_usage: engine_name(from_aws(KEY_USAGES, &j.text("KeyUsage"), "KeyUsage")?),
+        origin: match j.text("Origin").as_str() {
+            "" | "AWS_KMS" => String::new(),
+            "EXTERNAL" => "EXTERNAL".to_owned(),
+            _ => return Err(KmsError::invalid_because("Origin", "Use AWS_KMS or EXTERNAL.")),
+        },
+        description: j.text("Description"),
+        protection_level: String::new(),
+        enable_automatic_rotation: false,
+        rotation_interval: String::new(),
+        exportable: false,
+        dkms_instance_id: String::new(),
+    } => { let arns = arns.clone(); move |key| json!({ "KeyMetadata": key_metadata(&key.meta, &arns) }) };
+    "DescribeKey" => kms::DescribeKey { key_id: arns.key_reference(&j.text("KeyId")) }
+        => { let arns = arns.clone(); move |meta| json!({ "KeyMetadata": key_metadata(&meta, &arns) }) };
+    "ListKeys" => kms::ListKeys { page_number: j.marker()?, page_size: j.limit()? } => {
+        let arns = arns.clone();
+        move |paged| {
+            let keys = paged.items.iter().map(|k| json!({ "KeyId": k.key.meta.key_id, "KeyArn": arns.key(&k.key.meta.key_id) })).collect();
+            listing(&paged, "Keys", keys)
+        }
+    };
+    "EnableKey" => kms::EnableKey { key_id: arns.key_reference(&j.text("KeyId")) } => |_| json!({});
+    "DisableKey" => kms::DisableKey { key_id: arns.key_reference(&j.text("KeyId")) } => |_| json!({});
+    "ScheduleKeyDeletion" => kms::ScheduleKeyDeletion {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        // AWS's default window is 30 days, as kmsim's.
+        pending_window_in_days: j.int("PendingWindowInDays")?,
+    } => {
+        let arns = arns.clone();
+        move |(key_id, date)| json!({
+            "KeyId": arns.key(&key_id),
+            "DeletionDate": epoch(date),
+            "KeyState": "PendingDeletion",
+        })
+    };
+    "UpdateKeyDescription" => kms::UpdateKeyDescription {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        description: j.text("Description"),
+    } => |_| json!({});
+    "CreateAlias" => kms::CreateAlias { alias_name: j.text("AliasName"), key_id: arns.key_reference(&j.text("TargetKeyId")) }
+        => |()| json!({});
+    "UpdateAlias" => kms::UpdateAlias {
+        alias_name: j.text("AliasName"),
+        target_key_id: arns.key_reference(&j.text("TargetKeyId")),
+    } => |()| json!({});
+    "DeleteAlias" => kms::DeleteAlias { alias_name: j.text("AliasName") } => |()| json!({});
+    "ListAliases" => kms::ListAliases { page_number: j.marker()?, page_size: j.limit()? } => {
+        let arns = arns.clone();
+        move |paged| {
+            let aliases = paged.items.iter().map(|a| json!({
+                "AliasName": a.alias_name,
+                "AliasArn": arns.alias(&a.alias_name),
+                "TargetKeyId": a.key_id,
+            })).collect();
+            listing(&paged, "Aliases", aliases)
+        }
+    };
+    "TagResource" => kms::TagResource { key_id: arns.key_reference(&j.text("KeyId")), tags: j.tags("Tags")? } => |_| json!({});
+    "UntagResource" => kms::UntagResource { key_id: arns.key_reference(&j.text("KeyId")), tag_keys: j.list("TagKeys")? }
+        => |_| json!({});
+    "ListResourceTags" => kms::ListResourceTags { key_id: arns.key_reference(&j.text("KeyId")) } => |tags| {
+        let tags: Vec<Value> = tags.into_iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
+        json!({ "Tags": tags, "Truncated": false })
+    };
+    "Encrypt" => kms::Encrypt {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        plaintext: zeroize::Zeroizing::new(j.blob("Plaintext")?),
+        encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
+    } => {
+        let arns = arns.clone();
+        move |sealed| json!({
+            "CiphertextBlob": b64(&sealed.ciphertext_blob),
+            "KeyId": arns.key(&sealed.key_id),
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        })
+    };
+    "Decrypt" => kms::Decrypt {
+        ciphertext_blob: j.blob("CiphertextBlob")?,
+        encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
+    } => {
+        let arns = arns.clone();
+        move |opened| json!({
+            "KeyId": arns.key(&opened.key_id),
+            "Plaintext": b64(&opened.plaintext),
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        })
+    };
+    "ReEncrypt" => kms::ReEncrypt {
+        ciphertext_blob: j.blob("CiphertextBlob")?,
+        source_encryption_context: j.context("SourceEncryptionContext")?,
+        destination_key_id: arns.key_reference(&j.text("DestinationKeyId")),
+        destination_encryption_context: j.context("DestinationEncryptionContext")?,
+    } => {
+        let arns = arns.clone();
+        move |re| json!({
+            "CiphertextBlob": b64(&re.sealed.ciphertext_blob),
+            "SourceKeyId": arns.key(&re.source_key_id),
+            "KeyId": arns.key(&re.sealed.key_id),
+            "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+            "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        })
+    };
+    "GenerateDataKey" => kms::GenerateDataKey {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_spec: j.text("KeySpec"),
+        number_of_bytes: j.int("NumberOfBytes")?,
+        encryption_context: j.context("EncryptionContext")?,
+    } => {
+        let arns = arns.clone();
+        move |data_key| json!({
+            "CiphertextBlob": b64(&data_key.sealed.ciphertext_blob),
+            "Plaintext": b64(&data_key.plaintext),
+            "KeyId": arns.key(&data_key.sealed.key_id),
+        })
+    };
+    "GenerateDataKeyWithoutPlaintext" => kms::GenerateDataKeyWithoutPlaintext {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_spec: j.text("KeySpec"),
+        number_of_bytes: j.int("NumberOfBytes")?,
+        encryption_context: j.context("EncryptionContext")?,
+    } => {
+        let arns = arns.clone();
+        move |sealed| json!({ "CiphertextBlob": b64(&sealed.ciphertext_blob), "KeyId": arns.key(&sealed.key_id) })
+    };
+    "GenerateRandom" => kms::GenerateRandom { length: j.int("NumberOfBytes")? }
+        => |random| json!({ "Plaintext": b64(&random) });
+    "Sign" => kms::AsymmetricSign {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_version_id: String::new(),
+        algorithm: engine_name(from_aws(SIGNING_ALGORITHMS, &j.text("SigningAlgorithm"), "SigningAlgorithm")?),
+        // AWS signs the message unless told it is a digest; kmsim's default is the other way.
+        message_type: if j.text("MessageType") == "DIGEST" { "DIGEST".to_owned() } else { "RAW".to_owned() },
+        digest: if j.text("MessageType") == "DIGEST" { j.blob("Message")? } else { Vec::new() },
+        message: if j.text("MessageType") == "DIGEST" { Vec::new() } else { j.blob("Message")? },
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("SigningAlgorithm"));
+        move |signed| json!({
+            "KeyId": arns.key(&signed.key_id),
+            "Signature": b64(&signed.value),
+            "SigningAlgorithm": algorithm,
+        })
+    };
+    "GetPublicKey" => kms::GetPublicKey { key_id: arns.key_reference(&j.text("KeyId")), key_version_id: String::new() } => {
+        let arns = arns.clone();
+        move |pem| json!({ "KeyId": arns.key(&pem.key_id), "PublicKey": b64(&pem_body(&pem.value)) })
+    };
+    "GenerateMac" => kms::GenerateMac {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        algorithm: j.text("MacAlgorithm"),
+        message: j.blob("Message")?,
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("MacAlgorithm"));
+        move |mac| json!({ "Mac": b64(&mac.value), "MacAlgorithm": algorithm, "KeyId": arns.key(&mac.key_id) })
+    };
+}
+
+/// Runs a decoded call and renders its output as the JSON body.
+async fn run<Op: Operation>(
+    app: &Arc<App>,
+    meta: CallMeta,
+    spec: &'static OpSpec,
+    decoded: KmsResult<Op>,
+    encode: impl FnOnce(Op::Output) -> Value + Send + 'static,
+) -> Answer<Vec<u8>> {
+    execute_decoded(app, meta, spec, decoded, move |output| {
+        let body = serde_json::to_vec(&encode(output)).unwrap_or_default();
+        let size = body.len() as u64;
+        (body, size)
+    })
+    .await
+}
+
+/// An operation not in the table: AWS's, but not offered; or not AWS's at all.
+async fn refuse(app: &Arc<App>, meta: CallMeta, operation: &str) -> Answer<Vec<u8>> {
+    let error = if AWS_OPERATIONS.contains(&operation) {
+        unsupported(operation)
+    } else {
+        KmsError::new(ErrorCode::ActionNotFound).because("Name a TrentService operation in X-Amz-Target.")
+    };
+    refuse_unknown(app, meta, "Operation", operation, error).await
+}
+
+/// kmsim's spelling of a value AWS named, or empty for the default.
+fn engine_name<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A time as AWS's JSON carries it: seconds since the epoch, with a fraction.
+fn epoch(time: SimTime) -> f64 {
+    time.millis() as f64 / 1000.0
+}
+
+/// The DER inside a PEM document (AWS answers public keys as DER).
+fn pem_body(pem: &str) -> Vec<u8> {
+    let base64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(base64.trim()).unwrap_or_default()
+}
+
+/// A page as AWS lists it: the items, `Truncated`, and a `NextMarker` while more follow.
+fn listing<T>(paged: &Paged<T>, name: &str, items: Vec<Value>) -> Value {
+    let (total, number, size) = page_fields(paged);
+    let mut body = Map::new();
+    body.insert(name.to_owned(), Value::Array(items));
+    let truncated = i64::from(number) * i64::from(size) < i64::from(total);
+    body.insert("Truncated".to_owned(), json!(truncated));
+    if truncated {
+        body.insert("NextMarker".to_owned(), json!((number + 1).to_string()));
+    }
+    Value::Object(body)
+}
+
+/// KeyMetadata as AWS describes a key.
+fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
+    let (encryption, signing, mac) = algorithms(meta.spec, meta.usage);
+    let spec = aws_name(KEY_SPECS, meta.spec);
+    let mut metadata = json!({
+        "AWSAccountId": arns.account_id,
+        "KeyId": meta.key_id,
+        "Arn": arns.key(&meta.key_id),
+        "CreationDate": epoch(meta.creation_date),
+        "Enabled": meta.state == crate::engine::key::KeyState::Enabled,
+        "Description": meta.description,
+        "KeyUsage": aws_name(KEY_USAGES, meta.usage),
+        "KeyState": meta.state.as_str(),
+        "Origin": if meta.origin == crate::engine::key::Origin::External { "EXTERNAL" } else { "AWS_KMS" },
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": spec,
+        "KeySpec": spec,
+        "MultiRegion": false,
+    });
+    if let Some(date) = meta.delete_date {
+        metadata["DeletionDate"] = json!(epoch(date));
+    }
+    for (name, list) in [("EncryptionAlgorithms", encryption), ("SigningAlgorithms", signing), ("MacAlgorithms", mac)] {
+        if !list.is_empty() {
+            metadata[name] = json!(list);
+        }
+    }
+    metadata
+}
+
+/// Typed readers over a JSON request. An absent field reads as the type's
+/// empty value, so the engine decides what is required; a present one of the
+/// wrong type is refused naming it.
+#[derive(Clone, Copy)]
+pub struct Json<'a>(pub &'a Map<String, Value>);
+
+impl Json<'_> {
+    pub fn text(&self, name: &str) -> String {
+        match self.0.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// `name`, else the older field AWS still accepts for it.
+    fn text_or(&self, name: &str, older: &str) -> String {
+        let text = self.text(name);
+        if text.is_empty() && !older.is_empty() { self.text(older) } else { text }
+    }
+
+    pub fn int(&self, name: &str) -> KmsResult<i32> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(0),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| KmsError::invalid_because(name, "Send an integer.")),
+            Some(_) => Err(KmsError::invalid_because(name, "Send an integer.")),
+        }
+    }
+
+    pub fn blob(&self, name: &str) -> KmsResult<Vec<u8>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| KmsError::invalid_because(name, "Send the bytes as base64.")),
+            Some(_) => Err(KmsError::invalid_because(name, "Send the bytes as base64.")),
+        }
+    }
+
+    pub fn context(&self, name: &str) -> KmsResult<Context> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Context::new()),
+            Some(Value::Object(entries)) => entries
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    _ => Err(KmsError::invalid_because(name, "Send a map of strings.")),
+                })
+                .collect(),
+            Some(_) => Err(KmsError::invalid_because(name, "Send a map of strings.")),
+        }
+    }
+
+    pub fn list(&self, name: &str) -> KmsResult<Vec<String>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|_| KmsError::invalid_because(name, "Send a list of strings.")),
+        }
+    }
+
+    pub fn tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Tag {
+            tag_key: String,
+            tag_value: String,
+        }
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(value) => serde_json::from_value::<Vec<Tag>>(value.clone())
+                .map(|tags| tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
+                .map_err(|_| KmsError::invalid_because(name, "Send a list of {TagKey, TagValue}.")),
+        }
+    }
+
+    /// AWS's `Limit` (1 to 1000; kmsim pages at most 100), as a page size.
+    fn limit(&self) -> KmsResult<i32> {
+        let limit = self.int("Limit")?;
+        if !(0..=1000).contains(&limit) {
+            return Err(KmsError::invalid_because("Limit", "Send 1 to 1000."));
+        }
+        Ok(limit.min(MAX_LIMIT))
+    }
+
+    /// AWS's `Marker`: the `NextMarker` of the page before, which kmsim makes the next page's number.
+    fn marker(&self) -> KmsResult<i32> {
+        match self.text("Marker").as_str() {
+            "" => Ok(0),
+            marker => marker.parse().map_err(|_| KmsError::invalid_because("Marker", "Send a NextMarker as given.")),
+        }
+    }
+
+    /// Refuses an `EncryptionAlgorithm` other than SYMMETRIC_DEFAULT: asymmetric encryption through
+    /// Encrypt and Decrypt is not offered by this front end yet.
+    fn symmetric(&self, name: &str) -> KmsResult<()> {
+        match self.text(name).as_str() {
+            "" | "SYMMETRIC_DEFAULT" => Ok(()),
+            _ => Err(unsupported("Encrypt and Decrypt with an asymmetric EncryptionAlgorithm")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_operation_is_an_operation_of_awss_api() {
+        for name in OFFERED {
+            assert!(AWS_OPERATIONS.contains(name), "{name}");
+        }
+        assert_eq!(AWS_OPERATIONS.len(), 56);
+    }
+
+    #[test]
+    fn an_arn_of_this_account_and_region_names_the_key_and_any_other_names_none() {
+        let arns = Arns { region: "us-east-1".into(), account_id: "111122223333".into() };
+        assert_eq!(arns.key_reference("arn:aws:kms:us-east-1:111122223333:key/abc"), "abc");
+        assert_eq!(arns.key_reference("arn:aws:kms:us-east-1:111122223333:alias/x"), "alias/x");
+        assert_eq!(arns.key_reference("alias/x"), "alias/x");
+        let other = "arn:aws:kms:eu-west-1:111122223333:key/abc";
+        assert_eq!(arns.key_reference(other), other);
+    }
+}

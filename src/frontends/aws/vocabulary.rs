@@ -1,0 +1,150 @@
+//! AWS's names for what kmsim's engine names in Alibaba's terms, each in one
+//! table read both ways: key specs, key usages, algorithms; and AWS's
+//! exceptions for kmsim's error codes.
+
+use crate::engine::key::{KeySpec, KeyUsage};
+use crate::engine::{ErrorCode, KmsError, KmsResult};
+
+/// AWS key spec ↔ kmsim key spec. AWS specs kmsim cannot honour (ECC_NIST_P521, HMAC_224, ML-DSA) are absent,
+/// so they are refused naming the parameter.
+pub const KEY_SPECS: &[(&str, KeySpec)] = &[
+    ("SYMMETRIC_DEFAULT", KeySpec::Aes256),
+    ("RSA_2048", KeySpec::Rsa2048),
+    ("RSA_3072", KeySpec::Rsa3072),
+    ("RSA_4096", KeySpec::Rsa4096),
+    ("ECC_NIST_P256", KeySpec::EcP256),
+    ("ECC_NIST_P384", KeySpec::EcP384),
+    ("ECC_SECG_P256K1", KeySpec::EcP256k),
+    ("HMAC_256", KeySpec::Hmac256),
+    ("HMAC_384", KeySpec::Hmac384),
+    ("HMAC_512", KeySpec::Hmac512),
+    ("SM2", KeySpec::EcSm2),
+];
+
+pub const KEY_USAGES: &[(&str, KeyUsage)] = &[
+    ("ENCRYPT_DECRYPT", KeyUsage::EncryptDecrypt),
+    ("SIGN_VERIFY", KeyUsage::SignVerify),
+    ("GENERATE_VERIFY_MAC", KeyUsage::GenerateVerifyMac),
+];
+
+/// Signing algorithms: AWS's name, kmsim's.
+pub const SIGNING_ALGORITHMS: &[(&str, &str)] = &[
+    ("RSASSA_PSS_SHA_256", "RSA_PSS_SHA_256"),
+    ("RSASSA_PSS_SHA_384", "RSA_PSS_SHA_384"),
+    ("RSASSA_PSS_SHA_512", "RSA_PSS_SHA_512"),
+    ("RSASSA_PKCS1_V1_5_SHA_256", "RSA_PKCS1_SHA_256"),
+    ("RSASSA_PKCS1_V1_5_SHA_384", "RSA_PKCS1_SHA_384"),
+    ("RSASSA_PKCS1_V1_5_SHA_512", "RSA_PKCS1_SHA_512"),
+    ("ECDSA_SHA_256", "ECDSA_SHA_256"),
+    ("ECDSA_SHA_384", "ECDSA_SHA_384"),
+    ("SM2DSA", "SM2DSA"),
+];
+
+/// The AWS name of `value` in `table`.
+pub fn aws_name<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table.iter().find(|(_, v)| *v == value).map_or("", |(name, _)| name)
+}
+
+/// kmsim's value for the AWS name `name` of parameter `param`; an empty name is `None` (the default).
+pub fn from_aws<T: Copy>(table: &[(&'static str, T)], name: &str, param: &str) -> KmsResult<Option<T>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    table.iter().find(|(aws, _)| *aws == name).map(|(_, v)| Some(*v)).ok_or_else(|| {
+        let known: Vec<&str> = table.iter().map(|(aws, _)| *aws).collect();
+        KmsError::invalid_because(param, &format!("Use one of {}.", known.join(", ")))
+    })
+}
+
+/// The algorithms AWS lists in a key's metadata for its spec and usage.
+pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+    let (mut encryption, mut signing, mut mac) = (Vec::new(), Vec::new(), Vec::new());
+    match (spec, usage) {
+        (KeySpec::Aes256 | KeySpec::Aes128 | KeySpec::Aes192 | KeySpec::Sm4, _) => encryption.push("SYMMETRIC_DEFAULT"),
+        (KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096, KeyUsage::EncryptDecrypt) => {
+            encryption.extend(["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"])
+        }
+        (KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096, _) => {
+            signing.extend(SIGNING_ALGORITHMS.iter().map(|(aws, _)| *aws).filter(|a| a.starts_with("RSASSA")))
+        }
+        (KeySpec::EcP256 | KeySpec::EcP256k, _) => signing.push("ECDSA_SHA_256"),
+        (KeySpec::EcP384, _) => signing.push("ECDSA_SHA_384"),
+        (KeySpec::EcSm2, KeyUsage::EncryptDecrypt) => encryption.push("SM2PKE"),
+        (KeySpec::EcSm2, _) => signing.push("SM2DSA"),
+        (KeySpec::Hmac256, _) => mac.push("HMAC_SHA_256"),
+        (KeySpec::Hmac384, _) => mac.push("HMAC_SHA_384"),
+        (KeySpec::Hmac512, _) => mac.push("HMAC_SHA_512"),
+    }
+    (encryption, signing, mac)
+}
+
+/// AWS's exception for a kmsim error, and its HTTP status: the one table from
+/// kmsim's codes to AWS's. A parameter refused as a ciphertext is AWS's
+/// InvalidCiphertextException, whatever the operation.
+pub fn exception(error: &KmsError) -> (&'static str, u16) {
+    use ErrorCode as C;
+    let name = match error.code {
+        C::InvalidParameter if error.message.contains("\"CiphertextBlob\"") => "InvalidCiphertextException",
+        C::InvalidParameter | C::MissingParameter | C::VersionInvalid => "ValidationException",
+        C::UnsupportedOperation | C::RejectedUnsupportedOperation | C::UnsupportedOrigin => {
+            "UnsupportedOperationException"
+        }
+        C::LimitExceeded => "LimitExceededException",
+        C::AliasAlreadyExists | C::ResourceExist => "AlreadyExistsException",
+        C::InvalidKeyMaterial => "IncorrectKeyMaterialException",
+        C::InvalidImportToken => "InvalidImportTokenException",
+        C::ExpiredImportToken => "ExpiredImportTokenException",
+        C::SignatureNotMatch | C::SignatureDoesNotMatch | C::SignatureNonceUsed => "InvalidSignatureException",
+        C::RequestTimeTooSkewed | C::TimestampExpired => "InvalidSignatureException",
+        C::IncompleteSignature | C::TimestampFormat => "IncompleteSignatureException",
+        C::NoPermission | C::AccessKeyForbidden => "AccessDeniedException",
+        C::AccessKeyNotFound => "UnrecognizedClientException",
+        C::KeyNotFound | C::KeyVersionNotFound | C::AliasNotFound | C::ResourceNotFound | C::InstanceNotFound => {
+            "NotFoundException"
+        }
+        C::Disabled => "DisabledException",
+        C::PendingDeletion
+        | C::PendingImport
+        | C::Unavailable
+        | C::StateModifiedFailed
+        | C::Enabled
+        | C::ResourceInDeleteWindow
+        | C::ResourceInUse => "KMSInvalidStateException",
+        C::Throttling => "ThrottlingException",
+        C::ActionNotFound => "UnknownOperationException",
+        C::InternalFailure => "KMSInternalException",
+        C::ServiceUnavailable => "DependencyTimeoutException",
+    };
+    let status = match error.code {
+        C::InternalFailure => 500,
+        C::ServiceUnavailable => 503,
+        _ => 400,
+    };
+    (name, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_reads_both_ways() {
+        for (aws, spec) in KEY_SPECS {
+            assert_eq!(from_aws(KEY_SPECS, aws, "KeySpec").unwrap(), Some(*spec));
+            assert_eq!(aws_name(KEY_SPECS, *spec), *aws);
+        }
+        assert!(from_aws(KEY_SPECS, "ECC_NIST_P521", "KeySpec").unwrap_err().message.contains("KeySpec"));
+        assert_eq!(from_aws(KEY_SPECS, "", "KeySpec").unwrap(), None);
+    }
+
+    #[test]
+    fn every_error_code_has_an_aws_exception() {
+        for code in ErrorCode::ALL {
+            let (name, status) = exception(&KmsError::new(*code));
+            assert!(name.ends_with("Exception"), "{code}: {name}");
+            assert!(matches!(status, 400 | 500 | 503));
+        }
+        assert_eq!(exception(&KmsError::invalid("CiphertextBlob")).0, "InvalidCiphertextException");
+        assert_eq!(exception(&KmsError::invalid("KeyId")).0, "ValidationException");
+    }
+}

@@ -1,0 +1,154 @@
+//! The AWS KMS JSON 1.1 front end, from the wire: requests built from the
+//! protocol by `common::aws` against a real server, on the same port as gRPC
+//! and Alibaba's API.
+
+mod common;
+
+use base64::Engine as _;
+use common::aws::{AwsCall, send_aws};
+use common::openapi::Reply;
+use common::*;
+use kmsim::proto as pb;
+use serde_json::json;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn ok(server: &TestServer, call: AwsCall) -> serde_json::Value {
+    let reply = send_aws(server.addr, &call).await;
+    assert_eq!(reply.status, 200, "{} answered {:?}", call.operation, reply.body);
+    assert!(reply.headers.contains_key("x-amzn-requestid"), "every answer carries x-amzn-RequestId");
+    reply.body
+}
+
+#[track_caller]
+fn assert_exception(reply: &Reply, name: &str) {
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert_eq!(reply.body["__type"], name, "{:?}", reply.body);
+    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{:?}", reply.body);
+    assert!(reply.headers.contains_key("x-amzn-requestid"));
+}
+
+async fn record_of(server: &TestServer, reply: &Reply) -> pb::AuditEvent {
+    let request_id = &reply.headers["x-amzn-requestid"];
+    let found: Vec<_> = all_audit_events(server).await.into_iter().filter(|e| &e.request_id == request_id).collect();
+    assert_eq!(found.len(), 1, "exactly one record for {request_id}");
+    found.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn the_aws_api_shares_the_port_and_the_keys_and_names_them_by_aws_arns() {
+    let server = TestServer::start().await;
+    let created = ok(&server, AwsCall::new("CreateKey", json!({ "Description": "from aws" }))).await;
+    let metadata = &created["KeyMetadata"];
+    let key_id = metadata["KeyId"].as_str().unwrap().to_owned();
+    // Unsigned, the call names no region: it is for the server's own.
+    let arn = format!("arn:aws:kms:{}:111122223333:key/{key_id}", kmsim::server::DEFAULT_REGION);
+    assert_eq!(metadata["Arn"], arn.as_str());
+    assert_eq!(metadata["KeySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(metadata["KeyUsage"], "ENCRYPT_DECRYPT");
+    assert_eq!(metadata["Enabled"], true);
+    assert!(metadata["CreationDate"].is_number(), "times are epoch seconds");
+
+    let sealed = ok(
+        &server,
+        AwsCall::new("Encrypt", json!({ "KeyId": arn, "Plaintext": b64(b"hi"), "EncryptionContext": { "a": "1" } })),
+    )
+    .await;
+    assert_eq!(sealed["KeyId"], arn.as_str());
+    let opened = ok(
+        &server,
+        AwsCall::new(
+            "Decrypt",
+            json!({ "CiphertextBlob": sealed["CiphertextBlob"], "EncryptionContext": { "a": "1" } }),
+        ),
+    )
+    .await;
+    assert_eq!(opened["Plaintext"], b64(b"hi").as_str());
+
+    // One key, whichever API looks at it.
+    let described = server.kms().await.describe_key(pb::DescribeKeyRequest { key_id: key_id.clone() }).await.unwrap();
+    assert_eq!(described.into_inner().key_metadata.unwrap().description, "from aws");
+    let listed = ok(&server, AwsCall::new("ListKeys", json!({ "Limit": 1 }))).await;
+    assert_eq!(listed["Keys"][0]["KeyArn"], arn.as_str());
+    assert_eq!(listed["Truncated"], false);
+}
+
+#[tokio::test]
+async fn refusals_are_awss_exceptions_and_each_is_recorded() {
+    let server = TestServer::start().await;
+    let created = ok(&server, AwsCall::new("CreateKey", json!({}))).await;
+    let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    ok(&server, AwsCall::new("DisableKey", json!({ "KeyId": key_id }))).await;
+
+    let disabled =
+        send_aws(server.addr, &AwsCall::new("Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"x") }))).await;
+    assert_exception(&disabled, "DisabledException");
+    let record = record_of(&server, &disabled).await;
+    assert_eq!((record.event_name.as_str(), record.error_code.as_str()), ("Encrypt", "Rejected.Disabled"));
+    assert_eq!(record.user_agent, "kmsim-aws-tests/1.0");
+
+    let missing = send_aws(server.addr, &AwsCall::new("DescribeKey", json!({ "KeyId": "alias/none" }))).await;
+    assert_exception(&missing, "NotFoundException");
+    let foreign = "arn:aws:kms:us-east-1:999999999999:key/".to_owned() + &key_id;
+    assert_exception(
+        &send_aws(server.addr, &AwsCall::new("DescribeKey", json!({ "KeyId": foreign }))).await,
+        "NotFoundException",
+    );
+
+    let garbage =
+        send_aws(server.addr, &AwsCall::new("Decrypt", json!({ "CiphertextBlob": b64(b"not a ciphertext") }))).await;
+    assert_exception(&garbage, "InvalidCiphertextException");
+    assert_eq!(record_of(&server, &garbage).await.event_name, "Decrypt");
+
+    let grant = send_aws(server.addr, &AwsCall::new("CreateGrant", json!({ "KeyId": key_id }))).await;
+    assert_exception(&grant, "UnsupportedOperationException");
+    assert!(grant.body["message"].as_str().unwrap().contains("CreateGrant"));
+    let bogus = send_aws(server.addr, &AwsCall::new("MakeCoffee", json!({}))).await;
+    assert_exception(&bogus, "UnknownOperationException");
+    assert!(record_of(&server, &bogus).await.request_parameters.contains("MakeCoffee"));
+
+    let bad_spec = send_aws(server.addr, &AwsCall::new("CreateKey", json!({ "KeySpec": "ECC_NIST_P521" }))).await;
+    assert_exception(&bad_spec, "ValidationException");
+    assert!(bad_spec.body["message"].as_str().unwrap().contains("KeySpec"));
+}
+
+#[tokio::test]
+async fn sigv4_is_verified_against_kmsims_access_keys_and_the_scope_names_the_region() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let created = ok(
+        &server,
+        AwsCall { region: "eu-west-1".into(), ..AwsCall::new("CreateKey", json!({})) }
+            .signed(ADMIN_KEY_ID, ADMIN_SECRET),
+    )
+    .await;
+    assert!(created["KeyMetadata"]["Arn"].as_str().unwrap().starts_with("arn:aws:kms:eu-west-1:"));
+
+    let wrong =
+        send_aws(server.addr, &AwsCall::new("ListKeys", json!({})).signed(ADMIN_KEY_ID, "not-the-secret")).await;
+    assert_exception(&wrong, "InvalidSignatureException");
+    let unknown = send_aws(server.addr, &AwsCall::new("ListKeys", json!({})).signed("AKIDNOBODY000001", "x")).await;
+    assert_exception(&unknown, "UnrecognizedClientException");
+    let mut stale = AwsCall::new("ListKeys", json!({})).signed(ADMIN_KEY_ID, ADMIN_SECRET);
+    stale.date = Some(time::OffsetDateTime::now_utc() - time::Duration::minutes(20));
+    let stale = send_aws(server.addr, &stale).await;
+    assert_exception(&stale, "InvalidSignatureException");
+    let unsigned = send_aws(server.addr, &AwsCall::new("ListKeys", json!({}))).await;
+    assert_exception(&unsigned, "IncompleteSignatureException");
+
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let events = admin
+        .audit
+        .list_audit_events(pb::ListAuditEventsRequest { page_size: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    for (reply, access_key_id) in [(&wrong, ADMIN_KEY_ID), (&unknown, "AKIDNOBODY000001"), (&stale, ADMIN_KEY_ID)] {
+        let request_id = &reply.headers["x-amzn-requestid"];
+        let record = events.iter().find(|e| &e.request_id == request_id).expect("the refusal's record");
+        assert_eq!(record.access_key_id, access_key_id);
+        assert_eq!(record.outcome, "Failure");
+    }
+}
