@@ -152,3 +152,38 @@ async fn sigv4_is_verified_against_kmsims_access_keys_and_the_scope_names_the_re
         assert_eq!(record.outcome, "Failure");
     }
 }
+
+#[tokio::test]
+async fn where_aws_and_alibaba_disagree_the_aws_api_behaves_as_aws() {
+    let server = TestServer::start().await;
+    // A cancelled deletion leaves the key Disabled, as AWS does (Alibaba's API restores Enabled).
+    let key =
+        ok(&server, AwsCall::new("CreateKey", json!({}))).await["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    ok(&server, AwsCall::new("ScheduleKeyDeletion", json!({ "KeyId": key, "PendingWindowInDays": 7 }))).await;
+    ok(&server, AwsCall::new("CancelKeyDeletion", json!({ "KeyId": key }))).await;
+    let described = ok(&server, AwsCall::new("DescribeKey", json!({ "KeyId": key }))).await;
+    assert_eq!(described["KeyMetadata"]["KeyState"], "Disabled");
+
+    // A signature or MAC that does not verify is an exception, never a false.
+    let signing =
+        ok(&server, AwsCall::new("CreateKey", json!({ "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY" }))).await;
+    let signing = signing["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let message = json!({ "KeyId": signing, "Message": b64(b"msg"), "SigningAlgorithm": "ECDSA_SHA_256" });
+    let signature = ok(&server, AwsCall::new("Sign", message.clone())).await["Signature"].clone();
+    let mut verify = message.clone();
+    verify["Signature"] = signature;
+    assert_eq!(ok(&server, AwsCall::new("Verify", verify.clone())).await["SignatureValid"], true);
+    verify["Message"] = json!(b64(b"another message"));
+    let refused = send_aws(server.addr, &AwsCall::new("Verify", verify)).await;
+    assert_exception(&refused, "KMSInvalidSignatureException");
+    let record = record_of(&server, &refused).await;
+    assert_eq!((record.event_name.as_str(), record.outcome.as_str()), ("AsymmetricVerify", "Failure"));
+
+    let mac_key =
+        ok(&server, AwsCall::new("CreateKey", json!({ "KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC" })))
+            .await;
+    let mac_key = mac_key["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let mac =
+        json!({ "KeyId": mac_key, "Message": b64(b"msg"), "MacAlgorithm": "HMAC_SHA_256", "Mac": b64(&[0u8; 32]) });
+    assert_exception(&send_aws(server.addr, &AwsCall::new("VerifyMac", mac)).await, "KMSInvalidMacException");
+}

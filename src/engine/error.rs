@@ -47,6 +47,9 @@ pub enum ErrorCode {
     TimestampFormat,
     ActionNotFound,
     VersionInvalid,
+    // A verification that fails the call, where a front end's API wants that (AWS's Verify, VerifyMac).
+    InvalidSignature,
+    InvalidMac,
 }
 
 impl ErrorCode {
@@ -90,6 +93,8 @@ impl ErrorCode {
         Self::TimestampFormat,
         Self::ActionNotFound,
         Self::VersionInvalid,
+        Self::InvalidSignature,
+        Self::InvalidMac,
     ];
 
     /// The code named by its client-facing spelling; Alibaba's own misspelling
@@ -190,6 +195,8 @@ impl ErrorCode {
                 ("InvalidAction.NotFound", 404, "Specified api is not found, please check your url and method.")
             }
             Self::VersionInvalid => ("InvalidVersion", 400, "Specified parameter Version is not valid."),
+            Self::InvalidSignature => ("InvalidSignature", 400, "The signature is not valid for the message and key."),
+            Self::InvalidMac => ("InvalidMac", 400, "The MAC is not valid for the message and key."),
         }
     }
 }

@@ -242,10 +242,20 @@ impl Engine {
     }
 
     /// Restores the key to Enabled (as Alibaba does), or to PendingImport when it has no material.
-    pub async fn cancel_key_deletion(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
+    /// Takes a key out of its deletion window: `enabled` or Disabled if it has material, else PendingImport.
+    pub async fn cancel_key_deletion(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        enabled: bool,
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         let now = cx.received_at;
         self.change_key(cx, (key_id, "KeyId"), KeyOp::CancelDeletion, |key| {
-            let restored = if key.has_material() { KeyState::Enabled } else { KeyState::PendingImport };
+            let restored = match (key.has_material(), enabled) {
+                (false, _) => KeyState::PendingImport,
+                (true, true) => KeyState::Enabled,
+                (true, false) => KeyState::Disabled,
+            };
             Ok(key.with_meta(|m| {
                 m.state = restored;
                 m.delete_date = None;

@@ -15,6 +15,7 @@ use crate::engine::secrets::{SecretVersion, encode_data};
 use crate::engine::{AliasRecord, ErrorCode, KmsResult, Paged, Sealed, Secret, VersionInfo};
 use crate::frontends::text::{date, extended_config, page_fields, rotation_fields, stages};
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
+use crate::kernel::ops::kms::CancelRestores;
 use crate::kernel::ops::{kms, secrets};
 use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
 
@@ -162,7 +163,8 @@ actions! { p;
         key_id: p.text("KeyId"),
         pending_window_in_days: p.int("PendingWindowInDays")?,
     } => |_| json!({});
-    "CancelKeyDeletion" => kms::CancelKeyDeletion { key_id: p.text("KeyId") } => |_| json!({});
+    "CancelKeyDeletion" => kms::CancelKeyDeletion { key_id: p.text("KeyId"), restore: CancelRestores::Enabled }
+        => |_| json!({});
     "SetDeletionProtection" => kms::SetDeletionProtection {
         protected_resource_arn: p.text("ProtectedResourceArn"),
         enable_deletion_protection: p.boolean("EnableDeletionProtection")?,
@@ -281,6 +283,7 @@ actions! { p;
         digest: p.base64("Digest")?,
         message: Vec::new(),
         signature: p.base64("Value")?,
+        invalid_is_error: false,
     } => |checked| under(checked.key_id, checked.key_version_id, "Value", checked.value);
     "AsymmetricEncrypt" => kms::AsymmetricEncrypt {
         key_id: p.text("KeyId"),
@@ -310,6 +313,7 @@ actions! { p;
         algorithm: p.text("Algorithm"),
         message: p.base64("Message")?,
         mac: p.base64("Mac")?,
+        invalid_is_error: false,
     } => {
         let algorithm = p.text("Algorithm");
         move |checked| json!({ "KeyId": checked.key_id, "Algorithm": algorithm, "Value": checked.value })

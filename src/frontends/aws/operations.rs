@@ -17,7 +17,7 @@ use crate::engine::{ErrorCode, KmsError, KmsResult, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::kms;
-use crate::kernel::ops::kms::Context;
+use crate::kernel::ops::kms::{CancelRestores, Context};
 use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
 
 /// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
@@ -142,6 +142,9 @@ operations! { j, arns;
             "KeyState": "PendingDeletion",
         })
     };
+    // AWS leaves a key whose deletion is cancelled Disabled.
+    "CancelKeyDeletion" => kms::CancelKeyDeletion { key_id: arns.key_reference(&j.text("KeyId")), restore: CancelRestores::Disabled }
+        => { let arns = arns.clone(); move |key| json!({ "KeyId": arns.key(&key.meta.key_id) }) };
     "UpdateKeyDescription" => kms::UpdateKeyDescription {
         key_id: arns.key_reference(&j.text("KeyId")),
         description: j.text("Description"),
@@ -249,6 +252,20 @@ operations! { j, arns;
             "SigningAlgorithm": algorithm,
         })
     };
+    "Verify" => kms::AsymmetricVerify {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_version_id: String::new(),
+        algorithm: engine_name(from_aws(SIGNING_ALGORITHMS, &j.text("SigningAlgorithm"), "SigningAlgorithm")?),
+        message_type: if j.text("MessageType") == "DIGEST" { "DIGEST".to_owned() } else { "RAW".to_owned() },
+        digest: if j.text("MessageType") == "DIGEST" { j.blob("Message")? } else { Vec::new() },
+        message: if j.text("MessageType") == "DIGEST" { Vec::new() } else { j.blob("Message")? },
+        signature: j.blob("Signature")?,
+        // AWS answers an invalid signature with KMSInvalidSignatureException, never SignatureValid false.
+        invalid_is_error: true,
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("SigningAlgorithm"));
+        move |checked| json!({ "KeyId": arns.key(&checked.key_id), "SignatureValid": checked.value, "SigningAlgorithm": algorithm })
+    };
     "GetPublicKey" => kms::GetPublicKey { key_id: arns.key_reference(&j.text("KeyId")), key_version_id: String::new() } => {
         let arns = arns.clone();
         move |pem| json!({ "KeyId": arns.key(&pem.key_id), "PublicKey": b64(&pem_body(&pem.value)) })
@@ -260,6 +277,16 @@ operations! { j, arns;
     } => {
         let (arns, algorithm) = (arns.clone(), j.text("MacAlgorithm"));
         move |mac| json!({ "Mac": b64(&mac.value), "MacAlgorithm": algorithm, "KeyId": arns.key(&mac.key_id) })
+    };
+    "VerifyMac" => kms::VerifyMac {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        algorithm: j.text("MacAlgorithm"),
+        message: j.blob("Message")?,
+        mac: j.blob("Mac")?,
+        invalid_is_error: true,
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("MacAlgorithm"));
+        move |checked| json!({ "KeyId": arns.key(&checked.key_id), "MacValid": checked.value, "MacAlgorithm": algorithm })
     };
 }
 

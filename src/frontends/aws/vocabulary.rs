@@ -111,6 +111,8 @@ pub fn exception(error: &KmsError) -> (&'static str, u16) {
         | C::ResourceInDeleteWindow
         | C::ResourceInUse => "KMSInvalidStateException",
         C::Throttling => "ThrottlingException",
+        C::InvalidSignature => "KMSInvalidSignatureException",
+        C::InvalidMac => "KMSInvalidMacException",
         C::ActionNotFound => "UnknownOperationException",
         C::InternalFailure => "KMSInternalException",
         C::ServiceUnavailable => "DependencyTimeoutException",

@@ -11,6 +11,7 @@ use crate::engine::key::KeyMeta;
 use crate::engine::{AliasRecord, Exported, KeyListing, Paged, Sealed, UnderKey, VersionInfo};
 use crate::frontends::text::page_fields;
 use crate::kernel::ops::kms as ops;
+use crate::kernel::ops::kms::CancelRestores;
 use crate::proto as pb;
 use crate::proto::key_management_service_server::KeyManagementService;
 
@@ -176,7 +177,7 @@ decode! {
     EnableKeyRequest => EnableKey { key_id }
     DisableKeyRequest => DisableKey { key_id }
     ScheduleKeyDeletionRequest => ScheduleKeyDeletion { key_id, pending_window_in_days }
-    CancelKeyDeletionRequest => CancelKeyDeletion { key_id }
+    CancelKeyDeletionRequest => CancelKeyDeletion { key_id } + { restore: CancelRestores::Enabled }
     SetDeletionProtectionRequest => SetDeletionProtection {
         protected_resource_arn, enable_deletion_protection, deletion_protection_description,
     }
@@ -202,7 +203,7 @@ decode! {
     AsymmetricSignRequest => AsymmetricSign { key_id, key_version_id, algorithm, message_type, digest, message }
     AsymmetricVerifyRequest => AsymmetricVerify {
         key_id, key_version_id, algorithm, message_type, digest, message, signature,
-    }
+    } + { invalid_is_error: false }
     AsymmetricEncryptRequest => AsymmetricEncrypt { key_id, key_version_id, algorithm, plaintext: Zeroizing::new }
     AsymmetricDecryptRequest => AsymmetricDecrypt { key_id, key_version_id, algorithm, ciphertext_blob }
     GetPublicKeyRequest => GetPublicKey { key_id, key_version_id }
@@ -224,7 +225,7 @@ decode! {
     }
     ExportKeyRequest => ExportKey { key_id, key_version_id, wrapping_algorithm, wrapping_key_spec, public_key_blob }
     GenerateMacRequest => GenerateMac { key_id, algorithm, message }
-    VerifyMacRequest => VerifyMac { key_id, algorithm, message, mac }
+    VerifyMacRequest => VerifyMac { key_id, algorithm, message, mac } + { invalid_is_error: false }
 }
 
 fn key_list_entry(listed: KeyListing) -> pb::KeyListEntry {

@@ -140,13 +140,16 @@ fn reply<R>(answer: Answer<R>) -> Reply<R> {
 /// Decodes kmsim.v1 requests into the kernel's operations (`ops::…` at the
 /// call site), field by field. Each request is destructured whole, so a field
 /// added to the proto does not compile until it is decoded; `field: f` passes
-/// the field through `f`, for the values the kernel keeps in its own types.
+/// the field through `f`, for the values the kernel keeps in its own types;
+/// `+ { field: value }` sets what kmsim.v1 does not carry (another front
+/// end's choice, fixed here).
 macro_rules! decode {
-    ($($request:ident => $op:ident { $($field:ident $(: $convert:expr)?),* $(,)? })+) => {
+    ($($request:ident => $op:ident { $($field:ident $(: $convert:expr)?),* $(,)? }
+        $(+ { $($extra:ident: $value:expr),* $(,)? })?)+) => {
         $(impl From<crate::proto::$request> for ops::$op {
             fn from(request: crate::proto::$request) -> ops::$op {
                 let crate::proto::$request { $($field),* } = request;
-                ops::$op { $($field $(: ($convert)($field))?),* }
+                ops::$op { $($field $(: ($convert)($field))?,)* $($($extra: $value),*)? }
             }
         })+
     };

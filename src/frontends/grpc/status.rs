@@ -62,6 +62,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::TimestampFormat => Code::InvalidArgument,
         ErrorCode::ActionNotFound => Code::Unimplemented,
         ErrorCode::VersionInvalid => Code::InvalidArgument,
+        ErrorCode::InvalidSignature => Code::InvalidArgument,
+        ErrorCode::InvalidMac => Code::InvalidArgument,
     }
 }
 

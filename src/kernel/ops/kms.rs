@@ -7,12 +7,23 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::operation;
+use crate::engine::ErrorCode;
 use crate::engine::key::{Key, KeyMeta};
 use crate::engine::{
     AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page, Paged,
     Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
 };
 use crate::kernel::Names;
+
+/// The state a cancelled deletion leaves a key with material in: the one vendor
+/// behaviour the two APIs disagree on, chosen by the front end the call came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelRestores {
+    /// Alibaba: the key is usable again.
+    Enabled,
+    /// AWS: the key must be enabled again on purpose.
+    Disabled,
+}
 
 /// An encryption context: compared as a set of entries, so kept sorted.
 pub type Context = BTreeMap<String, String>;
@@ -136,9 +147,14 @@ operation! {
 operation! {
     CancelKeyDeletion = CANCEL_KEY_DELETION -> Arc<Key> {
         key_id: String = "KeyId",
+        /// The state a key with material returns to: Alibaba's Enabled, AWS's Disabled.
+        restore: CancelRestores,
     }
     names(op) { Names::key(&op.key_id) }
-    run(op, app, cx) { app.engine.cancel_key_deletion(&cx, &op.key_id).await? }
+    run(op, app, cx) {
+        let enabled = op.restore == CancelRestores::Enabled;
+        app.engine.cancel_key_deletion(&cx, &op.key_id, enabled).await?
+    }
 }
 
 operation! {
@@ -345,6 +361,8 @@ operation! {
         digest: Vec<u8>,
         message: Vec<u8>,
         signature: Vec<u8>,
+        /// Whether a signature that does not verify fails the call (AWS) rather than answering false (Alibaba).
+        invalid_is_error: bool,
     }
     names(op) { Names::key(&op.key_id) }
     run(op, app, cx) {
@@ -356,7 +374,11 @@ operation! {
             message: &op.message,
             message_type: &op.message_type,
         };
-        app.engine.asymmetric_verify(&cx, request, &op.signature)?
+        let checked = app.engine.asymmetric_verify(&cx, request, &op.signature)?;
+        if op.invalid_is_error && !checked.value.value {
+            return Err(ErrorCode::InvalidSignature.into());
+        }
+        checked
     }
 }
 
@@ -565,9 +587,17 @@ operation! {
         algorithm: String = "Algorithm",
         message: Vec<u8>,
         mac: Vec<u8>,
+        /// Whether a MAC that does not verify fails the call (AWS) rather than answering false (Alibaba).
+        invalid_is_error: bool,
     }
     names(op) { Names::key(&op.key_id) }
-    run(op, app, cx) { app.engine.verify_mac(&cx, &op.key_id, &op.algorithm, &op.message, &op.mac)? }
+    run(op, app, cx) {
+        let checked = app.engine.verify_mac(&cx, &op.key_id, &op.algorithm, &op.message, &op.mac)?;
+        if op.invalid_is_error && !checked.value.value {
+            return Err(ErrorCode::InvalidMac.into());
+        }
+        checked
+    }
 }
 
 #[cfg(test)]
