@@ -157,14 +157,14 @@ async fn bench_query_prints_one_field_of_the_report_for_scripts() {
 }
 
 #[tokio::test]
-async fn bench_loads_the_openapi_front_end_beside_grpc_and_compares_them() {
+async fn bench_loads_the_http_front_ends_beside_grpc_and_compares_them() {
     let server = TestServer::start().await;
     let args = [
         "bench",
         "--endpoint",
         &server.endpoint(),
         "--ops",
-        "encrypt,openapi-encrypt",
+        "encrypt,openapi-encrypt,aws-encrypt",
         "--calls",
         "60",
         "--warm-up",
@@ -178,6 +178,10 @@ async fn bench_loads_the_openapi_front_end_beside_grpc_and_compares_them() {
     let openapi = phase(&report, "openapi-encrypt");
     assert_measured(openapi, 60);
     assert_eq!(openapi["errors"], serde_json::json!({}), "{openapi:#}");
+    let aws = phase(&report, "aws-encrypt");
+    assert_measured(aws, 60);
+    assert_eq!(aws["errors"], serde_json::json!({}), "{aws:#}");
+    assert!(report["frontEnds"]["awsEncryptToGrpcEncrypt"].as_f64().is_some(), "{report:#}");
     let ratio = report["frontEnds"]["openapiEncryptToGrpcEncrypt"].as_f64().expect("the ratio of the two phases");
     let expected =
         openapi["callsPerSecond"].as_f64().unwrap() / phase(&report, "encrypt")["callsPerSecond"].as_f64().unwrap();
@@ -189,5 +193,6 @@ async fn bench_loads_the_openapi_front_end_beside_grpc_and_compares_them() {
         .iter()
         .filter(|(e, _)| e.event_name == "Encrypt" && e.access_key_id == "LTAIkmsimBench0000000001")
         .count();
-    assert!(bench_calls >= 60, "{bench_calls} OpenAPI Encrypt records");
+    // Both HTTP front ends' Encrypts, signed with the bench's AccessKey.
+    assert!(bench_calls >= 120, "{bench_calls} Encrypt records through the HTTP front ends");
 }

@@ -1,6 +1,7 @@
-//! `kmsim bench`: a load generator over real gRPC, and over Alibaba's OpenAPI
-//! for the phases that say so (`openapi-encrypt`: ACS3-signed requests over
-//! HTTP/1.1 keep-alive, one connection per worker, as the SDKs send them).
+//! `kmsim bench`: a load generator over real gRPC, and over the HTTP/1.1 front
+//! ends for the phases that say so (`openapi-encrypt`: ACS3-signed requests to
+//! Alibaba's OpenAPI; `aws-encrypt`: SigV4-signed requests to the AWS API; both
+//! over keep-alive, one connection per worker, as the SDKs send them).
 //!
 //! Each operation is measured in its own phase at a fixed concurrency, over a
 //! fixed set of HTTP/2 connections, after a warm-up. A floor, the gRPC health
@@ -33,8 +34,7 @@ use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
 
-const ALL_OPERATIONS: &str =
-    "encrypt,openapi-encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
+const ALL_OPERATIONS: &str = "encrypt,openapi-encrypt,aws-encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  kmsim bench\n  \
@@ -92,6 +92,8 @@ pub enum Operation {
     Encrypt,
     /// Encrypt through the Alibaba OpenAPI front end on the same port.
     OpenapiEncrypt,
+    /// Encrypt through the AWS KMS front end on the same port.
+    AwsEncrypt,
     Decrypt,
     GenerateDataKey,
     Sign,
@@ -109,6 +111,7 @@ impl Operation {
         match self {
             Operation::Encrypt => "encrypt",
             Operation::OpenapiEncrypt => "openapi-encrypt",
+            Operation::AwsEncrypt => "aws-encrypt",
             Operation::Decrypt => "decrypt",
             Operation::GenerateDataKey => "generate-data-key",
             Operation::Sign => "sign",
@@ -260,10 +263,14 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
 fn front_end_ratios(measured: &[PhaseResult]) -> Value {
     let rate = |label: &str| measured.iter().find(|p| p.label == label).map(PhaseResult::calls_per_second);
     let mut ratios = serde_json::Map::new();
-    if let (Some(openapi), Some(grpc)) = (rate("openapi-encrypt"), rate("encrypt"))
-        && grpc > 0.0
+    for (phase, name) in
+        [("openapi-encrypt", "openapiEncryptToGrpcEncrypt"), ("aws-encrypt", "awsEncryptToGrpcEncrypt")]
     {
-        ratios.insert("openapiEncryptToGrpcEncrypt".to_owned(), json!(round(openapi / grpc, 2)));
+        if let (Some(http), Some(grpc)) = (rate(phase), rate("encrypt"))
+            && grpc > 0.0
+        {
+            ratios.insert(name.to_owned(), json!(round(http / grpc, 2)));
+        }
     }
     Value::Object(ratios)
 }
@@ -288,6 +295,8 @@ async fn connect(endpoint: &str, connections: u16) -> Result<Vec<Channel>, Strin
 struct Fixture {
     payload: Vec<u8>,
     symmetric_key: String,
+    /// A symmetric key in [`AWS_BENCH_REGION`], where the AWS calls are signed for.
+    aws_key: String,
     blob: Vec<u8>,
     ec_key: String,
     digest: Vec<u8>,
@@ -317,6 +326,7 @@ impl Fixture {
             digest: sha2::Sha256::digest(&payload).to_vec(),
             payload,
             symmetric_key: String::new(),
+            aws_key: String::new(),
             blob: Vec::new(),
             ec_key: String::new(),
             signature: Vec::new(),
@@ -349,6 +359,20 @@ impl Fixture {
         }
         if needs(&[Operation::GenerateMac]) {
             fixture.hmac_key = create_key("HMAC_256").await?;
+            fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::AwsEncrypt]) {
+            // An AWS client names its region in its signature, and keys are regional.
+            let mut request = tonic::Request::new(pb::CreateKeyRequest {
+                key_spec: "Aliyun_AES_256".to_owned(),
+                description: "kmsim bench".to_owned(),
+                ..Default::default()
+            });
+            if let Ok(region) = AWS_BENCH_REGION.parse() {
+                request.metadata_mut().insert(crate::frontends::grpc::headers::REGION, region);
+            }
+            let created = kms.create_key(request).await.map_err(|s| setup("CreateKey", s))?.into_inner();
+            fixture.aws_key = created.key_metadata.map(|m| m.key_id).unwrap_or_default();
             fixture.setup_calls += 1;
         }
         if needs(&[Operation::Decrypt]) {
@@ -412,15 +436,19 @@ impl Clients {
 
     /// Makes one call; a failure is its error code.
     async fn call(&mut self, op: Operation, f: &Fixture) -> Result<(), String> {
-        if op == Operation::OpenapiEncrypt {
-            return self.openapi.encrypt(f).await;
+        match op {
+            Operation::OpenapiEncrypt => return self.openapi.alibaba_encrypt(f).await,
+            Operation::AwsEncrypt => return self.openapi.aws_encrypt(f).await,
+            _ => {}
         }
         self.grpc_call(op, f).await.map_err(|status| error_code(&status))
     }
 
     async fn grpc_call(&mut self, op: Operation, f: &Fixture) -> Result<(), tonic::Status> {
         match op {
-            Operation::OpenapiEncrypt => unreachable!("an OpenAPI call is not made over gRPC"),
+            Operation::OpenapiEncrypt | Operation::AwsEncrypt => {
+                unreachable!("an HTTP/1.1 front end's call is not made over gRPC")
+            }
             Operation::Health => self.health.check(HealthCheckRequest { service: String::new() }).await.map(drop),
             Operation::Encrypt => self.kms.encrypt(f.encrypt_request()).await.map(drop),
             Operation::Decrypt => {
@@ -462,12 +490,15 @@ impl Clients {
     }
 }
 
+/// The region the AWS calls are signed for.
+const AWS_BENCH_REGION: &str = "us-east-1";
+
 /// The AccessKey the OpenAPI calls are signed with: a server with auth off records it as given.
 const BENCH_ACCESS_KEY_ID: &str = "LTAIkmsimBench0000000001";
 const BENCH_ACCESS_KEY_SECRET: &str = "kmsim-bench-secret";
 
-/// A keep-alive HTTP/1.1 connection to the OpenAPI, opened on first use and
-/// again after a failure.
+/// A keep-alive HTTP/1.1 connection to the HTTP front ends, opened on first
+/// use and again after a failure.
 struct OpenApiClient {
     /// `host:port`.
     authority: String,
@@ -475,8 +506,35 @@ struct OpenApiClient {
 }
 
 impl OpenApiClient {
+    /// A SigV4-signed Encrypt, as boto3 sends it.
+    async fn aws_encrypt(&mut self, f: &Fixture) -> Result<(), String> {
+        use base64::Engine as _;
+        let body = serde_json::to_vec(&json!({
+            "KeyId": f.aws_key,
+            "Plaintext": base64::engine::general_purpose::STANDARD.encode(&f.payload),
+        }))
+        .unwrap_or_default();
+        let request = http::Request::post("/")
+            .header("host", &self.authority)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "TrentService.Encrypt")
+            .header("user-agent", concat!("kmsim-bench/", env!("CARGO_PKG_VERSION")))
+            .body(())
+            .map_err(|e| format!("http:{e}"))?;
+        let (mut parts, ()) = request.into_parts();
+        crate::frontends::aws::sigv4::sign(
+            &mut parts,
+            &body,
+            BENCH_ACCESS_KEY_ID,
+            BENCH_ACCESS_KEY_SECRET,
+            AWS_BENCH_REGION,
+        );
+        let request = http::Request::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)));
+        self.send(request, "__type").await
+    }
+
     /// An ACS3-HMAC-SHA256-signed Encrypt, as `alibabacloud-kms20160120` sends it.
-    async fn encrypt(&mut self, f: &Fixture) -> Result<(), String> {
+    async fn alibaba_encrypt(&mut self, f: &Fixture) -> Result<(), String> {
         use crate::frontends::alibaba::request::rfc3986;
         use crate::frontends::alibaba::signature::{acs3_authorization, content_sha256};
         use base64::Engine as _;
@@ -511,6 +569,15 @@ impl OpenApiClient {
             .header("authorization", authorization)
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .map_err(|e| format!("http:{e}"))?;
+        self.send(request, "Code").await
+    }
+
+    /// Sends `request` and answers its error code, read from the body's `code_field`, if it failed.
+    async fn send(
+        &mut self,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+        code_field: &str,
+    ) -> Result<(), String> {
         let sender = match &mut self.connection {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connection.insert(self.connect().await?),
@@ -529,7 +596,7 @@ impl OpenApiClient {
             return Ok(());
         }
         let body: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
-        Err(body["Code"].as_str().map_or_else(|| format!("http:{}", status.as_u16()), str::to_owned))
+        Err(body[code_field].as_str().map_or_else(|| format!("http:{}", status.as_u16()), str::to_owned))
     }
 
     async fn connect(

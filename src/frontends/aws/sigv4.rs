@@ -136,6 +136,37 @@ fn signature(parts: &http::request::Parts, body: &[u8], scope: &Scope<'_>, amz_d
     hex(&hmac(&key, string_to_sign.as_bytes()))
 }
 
+/// Signs a request as an AWS SDK does: every header it has is signed, and
+/// `authorization` is added. What `kmsim bench` signs its AWS calls with.
+pub fn sign(parts: &mut http::request::Parts, body: &[u8], access_key_id: &str, secret: &str, region: &str) {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let rfc3339 = crate::clock::SimTime(i64::try_from(now.as_millis()).unwrap_or(i64::MAX)).to_rfc3339();
+    let amz_date: String = rfc3339.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    if let Ok(value) = http::HeaderValue::from_str(&amz_date) {
+        parts.headers.insert("x-amz-date", value);
+    }
+    let mut names: Vec<&str> = parts.headers.keys().map(http::HeaderName::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let signed_headers = names.join(";");
+    let scope = Scope {
+        access_key_id,
+        date: &amz_date[..8],
+        region,
+        service: "kms",
+        signed_headers: &signed_headers,
+        signature: "",
+    };
+    let signature = signature(parts, body, &scope, &amz_date, secret);
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={access_key_id}/{}/{region}/kms/aws4_request, SignedHeaders={signed_headers}, Signature={signature}",
+        scope.date
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&authorization) {
+        parts.headers.insert("authorization", value);
+    }
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
     mac.update(data);
@@ -184,6 +215,20 @@ mod tests {
         assert_eq!((scope.region, scope.service), ("us-east-1", "service"));
         let signed = signature(&parts, b"", &scope, "20150830T123600Z", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
         assert_eq!(signed, scope.signature);
+    }
+
+    #[test]
+    fn a_request_the_client_signer_signs_carries_the_signature_the_verifier_computes() {
+        let request =
+            http::Request::post("/").header("host", "127.0.0.1:1").header("x-amz-target", "TrentService.Encrypt");
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        sign(&mut parts, b"{}", "AKID", "secret", "eu-west-1");
+        let authorization = parts.headers["authorization"].to_str().unwrap().to_owned();
+        let scope = scope(&authorization).expect("a complete scope");
+        assert_eq!((scope.access_key_id, scope.region, scope.service), ("AKID", "eu-west-1", "kms"));
+        let amz_date = parts.headers["x-amz-date"].to_str().unwrap().to_owned();
+        assert_eq!(signature(&parts, b"{}", &scope, &amz_date, "secret"), scope.signature);
+        assert_ne!(signature(&parts, b"{ }", &scope, &amz_date, "secret"), scope.signature, "the body is signed");
     }
 
     #[test]
