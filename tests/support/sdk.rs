@@ -1,18 +1,24 @@
-//! Alibaba Cloud's real SDKs, installed once under `target/sdk` and driven as child processes.
+//! Real client SDKs (Alibaba Cloud's and AWS's), installed once under `target/sdk` and driven as child processes.
 //!
-//! * Python: a venv at `target/sdk/python` with exactly the packages of `tests/sdk/alibaba/requirements.txt`
-//!   (the whole dependency closure, each `==`), installed with `pip install --no-deps` and checked with
-//!   `pip check`: the new SDK (alibabacloud-kms20160120), the old one (aliyun-python-sdk-kms on
-//!   aliyun-python-sdk-core) and `cryptography`, which checks signatures and does RSA-OAEP outside kmsim.
-//! * Node: `target/sdk/node/node_modules` from `tests/sdk/alibaba/package.json` and its `package-lock.json`,
-//!   installed with `npm ci`.
+//! Four pinned environments, each installed the same way:
+//!
+//! * `target/sdk/python`: a venv with exactly the packages of `tests/sdk/alibaba/requirements.txt` (the whole
+//!   dependency closure, each `==`), installed with `pip install --no-deps` and checked with `pip check`: the new
+//!   Alibaba SDK (alibabacloud-kms20160120), the old one (aliyun-python-sdk-kms on aliyun-python-sdk-core) and
+//!   `cryptography`, which checks signatures and does RSA-OAEP outside kmsim.
+//! * `target/sdk/node/node_modules` from `tests/sdk/alibaba/package.json` and its `package-lock.json` (`npm ci`).
+//! * `target/sdk/aws-python`: a venv of its own (its pins differ) from `tests/sdk/aws/requirements.txt`: boto3 and
+//!   botocore, the AWS CLI v1 (`awscli`), the AWS Encryption SDK with the Material Providers Library, and
+//!   `cryptography`.
+//! * `target/sdk/aws-node/node_modules` from `tests/sdk/aws/package.json` and its lock: `@aws-sdk/client-kms`.
 //!
 //! Each install happens once: a stamp file records the hash of what it was made from (the pinned list, and
 //! the interpreter it was made with) and a changed hash reinstalls. Concurrent test threads and test binaries
 //! take an exclusive `flock` on `target/sdk/<toolchain>.lock` first, so only one of them installs.
 //! Nothing is skipped: a missing toolchain fails the test with one message saying what to install.
 //!
-//! A scenario script prints one JSON document on stdout (see `tests/sdk/alibaba/README.md`); `Report` reads it.
+//! A scenario script prints one JSON document on stdout (see `tests/sdk/alibaba/README.md`; the AWS scripts print
+//! the same shape); `Report` reads it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -30,8 +36,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub const NEED_PYTHON: &str =
-    "the Alibaba SDK tests need python3 with venv and pip (Debian: apt install python3 python3-venv python3-pip)";
-pub const NEED_NODE: &str = "the Alibaba SDK tests need Node.js and npm (Debian: apt install nodejs npm)";
+    "the SDK tests need python3 with venv and pip (Debian: apt install python3 python3-venv python3-pip)";
+pub const NEED_NODE: &str = "the SDK tests need Node.js and npm (Debian: apt install nodejs npm)";
 
 /// How long one scenario script may run (the SDK install before it is not counted).
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -42,7 +48,12 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// `tests/sdk/alibaba`: the scripts, the pinned requirements and the npm lock.
 pub fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/alibaba")
+    scripts_dir_of("alibaba")
+}
+
+/// `tests/sdk/<family>` (`alibaba`, `aws`): a family's scripts, pinned requirements and npm lock.
+pub fn scripts_dir_of(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(family)
 }
 
 /// `<target>/sdk`, where `<target>` is `CARGO_TARGET_DIR` (relative to the package if relative) or `target`.
@@ -247,78 +258,155 @@ fn toolchain_version(program: &str, need: &str) -> Result<String, String> {
     }
 }
 
-/// The venv's python, with the pinned SDKs installed (once). Panics with what to install when it cannot be.
-pub fn python() -> PathBuf {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match PYTHON.get_or_init(install_python) {
-        Ok(python) => python.clone(),
-        Err(message) => panic!("{message}"),
-    }
+/// A pinned Python environment: a venv under `target/sdk/<dir>` made from `tests/sdk/<family>/requirements.txt`.
+pub struct PythonEnv {
+    /// The venv's folder under `target/sdk` (its lock is `target/sdk/<dir>.lock`).
+    pub dir: &'static str,
+    /// The folder under `tests/sdk` holding `requirements.txt` and the scripts.
+    pub family: &'static str,
+    /// What it holds, for messages.
+    pub what: &'static str,
+    /// A Python statement that must run once it is installed.
+    pub imports: &'static str,
+    installed: OnceLock<Result<PathBuf, String>>,
 }
 
-fn install_python() -> Result<PathBuf, String> {
-    let system = toolchain_version("python3", NEED_PYTHON)?;
-    // The venv links to the interpreter it was made with, so a different python3 means a new venv.
-    let mut which = Command::new("python3");
-    which.args(["-c", "import sys; print(sys.executable, sys.version)"]);
-    let interpreter = step(which, NEED_PYTHON)?.stdout;
-    let requirements = scripts_dir().join("requirements.txt");
-    let stamp = hex_sha256(&[&read_file(&requirements)?, system.as_bytes(), interpreter.as_bytes()]);
-    let dir = sdk_root().join("python");
-    let python = dir.join("bin/python");
-    install_once(&dir, &sdk_root().join("python.lock"), &stamp, "the Alibaba Python SDKs", |dir| {
-        let mut venv = Command::new("python3");
-        venv.arg("-m").arg("venv").arg(dir);
-        step(venv, NEED_PYTHON)?;
-        let mut pip = Command::new(&python);
-        pip.args(["-m", "pip", "--version"]);
-        step(pip, NEED_PYTHON)?;
-        let mut install = Command::new(&python);
-        install
-            .args(["-m", "pip", "install", "--no-deps", "--require-virtualenv", "--no-input"])
-            .args(["--disable-pip-version-check", "--no-cache-dir", "-r"])
-            .arg(&requirements);
-        step(install, "pip could not install the pinned SDKs of tests/sdk/alibaba/requirements.txt from PyPI")?;
-        let mut check = Command::new(&python);
-        check.args(["-m", "pip", "check"]);
-        step(check, "tests/sdk/alibaba/requirements.txt does not list every dependency of the SDKs it pins")?;
-        let mut import = Command::new(&python);
-        import.args(["-c", "import alibabacloud_kms20160120.client, aliyunsdkkms, aliyunsdkcore.client, cryptography"]);
-        step(import, "the installed Python SDKs do not import")?;
-        Ok(())
-    })?;
-    Ok(python)
-}
+/// Alibaba Cloud's Python SDKs (tests/alibaba_sdk.rs).
+pub static ALIBABA_PYTHON: PythonEnv = PythonEnv {
+    dir: "python",
+    family: "alibaba",
+    what: "the Alibaba Python SDKs",
+    imports: "import alibabacloud_kms20160120.client, aliyunsdkkms, aliyunsdkcore.client, cryptography",
+    installed: OnceLock::new(),
+};
 
-/// `target/sdk/node/node_modules`, with the pinned Node SDK installed (once). Panics with what to install.
-pub fn node_modules() -> PathBuf {
-    static NODE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match NODE.get_or_init(install_node) {
-        Ok(modules) => modules.clone(),
-        Err(message) => panic!("{message}"),
-    }
-}
+/// AWS's Python clients (tests/aws_sdk.rs): boto3, the AWS CLI, the AWS Encryption SDK.
+pub static AWS_PYTHON: PythonEnv = PythonEnv {
+    dir: "aws-python",
+    family: "aws",
+    what: "the AWS Python SDKs (boto3, awscli, aws-encryption-sdk)",
+    imports: "import boto3, botocore, awscli, aws_encryption_sdk, aws_cryptographic_material_providers, cryptography",
+    installed: OnceLock::new(),
+};
 
-fn install_node() -> Result<PathBuf, String> {
-    let node = toolchain_version("node", NEED_NODE)?;
-    let npm = toolchain_version("npm", NEED_NODE)?;
-    let package = read_file(&scripts_dir().join("package.json"))?;
-    let lock = read_file(&scripts_dir().join("package-lock.json"))?;
-    let stamp = hex_sha256(&[&package, &lock, node.as_bytes(), npm.as_bytes()]);
-    let dir = sdk_root().join("node");
-    install_once(&dir, &sdk_root().join("node.lock"), &stamp, "the Alibaba Node SDK", |dir| {
-        for file in ["package.json", "package-lock.json"] {
-            fs::copy(scripts_dir().join(file), dir.join(file)).map_err(|e| format!("cannot copy {file}: {e}"))?;
+impl PythonEnv {
+    /// The venv's python, with the pinned packages installed (once). Panics with what to install when it cannot be.
+    pub fn python(&'static self) -> PathBuf {
+        match self.installed.get_or_init(|| self.install()) {
+            Ok(python) => python.clone(),
+            Err(message) => panic!("{message}"),
         }
-        let mut ci = Command::new("npm");
-        ci.current_dir(dir).args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier"]);
-        step(ci, "npm could not install tests/sdk/alibaba/package-lock.json from the npm registry")?;
-        let mut load = Command::new("node");
-        load.env("NODE_PATH", dir.join("node_modules")).args(["-e", "require('@alicloud/kms20160120')"]);
-        step(load, "the installed Node SDK does not load")?;
-        Ok(())
-    })?;
-    Ok(dir.join("node_modules"))
+    }
+
+    fn install(&self) -> Result<PathBuf, String> {
+        let system = toolchain_version("python3", NEED_PYTHON)?;
+        // The venv links to the interpreter it was made with, so a different python3 means a new venv.
+        let mut which = Command::new("python3");
+        which.args(["-c", "import sys; print(sys.executable, sys.version)"]);
+        let interpreter = step(which, NEED_PYTHON)?.stdout;
+        let requirements = scripts_dir_of(self.family).join("requirements.txt");
+        let shown = format!("tests/sdk/{}/requirements.txt", self.family);
+        let stamp = hex_sha256(&[&read_file(&requirements)?, system.as_bytes(), interpreter.as_bytes()]);
+        let dir = sdk_root().join(self.dir);
+        let python = dir.join("bin/python");
+        let lock = sdk_root().join(format!("{}.lock", self.dir));
+        install_once(&dir, &lock, &stamp, self.what, |dir| {
+            let mut venv = Command::new("python3");
+            venv.arg("-m").arg("venv").arg(dir);
+            step(venv, NEED_PYTHON)?;
+            let mut pip = Command::new(&python);
+            pip.args(["-m", "pip", "--version"]);
+            step(pip, NEED_PYTHON)?;
+            let mut install = Command::new(&python);
+            install
+                .args(["-m", "pip", "install", "--no-deps", "--require-virtualenv", "--no-input"])
+                .args(["--disable-pip-version-check", "--no-cache-dir", "-r"])
+                .arg(&requirements);
+            step(install, &format!("pip could not install the pinned packages of {shown} from PyPI"))?;
+            let mut check = Command::new(&python);
+            check.args(["-m", "pip", "check"]);
+            step(check, &format!("{shown} does not list every dependency of the packages it pins"))?;
+            let mut import = Command::new(&python);
+            import.args(["-c", self.imports]);
+            step(import, &format!("the packages of {shown} do not import"))?;
+            Ok(())
+        })?;
+        Ok(python)
+    }
+}
+
+/// The Alibaba venv's python (see [`ALIBABA_PYTHON`]).
+pub fn python() -> PathBuf {
+    ALIBABA_PYTHON.python()
+}
+
+/// A pinned Node environment: `target/sdk/<dir>/node_modules` from `tests/sdk/<family>/package(-lock).json`.
+pub struct NodeEnv {
+    pub dir: &'static str,
+    pub family: &'static str,
+    pub what: &'static str,
+    /// A module that must load once it is installed.
+    pub loads: &'static str,
+    installed: OnceLock<Result<PathBuf, String>>,
+}
+
+/// Alibaba Cloud's Node SDK (tests/alibaba_sdk.rs).
+pub static ALIBABA_NODE: NodeEnv = NodeEnv {
+    dir: "node",
+    family: "alibaba",
+    what: "the Alibaba Node SDK",
+    loads: "@alicloud/kms20160120",
+    installed: OnceLock::new(),
+};
+
+/// The AWS SDK for JavaScript v3's KMS client (tests/aws_sdk.rs).
+pub static AWS_NODE: NodeEnv = NodeEnv {
+    dir: "aws-node",
+    family: "aws",
+    what: "the AWS SDK for JavaScript (@aws-sdk/client-kms)",
+    loads: "@aws-sdk/client-kms",
+    installed: OnceLock::new(),
+};
+
+impl NodeEnv {
+    /// Its `node_modules`, installed (once). Panics with what to install when it cannot be.
+    pub fn node_modules(&'static self) -> PathBuf {
+        match self.installed.get_or_init(|| self.install()) {
+            Ok(modules) => modules.clone(),
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    fn install(&self) -> Result<PathBuf, String> {
+        let node = toolchain_version("node", NEED_NODE)?;
+        let npm = toolchain_version("npm", NEED_NODE)?;
+        let scripts = scripts_dir_of(self.family);
+        let package = read_file(&scripts.join("package.json"))?;
+        let lock = read_file(&scripts.join("package-lock.json"))?;
+        let stamp = hex_sha256(&[&package, &lock, node.as_bytes(), npm.as_bytes()]);
+        let dir = sdk_root().join(self.dir);
+        let install_lock = sdk_root().join(format!("{}.lock", self.dir));
+        install_once(&dir, &install_lock, &stamp, self.what, |dir| {
+            for file in ["package.json", "package-lock.json"] {
+                fs::copy(scripts.join(file), dir.join(file)).map_err(|e| format!("cannot copy {file}: {e}"))?;
+            }
+            let mut ci = Command::new("npm");
+            ci.current_dir(dir).args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier"]);
+            let what =
+                format!("npm could not install tests/sdk/{}/package-lock.json from the npm registry", self.family);
+            step(ci, &what)?;
+            let mut load = Command::new("node");
+            load.env("NODE_PATH", dir.join("node_modules")).arg("-e").arg(format!("require('{}')", self.loads));
+            step(load, &format!("the installed {} does not load", self.what))?;
+            Ok(())
+        })?;
+        Ok(dir.join("node_modules"))
+    }
+}
+
+/// The Alibaba Node SDK's `node_modules` (see [`ALIBABA_NODE`]).
+pub fn node_modules() -> PathBuf {
+    ALIBABA_NODE.node_modules()
 }
 
 // ---------------------------------------------------------------------------
@@ -334,6 +422,20 @@ pub enum Sdk {
     OldPython,
     /// @alicloud/kms20160120 (Node), v1 HMAC-SHA1.
     Node,
+    /// boto3 / botocore (Python), SigV4: tests/sdk/aws/boto3_sdk.py.
+    Boto3,
+    /// The AWS CLI v1 (`aws kms ...`, Python), SigV4: tests/sdk/aws/aws_cli.py.
+    AwsCli,
+    /// The AWS Encryption SDK for Python on boto3: tests/sdk/aws/esdk.py.
+    AwsEncryptionSdkPython,
+    /// @aws-sdk/client-kms (Node), SigV4: tests/sdk/aws/node_sdk.js.
+    AwsNode,
+}
+
+/// What runs a script: a pinned venv's python, or node with a pinned `node_modules`.
+enum Runtime {
+    Python(&'static PythonEnv),
+    Node(&'static NodeEnv),
 }
 
 impl Sdk {
@@ -342,6 +444,27 @@ impl Sdk {
             Sdk::NewPython => "new_sdk.py",
             Sdk::OldPython => "old_sdk.py",
             Sdk::Node => "node_sdk.js",
+            Sdk::Boto3 => "boto3_sdk.py",
+            Sdk::AwsCli => "aws_cli.py",
+            Sdk::AwsEncryptionSdkPython => "esdk.py",
+            Sdk::AwsNode => "node_sdk.js",
+        }
+    }
+
+    /// The folder under `tests/sdk` with its script.
+    pub fn family(self) -> &'static str {
+        match self {
+            Sdk::NewPython | Sdk::OldPython | Sdk::Node => "alibaba",
+            Sdk::Boto3 | Sdk::AwsCli | Sdk::AwsEncryptionSdkPython | Sdk::AwsNode => "aws",
+        }
+    }
+
+    fn runtime(self) -> Runtime {
+        match self {
+            Sdk::NewPython | Sdk::OldPython => Runtime::Python(&ALIBABA_PYTHON),
+            Sdk::Node => Runtime::Node(&ALIBABA_NODE),
+            Sdk::Boto3 | Sdk::AwsCli | Sdk::AwsEncryptionSdkPython => Runtime::Python(&AWS_PYTHON),
+            Sdk::AwsNode => Runtime::Node(&AWS_NODE),
         }
     }
 }
@@ -354,7 +477,7 @@ pub struct Script {
 }
 
 impl Script {
-    /// `scenario` of the `sdk`'s script, against the OpenAPI at `addr` as `access_key_id`/`secret`.
+    /// `scenario` of the `sdk`'s script, against the server at `addr` as `access_key_id`/`secret`.
     pub fn new(sdk: Sdk, scenario: &str, addr: std::net::SocketAddr, access_key_id: &str, secret: &str) -> Script {
         let mut env = BTreeMap::new();
         env.insert("KMSIM_ENDPOINT".to_owned(), addr.to_string());
@@ -381,25 +504,37 @@ impl Script {
     }
 
     fn run_blocking(self) -> Report {
-        let script = scripts_dir().join(self.sdk.script());
-        let mut command = match self.sdk {
-            Sdk::NewPython | Sdk::OldPython => {
-                let mut command = Command::new(python());
+        let dir = scripts_dir_of(self.sdk.family());
+        let script = dir.join(self.sdk.script());
+        let mut command = match self.sdk.runtime() {
+            Runtime::Python(env) => {
+                let mut command = Command::new(env.python());
                 command.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1").arg(&script);
                 command
             }
-            Sdk::Node => {
-                let modules = node_modules();
+            Runtime::Node(env) => {
                 let mut command = Command::new("node");
-                command.env("NODE_PATH", modules).arg(&script);
+                command.env("NODE_PATH", env.node_modules()).arg(&script);
                 command
             }
         };
-        command.arg(&self.scenario).envs(&self.env).current_dir(scripts_dir());
+        command.arg(&self.scenario).envs(&self.env).current_dir(&dir);
         // The SDKs read these; a developer's own settings must not redirect the calls.
         for name in ["ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_USER_AGENT"] {
             command.env_remove(name);
         }
+        // Nor AWS's: no AWS_* variable (profiles, credentials, endpoints, retries) and no config or credentials
+        // file reaches a script, and no client asks an instance metadata service for credentials.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        let no_config = sdk_root().join("aws-no-config");
+        command
+            .env("AWS_CONFIG_FILE", no_config.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", no_config.join("credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true");
         for name in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
             command.env_remove(name);
         }
@@ -444,6 +579,12 @@ pub struct Call {
     pub status: i64,
     /// The User-Agent the SDK sent.
     pub user_agent: String,
+    /// `kms`, or `cloudtrail` for CloudTrail's LookupEvents (AWS scripts; empty for Alibaba's).
+    pub service: String,
+    /// The request id the answer carried on the wire (`x-amzn-RequestId` for AWS, the body's for Alibaba).
+    pub wire_request_id: String,
+    /// The request ids of every HTTP attempt the call made (one unless the SDK retried).
+    pub attempt_request_ids: Vec<String>,
 }
 
 impl Report {
@@ -517,6 +658,12 @@ impl Report {
                 wire_code: text(&c["wire"]["code"]),
                 status: c["wire"]["status"].as_i64().unwrap_or(0),
                 user_agent: text(&c["wire"]["user_agent"]),
+                service: text(&c["service"]),
+                wire_request_id: text(&c["wire"]["request_id"]),
+                attempt_request_ids: match c["wire"]["attempts"].as_array() {
+                    Some(ids) => ids.iter().map(text).collect(),
+                    None => vec![text(&c["wire"]["request_id"])],
+                },
             })
             .collect()
     }
