@@ -367,7 +367,7 @@ impl AuditRecord {
             outcome: if error.is_some() { Outcome::Failure } else { Outcome::Success },
             error_code: error.map(|e| e.code.as_str().to_owned()).unwrap_or_default(),
             error_message: error.map(|e| e.message.clone()).unwrap_or_default(),
-            http_status: error.map_or(200, |e| e.code.http_status()),
+            http_status: error.map_or(200, cx.wire_status),
             request_bytes: sizes.request_bytes,
             response_bytes: sizes.response_bytes,
             plaintext_bytes: facts.plaintext_bytes,

@@ -32,6 +32,10 @@ pub struct CallMeta {
     pub simulated_latency: Option<Duration>,
     /// The size of the request as it arrived, for its audit record.
     pub request_bytes: u64,
+    /// The HTTP status the front end answers an error with, for the call's
+    /// record: kmsim's error table's (Alibaba's) unless the front end's wire
+    /// differs (AWS answers 400 where Alibaba answers 404 or 409).
+    pub wire_status: fn(&KmsError) -> u16,
     /// Why the front end refuses the call before it runs (a malformed region,
     /// an undecodable body), if it does. The call is still audited.
     pub refusal: Option<KmsError>,
@@ -51,9 +55,15 @@ impl CallMeta {
             credential: Presented::Nothing,
             simulated_latency: None,
             request_bytes: 0,
+            wire_status: table_status,
             refusal: None,
         }
     }
+}
+
+/// The status of kmsim's error table, which Alibaba's API and kmsim's own answer with.
+pub fn table_status(error: &KmsError) -> u16 {
+    error.code.http_status()
 }
 
 /// A request id no client chose. The generator, the server's own front end,
