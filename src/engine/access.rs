@@ -394,10 +394,11 @@ impl Engine {
             Principal::Account | Principal::Unverified | Principal::Anonymous | Principal::Admin => return Ok(()),
         };
         drop(book);
-        let key_policies: Vec<Option<PolicyDocument>> = resources.iter().map(|arn| self.key_policy_of(arn)).collect();
+        let own_policies: Vec<Option<PolicyDocument>> =
+            resources.iter().map(|arn| self.resource_policy_of(arn)).collect();
         let resources: Vec<Resource<'_>> = resources
             .iter()
-            .zip(&key_policies)
+            .zip(&own_policies)
             .map(|(arn, policy)| Resource { arn, policy: policy.as_ref() })
             .collect();
         let identity: Vec<&PolicyDocument> = identity.iter().collect();
@@ -407,25 +408,27 @@ impl Engine {
         }
     }
 
-    /// The policy of the key `arn` names, if it is a key of this account with one.
-    fn key_policy_of(&self, arn: &str) -> Option<PolicyDocument> {
+    /// The policy of the key or secret `arn` names, if it is one of this account with one.
+    fn resource_policy_of(&self, arn: &str) -> Option<PolicyDocument> {
         let rest = arn.strip_prefix("acs:kms:")?;
         let mut parts = rest.splitn(3, ':');
         let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
-        let key_id = resource.strip_prefix("key/")?;
         if account != self.account_id {
             return None;
         }
-        let key = self.slot(region, key_id)?.snapshot();
-        let text = key.meta.policy.as_deref()?;
-        PolicyDocument::parse(text, PolicyKind::Resource).ok()
+        let text = if let Some(key_id) = resource.strip_prefix("key/") {
+            self.slot(region, key_id)?.snapshot().meta.policy.clone()?
+        } else {
+            self.secret(region, resource.strip_prefix("secret/")?)?.policy.clone()?
+        };
+        PolicyDocument::parse(&text, PolicyKind::Resource).ok()
     }
 
     /// The key's policy document, or the default one.
     pub fn get_key_policy(&self, cx: &CallContext, key_id: &str, policy_name: &str) -> KmsResult<Outcome<String>> {
-        check_key_policy_name(policy_name)?;
+        check_resource_policy_name(policy_name)?;
         let key = self.key_for_use(cx, key_id, "KeyId")?;
-        let text = key.meta.policy.clone().unwrap_or_else(|| policy::default_key_policy(&self.account_id));
+        let text = key.meta.policy.clone().unwrap_or_else(|| policy::default_resource_policy(&self.account_id));
         Ok(Outcome::read(text))
     }
 
@@ -436,11 +439,7 @@ impl Engine {
         policy_name: &str,
         text: &str,
     ) -> KmsResult<Outcome<()>> {
-        check_key_policy_name(policy_name)?;
-        if text.is_empty() {
-            return Err(KmsError::missing("Policy"));
-        }
-        PolicyDocument::parse(text, PolicyKind::Resource).map_err(|e| KmsError::invalid_because("Policy", &e))?;
+        check_resource_policy(policy_name, text)?;
         let outcome = self
             .change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
                 Ok(key.with_meta(|m| m.policy = Some(text.to_owned())))
@@ -798,12 +797,21 @@ pub(super) enum AccessChange {
     Remove(AccessKind, String),
 }
 
-/// Key policies have one name.
-fn check_key_policy_name(name: &str) -> KmsResult<()> {
+/// Key and secret policies have one name.
+pub(super) fn check_resource_policy_name(name: &str) -> KmsResult<()> {
     match name {
         "" | "default" => Ok(()),
-        _ => Err(KmsError::invalid_because("PolicyName", "The only key policy is named default.")),
+        _ => Err(KmsError::invalid_because("PolicyName", "The only policy of a key or secret is named default.")),
     }
+}
+
+/// A key or secret policy to set: its name, and a document that parses.
+pub(super) fn check_resource_policy(name: &str, text: &str) -> KmsResult<()> {
+    check_resource_policy_name(name)?;
+    if text.is_empty() {
+        return Err(KmsError::missing("Policy"));
+    }
+    PolicyDocument::parse(text, PolicyKind::Resource).map(drop).map_err(|e| KmsError::invalid_because("Policy", &e))
 }
 
 #[cfg(test)]

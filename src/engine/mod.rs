@@ -26,6 +26,7 @@ pub mod secrets;
 mod seed;
 mod symmetric;
 mod sync;
+pub mod tags;
 mod versions;
 
 use std::collections::{BTreeMap, HashMap};

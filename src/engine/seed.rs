@@ -609,6 +609,7 @@ impl Plan<'_> {
             created: self.now,
             updated: self.now,
             planned_delete: None,
+            policy: None,
             rotation,
             versions,
         };

@@ -1,6 +1,6 @@
 """Alibaba Cloud's current Python SDK for KMS (alibabacloud-kms20160120) against kmsim, used as a user would.
 
-    python new_sdk.py lifecycle|crypto|resources|secrets|signatures
+    python new_sdk.py lifecycle|crypto|resources|secrets|instances|signatures
 
 Settings (environment): KMSIM_ENDPOINT (127.0.0.1:PORT), KMSIM_ACCESS_KEY_ID, KMSIM_ACCESS_KEY_SECRET, and
 KMSIM_SIGNATURE_ALGORITHM: empty for the SDK's default (ACS3-HMAC-SHA256), `v2` (v1 HMAC-SHA1 with Action in
@@ -505,6 +505,38 @@ def resources():
         call("UntagResource", lambda: client.untag_resource(kms.UntagResourceRequest(key_id=key, tag_keys='["env"]')))
         equal("after UntagResource only the other tag is left", resource_tags(key)[0], {"team": "payments"})
 
+    @report.section("TagResources, ListTagResources and UntagResources tag several keys at once")
+    def _():
+        needs(state, "key", "other")
+        key, other = state["key"], state["other"]
+        tags = [kms.TagResourcesRequestTag(key="cost-center", value="cc-42"),
+                kms.TagResourcesRequestTag(key="tier", value="gold")]
+        request = kms.TagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other],
+                                          tag=tags)
+        call("TagResources", lambda: client.tag_resources(request))
+        request = kms.ListTagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other])
+        body = call("ListTagResources", lambda: client.list_tag_resources(request)).body
+        rows = body.tag_resources.tag_resource if body.tag_resources else []
+        found = {(r.resource_id, r.tag_key, r.tag_value) for r in rows if r.tag_key in ("cost-center", "tier")}
+        equal("ListTagResources lists TagResources.TagResource[] for both keys",
+              found, {(k, t, v) for k in (key, other) for t, v in (("cost-center", "cc-42"), ("tier", "gold"))})
+        check("each row says ResourceType key", all(r.resource_type == "key" for r in rows),
+              rows=[r.to_map() for r in rows])
+        equal("NextToken is empty after the last page", body.next_token, "")
+        filtered = kms.ListTagResourcesRequest(region_id="cn-hangzhou", resource_type="key",
+                                               tag=[kms.ListTagResourcesRequestTag(key="tier", value="gold")])
+        body = call("ListTagResources", lambda: client.list_tag_resources(filtered)).body
+        equal("a Tag filter finds the keys that carry it", {r.resource_id for r in body.tag_resources.tag_resource},
+              {key, other})
+        request = kms.UntagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other],
+                                            tag_key=["tier"])
+        call("UntagResources", lambda: client.untag_resources(request))
+        equal("after UntagResources the key keeps its other tags", resource_tags(other)[0], {"cost-center": "cc-42"})
+        request = kms.UntagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[other],
+                                            all=True)
+        call("UntagResources", lambda: client.untag_resources(request))
+        equal("UntagResources with All removes every tag", resource_tags(other)[0], {})
+
     @report.section("CreateKeyVersion makes a new primary version; ListKeyVersions pages; DescribeKeyVersion describes")
     def _():
         needs(state, "key")
@@ -629,12 +661,40 @@ def secrets():
     @report.section("BatchGetSecretValue gives several secrets' values in one call")
     def _():
         needs(state, "made")
-        wanted = [kms.BatchGetSecretValueRequestSecretsList(secret_name=n) for n in ("sdk/api-token", "sdk/tls-key")]
+        wanted = [kms.BatchGetSecretValueRequestSecretsList(secret_name=n)
+                  for n in ("sdk/api-token", "sdk/tls-key", "sdk/no-such-secret")]
         request = kms.BatchGetSecretValueRequest(secrets_list=wanted)
         body = call("BatchGetSecretValue", lambda: client.batch_get_secret_value(request)).body
         values = {v.secret_name: v.secret_data for v in (body.secret_values or [])}
         equal("SecretValues[] holds each secret's SecretData", values,
               {"sdk/api-token": "value of sdk/api-token", "sdk/tls-key": "value of sdk/tls-key"})
+        check("each of SecretValues[] has its VersionStages and CreateTime",
+              all(v.version_stages.version_stage == ["ACSCurrent"] and ALIBABA_DATE.match(v.create_time or "")
+                  for v in body.secret_values), values=[v.to_map() for v in body.secret_values])
+        errors = [(e.secret_name, e.code, e.http_status) for e in (body.errors or [])]
+        equal("Errors[] names the secret that is not there, its Code and HttpStatus", errors,
+              [("sdk/no-such-secret", "Forbidden.ResourceNotFound", 404)])
+
+    @report.section("SetSecretPolicy sets a secret's policy, which GetSecretPolicy reads back; tags reach secrets")
+    def _():
+        needs(state, "made")
+        default = call("GetSecretPolicy", lambda: client.get_secret_policy(
+            kms.GetSecretPolicyRequest(secret_name=name, policy_name="default"))).body.policy
+        check("the default secret policy lets the account root in", ":root" in (default or ""), policy=default)
+        policy = ('{"Version":"1","Statement":[{"Effect":"Allow","Principal":{"RAM":["acs:ram::*:user/app"]},'
+                  '"Action":["kms:GetSecretValue"],"Resource":["*"]}]}')
+        request = kms.SetSecretPolicyRequest(secret_name=name, policy_name="default", policy=policy)
+        call("SetSecretPolicy", lambda: client.set_secret_policy(request))
+        read = call("GetSecretPolicy", lambda: client.get_secret_policy(
+            kms.GetSecretPolicyRequest(secret_name=name))).body.policy
+        equal("GetSecretPolicy gives the policy set", read, policy)
+        request = kms.TagResourcesRequest(region_id="cn-hangzhou", resource_type="secret", resource_id=[name],
+                                          tag=[kms.TagResourcesRequestTag(key="owner", value="db-team")])
+        call("TagResources", lambda: client.tag_resources(request))
+        described = call("DescribeSecret", lambda: client.describe_secret(
+            kms.DescribeSecretRequest(secret_name=name, fetch_tags="true"))).body
+        equal("DescribeSecret shows the tag", {t.tag_key: t.tag_value for t in described.tags.tag},
+              {"owner": "db-team"})
 
     @report.section("DeleteSecret opens a recovery window in which the value is refused, until RestoreSecret")
     def _():
@@ -658,6 +718,57 @@ def secrets():
         refused("GetSecretValue of a deleted secret raises Forbidden.ResourceNotFound with status 404", "GetSecretValue",
                 lambda: client.get_secret_value(kms.GetSecretValueRequest(secret_name="sdk/tls-key")),
                 "Forbidden.ResourceNotFound", 404)
+
+
+# ---------------------------------------------------------------------------
+# the account, its regions and its KMS instances (one made by the test, KMSIM_INSTANCE_ID)
+# ---------------------------------------------------------------------------
+
+
+def instances():
+    instance_id = scenario.setting("INSTANCE_ID")
+
+    @report.section("DescribeRegions lists the regions in Regions.Region[]")
+    def _():
+        body = call("DescribeRegions", lambda: client.describe_regions()).body
+        regions = [r.region_id for r in body.regions.region]
+        check("cn-hangzhou and ap-southeast-1 are among them",
+              "cn-hangzhou" in regions and "ap-southeast-1" in regions, regions=regions)
+
+    @report.section("the account's KMS is Enabled, and OpenKmsService succeeds")
+    def _():
+        body = call("DescribeAccountKmsStatus", lambda: client.describe_account_kms_status()).body
+        equal("AccountStatus is Enabled", body.account_status, "Enabled")
+        opened = call("OpenKmsService", lambda: client.open_kms_service()).body
+        check("OpenKmsService answers with a RequestId", bool(opened.request_id), body=opened.to_map())
+
+    @report.section("GetKmsInstance, ListKmsInstances and GetKmsInstanceQuotaInfos describe the instance")
+    def _():
+        check("the test made an instance", bool(instance_id), instance_id=instance_id)
+        key = create_key("in the instance", dkmsinstance_id=instance_id).key_id
+        got = call("GetKmsInstance", lambda: client.get_kms_instance(
+            kms.GetKmsInstanceRequest(kms_instance_id=instance_id))).body.kms_instance
+        equal("KmsInstance.InstanceId, Spec and Status", (got.instance_id, got.spec, got.status),
+              (instance_id, 1000, "Connected"))
+        equal("KeyNum and SecretNum are the instance's quotas", (got.key_num, got.secret_num), (1000, "1000"))
+        check("StartDate and EndDate are in Alibaba's format",
+              bool(ALIBABA_DATE.match(got.start_date or "")) and bool(ALIBABA_DATE.match(got.end_date or "")),
+              instance=got.to_map())
+        body = call("ListKmsInstances", lambda: client.list_kms_instances(
+            kms.ListKmsInstancesRequest(page_number=1, page_size=10))).body
+        listed = body.kms_instances.kms_instance if body.kms_instances else []
+        equal("ListKmsInstances: TotalCount is 1", body.total_count, 1)
+        check("KmsInstances.KmsInstance[] has its id and ARN",
+              [i.kms_instance_id for i in listed] == [instance_id]
+              and listed[0].kms_instance_arn.endswith(":instance/" + instance_id),
+              listed=[i.to_map() for i in listed])
+        body = call("GetKmsInstanceQuotaInfos", lambda: client.get_kms_instance_quota_infos(
+            kms.GetKmsInstanceQuotaInfosRequest(kms_instance_id=instance_id))).body
+        quotas = {q.resource_type: (q.resource_quota, q.used_quantity) for q in body.kms_instance_quota_infos}
+        equal("KmsInstanceQuotaInfos[]: the key quota and the one key made", quotas.get("key"), (1000, 1))
+        equal("the secret and VPC quotas", (quotas.get("secret"), quotas.get("vpc")), ((1000, 0), (1, 0)))
+        described = describe_key(key)
+        equal("the key is one of the instance's", described.dkmsinstance_id, instance_id)
 
 
 # ---------------------------------------------------------------------------
@@ -747,5 +858,6 @@ if __name__ == "__main__":
         "crypto": crypto,
         "resources": resources,
         "secrets": secrets,
+        "instances": instances,
         "signatures": signatures,
     })
