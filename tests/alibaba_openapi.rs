@@ -461,8 +461,13 @@ async fn batch_get_secret_value_reads_each_secret_as_get_secret_value_does_and_r
     let key = create_key(&server).await;
     create_secret(&server, "batch/a", &key, "alpha").await;
     create_secret(&server, "batch/b", &key, "beta").await;
-    let wanted = r#"[{"SecretName":"batch/a"},{"SecretName":"batch/b","VersionStage":"ACSCurrent"},{"SecretName":"batch/none"}]"#;
-    let answer = ok(&server, Call::new("BatchGetSecretValue").param("SecretsList", wanted)).await;
+    let wanted = serde_json::json!([
+        { "SecretName": "batch/a" },
+        { "SecretName": "batch/b", "VersionStage": "ACSCurrent" },
+        { "SecretName": "batch/none" },
+    ])
+    .to_string();
+    let answer = ok(&server, Call::new("BatchGetSecretValue").param("SecretsList", &wanted)).await;
     let request_id = answer["RequestId"].as_str().unwrap().to_owned();
     let values = answer["SecretValues"].as_array().expect("SecretValues[]");
     let data: Vec<(&str, &str)> =
@@ -584,4 +589,182 @@ async fn a_secret_policy_grants_and_a_batch_is_authorised_on_every_resource_it_n
         vec![(key.clone(), "t".to_owned(), String::new())],
         "the refused batch changed nothing"
     );
+}
+
+#[tokio::test]
+async fn an_aaps_permission_policy_grants_its_templates_on_its_instance_and_only_from_its_network_rules() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let as_admin = |call: Call| call.signed(ADMIN_KEY_ID, ADMIN_SECRET);
+    let request = pb::CreateKmsInstanceRequest { spec: 1000, ..Default::default() };
+    let instance = admin.instances.create_kms_instance(request).await.unwrap().into_inner().kms_instance.unwrap();
+    let instance = instance.kms_instance_id;
+    let key_id = |body: serde_json::Value| body["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let inside = key_id(ok(&server, as_admin(Call::new("CreateKey").param("DKMSInstanceId", &instance))).await);
+    let outside = key_id(ok(&server, as_admin(Call::new("CreateKey"))).await);
+    let secret = Call::new("CreateSecret")
+        .param("SecretName", "app/db")
+        .param("SecretData", "db-password")
+        .param("VersionId", "v1")
+        .param("EncryptionKeyId", &inside);
+    ok(&server, as_admin(secret)).await;
+
+    // A network rule, a permission policy naming it, an AAP with the policy, and its ClientKey.
+    let rule = Call::new("CreateNetworkRule")
+        .param("Name", "office")
+        .param("Type", "Private")
+        .param("SourcePrivateIp", r#"["127.0.0.1","10.0.0.0/8"]"#)
+        .param("Description", "the office");
+    let rule = ok(&server, as_admin(rule)).await;
+    assert!(rule["Arn"].as_str().unwrap().ends_with(":network/office"), "{rule}");
+    assert_eq!(rule["SourcePrivateIp"], r#"["127.0.0.1","10.0.0.0/8"]"#, "JSON text, as the model reads it");
+    let both = r#"["RbacPermission/Template/CryptoServiceKeyUser","RbacPermission/Template/CryptoServiceSecretUser"]"#;
+    let policy = Call::new("CreatePolicy")
+        .param("Name", "app-crypto")
+        .param("KmsInstance", &instance)
+        .param("Permissions", both)
+        .param("Resources", r#"["key/*","secret/*"]"#)
+        .param("AccessControlRules", r#"{"NetworkRules":["office"]}"#);
+    let policy = ok(&server, as_admin(policy)).await;
+    assert!(policy["Arn"].as_str().unwrap().ends_with(":policy/app-crypto"), "{policy}");
+    assert!(policy["Permissions"].is_string(), "CreatePolicy's model reads the lists as text: {policy}");
+    let described = ok(&server, as_admin(Call::new("DescribePolicy").param("Name", "app-crypto"))).await;
+    assert_eq!(described["Resources"], serde_json::json!(["key/*", "secret/*"]), "DescribePolicy's, as arrays");
+    assert_eq!(described["KmsInstance"], instance.as_str());
+    assert_eq!(described["AccessControlRules"], r#"{"NetworkRules":["office"]}"#);
+    let aap = Call::new("CreateApplicationAccessPoint")
+        .param("Name", "orders")
+        .param("AuthenticationMethod", "ClientKey")
+        .param("Policies", r#"["app-crypto"]"#);
+    let aap = ok(&server, as_admin(aap)).await;
+    assert_eq!(
+        (aap["Policies"].as_str(), aap["AuthenticationMethod"].as_str()),
+        (Some(r#"["app-crypto"]"#), Some("ClientKey"))
+    );
+    let made = Call::new("CreateClientKey").param("AapName", "orders").param("Password", "Passw0rd-for-the-pkcs12");
+    let made = ok(&server, as_admin(made)).await;
+    let client_key_id = made["ClientKeyId"].as_str().unwrap().to_owned();
+    let private_key_data = made["PrivateKeyData"].as_str().unwrap().to_owned();
+    assert!(client_key_id.starts_with("KAAP."), "{made}");
+    let as_app = |call: Call| call.signed(&client_key_id, &private_key_data);
+
+    // What the templates grant, on the instance's keys and secrets, from the rule's addresses.
+    let sealed =
+        ok(&server, as_app(Call::new("Encrypt").param("KeyId", &inside).param("Plaintext", &b64(b"order 1")))).await;
+    let blob = sealed["CiphertextBlob"].as_str().unwrap().to_owned();
+    let opened = ok(&server, as_app(Call::new("Decrypt").param("CiphertextBlob", &blob))).await;
+    assert_eq!(opened["Plaintext"], b64(b"order 1").as_str());
+    let value = ok(&server, as_app(Call::new("GetSecretValue").param("SecretName", "app/db"))).await;
+    assert_eq!(value["SecretData"], "db-password");
+    for (what, call) in [
+        ("a key outside the instance", Call::new("Encrypt").param("KeyId", &outside).param("Plaintext", &b64(b"x"))),
+        ("a call the template does not grant", Call::new("DescribeKey").param("KeyId", &inside)),
+        ("a listing", Call::new("ListKeys")),
+    ] {
+        let refused = send(server.addr, &as_app(call)).await;
+        assert_eq!(refused.code(), "Forbidden.NoPermission", "{what}: {:?}", refused.body);
+    }
+
+    // A rule changed later changes the policy that names it.
+    let away = Call::new("UpdateNetworkRule").param("Name", "office").param("SourcePrivateIp", "10.0.0.0/8");
+    ok(&server, as_admin(away)).await;
+    let encrypt = || as_app(Call::new("Encrypt").param("KeyId", &inside).param("Plaintext", &b64(b"x")));
+    assert_alibaba_error(&send(server.addr, &encrypt()).await, 403, "Forbidden.NoPermission");
+    let back =
+        Call::new("UpdateNetworkRule").param("Name", "office").param("SourcePrivateIp", "10.0.0.0/8,127.0.0.0/8");
+    ok(&server, as_admin(back)).await;
+    ok(&server, encrypt()).await;
+    let described = ok(&server, as_admin(Call::new("DescribeNetworkRule").param("Name", "office"))).await;
+    assert_eq!(described["SourcePrivateIp"], r#"["10.0.0.0/8","127.0.0.0/8"]"#);
+    assert_eq!(described["Description"], "the office", "what was not given stays");
+
+    // UpdatePolicy: keys only now.
+    let keys_only = Call::new("UpdatePolicy")
+        .param("Name", "app-crypto")
+        .param("Permissions", r#"["RbacPermission/Template/CryptoServiceKeyUser"]"#);
+    ok(&server, as_admin(keys_only)).await;
+    let secret_read = send(server.addr, &as_app(Call::new("GetSecretValue").param("SecretName", "app/db"))).await;
+    assert_alibaba_error(&secret_read, 403, "Forbidden.NoPermission");
+    ok(&server, encrypt()).await;
+
+    // kmsim.v1 sees the policy as what it grants, in RAM's terms, and does not edit it as a document.
+    let got = admin.access.get_policy(pb::GetPolicyRequest { policy_name: "app-crypto".into() }).await.unwrap();
+    let document = got.into_inner().policy.unwrap().policy_document;
+    assert!(
+        document.contains("kms:Encrypt") && document.contains(":key/*") && !document.contains("kms:GetSecretValue"),
+        "{document}"
+    );
+    let update = pb::UpdatePolicyRequest {
+        policy_name: "app-crypto".into(),
+        policy_document: identity_policy("Allow", &["kms:*"], &["*"]),
+    };
+    let refused = admin.access.update_policy(update).await.unwrap_err();
+    assert_eq!(error_code(&refused), "Rejected.UnsupportedOperation");
+    // The OpenAPI's policy calls see permission policies only.
+    create_policy_as(&mut admin, "ram-style", &identity_policy("Allow", &["kms:*"], &["*"])).await;
+    let listed = ok(&server, as_admin(Call::new("ListPolicies"))).await;
+    assert_eq!(listed["Policies"]["Policy"], serde_json::json!([{ "Name": "app-crypto" }]));
+    assert_alibaba_error(
+        &send(server.addr, &as_admin(Call::new("DescribePolicy").param("Name", "ram-style"))).await,
+        404,
+        "Forbidden.ResourceNotFound",
+    );
+
+    let listed = ok(&server, as_admin(Call::new("ListNetworkRules"))).await;
+    assert_eq!(listed["NetworkRules"]["NetworkRule"], serde_json::json!([{ "Name": "office", "Type": "Private" }]));
+    let listed = ok(&server, as_admin(Call::new("ListApplicationAccessPoints").param("PageSize", "5"))).await;
+    assert_eq!(listed["ApplicationAccessPoints"]["ApplicationAccessPoint"][0]["Name"], "orders");
+    assert_eq!(listed["TotalCount"], 1);
+    let updated =
+        Call::new("UpdateApplicationAccessPoint").param("Name", "orders").param("Description", "orders service");
+    ok(&server, as_admin(updated)).await;
+    let aap = ok(&server, as_admin(Call::new("DescribeApplicationAccessPoint").param("Name", "orders"))).await;
+    assert_eq!(
+        (aap["Description"].as_str(), aap["Policies"].as_str()),
+        (Some("orders service"), Some(r#"["app-crypto"]"#))
+    );
+    let key = ok(&server, as_admin(Call::new("GetClientKey").param("ClientKeyId", &client_key_id))).await;
+    assert_eq!(
+        (key["AapName"].as_str(), key["PrivateKeyData"].as_str()),
+        (Some("orders"), None),
+        "the secret is told once"
+    );
+    let keys = ok(&server, as_admin(Call::new("ListClientKeys").param("AapName", "orders"))).await;
+    assert_eq!(keys["ClientKeys"][0]["ClientKeyId"], client_key_id.as_str(), "a flat list: {keys}");
+
+    // What is in use stays; then everything goes, in order.
+    let in_use = send(server.addr, &as_admin(Call::new("DeleteNetworkRule").param("Name", "office"))).await;
+    assert_alibaba_error(&in_use, 409, "Rejected.ResourceInUse");
+    let attached = send(server.addr, &as_admin(Call::new("DeletePolicy").param("Name", "app-crypto"))).await;
+    assert_alibaba_error(&attached, 409, "Rejected.ResourceInUse");
+    for call in [
+        Call::new("DeleteClientKey").param("ClientKeyId", &client_key_id),
+        Call::new("DeleteApplicationAccessPoint").param("Name", "orders"),
+        Call::new("DeletePolicy").param("Name", "app-crypto"),
+        Call::new("DeleteNetworkRule").param("Name", "office"),
+    ] {
+        ok(&server, as_admin(call)).await;
+    }
+
+    // Only the admin manages access, and no record holds the ClientKey's secret.
+    let user = create_access_key_as(&mut admin, "not-admin").await;
+    let as_user = Call::new("CreateNetworkRule")
+        .param("Name", "n")
+        .param("Type", "Private")
+        .signed(&user.access_key_id, user.secret.expose());
+    assert_alibaba_error(&send(server.addr, &as_user).await, 403, "Forbidden.NoPermission");
+    let events = audit_events_as(&mut admin).await;
+    let created =
+        events.iter().find(|e| e.event_name == "CreatePolicy" && e.action == "kms.create_policy").expect("its record");
+    assert_eq!(created.service_name, "KmsimAccess");
+    assert!(created.request_parameters.contains("CryptoServiceKeyUser"), "{}", created.request_parameters);
+    let app_call = events
+        .iter()
+        .find(|e| e.event_name == "Decrypt" && e.access_key_id == client_key_id)
+        .expect("the AAP's Decrypt");
+    assert_eq!(app_call.user_identity.as_ref().unwrap().r#type, "assumed-role");
+    for event in &events {
+        let text = format!("{} {} {}", event.request_parameters, event.response_elements, event.error_message);
+        assert!(!text.contains(&private_key_data), "{} holds the ClientKey's secret", event.event_name);
+    }
 }

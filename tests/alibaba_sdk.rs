@@ -233,6 +233,45 @@ async fn the_new_python_sdk_describes_the_account_its_regions_and_a_kms_instance
 }
 
 #[tokio::test]
+async fn the_new_python_sdk_manages_application_access_and_an_application_signs_with_its_client_key() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let request = pb::CreateKmsInstanceRequest { spec: 1000, ..Default::default() };
+    let instance = admin.instances.create_kms_instance(request).await.unwrap().into_inner().kms_instance.unwrap();
+    let script = Script::new(Sdk::NewPython, "access", server.addr, ADMIN_KEY_ID, ADMIN_SECRET);
+    let report = script.param("INSTANCE_ID", &instance.kms_instance_id).run().await;
+    report.assert_all_passed();
+    assert_every_call_audited(&audit_events_as(&mut admin).await, &report);
+    let calls = report.calls();
+    for action in [
+        "CreateNetworkRule",
+        "DescribeNetworkRule",
+        "ListNetworkRules",
+        "UpdateNetworkRule",
+        "DeleteNetworkRule",
+        "CreatePolicy",
+        "DescribePolicy",
+        "ListPolicies",
+        "UpdatePolicy",
+        "DeletePolicy",
+        "CreateApplicationAccessPoint",
+        "DescribeApplicationAccessPoint",
+        "ListApplicationAccessPoints",
+        "UpdateApplicationAccessPoint",
+        "DeleteApplicationAccessPoint",
+        "CreateClientKey",
+        "GetClientKey",
+        "ListClientKeys",
+        "DeleteClientKey",
+    ] {
+        calls_answered(&report, &calls, action, "", 200);
+    }
+    let by_app = calls_answered(&report, &calls, "Encrypt", "Forbidden.NoPermission", 403);
+    assert!(by_app[0].access_key_id.starts_with("KAAP."), "the application called with its ClientKey: {by_app:#?}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn acs3_hmac_sha256_signatures_of_the_new_python_sdk_are_verified_and_refusals_audited() {
     let report = scenario_with_auth_required(Sdk::NewPython, "signatures", &[]).await;
     assert_signature_refusals(&report, "SignatureDoesNotMatch");

@@ -647,6 +647,7 @@ impl Plan<'_> {
                         document,
                         created: self.now,
                         updated: self.now,
+                        permission: None,
                     };
                     self.changes.push(Change::SaveAccess(AccessEntity::Policy(Arc::new(policy))));
                     self.report.push("policy", name, "", true, line);

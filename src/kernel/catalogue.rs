@@ -267,8 +267,10 @@ ops! { ALL: ApiCall {
 }}
 
 // Calls only the Alibaba OpenAPI offers: Alibaba's account and region calls,
-// tags and secret values of several resources at once, secret policies. No
-// kmsim.v1 RPC serves them.
+// tags and secret values of several resources at once, secret policies, and
+// Alibaba's model of application access (its AAP calls, permission policies
+// and network rules, which are kmsim's access service: the admin's alone).
+// No kmsim.v1 RPC serves them.
 ops! { OPENAPI_ONLY: ApiCall {
     DESCRIBE_REGIONS = Kms "DescribeRegions" "kms.describe_regions" Read "" Light;
     DESCRIBE_ACCOUNT_KMS_STATUS = Kms "DescribeAccountKmsStatus" "kms.describe_account_kms_status" Read "" Light;
@@ -280,6 +282,18 @@ ops! { OPENAPI_ONLY: ApiCall {
     BATCH_GET_SECRET_VALUE = Kms "BatchGetSecretValue" "kms.batch_get_secret_value" Read "kms_secret" Light;
     GET_SECRET_POLICY = Kms "GetSecretPolicy" "kms.get_secret_policy" Read "kms_secret" Light;
     SET_SECRET_POLICY = Kms "SetSecretPolicy" "kms.set_secret_policy" Write "kms_secret" Light;
+    DESCRIBE_AAP = KmsimAccess "DescribeApplicationAccessPoint" "kms.describe_application_access_point" Read "kms_aap" Light;
+    UPDATE_AAP = KmsimAccess "UpdateApplicationAccessPoint" "kms.update_application_access_point" Write "kms_aap" Light;
+    CREATE_PERMISSION_POLICY = KmsimAccess "CreatePolicy" "kms.create_policy" Write "kms_policy" Light;
+    DESCRIBE_PERMISSION_POLICY = KmsimAccess "DescribePolicy" "kms.describe_policy" Read "kms_policy" Light;
+    LIST_PERMISSION_POLICIES = KmsimAccess "ListPolicies" "kms.list_policies" Read "kms_policy" Light;
+    UPDATE_PERMISSION_POLICY = KmsimAccess "UpdatePolicy" "kms.update_policy" Write "kms_policy" Light;
+    DELETE_PERMISSION_POLICY = KmsimAccess "DeletePolicy" "kms.delete_policy" Write "kms_policy" Light;
+    CREATE_NETWORK_RULE = KmsimAccess "CreateNetworkRule" "kms.create_network_rule" Write "kms_network_rule" Light;
+    DESCRIBE_NETWORK_RULE = KmsimAccess "DescribeNetworkRule" "kms.describe_network_rule" Read "kms_network_rule" Light;
+    LIST_NETWORK_RULES = KmsimAccess "ListNetworkRules" "kms.list_network_rules" Read "kms_network_rule" Light;
+    UPDATE_NETWORK_RULE = KmsimAccess "UpdateNetworkRule" "kms.update_network_rule" Write "kms_network_rule" Light;
+    DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.

@@ -10,13 +10,15 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::request::Params;
+use crate::engine::access::{Aap, CLIENT_KEY, ClientKey, Policy};
 use crate::engine::instances::{KEY_QUOTA, Quota, SECRET_QUOTA, VPC_QUOTA};
 use crate::engine::key::KeyMeta;
+use crate::engine::permissions::NetworkRule;
 use crate::engine::secrets::{SecretVersion, encode_data};
 use crate::engine::tags::{TagPage, TagRow};
 use crate::engine::{AliasRecord, ErrorCode, Instance, KmsResult, Paged, Sealed, Secret, SecretValue, VersionInfo};
 use crate::frontends::text::{date, extended_config, page_fields, rotation_fields, stages};
-use crate::kernel::ops::{self, account, instances, kms, secrets, tags};
+use crate::kernel::ops::{self, access, account, instances, kms, secrets, tags};
 use crate::kernel::{Answer, App, CallMeta, Described, OpSpec, Undecoded};
 
 /// Every action of the 2016-01-20 API in Alibaba's current SDK
@@ -418,8 +420,10 @@ actions! { p, request_id;
             json!({ "SecretValues": values, "Errors": errors })
         }
     };
-    "GetSecretPolicy" => secrets::GetSecretPolicy { secret_name: p.text("SecretName"), policy_name: p.text("PolicyName") }
-        => |policy| json!({ "Policy": policy });
+    "GetSecretPolicy" => secrets::GetSecretPolicy {
+        secret_name: p.text("SecretName"),
+        policy_name: p.text("PolicyName"),
+    } => |policy| json!({ "Policy": policy });
     "SetSecretPolicy" => secrets::SetSecretPolicy {
         secret_name: p.text("SecretName"),
         policy_name: p.text("PolicyName"),
@@ -568,6 +572,98 @@ actions! { p, request_id;
     };
     "DescribeAccountKmsStatus" => account::DescribeAccountKmsStatus {} => |status| json!({ "AccountStatus": status });
     "OpenKmsService" => account::OpenKmsService {} => |()| json!({});
+
+    // Application access as Alibaba models it: network rules, permission
+    // policies, application access points and their ClientKeys.
+    "CreateNetworkRule" => access::CreateNetworkRule {
+        name: p.text("Name"),
+        rule_type: p.text("Type"),
+        description: p.text("Description"),
+        source_private_ips: p.addresses("SourcePrivateIp")?.unwrap_or_default(),
+    } => |rule| network_rule(&rule);
+    "DescribeNetworkRule" => access::DescribeNetworkRule { name: p.text("Name") } => |rule| network_rule(&rule);
+    "ListNetworkRules" => ops::PageOf {
+        listing: access::ListNetworkRules {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let rules = paged.items.iter().map(|rule| json!({ "Name": rule.name, "Type": rule.rule_type })).collect();
+        paged_body(&paged, "NetworkRules", "NetworkRule", rules)
+    };
+    "UpdateNetworkRule" => access::UpdateNetworkRule {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        source_private_ips: p.addresses("SourcePrivateIp")?,
+    } => |_| json!({});
+    "DeleteNetworkRule" => access::DeleteNetworkRule { name: p.text("Name") } => |()| json!({});
+    "CreatePolicy" => access::CreatePermissionPolicy {
+        name: p.text("Name"),
+        description: p.text("Description"),
+        kms_instance: p.text("KmsInstance"),
+        permissions: p.list("Permissions")?,
+        resources: p.list("Resources")?,
+        network_rules: p.network_rules("AccessControlRules")?.unwrap_or_default(),
+    } => |policy| {
+        // CreatePolicy's model reads the lists as the JSON text they were sent as.
+        let body = permission_policy(&policy);
+        let text = |name: &str| body[name].to_string();
+        let (permissions, resources) = (text("Permissions"), text("Resources"));
+        with(with(body, "Permissions", permissions), "Resources", resources)
+    };
+    "DescribePolicy" => access::DescribePermissionPolicy { name: p.text("Name") }
+        => |policy| permission_policy(&policy);
+    "ListPolicies" => ops::PageOf {
+        listing: access::ListPermissionPolicies {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let policies = paged.items.iter().map(|policy| json!({ "Name": policy.policy_name })).collect();
+        paged_body(&paged, "Policies", "Policy", policies)
+    };
+    "UpdatePolicy" => access::UpdatePermissionPolicy {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        permissions: p.optional_list("Permissions")?,
+        resources: p.optional_list("Resources")?,
+        network_rules: p.network_rules("AccessControlRules")?,
+    } => |_| json!({});
+    "DeletePolicy" => access::DeletePermissionPolicy { name: p.text("Name") } => |()| json!({});
+    "CreateApplicationAccessPoint" => access::CreateApplicationAccessPoint {
+        name: p.text("Name"),
+        description: p.text("Description"),
+        kms_instance_id: String::new(),
+        policy_names: p.list("Policies")?,
+        authentication_method: p.text("AuthenticationMethod"),
+    } => |aap| application_access_point(&aap);
+    "DescribeApplicationAccessPoint" => access::DescribeApplicationAccessPoint { name: p.text("Name") }
+        => |aap| application_access_point(&aap);
+    "ListApplicationAccessPoints" => ops::PageOf {
+        listing: access::ListApplicationAccessPoints {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let aaps =
+            paged.items.iter().map(|aap| json!({ "Name": aap.name, "AuthenticationMethod": CLIENT_KEY })).collect();
+        paged_body(&paged, "ApplicationAccessPoints", "ApplicationAccessPoint", aaps)
+    };
+    "UpdateApplicationAccessPoint" => access::UpdateApplicationAccessPoint {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        policy_names: p.optional_list("Policies")?,
+    } => |_| json!({});
+    "DeleteApplicationAccessPoint" => access::DeleteApplicationAccessPoint { name: p.text("Name") } => |()| json!({});
+    // `Password` would protect a PKCS#12 file; kmsim's ClientKey is a secret to sign with, answered once here.
+    "CreateClientKey" => access::CreateClientKey {
+        aap_name: p.text("AapName"),
+        not_before: p.text("NotBefore"),
+        not_after: p.text("NotAfter"),
+    } => |(key, _)| with(client_key(&key), "PrivateKeyData", key.secret.expose());
+    "GetClientKey" => access::GetClientKey { client_key_id: p.text("ClientKeyId") } => |(key, _)| client_key(&key);
+    "ListClientKeys" => access::ListClientKeys { aap_name: p.text("AapName") } => |keys| {
+        let keys: Vec<Value> = keys.iter().map(|(key, _)| client_key(key)).collect();
+        json!({ "ClientKeys": keys })
+    };
+    "DeleteClientKey" => access::DeleteClientKey { client_key_id: p.text("ClientKeyId") } => |()| json!({});
 }
 
 /// Decodes an action's parameters: a function boundary for the decoders' `?`.
@@ -730,6 +826,53 @@ fn kms_instance(instance: &Instance) -> Value {
         "VswitchIds": [],
         "ZoneIds": [],
         "BindVpcs": { "BindVpc": [] },
+    })
+}
+
+fn network_rule(rule: &NetworkRule) -> Value {
+    json!({
+        "Arn": rule.arn(),
+        "Name": rule.name,
+        "Description": rule.description,
+        "Type": rule.rule_type,
+        "SourcePrivateIp": json!(rule.source_private_ips).to_string(),
+    })
+}
+
+/// A permission policy as DescribePolicy answers it: its lists as JSON arrays,
+/// its network rules as the JSON text of `AccessControlRules`.
+fn permission_policy(policy: &Policy) -> Value {
+    let permission = policy.permission.clone().unwrap_or_default();
+    json!({
+        "Arn": permission.arn(&policy.policy_name),
+        "Name": policy.policy_name,
+        "Description": policy.description,
+        "KmsInstance": permission.kms_instance,
+        "Permissions": permission.permissions,
+        "Resources": permission.resources,
+        "AccessControlRules": json!({ "NetworkRules": permission.network_rules }).to_string(),
+    })
+}
+
+/// An AAP as Alibaba answers it, its policies as the JSON text they are sent as.
+fn application_access_point(aap: &Aap) -> Value {
+    json!({
+        "Arn": aap.arn(),
+        "Name": aap.name,
+        "Description": aap.description,
+        "AuthenticationMethod": CLIENT_KEY,
+        "Policies": json!(aap.policies).to_string(),
+    })
+}
+
+/// A ClientKey without its secret.
+fn client_key(key: &ClientKey) -> Value {
+    json!({
+        "ClientKeyId": key.client_key_id,
+        "AapName": key.aap_name,
+        "CreateTime": key.created.to_rfc3339(),
+        "NotBefore": key.not_before.to_rfc3339(),
+        "NotAfter": key.not_after.to_rfc3339(),
     })
 }
 

@@ -193,6 +193,40 @@ impl Params<'_> {
         serde_json::from_str(text).map_err(|_| KmsError::invalid_because(name, "Write a JSON array of strings."))
     }
 
+    /// A JSON array of strings, if the call gave one.
+    pub fn optional_list(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        if self.has(name) { self.list(name).map(Some) } else { Ok(None) }
+    }
+
+    /// Text, if the call gave it (even empty).
+    pub fn optional_text(&self, name: &str) -> Option<String> {
+        self.present(name).map(str::to_owned)
+    }
+
+    /// A permission policy's `AccessControlRules`, `{"NetworkRules":["rule"]}`:
+    /// the network rules it names, if the call gave any.
+    pub fn network_rules(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+        struct Rules {
+            #[serde(default)]
+            network_rules: Vec<String>,
+        }
+        let Some(text) = self.present(name) else { return Ok(None) };
+        let rules: Rules = serde_json::from_str(text)
+            .map_err(|_| KmsError::invalid_because(name, "Write {\"NetworkRules\":[\"a-rule\"]}."))?;
+        Ok(Some(rules.network_rules))
+    }
+
+    /// Addresses and CIDR blocks: a JSON array of strings, or the same separated by commas.
+    pub fn addresses(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        let Some(text) = self.present(name) else { return Ok(None) };
+        if text.trim_start().starts_with('[') {
+            return self.list(name).map(Some);
+        }
+        Ok(Some(text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()))
+    }
+
     /// Tags as the API carries them: `[{"TagKey":"k","TagValue":"v"}]`.
     pub fn tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {
         #[derive(serde::Deserialize)]
@@ -235,11 +269,10 @@ impl Params<'_> {
             value: String,
         }
         let bad = || {
+            let example = r#"[{"Key":"k","Value":"v"}]"#;
             KmsError::invalid_because(
                 name,
-                &format!(
-                    "Send {name}.1.Key and {name}.1.Value, … or a JSON array such as [{{\"Key\":\"k\",\"Value\":\"v\"}}]."
-                ),
+                &format!("Send {name}.1.Key, {name}.1.Value, … or a JSON array such as {example}."),
             )
         };
         if let Some(text) = self.present(name) {
@@ -427,6 +460,26 @@ mod tests {
         assert_eq!((wanted[1].secret_name.as_str(), wanted[1].version_stage.as_str()), ("x", "ACSPrevious"));
         assert!(params.secrets_list("B").unwrap()[0].fetch_extended_config);
         assert!(params.secrets_list("C").unwrap_err().message.contains("C"));
+    }
+
+    #[test]
+    fn network_rules_and_addresses_come_as_the_reference_writes_them() {
+        let map: BTreeMap<String, String> = [
+            ("AccessControlRules", r#"{"NetworkRules":["office","vpn"]}"#),
+            ("Bad", r#"["office"]"#),
+            ("SourcePrivateIp", r#"["10.0.0.0/8","192.168.1.7"]"#),
+            ("Commas", "10.0.0.0/8, 192.168.1.7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let params = Params(&map);
+        assert_eq!(params.network_rules("AccessControlRules").unwrap().unwrap(), ["office", "vpn"]);
+        assert!(params.network_rules("Bad").unwrap_err().message.contains("Bad"));
+        assert_eq!(params.network_rules("Missing").unwrap(), None);
+        let expected = ["10.0.0.0/8", "192.168.1.7"];
+        assert_eq!(params.addresses("SourcePrivateIp").unwrap().unwrap(), expected);
+        assert_eq!(params.addresses("Commas").unwrap().unwrap(), expected);
     }
 
     #[test]

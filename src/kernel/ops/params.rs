@@ -49,9 +49,10 @@ impl Param for bool {
     }
 }
 
-impl Param for Option<bool> {
+/// A value given or not; given, as the value itself says.
+impl<T: Param> Param for Option<T> {
     fn param(&self) -> Option<Value> {
-        self.map(Value::Bool)
+        self.as_ref().and_then(Param::param)
     }
 }
 

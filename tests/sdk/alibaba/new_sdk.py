@@ -1,6 +1,6 @@
 """Alibaba Cloud's current Python SDK for KMS (alibabacloud-kms20160120) against kmsim, used as a user would.
 
-    python new_sdk.py lifecycle|crypto|resources|secrets|instances|signatures
+    python new_sdk.py lifecycle|crypto|resources|secrets|instances|access|signatures
 
 Settings (environment): KMSIM_ENDPOINT (127.0.0.1:PORT), KMSIM_ACCESS_KEY_ID, KMSIM_ACCESS_KEY_SECRET, and
 KMSIM_SIGNATURE_ALGORITHM: empty for the SDK's default (ACS3-HMAC-SHA256), `v2` (v1 HMAC-SHA1 with Action in
@@ -772,6 +772,124 @@ def instances():
 
 
 # ---------------------------------------------------------------------------
+# application access, as the admin under --auth required: network rules, permission policies, AAPs and
+# ClientKeys, and an application calling with its ClientKey (KMSIM_INSTANCE_ID names the instance)
+# ---------------------------------------------------------------------------
+
+KEY_USER = "RbacPermission/Template/CryptoServiceKeyUser"
+SECRET_USER = "RbacPermission/Template/CryptoServiceSecretUser"
+
+
+def access():
+    instance_id = scenario.setting("INSTANCE_ID")
+    state = {}
+
+    @report.section("CreateNetworkRule, DescribeNetworkRule and ListNetworkRules manage the addresses allowed in")
+    def _():
+        request = kms.CreateNetworkRuleRequest(name="sdk-office", type="Private", description="the office",
+                                               source_private_ip='["127.0.0.1","10.0.0.0/8"]')
+        made = call("CreateNetworkRule", lambda: client.create_network_rule(request)).body
+        check("CreateNetworkRule answers its Arn", (made.arn or "").endswith(":network/sdk-office"), body=made.to_map())
+        equal("CreateNetworkRule answers Type and SourcePrivateIp", (made.type, made.source_private_ip),
+              ("Private", '["127.0.0.1","10.0.0.0/8"]'))
+        request = kms.UpdateNetworkRuleRequest(name="sdk-office", source_private_ip="127.0.0.0/8,10.0.0.0/8")
+        call("UpdateNetworkRule", lambda: client.update_network_rule(request))
+        described = call("DescribeNetworkRule", lambda: client.describe_network_rule(
+            kms.DescribeNetworkRuleRequest(name="sdk-office"))).body
+        equal("DescribeNetworkRule shows the addresses as updated, the description as made",
+              (described.source_private_ip, described.description), ('["127.0.0.0/8","10.0.0.0/8"]', "the office"))
+        body = call("ListNetworkRules", lambda: client.list_network_rules(
+            kms.ListNetworkRulesRequest(page_number=1, page_size=10))).body
+        equal("ListNetworkRules lists NetworkRules.NetworkRule[] with TotalCount",
+              ([(r.name, r.type) for r in body.network_rules.network_rule], body.total_count),
+              ([("sdk-office", "Private")], 1))
+        state["rule"] = True
+
+    @report.section("CreatePolicy, DescribePolicy, ListPolicies and UpdatePolicy manage a permission policy")
+    def _():
+        needs(state, "rule")
+        check("the test made an instance", bool(instance_id), instance_id=instance_id)
+        request = kms.CreatePolicyRequest(name="sdk-app-crypto", kms_instance=instance_id, description="for the app",
+                                          permissions='["%s","%s"]' % (KEY_USER, SECRET_USER),
+                                          resources='["key/*","secret/*"]',
+                                          access_control_rules='{"NetworkRules":["sdk-office"]}')
+        made = call("CreatePolicy", lambda: client.create_policy(request)).body
+        check("CreatePolicy answers its Arn", (made.arn or "").endswith(":policy/sdk-app-crypto"), body=made.to_map())
+        described = call("DescribePolicy", lambda: client.describe_policy(
+            kms.DescribePolicyRequest(name="sdk-app-crypto"))).body
+        equal("DescribePolicy gives Permissions and Resources as lists",
+              (described.permissions, described.resources), ([KEY_USER, SECRET_USER], ["key/*", "secret/*"]))
+        equal("DescribePolicy gives KmsInstance and AccessControlRules",
+              (described.kms_instance, described.access_control_rules),
+              (instance_id, '{"NetworkRules":["sdk-office"]}'))
+        request = kms.UpdatePolicyRequest(name="sdk-app-crypto", permissions='["%s"]' % KEY_USER)
+        call("UpdatePolicy", lambda: client.update_policy(request))
+        body = call("ListPolicies", lambda: client.list_policies(kms.ListPoliciesRequest(page_size=10))).body
+        equal("ListPolicies lists Policies.Policy[]", [p.name for p in body.policies.policy], ["sdk-app-crypto"])
+        state["policy"] = True
+
+    @report.section("CreateApplicationAccessPoint and CreateClientKey give an application its credential")
+    def _():
+        needs(state, "policy")
+        request = kms.CreateApplicationAccessPointRequest(name="sdk-app", authentication_method="ClientKey",
+                                                          policies='["sdk-app-crypto"]')
+        made = call("CreateApplicationAccessPoint", lambda: client.create_application_access_point(request)).body
+        equal("CreateApplicationAccessPoint answers Name, AuthenticationMethod and Policies",
+              (made.name, made.authentication_method, made.policies), ("sdk-app", "ClientKey", '["sdk-app-crypto"]'))
+        request = kms.UpdateApplicationAccessPointRequest(name="sdk-app", description="the orders app")
+        call("UpdateApplicationAccessPoint", lambda: client.update_application_access_point(request))
+        described = call("DescribeApplicationAccessPoint", lambda: client.describe_application_access_point(
+            kms.DescribeApplicationAccessPointRequest(name="sdk-app"))).body
+        equal("DescribeApplicationAccessPoint shows the new description", described.description, "the orders app")
+        body = call("ListApplicationAccessPoints", lambda: client.list_application_access_points(
+            kms.ListApplicationAccessPointsRequest(page_number=1, page_size=10))).body
+        equal("ListApplicationAccessPoints lists ApplicationAccessPoints.ApplicationAccessPoint[]",
+              [(a.name, a.authentication_method) for a in body.application_access_points.application_access_point],
+              [("sdk-app", "ClientKey")])
+        request = kms.CreateClientKeyRequest(aap_name="sdk-app", password="Sdk-Passw0rd!")
+        key = call("CreateClientKey", lambda: client.create_client_key(request)).body
+        check("CreateClientKey answers a KAAP. id, its dates and PrivateKeyData",
+              (key.client_key_id or "").startswith("KAAP.") and bool(key.private_key_data)
+              and bool(ALIBABA_DATE.match(key.not_after or "")), body={"ClientKeyId": key.client_key_id})
+        got = call("GetClientKey", lambda: client.get_client_key(
+            kms.GetClientKeyRequest(client_key_id=key.client_key_id))).body
+        equal("GetClientKey (a GET) names its AAP", (got.client_key_id, got.aap_name), (key.client_key_id, "sdk-app"))
+        listed = call("ListClientKeys", lambda: client.list_client_keys(kms.ListClientKeysRequest(aap_name="sdk-app"))).body
+        equal("ListClientKeys lists ClientKeys[]", [k.client_key_id for k in listed.client_keys], [key.client_key_id])
+        state.update(client_key_id=key.client_key_id, secret=key.private_key_data)
+
+    @report.section("the application signs with its ClientKey: its policy lets it use the instance's keys, nothing else")
+    def _():
+        needs(state, "client_key_id")
+        inside = create_key("in the instance", dkmsinstance_id=instance_id).key_id
+        outside = create_key("a default key").key_id
+        app_id = state["client_key_id"]
+        app = new_client(app_id, state["secret"])
+        request = kms.EncryptRequest(key_id=inside, plaintext=b64(b"order 42"))
+        sealed = call("Encrypt", lambda: app.encrypt(request), access_key_id=app_id).body
+        equal("Encrypt with a key of the instance is answered", sealed.key_id, inside)
+        request = kms.EncryptRequest(key_id=outside, plaintext=b64(b"order 42"))
+        refused("Encrypt with a key outside the instance raises Forbidden.NoPermission with status 403", "Encrypt",
+                lambda: app.encrypt(request), "Forbidden.NoPermission", 403, access_key_id=app_id)
+
+    @report.section("DeleteClientKey, DeleteApplicationAccessPoint, DeletePolicy and DeleteNetworkRule undo it all")
+    def _():
+        needs(state, "client_key_id")
+        refused("a network rule a policy names is in use: Rejected.ResourceInUse with status 409", "DeleteNetworkRule",
+                lambda: client.delete_network_rule(kms.DeleteNetworkRuleRequest(name="sdk-office")),
+                "Rejected.ResourceInUse", 409)
+        call("DeleteClientKey", lambda: client.delete_client_key(
+            kms.DeleteClientKeyRequest(client_key_id=state["client_key_id"])))
+        call("DeleteApplicationAccessPoint", lambda: client.delete_application_access_point(
+            kms.DeleteApplicationAccessPointRequest(name="sdk-app")))
+        call("DeletePolicy", lambda: client.delete_policy(kms.DeletePolicyRequest(name="sdk-app-crypto")))
+        call("DeleteNetworkRule", lambda: client.delete_network_rule(kms.DeleteNetworkRuleRequest(name="sdk-office")))
+        refused("DescribePolicy of a deleted policy raises Forbidden.ResourceNotFound with status 404", "DescribePolicy",
+                lambda: client.describe_policy(kms.DescribePolicyRequest(name="sdk-app-crypto")),
+                "Forbidden.ResourceNotFound", 404)
+
+
+# ---------------------------------------------------------------------------
 # signatures, under --auth required
 # ---------------------------------------------------------------------------
 
@@ -859,5 +977,6 @@ if __name__ == "__main__":
         "resources": resources,
         "secrets": secrets,
         "instances": instances,
+        "access": access,
         "signatures": signatures,
     })
