@@ -172,6 +172,10 @@ pub struct TrailFacts {
     pub mac_bytes: Option<u64>,
     /// Other keys the call touched (ReEncrypt's source key), by ARN.
     pub referenced_keys: Vec<String>,
+    /// Every resource of a call on several at once (TagResources' keys,
+    /// BatchGetSecretValue's secrets), by ARN, each once: the call is
+    /// authorised on all of them.
+    pub batch: Vec<String>,
     pub response_elements: Map<String, Value>,
     /// The secret the call is about, by name and ARN.
     pub secret_name: String,
@@ -272,6 +276,15 @@ impl Trail {
 
     pub fn mac_bytes(&self, n: usize) {
         self.update(|f| f.mac_bytes = Some(n as u64));
+    }
+
+    /// One resource of a call on several at once.
+    pub fn batch_resource(&self, arn: String) {
+        self.update(|f| {
+            if !f.batch.contains(&arn) {
+                f.batch.push(arn);
+            }
+        });
     }
 
     pub fn referenced_key(&self, arn: String) {

@@ -12,8 +12,9 @@
 //!   admission and the scheduler.
 //! - [`server`]: assembles the kernel and serves the front ends on one address.
 //! - [`engine`]: the pure domain (keys, versions, aliases, tags, state machine, crypto,
-//!   KMS instances and cross-region key sync, and the agenda of work that falls due as
-//!   the clock moves).
+//!   secrets, KMS instances and cross-region key sync, identities and policies with
+//!   Alibaba's permission policies and network rules, and the agenda of work that falls
+//!   due as the clock moves).
 //! - [`audit`]: the audit record model and the catalogue of operations it describes.
 //! - [`events`]: CloudMonitor-style system events, their bus and webhook delivery.
 //! - [`metrics`]: per-minute KMS metrics per region and instance, and their Prometheus text.

@@ -183,7 +183,16 @@ async fn the_new_python_sdk_manages_aliases_tags_and_key_versions_and_pages_thro
     let report = scenario_with_auth_off(Sdk::NewPython, "resources").await;
     let calls = report.calls();
     calls_answered(&report, &calls, "Encrypt", "Forbidden.AliasNotFound", 404);
-    for action in ["ListAliases", "ListAliasesByKeyId", "ListResourceTags", "ListKeyVersions", "DescribeKeyVersion"] {
+    for action in [
+        "ListAliases",
+        "ListAliasesByKeyId",
+        "ListResourceTags",
+        "ListKeyVersions",
+        "DescribeKeyVersion",
+        "TagResources",
+        "ListTagResources",
+        "UntagResources",
+    ] {
         calls_answered(&report, &calls, action, "", 200);
     }
 }
@@ -192,9 +201,74 @@ async fn the_new_python_sdk_manages_aliases_tags_and_key_versions_and_pages_thro
 async fn the_new_python_sdk_stores_versions_and_restores_secrets() {
     let report = scenario_with_auth_off(Sdk::NewPython, "secrets").await;
     let calls = report.calls();
-    calls_answered(&report, &calls, "BatchGetSecretValue", "", 200);
+    for action in ["BatchGetSecretValue", "GetSecretPolicy", "SetSecretPolicy", "TagResources"] {
+        calls_answered(&report, &calls, action, "", 200);
+    }
     calls_answered(&report, &calls, "GetSecretValue", "Rejected.ResourceInDeleteWindow", 409);
     calls_answered(&report, &calls, "GetSecretValue", "Forbidden.ResourceNotFound", 404);
+}
+
+#[tokio::test]
+async fn the_new_python_sdk_describes_the_account_its_regions_and_a_kms_instance() {
+    let (server, credentials) = auth_off().await;
+    let mut instances = server.instances().await;
+    let instance = create_instance(&mut instances, "cn-hangzhou", 1000, "").await.kms_instance_id;
+    let script =
+        Script::new(Sdk::NewPython, "instances", server.addr, &credentials.access_key_id, credentials.secret.expose());
+    let report = script.param("INSTANCE_ID", &instance).run().await;
+    report.assert_all_passed();
+    assert_every_call_audited(&all_audit_events(&server).await, &report);
+    let calls = report.calls();
+    for action in [
+        "DescribeRegions",
+        "DescribeAccountKmsStatus",
+        "OpenKmsService",
+        "GetKmsInstance",
+        "ListKmsInstances",
+        "GetKmsInstanceQuotaInfos",
+    ] {
+        calls_answered(&report, &calls, action, "", 200);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_new_python_sdk_manages_application_access_and_an_application_signs_with_its_client_key() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let request = pb::CreateKmsInstanceRequest { spec: 1000, ..Default::default() };
+    let instance = admin.instances.create_kms_instance(request).await.unwrap().into_inner().kms_instance.unwrap();
+    let script = Script::new(Sdk::NewPython, "access", server.addr, ADMIN_KEY_ID, ADMIN_SECRET);
+    let report = script.param("INSTANCE_ID", &instance.kms_instance_id).run().await;
+    report.assert_all_passed();
+    assert_every_call_audited(&audit_events_as(&mut admin).await, &report);
+    let calls = report.calls();
+    for action in [
+        "CreateNetworkRule",
+        "DescribeNetworkRule",
+        "ListNetworkRules",
+        "UpdateNetworkRule",
+        "DeleteNetworkRule",
+        "CreatePolicy",
+        "DescribePolicy",
+        "ListPolicies",
+        "UpdatePolicy",
+        "DeletePolicy",
+        "CreateApplicationAccessPoint",
+        "DescribeApplicationAccessPoint",
+        "ListApplicationAccessPoints",
+        "UpdateApplicationAccessPoint",
+        "DeleteApplicationAccessPoint",
+        "CreateClientKey",
+        "GetClientKey",
+        "ListClientKeys",
+        "DeleteClientKey",
+    ] {
+        calls_answered(&report, &calls, action, "", 200);
+    }
+    let by_app = calls_answered(&report, &calls, "Encrypt", "Forbidden.NoPermission", 403);
+    assert!(by_app[0].access_key_id.starts_with("KAAP."), "the application called with its ClientKey: {by_app:#?}");
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -1007,6 +1007,7 @@ async fn instance_and_aap(admin: &mut SignedClients, name: &str, policies: &[(&s
         description: "the orders service".into(),
         kms_instance_id: instance_id.clone(),
         policy_names: policies.iter().map(|(n, _)| (*n).to_owned()).collect(),
+        authentication_method: String::new(),
     };
     let aap = admin.access.create_application_access_point(request).await.expect("create AAP").into_inner();
     let aap = aap.application_access_point.unwrap();

@@ -259,8 +259,13 @@ pub(super) async fn aap(conn: &Connection, command: AapCommand) -> Result<Value,
     let mut access = client(conn).await?;
     Ok(match command {
         AapCommand::Create { name, description, kms_instance_id, policies } => {
-            let request =
-                pb::CreateApplicationAccessPointRequest { name, description, kms_instance_id, policy_names: policies };
+            let request = pb::CreateApplicationAccessPointRequest {
+                name,
+                description,
+                kms_instance_id,
+                policy_names: policies,
+                authentication_method: String::new(),
+            };
             let response = access.create_application_access_point(conn.request(request)).await?.into_inner();
             aap_json(&response.application_access_point.unwrap_or_default())
         }

@@ -1,7 +1,9 @@
 //! Identities and their permissions: RAM users with AccessKey pairs, custom
 //! policies attached to users and application access points (AAPs), AAPs'
 //! ClientKeys with their validity periods and expiry reminders, and the
-//! authorisation decision for a call (see [`policy`](super::policy)).
+//! authorisation decision for a call (see [`policy`](super::policy), and
+//! [`permissions`](super::permissions) for Alibaba's permission policies and
+//! network rules).
 //!
 //! Checking a request's signature is the server's business (it reads the
 //! metadata and the wall clock); the engine answers who an AccessKey id
@@ -18,7 +20,9 @@ use zeroize::Zeroizing;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::KeyOp;
+use super::keys::check_description;
 use super::lifecycle::{DueItem, DueTask};
+use super::permissions::{self, NetworkRule, PermissionPolicy, Scope};
 use super::policy::{self, Decision, PolicyDocument, PolicyKind, Resource};
 use super::{Change, Engine, Outcome, read_lock, write_lock};
 use crate::clock::SimTime;
@@ -69,6 +73,9 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// How an AAP's applications authenticate: with its ClientKeys, the one way Alibaba has.
+pub const CLIENT_KEY: &str = "ClientKey";
+
 /// A fresh AccessKey id (`LTAI` + 20 characters) and secret (30 characters), shaped like Alibaba's.
 pub fn new_access_key_pair() -> (String, Secret) {
     (format!("LTAI{}", random_text(20, ALPHANUMERIC)), Secret::generate(30))
@@ -109,10 +116,14 @@ impl AccessKey {
 pub struct Policy {
     pub policy_name: String,
     pub description: String,
-    /// The document as given; it parsed when it was saved.
+    /// The document as given (it parsed when it was saved), or for a
+    /// permission policy, what it grants in RAM's terms.
     pub document: String,
     pub created: SimTime,
     pub updated: SimTime,
+    /// What a permission policy (Alibaba's, for AAPs) was made from; `None` for kmsim's own.
+    #[serde(default)]
+    pub permission: Option<PermissionPolicy>,
 }
 
 /// An application access point.
@@ -173,6 +184,7 @@ pub enum AccessEntity {
     Policy(Arc<Policy>),
     Aap(Arc<Aap>),
     ClientKey(Arc<ClientKey>),
+    NetworkRule(Arc<NetworkRule>),
 }
 
 /// Which table of the access book an entity lives in.
@@ -183,6 +195,7 @@ pub enum AccessKind {
     Policy,
     Aap,
     ClientKey,
+    NetworkRule,
 }
 
 impl AccessKind {
@@ -193,6 +206,7 @@ impl AccessKind {
             AccessKind::Policy => "policy",
             AccessKind::Aap => "aap",
             AccessKind::ClientKey => "client_key",
+            AccessKind::NetworkRule => "network_rule",
         }
     }
 }
@@ -205,6 +219,7 @@ impl AccessEntity {
             AccessEntity::Policy(_) => AccessKind::Policy,
             AccessEntity::Aap(_) => AccessKind::Aap,
             AccessEntity::ClientKey(_) => AccessKind::ClientKey,
+            AccessEntity::NetworkRule(_) => AccessKind::NetworkRule,
         }
     }
 
@@ -215,6 +230,7 @@ impl AccessEntity {
             AccessEntity::Policy(p) => &p.policy_name,
             AccessEntity::Aap(a) => &a.name,
             AccessEntity::ClientKey(c) => &c.client_key_id,
+            AccessEntity::NetworkRule(r) => &r.name,
         }
     }
 
@@ -226,6 +242,7 @@ impl AccessEntity {
             AccessEntity::Policy(p) => serde_json::to_string(p.as_ref()),
             AccessEntity::Aap(a) => serde_json::to_string(a.as_ref()),
             AccessEntity::ClientKey(c) => serde_json::to_string(c.as_ref()),
+            AccessEntity::NetworkRule(r) => serde_json::to_string(r.as_ref()),
         };
         value.expect("access entities are plain data")
     }
@@ -238,6 +255,7 @@ impl AccessEntity {
             "policy" => serde_json::from_str(json).map(|p| AccessEntity::Policy(Arc::new(p))),
             "aap" => serde_json::from_str(json).map(|a| AccessEntity::Aap(Arc::new(a))),
             "client_key" => serde_json::from_str(json).map(|c| AccessEntity::ClientKey(Arc::new(c))),
+            "network_rule" => serde_json::from_str(json).map(|r| AccessEntity::NetworkRule(Arc::new(r))),
             other => return Err(format!("unknown access entity kind {other:?}")),
         };
         parsed.map_err(|e| format!("{kind}: {e}"))
@@ -252,6 +270,7 @@ pub struct AccessBook {
     pub(super) policies: BTreeMap<String, Arc<Policy>>,
     aaps: BTreeMap<String, Arc<Aap>>,
     client_keys: BTreeMap<String, Arc<ClientKey>>,
+    pub(super) network_rules: BTreeMap<String, Arc<NetworkRule>>,
 }
 
 impl AccessBook {
@@ -270,6 +289,7 @@ impl AccessBook {
             AccessEntity::Policy(p) => drop(self.policies.insert(p.policy_name.clone(), p)),
             AccessEntity::Aap(a) => drop(self.aaps.insert(a.name.clone(), a)),
             AccessEntity::ClientKey(c) => drop(self.client_keys.insert(c.client_key_id.clone(), c)),
+            AccessEntity::NetworkRule(r) => drop(self.network_rules.insert(r.name.clone(), r)),
         }
     }
 
@@ -280,15 +300,30 @@ impl AccessBook {
             AccessKind::Policy => drop(self.policies.remove(id)),
             AccessKind::Aap => drop(self.aaps.remove(id)),
             AccessKind::ClientKey => drop(self.client_keys.remove(id)),
+            AccessKind::NetworkRule => drop(self.network_rules.remove(id)),
         }
     }
 
-    fn policy_documents(&self, names: &[String]) -> Vec<PolicyDocument> {
+    /// The identity policies named, each with where it applies.
+    fn grants(&self, names: &[String]) -> Vec<(PolicyDocument, Scope)> {
         names
             .iter()
             .filter_map(|name| self.policies.get(name))
-            .filter_map(|p| PolicyDocument::parse(&p.document, PolicyKind::Identity).ok())
+            .filter_map(|p| {
+                let document = PolicyDocument::parse(&p.document, PolicyKind::Identity).ok()?;
+                Some((document, permissions::scope(p, &self.network_rules)))
+            })
             .collect()
+    }
+
+    /// Refuses policy names that name no policy.
+    fn check_policies_exist(&self, names: &[String]) -> KmsResult<()> {
+        match names.iter().find(|name| !self.policies.contains_key(*name)) {
+            Some(missing) => {
+                Err(KmsError::invalid_because("Policies", &format!("There is no policy named {missing}.")))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Who each policy is attached to, as `User/<name>` and `Aap/<name>`.
@@ -380,52 +415,75 @@ impl Engine {
     /// Whether the caller may do `action` on every one of `resources` (ARNs);
     /// `Forbidden.NoPermission` if not. Only RAM users and AAPs are subject to
     /// policies: the admin and unauthenticated callers (auth off) are not.
+    /// Each resource is judged by the identity policies whose scope admits the
+    /// call on it (a permission policy's instance and network rules) and by
+    /// the resource's own policy.
     pub fn authorize(&self, cx: &CallContext, action: &str, resources: &[String]) -> KmsResult<()> {
         let book = read_lock(&self.access);
-        let (principal_arn, identity) = match &cx.principal {
+        let (principal_arn, grants) = match &cx.principal {
             Principal::User { name, .. } => {
                 let names = book.users.get(name).map(|u| u.policies.clone()).unwrap_or_default();
-                (format!("acs:ram::{}:user/{name}", self.account_id), book.policy_documents(&names))
+                (format!("acs:ram::{}:user/{name}", self.account_id), book.grants(&names))
             }
             Principal::Aap { name, arn } => {
                 let names = book.aaps.get(name).map(|a| a.policies.clone()).unwrap_or_default();
-                (arn.clone(), book.policy_documents(&names))
+                (arn.clone(), book.grants(&names))
             }
             Principal::Account | Principal::Unverified | Principal::Anonymous | Principal::Admin => return Ok(()),
         };
         drop(book);
-        let key_policies: Vec<Option<PolicyDocument>> = resources.iter().map(|arn| self.key_policy_of(arn)).collect();
-        let resources: Vec<Resource<'_>> = resources
-            .iter()
-            .zip(&key_policies)
-            .map(|(arn, policy)| Resource { arn, policy: policy.as_ref() })
-            .collect();
-        let identity: Vec<&PolicyDocument> = identity.iter().collect();
-        match policy::decide(&identity, &principal_arn, action, &resources) {
-            Decision::Allow => Ok(()),
-            Decision::ExplicitDeny | Decision::ImplicitDeny => Err(ErrorCode::NoPermission.into()),
+        let source = cx.client.map(|addr| addr.ip());
+        let scoped_by_instance = grants.iter().any(|(_, scope)| scope.instance.is_some());
+        for arn in resources {
+            let instance = if scoped_by_instance { self.instance_of(arn) } else { None };
+            let identity: Vec<&PolicyDocument> = grants
+                .iter()
+                .filter(|(_, scope)| scope.admits(source, instance.as_deref()))
+                .map(|(document, _)| document)
+                .collect();
+            let own = self.resource_policy_of(arn);
+            let resource = Resource { arn, policy: own.as_ref() };
+            match policy::decide(&identity, &principal_arn, action, &[resource]) {
+                Decision::Allow => {}
+                Decision::ExplicitDeny | Decision::ImplicitDeny => return Err(ErrorCode::NoPermission.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The KMS instance of the key or secret `arn` names, if it is in one.
+    fn instance_of(&self, arn: &str) -> Option<String> {
+        let (region, resource) = self.own_resource(arn)?;
+        match resource.split_once('/')? {
+            ("key", key_id) => self.slot(region, key_id)?.snapshot().meta.instance_id.clone(),
+            ("secret", name) => self.secret(region, name)?.instance_id.clone(),
+            _ => None,
         }
     }
 
-    /// The policy of the key `arn` names, if it is a key of this account with one.
-    fn key_policy_of(&self, arn: &str) -> Option<PolicyDocument> {
-        let rest = arn.strip_prefix("acs:kms:")?;
-        let mut parts = rest.splitn(3, ':');
+    /// The region and resource (`key/<id>`, `secret/<name>`) of an ARN of this account.
+    fn own_resource<'a>(&self, arn: &'a str) -> Option<(&'a str, &'a str)> {
+        let mut parts = arn.strip_prefix("acs:kms:")?.splitn(3, ':');
         let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
-        let key_id = resource.strip_prefix("key/")?;
-        if account != self.account_id {
-            return None;
-        }
-        let key = self.slot(region, key_id)?.snapshot();
-        let text = key.meta.policy.as_deref()?;
-        PolicyDocument::parse(text, PolicyKind::Resource).ok()
+        (account == self.account_id).then_some((region, resource))
+    }
+
+    /// The policy of the key or secret `arn` names, if it is one of this account with one.
+    fn resource_policy_of(&self, arn: &str) -> Option<PolicyDocument> {
+        let (region, resource) = self.own_resource(arn)?;
+        let text = if let Some(key_id) = resource.strip_prefix("key/") {
+            self.slot(region, key_id)?.snapshot().meta.policy.clone()?
+        } else {
+            self.secret(region, resource.strip_prefix("secret/")?)?.policy.clone()?
+        };
+        PolicyDocument::parse(&text, PolicyKind::Resource).ok()
     }
 
     /// The key's policy document, or the default one.
     pub fn get_key_policy(&self, cx: &CallContext, key_id: &str, policy_name: &str) -> KmsResult<Outcome<String>> {
-        check_key_policy_name(policy_name)?;
+        check_resource_policy_name(policy_name)?;
         let key = self.key_for_use(cx, key_id, "KeyId")?;
-        let text = key.meta.policy.clone().unwrap_or_else(|| policy::default_key_policy(&self.account_id));
+        let text = key.meta.policy.clone().unwrap_or_else(|| policy::default_resource_policy(&self.account_id));
         Ok(Outcome::read(text))
     }
 
@@ -436,11 +494,7 @@ impl Engine {
         policy_name: &str,
         text: &str,
     ) -> KmsResult<Outcome<()>> {
-        check_key_policy_name(policy_name)?;
-        if text.is_empty() {
-            return Err(KmsError::missing("Policy"));
-        }
-        PolicyDocument::parse(text, PolicyKind::Resource).map_err(|e| KmsError::invalid_because("Policy", &e))?;
+        check_resource_policy(policy_name, text)?;
         let outcome = self
             .change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
                 Ok(key.with_meta(|m| m.policy = Some(text.to_owned())))
@@ -541,6 +595,7 @@ impl Engine {
             document: document.to_owned(),
             created: cx.received_at,
             updated: cx.received_at,
+            permission: None,
         });
         let view = PolicyView { policy: policy.clone(), attachments: Vec::new() };
         Ok(Outcome::write(view, vec![Change::SaveAccess(AccessEntity::Policy(policy))], vec![gate]))
@@ -567,6 +622,10 @@ impl Engine {
         parse_identity_policy(document)?;
         let gate = self.access_gate.clone().lock_owned().await;
         let view = self.get_policy(name)?;
+        if view.policy.permission.is_some() {
+            return Err(KmsError::new(ErrorCode::RejectedUnsupportedOperation)
+                .because("A permission policy grants what its Permissions and Resources say: change those instead."));
+        }
         let policy =
             Arc::new(Policy { document: document.to_owned(), updated: cx.received_at, ..(*view.policy).clone() });
         let next = PolicyView { policy: policy.clone(), attachments: view.attachments };
@@ -637,11 +696,14 @@ impl Engine {
         &self,
         cx: &CallContext,
         name: &str,
-        description: &str,
+        (description, authentication_method): (&str, &str),
         kms_instance_id: &str,
         policies: &[String],
     ) -> KmsResult<Outcome<Arc<Aap>>> {
         check_name(name, "Name", 64)?;
+        if !matches!(authentication_method, "" | CLIENT_KEY) {
+            return Err(KmsError::invalid_because("AuthenticationMethod", "The only method is ClientKey."));
+        }
         if !kms_instance_id.is_empty() {
             self.get_instance(cx, kms_instance_id)?;
         }
@@ -650,9 +712,7 @@ impl Engine {
         if book.aaps.contains_key(name) {
             return Err(ErrorCode::ResourceExist.into());
         }
-        if let Some(missing) = policies.iter().find(|p| !book.policies.contains_key(*p)) {
-            return Err(KmsError::invalid_because("PolicyNames", &format!("There is no policy named {missing}.")));
-        }
+        book.check_policies_exist(policies)?;
         let aap = Arc::new(Aap {
             name: name.to_owned(),
             region: cx.region.clone(),
@@ -662,6 +722,30 @@ impl Engine {
             policies: policies.to_vec(),
             created: cx.received_at,
         });
+        Ok(Outcome::write(aap.clone(), vec![Change::SaveAccess(AccessEntity::Aap(aap))], vec![gate]))
+    }
+
+    /// Changes an AAP's description or policies, those given.
+    pub async fn update_aap(
+        &self,
+        name: &str,
+        description: Option<String>,
+        policies: Option<Vec<String>>,
+    ) -> KmsResult<Outcome<Arc<Aap>>> {
+        if let Some(description) = &description {
+            check_description(description)?;
+        }
+        let gate = self.access_gate.clone().lock_owned().await;
+        let current = self.get_aap(name)?;
+        if let Some(policies) = &policies {
+            read_lock(&self.access).check_policies_exist(policies)?;
+        }
+        let aap = Aap {
+            description: description.unwrap_or_else(|| current.description.clone()),
+            policies: policies.unwrap_or_else(|| current.policies.clone()),
+            ..(*current).clone()
+        };
+        let aap = Arc::new(aap);
         Ok(Outcome::write(aap.clone(), vec![Change::SaveAccess(AccessEntity::Aap(aap))], vec![gate]))
     }
 
@@ -798,12 +882,21 @@ pub(super) enum AccessChange {
     Remove(AccessKind, String),
 }
 
-/// Key policies have one name.
-fn check_key_policy_name(name: &str) -> KmsResult<()> {
+/// Key and secret policies have one name.
+pub(super) fn check_resource_policy_name(name: &str) -> KmsResult<()> {
     match name {
         "" | "default" => Ok(()),
-        _ => Err(KmsError::invalid_because("PolicyName", "The only key policy is named default.")),
+        _ => Err(KmsError::invalid_because("PolicyName", "The only policy of a key or secret is named default.")),
     }
+}
+
+/// A key or secret policy to set: its name, and a document that parses.
+pub(super) fn check_resource_policy(name: &str, text: &str) -> KmsResult<()> {
+    check_resource_policy_name(name)?;
+    if text.is_empty() {
+        return Err(KmsError::missing("Policy"));
+    }
+    PolicyDocument::parse(text, PolicyKind::Resource).map(drop).map_err(|e| KmsError::invalid_because("Policy", &e))
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! When an instance expires (by the clock) every key in it turns
 //! `Unavailable`; that is due work on the agenda like a deletion date. Keys
 //! created outside instances are "default keys" and never expire.
+//!
+//! An instance comes with quotas (keys, secrets, VPCs, and its QPS spec) and
+//! a new key or secret beyond its quota is refused. Also here: the regions
+//! kmsim knows by name.
 
 use std::sync::Arc;
 
@@ -22,6 +26,24 @@ pub const STANDARD_SPECS: [u32; 4] = [200, 1000, 2000, 4000];
 pub const MAX_SPEC: u32 = 100_000;
 /// An instance bought without a stated expiry runs for a year.
 const DEFAULT_TERM_DAYS: i64 = 365;
+/// Keys, secrets and VPCs an instance may hold: kmsim's instances come with the
+/// quotas of Alibaba's smallest purchase and no way to buy more.
+pub const KEY_QUOTA: usize = 1000;
+pub const SECRET_QUOTA: usize = 1000;
+pub const VPC_QUOTA: usize = 1;
+
+/// Alibaba's regions that kmsim knows by name, with the three-letter code
+/// their instance and key ids carry. Every other well-formed region id is
+/// served too.
+const KNOWN_REGIONS: [(&str, &str); 7] = [
+    ("cn-hangzhou", "hzz"),
+    ("cn-shanghai", "shh"),
+    ("cn-beijing", "bjj"),
+    ("cn-shenzhen", "szz"),
+    ("cn-chengdu", "cdd"),
+    ("cn-hongkong", "hkk"),
+    ("ap-southeast-1", "sgp"),
+];
 
 /// A KMS instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +77,24 @@ impl Instance {
     }
 }
 
+/// What an instance holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Its keys, replicas included.
+    pub keys: usize,
+    /// The secrets sealed under its keys.
+    pub secrets: usize,
+}
+
+/// One of an instance's quotas, and how much of it is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// `key`, `secret`, `qps` or `vpc`, as Alibaba names them.
+    pub resource_type: &'static str,
+    pub quota: u64,
+    pub used: u64,
+}
+
 /// CreateKmsInstance's parameters as the client gave them; empty means "default".
 #[derive(Debug, Default, Clone)]
 pub struct CreateInstanceInput {
@@ -68,18 +108,8 @@ pub struct CreateInstanceInput {
 /// (`kst-hzz…`, `key-hzz…`). Regions not in the table use the first letters of
 /// their city part, so every region gets a stable code.
 pub fn region_code(region: &str) -> String {
-    let known = match region {
-        "cn-hangzhou" => Some("hzz"),
-        "cn-shanghai" => Some("shh"),
-        "cn-beijing" => Some("bjj"),
-        "cn-shenzhen" => Some("szz"),
-        "cn-chengdu" => Some("cdd"),
-        "cn-hongkong" => Some("hkk"),
-        "ap-southeast-1" => Some("sgp"),
-        _ => None,
-    };
-    if let Some(code) = known {
-        return code.to_owned();
+    if let Some((_, code)) = KNOWN_REGIONS.iter().find(|(known, _)| *known == region) {
+        return (*code).to_owned();
     }
     let city = region.split('-').nth(1).unwrap_or(region);
     let mut code: String = city.chars().filter(char::is_ascii_alphanumeric).take(3).collect();
@@ -155,12 +185,70 @@ impl Engine {
         Outcome::read(instances)
     }
 
-    /// How many keys live in `instance_id` (replicas included).
-    pub fn instance_key_count(&self, instance_id: &str) -> usize {
-        read_lock(&self.keys)
+    /// What `instance_id` holds.
+    pub fn instance_usage(&self, instance_id: &str) -> Usage {
+        let keys = read_lock(&self.keys)
             .values()
             .filter(|slot| slot.snapshot().meta.instance_id.as_deref() == Some(instance_id))
-            .count()
+            .count();
+        let secrets =
+            read_lock(&self.secrets).values().filter(|s| s.instance_id.as_deref() == Some(instance_id)).count();
+        Usage { keys, secrets }
+    }
+
+    /// An instance of the caller's region and its quotas of `resource_type`
+    /// (every type when empty), with `qps_used` the calls it admitted in the
+    /// last second, which admission counts.
+    pub fn instance_quotas(
+        &self,
+        cx: &CallContext,
+        instance_id: &str,
+        resource_type: &str,
+        qps_used: u64,
+    ) -> KmsResult<Outcome<(Arc<Instance>, Vec<Quota>)>> {
+        const TYPES: [&str; 4] = ["key", "secret", "qps", "vpc"];
+        if !resource_type.is_empty() && !TYPES.contains(&resource_type) {
+            return Err(KmsError::invalid_because("ResourceType", "Use key, secret, qps or vpc."));
+        }
+        let instance = self.instance_in(&cx.region, instance_id, "KmsInstanceId")?;
+        let Usage { keys, secrets } = self.instance_usage(instance_id);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let quotas = [
+            Quota { resource_type: "key", quota: count(KEY_QUOTA), used: count(keys) },
+            Quota { resource_type: "secret", quota: count(SECRET_QUOTA), used: count(secrets) },
+            Quota { resource_type: "qps", quota: u64::from(instance.spec), used: qps_used },
+            // kmsim binds no VPCs: every client reaches every instance.
+            Quota { resource_type: "vpc", quota: count(VPC_QUOTA), used: 0 },
+        ];
+        let wanted = quotas.into_iter().filter(|q| resource_type.is_empty() || q.resource_type == resource_type);
+        Ok(Outcome::read((instance, wanted.collect())))
+    }
+
+    /// The regions kmsim knows by name, with `also` (the server's own and the
+    /// caller's) and every region that holds a key, a secret or an instance.
+    pub fn regions(&self, also: &[&str]) -> Vec<String> {
+        let mut regions: std::collections::BTreeSet<String> =
+            KNOWN_REGIONS.iter().map(|(region, _)| (*region).to_owned()).collect();
+        regions.extend(also.iter().map(|region| (*region).to_owned()));
+        regions.extend(read_lock(&self.keys).keys().map(|(region, _)| region.clone()));
+        regions.extend(read_lock(&self.secrets).keys().map(|(region, _)| region.clone()));
+        regions.extend(read_lock(&self.instances).values().map(|i| i.region.clone()));
+        regions.into_iter().collect()
+    }
+
+    /// A quota refusal when `instance` already holds `quota` of what `held` counts.
+    pub(super) fn check_quota(
+        &self,
+        instance: &Instance,
+        held: fn(Usage) -> usize,
+        quota: usize,
+        what: &str,
+    ) -> KmsResult<()> {
+        if held(self.instance_usage(&instance.instance_id)) < quota {
+            return Ok(());
+        }
+        Err(KmsError::new(ErrorCode::LimitExceeded)
+            .because(&format!("The KMS instance {} holds its quota of {quota} {what}.", instance.instance_id)))
     }
 
     /// The QPS spec of an instance, for the admission meter.
@@ -186,6 +274,7 @@ impl Engine {
         if instance.is_expired_at(cx.received_at) {
             return Err(KmsError::invalid_because("DKMSInstanceId", "The KMS instance has expired."));
         }
+        self.check_quota(&instance, |usage| usage.keys, KEY_QUOTA, "keys")?;
         Ok(instance)
     }
 

@@ -364,15 +364,10 @@ impl Engine {
         if tags.is_empty() {
             return Err(KmsError::missing("Tags"));
         }
-        for (tag_key, tag_value) in &tags {
-            check_tag(tag_key, tag_value)?;
-        }
         self.change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
-            let next = key.with_meta(|m| m.tags.extend(tags));
-            if next.meta.tags.len() > MAX_TAGS_PER_RESOURCE {
-                return Err(KmsError::invalid_because("Tags", "A resource can have at most 20 tags."));
-            }
-            Ok(next)
+            let mut all = key.meta.tags.clone();
+            add_tags(&mut all, &tags, "Tags")?;
+            Ok(key.with_meta(|m| m.tags = all))
         })
         .await
     }
@@ -474,6 +469,18 @@ pub(super) fn check_alias_name(alias_name: &str) -> KmsResult<()> {
     let valid_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || "_-/:".contains(c));
     if name.is_empty() || name.len() > 255 || !valid_chars || name.starts_with("acs") {
         return Err(KmsError::invalid("AliasName"));
+    }
+    Ok(())
+}
+
+/// Adds `added` to a resource's `tags`, refusing a malformed tag or a 21st, naming `param`.
+pub(super) fn add_tags(tags: &mut BTreeMap<String, String>, added: &[(String, String)], param: &str) -> KmsResult<()> {
+    for (tag_key, tag_value) in added {
+        check_tag(tag_key, tag_value)?;
+    }
+    tags.extend(added.iter().cloned());
+    if tags.len() > MAX_TAGS_PER_RESOURCE {
+        return Err(KmsError::invalid_because(param, "A resource can have at most 20 tags."));
     }
     Ok(())
 }

@@ -21,11 +21,13 @@ mod keys;
 mod lifecycle;
 mod mac;
 mod paging;
+pub mod permissions;
 pub mod policy;
 pub mod secrets;
 mod seed;
 mod symmetric;
 mod sync;
+pub mod tags;
 mod versions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +87,7 @@ pub enum Change {
         region: String,
         secret_name: String,
     },
-    /// Insert or replace a user, AccessKey, policy, AAP or ClientKey.
+    /// Insert or replace a user, AccessKey, policy, AAP, ClientKey or network rule.
     SaveAccess(AccessEntity),
     RemoveAccess {
         kind: AccessKind,
@@ -169,7 +171,7 @@ pub struct Engine {
     import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
     subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
     instances: RwLock<BTreeMap<String, Arc<Instance>>>,
-    /// Users, AccessKeys, policies, AAPs and ClientKeys.
+    /// Users, AccessKeys, policies, AAPs, ClientKeys and network rules.
     access: RwLock<access::AccessBook>,
     /// Serialises changes to identities and policies (they are few and rare).
     access_gate: Arc<Mutex<()>>,

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Identity policies (attached to a RAM user or an application access point)
-//! carry no `Principal`; a key policy's statements must name the principals
+//! carry no `Principal`; a key or secret policy's statements must name the principals
 //! they apply to (`{"RAM":["acs:ram::<account>:user/alice"]}`, wildcards
 //! allowed). For each resource a call touches, the statements that apply are
 //! the caller's identity policies and that resource's own policy: an explicit
@@ -28,7 +28,7 @@ pub enum Effect {
     Deny,
 }
 
-/// Whether a document is attached to an identity or to a resource (a key).
+/// Whether a document is attached to an identity or to a resource (a key or a secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
     /// Applies to whoever it is attached to; a `Principal` is refused.
@@ -144,7 +144,9 @@ impl Statement {
                 Some(arns)
             }
             (PolicyKind::Resource, _) => {
-                return Err(r#"a key policy statement needs "Principal": {"RAM": ["acs:ram::<account>:*"]}."#.into());
+                return Err(
+                    r#"a key or secret policy statement needs "Principal": {"RAM": ["acs:ram::<account>:*"]}."#.into(),
+                );
             }
         };
         Ok(Statement { effect, actions, resources, principals })
@@ -194,9 +196,9 @@ pub fn decide(identity: &[&PolicyDocument], principal: &str, action: &str, resou
     decision
 }
 
-/// The policy a key answers before anyone has set one: the account root may do
-/// everything; RAM users and AAPs need identity policies.
-pub fn default_key_policy(account_id: &str) -> String {
+/// The policy a key or secret answers before anyone has set one: the account
+/// root may do everything; RAM users and AAPs need identity policies.
+pub fn default_resource_policy(account_id: &str) -> String {
     serde_json::json!({
         "Version": "1",
         "Statement": [{
@@ -324,7 +326,7 @@ mod tests {
         }
         let no_principal = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
         assert!(PolicyDocument::parse(no_principal, PolicyKind::Resource).unwrap_err().contains("Principal"));
-        let default = default_key_policy("1192853035118460");
+        let default = default_resource_policy("1192853035118460");
         assert!(PolicyDocument::parse(&default, PolicyKind::Resource).is_ok());
     }
 }

@@ -1,5 +1,5 @@
 //! Secrets Manager: secrets, their versions and stage labels, values sealed
-//! under a KMS key, deletion windows, and managed rotation.
+//! under a KMS key, deletion windows, managed rotation, and secret policies.
 //!
 //! A value is sealed with the engine's own Encrypt path under the secret's
 //! key (bound to the secret and version by its encryption context), so the
@@ -18,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
+use super::access::{check_resource_policy, check_resource_policy_name};
 use super::error::{ErrorCode, KmsError, KmsResult};
+use super::instances::SECRET_QUOTA;
 use super::key::{Key, KeyUsage, SpecKind, parse_interval, wire_enum};
-use super::keys::{CreateKeyInput, MAX_TAGS_PER_RESOURCE, check_description, check_tag, or_default};
+use super::keys::{CreateKeyInput, add_tags, check_description, or_default};
 use super::paging::{Page, Paged};
+use super::policy::default_resource_policy;
 use super::{Change, DueItem, DueTask, Engine, Gate, Outcome, read_lock};
 use crate::clock::SimTime;
 use crate::context::{CallContext, NestedKind};
@@ -51,6 +54,8 @@ const MAX_LABEL_CHARS: usize = 64;
 const MAX_EXTENDED_CONFIG_BYTES: usize = 8_192;
 /// The extended-config flag that makes every rotation of a secret fail, as if its target could not be reached.
 pub const TARGET_UNREACHABLE: &str = "TargetUnreachable";
+/// The most secrets one BatchGetSecretValue may ask for, as Alibaba allows.
+pub const MAX_BATCH_SECRETS: usize = 20;
 
 wire_enum!(SecretType, "SecretType" {
     Generic => "Generic",
@@ -111,6 +116,9 @@ pub struct Secret {
     pub updated: SimTime,
     /// Set while the secret is in its recovery window.
     pub planned_delete: Option<SimTime>,
+    /// The secret policy as set (SetSecretPolicy); without one the secret answers the default.
+    #[serde(default)]
+    pub policy: Option<String>,
     pub rotation: SecretRotationPolicy,
     /// Oldest first.
     pub versions: Vec<SecretVersion>,
@@ -214,6 +222,19 @@ pub fn secret_arn(region: &str, account_id: &str, name: &str) -> String {
     format!("acs:kms:{region}:{account_id}:secret/{name}")
 }
 
+/// One secret a BatchGetSecretValue asks for, as GetSecretValue names one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretWanted {
+    /// By name or ARN.
+    pub secret_name: String,
+    pub version_id: String,
+    pub version_stage: String,
+    pub fetch_extended_config: bool,
+}
+
+/// One secret of a BatchGetSecretValue as it was asked for, and its value or the error it met.
+pub type BatchAnswer = (String, KmsResult<SecretValue>);
+
 /// A value as read: the secret, the version, and its plaintext.
 pub struct SecretValue {
     pub secret: Arc<Secret>,
@@ -295,13 +316,7 @@ impl Engine {
         let named_sub_type = extended_config.as_ref().and_then(|c| c.get("SecretSubType")).and_then(Value::as_str);
         let sub_type = secret_type.sub_type(named_sub_type.unwrap_or_default())?;
         let mut tags = BTreeMap::new();
-        for (tag_key, tag_value) in input.tags {
-            check_tag(&tag_key, &tag_value)?;
-            tags.insert(tag_key, tag_value);
-        }
-        if tags.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(KmsError::invalid_because("Tags", "A resource can have at most 20 tags."));
-        }
+        add_tags(&mut tags, &input.tags, "Tags")?;
         let now = cx.received_at;
         let rotation = rotation_policy(secret_type, input.enable_automatic_rotation, &input.rotation_interval, now)?;
         let version_id = version_id_or_new(&input.version_id)?;
@@ -322,6 +337,9 @@ impl Engine {
         };
         cx.trail.secret(&name, secret_arn(&cx.region, &self.account_id, &name), instance_id.clone());
         cx.trail.referenced_key(key.meta.arn());
+        if let Some(instance) = instance_id.as_deref().and_then(|id| self.instance(id)) {
+            self.check_quota(&instance, |usage| usage.secrets, SECRET_QUOTA, "secrets")?;
+        }
         let sealed = self.seal_value(cx, &key, &name, &version_id, &data)?;
         let secret = Arc::new(Secret {
             name,
@@ -338,6 +356,7 @@ impl Engine {
             created: now,
             updated: now,
             planned_delete: None,
+            policy: None,
             rotation,
             versions: vec![SecretVersion {
                 version_id,
@@ -421,6 +440,33 @@ impl Engine {
         next.prune_versions();
         let next = Arc::new(next);
         Ok(Outcome::write((next.clone(), version_id.to_owned()), vec![Change::SaveSecret(next)], vec![gate]))
+    }
+
+    /// Opens each secret asked for as GetSecretValue opens one (each leaving
+    /// its own nested Decrypt), and answers each on its own: its value, or the
+    /// error it met. The call is authorised on every secret it names.
+    pub fn batch_get_secret_value(
+        &self,
+        cx: &CallContext,
+        wanted: &[SecretWanted],
+    ) -> KmsResult<Outcome<Vec<BatchAnswer>>> {
+        if wanted.is_empty() {
+            return Err(KmsError::missing("SecretsList"));
+        }
+        if wanted.len() > MAX_BATCH_SECRETS {
+            return Err(KmsError::invalid_because("SecretsList", "Ask for at most 20 secrets."));
+        }
+        let mut answers = Vec::with_capacity(wanted.len());
+        for SecretWanted { secret_name, version_id, version_stage, fetch_extended_config: _ } in wanted {
+            let arn = match self.secret_name(cx, secret_name) {
+                Ok(name) => secret_arn(&cx.region, &self.account_id, &name),
+                Err(_) => secret_name.clone(),
+            };
+            cx.trail.batch_resource(arn);
+            let value = self.get_secret_value(cx, secret_name, version_id, version_stage).map(|read| read.value);
+            answers.push((secret_name.clone(), value));
+        }
+        Ok(Outcome::read(answers))
     }
 
     pub fn describe_secret(&self, cx: &CallContext, secret_name: &str) -> KmsResult<Outcome<Arc<Secret>>> {
@@ -759,6 +805,46 @@ impl Engine {
         Outcome::write((), changes, Vec::new())
     }
 
+    /// The secret's policy document, or the default one.
+    pub fn get_secret_policy(
+        &self,
+        cx: &CallContext,
+        secret_name: &str,
+        policy_name: &str,
+    ) -> KmsResult<Outcome<String>> {
+        check_resource_policy_name(policy_name)?;
+        let secret = self.any_secret(cx, secret_name)?;
+        let text = secret.policy.clone().unwrap_or_else(|| default_resource_policy(&self.account_id));
+        Ok(Outcome::read(text))
+    }
+
+    pub async fn set_secret_policy(
+        &self,
+        cx: &CallContext,
+        secret_name: &str,
+        policy_name: &str,
+        text: &str,
+    ) -> KmsResult<Outcome<()>> {
+        check_resource_policy(policy_name, text)?;
+        let (secret, gate) = self.live_secret_gated(cx, secret_name).await?;
+        let next = Arc::new(Secret { policy: Some(text.to_owned()), ..(*secret).clone() });
+        Ok(Outcome::write((), vec![Change::SaveSecret(next)], vec![gate]))
+    }
+
+    /// Changes a secret's tags with `change`, which may refuse; not in its recovery window.
+    pub(super) async fn change_secret_tags(
+        &self,
+        cx: &CallContext,
+        secret_name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> KmsResult<()>,
+    ) -> KmsResult<Outcome<()>> {
+        let (secret, gate) = self.live_secret_gated(cx, secret_name).await?;
+        let mut tags = secret.tags.clone();
+        change(&mut tags)?;
+        let next = Arc::new(Secret { tags, ..(*secret).clone() });
+        Ok(Outcome::write((), vec![Change::SaveSecret(next)], vec![gate]))
+    }
+
     pub(super) fn secret(&self, region: &str, name: &str) -> Option<Arc<Secret>> {
         read_lock(&self.secrets).get(&(region.to_owned(), name.to_owned())).cloned()
     }
@@ -799,7 +885,7 @@ impl Engine {
     }
 
     /// A secret's name from its name or ARN; an ARN of another region or account names nothing here.
-    fn secret_name(&self, cx: &CallContext, named: &str) -> KmsResult<String> {
+    pub(super) fn secret_name(&self, cx: &CallContext, named: &str) -> KmsResult<String> {
         if named.is_empty() {
             return Err(KmsError::missing("SecretName"));
         }
@@ -1152,6 +1238,7 @@ mod tests {
             created: SimTime(0),
             updated: SimTime(0),
             planned_delete: None,
+            policy: None,
             rotation: SecretRotationPolicy::default(),
             versions: versions
                 .iter()

@@ -609,6 +609,7 @@ impl Plan<'_> {
             created: self.now,
             updated: self.now,
             planned_delete: None,
+            policy: None,
             rotation,
             versions,
         };
@@ -646,6 +647,7 @@ impl Plan<'_> {
                         document,
                         created: self.now,
                         updated: self.now,
+                        permission: None,
                     };
                     self.changes.push(Change::SaveAccess(AccessEntity::Policy(Arc::new(policy))));
                     self.report.push("policy", name, "", true, line);

@@ -139,6 +139,14 @@ impl Admission {
         Some((verdict.fault_id?, verdict.error?))
     }
 
+    /// The calls `instance_id` admitted in the second up to `now`: the QPS it is using.
+    pub fn calls_in_window(&self, instance_id: &str, now: SimTime) -> u64 {
+        let meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(meter) = meters.get(instance_id) else { return 0 };
+        let recent = meter.admitted.iter().filter(|t| now.millis().saturating_sub(t.millis()) < WINDOW_MS).count();
+        u64::try_from(recent).unwrap_or(u64::MAX)
+    }
+
     fn meter(&self, instance: &Instance, cx: &CallContext, verdict: &mut Verdict) {
         let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
         let meter = meters.entry(instance.instance_id.clone()).or_default();

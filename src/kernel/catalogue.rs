@@ -158,7 +158,7 @@ macro_rules! ops {
     };
 }
 
-// Every RPC the server serves.
+// Every RPC the gRPC front end serves.
 ops! { ALL: ApiCall {
     CREATE_KEY = Kms "CreateKey" "kms.create_key" Write "kms_key" GeneratesKeys;
     DESCRIBE_KEY = Kms "DescribeKey" "kms.describe_key" Read "kms_key" Light;
@@ -266,6 +266,36 @@ ops! { ALL: ApiCall {
     GET_CALLER_IDENTITY = KmsimAccess "GetCallerIdentity" "sts.get_caller_identity" Read "" Light;
 }}
 
+// Calls only the Alibaba OpenAPI offers: Alibaba's account and region calls,
+// tags and secret values of several resources at once, secret policies, and
+// Alibaba's model of application access (its AAP calls, permission policies
+// and network rules, which are kmsim's access service: the admin's alone).
+// No kmsim.v1 RPC serves them.
+ops! { OPENAPI_ONLY: ApiCall {
+    DESCRIBE_REGIONS = Kms "DescribeRegions" "kms.describe_regions" Read "" Light;
+    DESCRIBE_ACCOUNT_KMS_STATUS = Kms "DescribeAccountKmsStatus" "kms.describe_account_kms_status" Read "" Light;
+    OPEN_KMS_SERVICE = Kms "OpenKmsService" "kms.open_kms_service" Write "" Light;
+    GET_KMS_INSTANCE_QUOTA_INFOS = Kms "GetKmsInstanceQuotaInfos" "kms.get_kms_instance_quota_infos" Read "kms_instance" Light;
+    TAG_RESOURCES = Kms "TagResources" "kms.tag_resources" Write "" Light;
+    UNTAG_RESOURCES = Kms "UntagResources" "kms.untag_resources" Write "" Light;
+    LIST_TAG_RESOURCES = Kms "ListTagResources" "kms.list_tag_resources" Read "" Light;
+    BATCH_GET_SECRET_VALUE = Kms "BatchGetSecretValue" "kms.batch_get_secret_value" Read "kms_secret" Light;
+    GET_SECRET_POLICY = Kms "GetSecretPolicy" "kms.get_secret_policy" Read "kms_secret" Light;
+    SET_SECRET_POLICY = Kms "SetSecretPolicy" "kms.set_secret_policy" Write "kms_secret" Light;
+    DESCRIBE_AAP = KmsimAccess "DescribeApplicationAccessPoint" "kms.describe_application_access_point" Read "kms_aap" Light;
+    UPDATE_AAP = KmsimAccess "UpdateApplicationAccessPoint" "kms.update_application_access_point" Write "kms_aap" Light;
+    CREATE_PERMISSION_POLICY = KmsimAccess "CreatePolicy" "kms.create_policy" Write "kms_policy" Light;
+    DESCRIBE_PERMISSION_POLICY = KmsimAccess "DescribePolicy" "kms.describe_policy" Read "kms_policy" Light;
+    LIST_PERMISSION_POLICIES = KmsimAccess "ListPolicies" "kms.list_policies" Read "kms_policy" Light;
+    UPDATE_PERMISSION_POLICY = KmsimAccess "UpdatePolicy" "kms.update_policy" Write "kms_policy" Light;
+    DELETE_PERMISSION_POLICY = KmsimAccess "DeletePolicy" "kms.delete_policy" Write "kms_policy" Light;
+    CREATE_NETWORK_RULE = KmsimAccess "CreateNetworkRule" "kms.create_network_rule" Write "kms_network_rule" Light;
+    DESCRIBE_NETWORK_RULE = KmsimAccess "DescribeNetworkRule" "kms.describe_network_rule" Read "kms_network_rule" Light;
+    LIST_NETWORK_RULES = KmsimAccess "ListNetworkRules" "kms.list_network_rules" Read "kms_network_rule" Light;
+    UPDATE_NETWORK_RULE = KmsimAccess "UpdateNetworkRule" "kms.update_network_rule" Write "kms_network_rule" Light;
+    DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
+}}
+
 // Work kmsim does on its own as the clock passes its due time, with no caller.
 // Of it, only key syncs and secret rotations stand in for a network call that
 // a fault can break.
@@ -294,7 +324,7 @@ mod tests {
 
     #[test]
     fn an_operations_ram_action_is_its_products_and_its_own_name() {
-        for op in OpSpec::ALL.iter().chain(OpSpec::INTERNAL).chain(OpSpec::UNROUTED) {
+        for op in OpSpec::ALL.iter().chain(OpSpec::OPENAPI_ONLY).chain(OpSpec::INTERNAL).chain(OpSpec::UNROUTED) {
             match product(op.service) {
                 Some(product) => assert_eq!(op.ram_action, format!("{product}:{}", op.event_name)),
                 None => assert_eq!(op.ram_action, "", "{} is admin-only: no policy grants it", op.event_name),

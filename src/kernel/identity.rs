@@ -151,6 +151,9 @@ impl Identity {
         }
         let Some(product) = product(op.service) else { return Ok(()) };
         let facts = cx.trail.snapshot();
+        if !facts.batch.is_empty() {
+            return engine.authorize(cx, op.ram_action, &facts.batch);
+        }
         // A secret call is authorised on its secret alone, not on the key that seals it.
         if !facts.secret_arn.is_empty() {
             return engine.authorize(cx, op.ram_action, &[facts.secret_arn]);

@@ -34,4 +34,4 @@ pub use self::app::{App, Batching};
 pub use self::catalogue::{Cost, OpSpec};
 pub use self::execute::{Answer, Undecoded};
 pub use self::meta::{CallMeta, Presented};
-pub use self::operation::{AfterCommit, IntoRan, Names, Operation, Ran};
+pub use self::operation::{AfterCommit, Described, IntoRan, Names, Operation, Ran};

@@ -33,6 +33,12 @@ pub trait Operation: Send + 'static {
     fn run(self, app: Arc<App>, cx: Arc<CallContext>) -> impl Future<Output = KmsResult<Ran<Self::Output>>> + Send;
 }
 
+/// An operation whose catalogue entry its type alone tells: what a front end
+/// audits a call as when the call's parameters do not decode into it.
+pub trait Described: Operation {
+    const SPEC: &'static OpSpec;
+}
+
 /// The resources a call names up front, in its own request. Authorization
 /// after the operation uses what it resolved instead (the key behind an
 /// alias, the key a ciphertext names) and falls back to these.

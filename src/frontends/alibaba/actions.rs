@@ -10,14 +10,18 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::request::Params;
+use crate::engine::access::{Aap, CLIENT_KEY, ClientKey, Policy};
+use crate::engine::instances::{KEY_QUOTA, Quota, SECRET_QUOTA, VPC_QUOTA};
 use crate::engine::key::KeyMeta;
+use crate::engine::permissions::NetworkRule;
 use crate::engine::secrets::{SecretVersion, encode_data};
-use crate::engine::{AliasRecord, ErrorCode, KmsResult, Paged, Sealed, Secret, VersionInfo};
+use crate::engine::tags::{TagPage, TagRow};
+use crate::engine::{AliasRecord, ErrorCode, Instance, KmsResult, Paged, Sealed, Secret, SecretValue, VersionInfo};
 use crate::frontends::text::{date, extended_config, page_fields, rotation_fields, stages};
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::kms::CancelRestores;
-use crate::kernel::ops::{kms, secrets};
-use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
+use crate::kernel::ops::{self, access, account, instances, kms, secrets, tags};
+use crate::kernel::{Answer, App, CallMeta, Described};
 
 /// Every action of the 2016-01-20 API in Alibaba's current SDK
 /// (`alibabacloud-kms20160120` 3.3.1), honoured or not: what the docs' table is made from.
@@ -117,18 +121,20 @@ pub const SDK_ACTIONS: &[&str] = &[
 
 /// Declares the table: `"Action" => ops::Op { field: decoder, … } => encoder;`.
 /// Decoders read the action's parameters through `$p` ([`Params`]); a
-/// decoder that fails refuses the call, audited as that operation.
+/// decoder that fails refuses the call, audited as that operation. An
+/// encoder that repeats the call's request id inside its body reads it as `$request_id`.
 macro_rules! actions {
-    ($p:ident; $($action:literal => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
+    ($p:ident, $request_id:ident; $($action:literal => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
         /// Every action this front end honours, in the table's order.
         pub const ACTIONS: &[&str] = &[$($action),+];
 
         /// Runs the call to `action` with its parameters.
         pub async fn dispatch(app: &Arc<App>, meta: CallMeta, action: &str, $p: Params<'_>) -> Answer<Vec<u8>> {
+            let $request_id = meta.request_id.clone();
             match action {
                 $($action => {
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
-                    run(app, meta, $module::$op::SPEC, decoded, $encode).await
+                    run(app, meta, decoded, $encode).await
                 })+
                 _ => unknown(app, meta, action).await,
             }
@@ -136,7 +142,7 @@ macro_rules! actions {
     };
 }
 
-actions! { p;
+actions! { p, request_id;
     // Keys and their lifecycle.
     "CreateKey" => kms::CreateKey {
         key_spec: p.text("KeySpec"),
@@ -219,6 +225,36 @@ actions! { p;
                 tags.into_iter().map(|(k, v)| json!({ "KeyId": key_id, "TagKey": k, "TagValue": v })).collect();
             json!({ "Tags": { "Tag": tags } })
         }
+    };
+
+    "TagResources" => tags::TagResources {
+        resource_type: p.text("ResourceType"),
+        resource_ids: p.repeat_list("ResourceId")?,
+        tags: p.repeat_tags("Tag")?,
+    } => |()| json!({});
+    "UntagResources" => tags::UntagResources {
+        resource_type: p.text("ResourceType"),
+        resource_ids: p.repeat_list("ResourceId")?,
+        tag_keys: p.repeat_list("TagKey")?,
+        all: p.boolean("All")?,
+    } => |()| json!({});
+    "ListTagResources" => tags::ListTagResources {
+        resource_type: p.text("ResourceType"),
+        resource_ids: p.repeat_list("ResourceId")?,
+        tags: p.repeat_tags("Tag")?,
+        next_token: p.text("NextToken"),
+    } => |page| {
+        let TagPage { rows, next_token } = page;
+        let rows: Vec<Value> = rows
+            .into_iter()
+            .map(|TagRow { resource_id, resource_type, tag_key, tag_value }| json!({
+                "ResourceId": resource_id,
+                "ResourceType": resource_type.as_str(),
+                "TagKey": tag_key,
+                "TagValue": tag_value,
+            }))
+            .collect();
+        json!({ "TagResources": { "TagResource": rows }, "NextToken": next_token })
     };
 
     // Symmetric cryptography and data keys.
@@ -371,24 +407,33 @@ actions! { p;
         version_stage: p.text("VersionStage"),
         version_id: p.text("VersionId"),
         fetch_extended_config: p.boolean("FetchExtendedConfig")?,
-    } => |value| {
-        let secret = &value.secret;
-        let (automatic, interval, next) = rotation_fields(secret);
-        json!({
-            "SecretName": secret.name,
-            "SecretType": secret.secret_type.as_str(),
-            "SecretData": encode_data(&value.data, secret.data_type).to_string(),
-            "SecretDataType": secret.data_type.as_str(),
-            "VersionId": value.version.version_id,
-            "VersionStages": version_stages(&value.version),
-            "CreateTime": value.version.created.to_rfc3339(),
-            "ExtendedConfig": extended_config(secret),
-            "AutomaticRotation": automatic,
-            "RotationInterval": interval,
-            "NextRotationDate": next,
-            "LastRotationDate": date(secret.rotation.last),
-        })
+    } => |value| secret_value(&value);
+    "BatchGetSecretValue" => secrets::BatchGetSecretValue { secrets_list: p.secrets_list("SecretsList")? } => {
+        move |answers| {
+            let (mut values, mut errors) = (Vec::new(), Vec::new());
+            for (name, answer) in answers {
+                match answer {
+                    Ok(value) => values.push(with(secret_value(&value), "RequestId", request_id.as_str())),
+                    Err(error) => errors.push(json!({
+                        "SecretName": name,
+                        "Code": error.code.as_str(),
+                        "Message": error.message,
+                        "HttpStatus": error.code.http_status(),
+                    })),
+                }
+            }
+            json!({ "SecretValues": values, "Errors": errors })
+        }
     };
+    "GetSecretPolicy" => secrets::GetSecretPolicy {
+        secret_name: p.text("SecretName"),
+        policy_name: p.text("PolicyName"),
+    } => |policy| json!({ "Policy": policy });
+    "SetSecretPolicy" => secrets::SetSecretPolicy {
+        secret_name: p.text("SecretName"),
+        policy_name: p.text("PolicyName"),
+        policy: p.text("Policy"),
+    } => |()| json!({});
     "PutSecretValue" => secrets::PutSecretValue {
         secret_name: p.text("SecretName"),
         version_id: p.text("VersionId"),
@@ -494,18 +539,147 @@ actions! { p;
         exclude_punctuation: p.boolean("ExcludePunctuation")?,
         require_each_included_type: p.optional_boolean("RequireEachIncludedType")?,
     } => |password| json!({ "RandomPassword": password.as_str() });
+
+    // KMS instances.
+    "GetKmsInstance" => instances::GetKmsInstance { kms_instance_id: p.text("KmsInstanceId") }
+        => |(instance, _)| json!({ "KmsInstance": kms_instance(&instance) });
+    "ListKmsInstances" => ops::PageOf {
+        listing: instances::ListKmsInstances {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let listed = paged
+            .items
+            .iter()
+            .map(|(instance, _)| json!({ "KmsInstanceId": instance.instance_id, "KmsInstanceArn": instance.arn() }))
+            .collect();
+        paged_body(&paged, "KmsInstances", "KmsInstance", listed)
+    };
+    "GetKmsInstanceQuotaInfos" => instances::GetKmsInstanceQuotaInfos {
+        kms_instance_id: p.text("KmsInstanceId"),
+        resource_type: p.text("ResourceType"),
+    } => |(instance, quotas)| {
+        let quotas: Vec<Value> = quotas
+            .iter()
+            .map(|Quota { resource_type, quota, used }| json!({
+                "ResourceType": resource_type,
+                "ResourceQuota": quota,
+                "UsedQuantity": used,
+            }))
+            .collect();
+        json!({ "KmsInstanceId": instance.instance_id, "KmsInstanceQuotaInfos": quotas })
+    };
+
+    // The account and its regions.
+    "DescribeRegions" => account::DescribeRegions {} => |regions| {
+        let regions: Vec<Value> = regions.iter().map(|region| json!({ "RegionId": region })).collect();
+        json!({ "Regions": { "Region": regions } })
+    };
+    "DescribeAccountKmsStatus" => account::DescribeAccountKmsStatus {} => |status| json!({ "AccountStatus": status });
+    "OpenKmsService" => account::OpenKmsService {} => |()| json!({});
+
+    // Application access as Alibaba models it: network rules, permission
+    // policies, application access points and their ClientKeys.
+    "CreateNetworkRule" => access::CreateNetworkRule {
+        name: p.text("Name"),
+        rule_type: p.text("Type"),
+        description: p.text("Description"),
+        source_private_ips: p.addresses("SourcePrivateIp")?.unwrap_or_default(),
+    } => |rule| network_rule(&rule);
+    "DescribeNetworkRule" => access::DescribeNetworkRule { name: p.text("Name") } => |rule| network_rule(&rule);
+    "ListNetworkRules" => ops::PageOf {
+        listing: access::ListNetworkRules {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let rules = paged.items.iter().map(|rule| json!({ "Name": rule.name, "Type": rule.rule_type })).collect();
+        paged_body(&paged, "NetworkRules", "NetworkRule", rules)
+    };
+    "UpdateNetworkRule" => access::UpdateNetworkRule {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        source_private_ips: p.addresses("SourcePrivateIp")?,
+    } => |_| json!({});
+    "DeleteNetworkRule" => access::DeleteNetworkRule { name: p.text("Name") } => |()| json!({});
+    "CreatePolicy" => access::CreatePermissionPolicy {
+        name: p.text("Name"),
+        description: p.text("Description"),
+        kms_instance: p.text("KmsInstance"),
+        permissions: p.list("Permissions")?,
+        resources: p.list("Resources")?,
+        network_rules: p.network_rules("AccessControlRules")?.unwrap_or_default(),
+    } => |policy| {
+        // CreatePolicy's model reads the lists as the JSON text they were sent as.
+        let body = permission_policy(&policy);
+        let text = |name: &str| body[name].to_string();
+        let (permissions, resources) = (text("Permissions"), text("Resources"));
+        with(with(body, "Permissions", permissions), "Resources", resources)
+    };
+    "DescribePolicy" => access::DescribePermissionPolicy { name: p.text("Name") }
+        => |policy| permission_policy(&policy);
+    "ListPolicies" => ops::PageOf {
+        listing: access::ListPermissionPolicies {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let policies = paged.items.iter().map(|policy| json!({ "Name": policy.policy_name })).collect();
+        paged_body(&paged, "Policies", "Policy", policies)
+    };
+    "UpdatePolicy" => access::UpdatePermissionPolicy {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        permissions: p.optional_list("Permissions")?,
+        resources: p.optional_list("Resources")?,
+        network_rules: p.network_rules("AccessControlRules")?,
+    } => |_| json!({});
+    "DeletePolicy" => access::DeletePermissionPolicy { name: p.text("Name") } => |()| json!({});
+    "CreateApplicationAccessPoint" => access::CreateApplicationAccessPoint {
+        name: p.text("Name"),
+        description: p.text("Description"),
+        kms_instance_id: String::new(),
+        policy_names: p.list("Policies")?,
+        authentication_method: p.text("AuthenticationMethod"),
+    } => |aap| application_access_point(&aap);
+    "DescribeApplicationAccessPoint" => access::DescribeApplicationAccessPoint { name: p.text("Name") }
+        => |aap| application_access_point(&aap);
+    "ListApplicationAccessPoints" => ops::PageOf {
+        listing: access::ListApplicationAccessPoints {},
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    } => |paged| {
+        let aaps =
+            paged.items.iter().map(|aap| json!({ "Name": aap.name, "AuthenticationMethod": CLIENT_KEY })).collect();
+        paged_body(&paged, "ApplicationAccessPoints", "ApplicationAccessPoint", aaps)
+    };
+    "UpdateApplicationAccessPoint" => access::UpdateApplicationAccessPoint {
+        name: p.text("Name"),
+        description: p.optional_text("Description"),
+        policy_names: p.optional_list("Policies")?,
+    } => |_| json!({});
+    "DeleteApplicationAccessPoint" => access::DeleteApplicationAccessPoint { name: p.text("Name") } => |()| json!({});
+    // `Password` would protect a PKCS#12 file; kmsim's ClientKey is a secret to sign with, answered once here.
+    "CreateClientKey" => access::CreateClientKey {
+        aap_name: p.text("AapName"),
+        not_before: p.text("NotBefore"),
+        not_after: p.text("NotAfter"),
+    } => |(key, _)| with(client_key(&key), "PrivateKeyData", key.secret.expose());
+    "GetClientKey" => access::GetClientKey { client_key_id: p.text("ClientKeyId") } => |(key, _)| client_key(&key);
+    "ListClientKeys" => access::ListClientKeys { aap_name: p.text("AapName") } => |keys| {
+        let keys: Vec<Value> = keys.iter().map(|(key, _)| client_key(key)).collect();
+        json!({ "ClientKeys": keys })
+    };
+    "DeleteClientKey" => access::DeleteClientKey { client_key_id: p.text("ClientKeyId") } => |()| json!({});
 }
 
 /// Runs a decoded call and renders its output with the request id.
-async fn run<Op: Operation>(
+async fn run<Op: Described>(
     app: &Arc<App>,
     meta: CallMeta,
-    spec: &'static OpSpec,
     decoded: KmsResult<Op>,
     encode: impl FnOnce(Op::Output) -> Value + Send + 'static,
 ) -> Answer<Vec<u8>> {
     let request_id = meta.request_id.clone();
-    execute_decoded(app, meta, spec, decoded, move |output| with_request_id(encode(output), &request_id)).await
+    execute_decoded(app, meta, Op::SPEC, decoded, move |output| with_request_id(encode(output), &request_id)).await
 }
 
 /// An action not in the table: audited as an unknown operation, naming the action.
@@ -599,6 +773,97 @@ fn aliases_body(paged: Paged<AliasRecord>) -> Value {
         .map(|a| json!({ "AliasName": a.alias_name, "AliasArn": a.arn(), "KeyId": a.key_id }))
         .collect();
     paged_body(&paged, "Aliases", "Alias", aliases)
+}
+
+/// A secret's value as GetSecretValue answers it (and each of BatchGetSecretValue's).
+fn secret_value(value: &SecretValue) -> Value {
+    let SecretValue { secret, version, data } = value;
+    let (automatic, interval, next) = rotation_fields(secret);
+    json!({
+        "SecretName": secret.name,
+        "SecretType": secret.secret_type.as_str(),
+        "SecretData": encode_data(data, secret.data_type).to_string(),
+        "SecretDataType": secret.data_type.as_str(),
+        "VersionId": version.version_id,
+        "VersionStages": version_stages(version),
+        "CreateTime": version.created.to_rfc3339(),
+        "ExtendedConfig": extended_config(secret),
+        "AutomaticRotation": automatic,
+        "RotationInterval": interval,
+        "NextRotationDate": next,
+        "LastRotationDate": date(secret.rotation.last),
+    })
+}
+
+/// An instance as GetKmsInstance answers it. `KeyNum`, `SecretNum` and
+/// `VpcNum` are its quotas, as Alibaba's are; kmsim binds no VPC, so an
+/// instance reads `Connected` until it expires.
+fn kms_instance(instance: &Instance) -> Value {
+    let status = if instance.expired { "Disconnected" } else { "Connected" };
+    json!({
+        "InstanceId": instance.instance_id,
+        "InstanceName": instance.instance_name,
+        "Status": status,
+        "Spec": instance.spec,
+        "KeyNum": KEY_QUOTA,
+        "SecretNum": SECRET_QUOTA.to_string(),
+        "VpcNum": VPC_QUOTA,
+        "CreateTime": instance.created.to_rfc3339(),
+        "StartDate": instance.created.to_rfc3339(),
+        "EndDate": instance.expires.to_rfc3339(),
+        "ChargeType": "Subscription",
+        "VpcId": "",
+        "VswitchIds": [],
+        "ZoneIds": [],
+        "BindVpcs": { "BindVpc": [] },
+    })
+}
+
+fn network_rule(rule: &NetworkRule) -> Value {
+    json!({
+        "Arn": rule.arn(),
+        "Name": rule.name,
+        "Description": rule.description,
+        "Type": rule.rule_type,
+        "SourcePrivateIp": json!(rule.source_private_ips).to_string(),
+    })
+}
+
+/// A permission policy as DescribePolicy answers it: its lists as JSON arrays,
+/// its network rules as the JSON text of `AccessControlRules`.
+fn permission_policy(policy: &Policy) -> Value {
+    let permission = policy.permission.clone().unwrap_or_default();
+    json!({
+        "Arn": permission.arn(&policy.policy_name),
+        "Name": policy.policy_name,
+        "Description": policy.description,
+        "KmsInstance": permission.kms_instance,
+        "Permissions": permission.permissions,
+        "Resources": permission.resources,
+        "AccessControlRules": json!({ "NetworkRules": permission.network_rules }).to_string(),
+    })
+}
+
+/// An AAP as Alibaba answers it, its policies as the JSON text they are sent as.
+fn application_access_point(aap: &Aap) -> Value {
+    json!({
+        "Arn": aap.arn(),
+        "Name": aap.name,
+        "Description": aap.description,
+        "AuthenticationMethod": CLIENT_KEY,
+        "Policies": json!(aap.policies).to_string(),
+    })
+}
+
+/// A ClientKey without its secret.
+fn client_key(key: &ClientKey) -> Value {
+    json!({
+        "ClientKeyId": key.client_key_id,
+        "AapName": key.aap_name,
+        "CreateTime": key.created.to_rfc3339(),
+        "NotBefore": key.not_before.to_rfc3339(),
+        "NotAfter": key.not_after.to_rfc3339(),
+    })
 }
 
 fn version_stages(version: &SecretVersion) -> Value {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::engine::secrets::SecretWanted;
 use crate::engine::{KmsError, KmsResult};
 use crate::kernel::ops::kms::Context;
 
@@ -192,6 +193,40 @@ impl Params<'_> {
         serde_json::from_str(text).map_err(|_| KmsError::invalid_because(name, "Write a JSON array of strings."))
     }
 
+    /// A JSON array of strings, if the call gave one.
+    pub fn optional_list(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        if self.has(name) { self.list(name).map(Some) } else { Ok(None) }
+    }
+
+    /// Text, if the call gave it (even empty).
+    pub fn optional_text(&self, name: &str) -> Option<String> {
+        self.present(name).map(str::to_owned)
+    }
+
+    /// A permission policy's `AccessControlRules`, `{"NetworkRules":["rule"]}`:
+    /// the network rules it names, if the call gave any.
+    pub fn network_rules(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+        struct Rules {
+            #[serde(default)]
+            network_rules: Vec<String>,
+        }
+        let Some(text) = self.present(name) else { return Ok(None) };
+        let rules: Rules = serde_json::from_str(text)
+            .map_err(|_| KmsError::invalid_because(name, "Write {\"NetworkRules\":[\"a-rule\"]}."))?;
+        Ok(Some(rules.network_rules))
+    }
+
+    /// Addresses and CIDR blocks: a JSON array of strings, or the same separated by commas.
+    pub fn addresses(&self, name: &str) -> KmsResult<Option<Vec<String>>> {
+        let Some(text) = self.present(name) else { return Ok(None) };
+        if text.trim_start().starts_with('[') {
+            return self.list(name).map(Some);
+        }
+        Ok(Some(text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()))
+    }
+
     /// Tags as the API carries them: `[{"TagKey":"k","TagValue":"v"}]`.
     pub fn tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {
         #[derive(serde::Deserialize)]
@@ -206,6 +241,106 @@ impl Params<'_> {
             KmsError::invalid_because(name, "Write a JSON array such as [{\"TagKey\":\"k\",\"TagValue\":\"v\"}].")
         })?;
         Ok(tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
+    }
+
+    /// A list the SDKs send as Alibaba's RepeatList (`Name.1`, `Name.2`, …),
+    /// or a JSON array of strings in `Name` itself, as the API reference writes it.
+    pub fn repeat_list(&self, name: &str) -> KmsResult<Vec<String>> {
+        if self.has(name) {
+            return self.list(name);
+        }
+        let bad =
+            || KmsError::invalid_because(name, &format!("Send {name}.1, {name}.2, … or a JSON array of strings."));
+        let members = self.numbered(name).ok_or_else(bad)?;
+        members
+            .into_values()
+            .map(|fields| fields.get("").filter(|_| fields.len() == 1).map(|v| (*v).to_owned()).ok_or_else(bad))
+            .collect()
+    }
+
+    /// Tags as a RepeatList of `{Key, Value}` (`Name.1.Key`, `Name.1.Value`,
+    /// …), or a JSON array `[{"Key":"k","Value":"v"}]` in `Name` itself.
+    pub fn repeat_tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+        struct Tag {
+            key: String,
+            #[serde(default)]
+            value: String,
+        }
+        let bad = || {
+            let example = r#"[{"Key":"k","Value":"v"}]"#;
+            KmsError::invalid_because(
+                name,
+                &format!("Send {name}.1.Key, {name}.1.Value, … or a JSON array such as {example}."),
+            )
+        };
+        if let Some(text) = self.present(name) {
+            let tags: Vec<Tag> = serde_json::from_str(text).map_err(|_| bad())?;
+            return Ok(tags.into_iter().map(|Tag { key, value }| (key, value)).collect());
+        }
+        let members = self.numbered(name).ok_or_else(bad)?;
+        members
+            .into_values()
+            .map(|fields| {
+                let known = fields.keys().all(|field| matches!(*field, "Key" | "Value"));
+                match (fields.get("Key"), known) {
+                    (Some(key), true) => {
+                        Ok(((*key).to_owned(), fields.get("Value").map(|v| (*v).to_owned()).unwrap_or_default()))
+                    }
+                    _ => Err(bad()),
+                }
+            })
+            .collect()
+    }
+
+    /// The members of a RepeatList `Name.<n>[.<field>]`, by n (from 1), each
+    /// a map from its field (empty for a plain member) to its value; `None`
+    /// if a member is not numbered so.
+    fn numbered(&self, name: &str) -> Option<BTreeMap<usize, BTreeMap<&str, &str>>> {
+        let prefix = format!("{name}.");
+        let mut members: BTreeMap<usize, BTreeMap<&str, &str>> = BTreeMap::new();
+        for (key, value) in self.0.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+            let member = &key[prefix.len()..];
+            let (n, field) = member.split_once('.').unwrap_or((member, ""));
+            let n = n.parse::<usize>().ok().filter(|n| *n >= 1)?;
+            members.entry(n).or_default().insert(field, value.as_str());
+        }
+        Some(members)
+    }
+
+    /// The secrets a BatchGetSecretValue asks for: a JSON array of
+    /// `{"SecretName", "VersionId", "VersionStage", "FetchExtendedConfig"}`.
+    pub fn secrets_list(&self, name: &str) -> KmsResult<Vec<SecretWanted>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+        struct Wanted {
+            #[serde(default)]
+            secret_name: String,
+            #[serde(default)]
+            version_id: String,
+            #[serde(default)]
+            version_stage: String,
+            /// `true`, or `"true"` as the SDK's model types it.
+            #[serde(default)]
+            fetch_extended_config: Option<Value>,
+        }
+        let bad = || KmsError::invalid_because(name, "Write a JSON array such as [{\"SecretName\":\"db\"}].");
+        let Some(text) = self.present(name) else { return Ok(Vec::new()) };
+        let wanted: Vec<Wanted> = serde_json::from_str(text).map_err(|_| bad())?;
+        wanted
+            .into_iter()
+            .map(|Wanted { secret_name, version_id, version_stage, fetch_extended_config }| {
+                let fetch_extended_config = match fetch_extended_config {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => b,
+                    Some(Value::String(text)) if text.eq_ignore_ascii_case("true") => true,
+                    Some(Value::String(text)) if text.eq_ignore_ascii_case("false") || text.is_empty() => false,
+                    Some(_) => return Err(bad()),
+                };
+                Ok(SecretWanted { secret_name, version_id, version_stage, fetch_extended_config })
+            })
+            .collect()
     }
 
     /// Secret text (a secret's value), zeroized when dropped.
@@ -273,6 +408,78 @@ mod tests {
             vec![("app".into(), "billing".into()), ("n".into(), "1".into())]
         );
         assert!(params.context("B").is_err());
+    }
+
+    #[test]
+    fn a_repeat_list_is_numbered_members_or_a_json_array() {
+        let map: BTreeMap<String, String> = [
+            ("ResourceId.2", "b"),
+            ("ResourceId.10", "c"),
+            ("ResourceId.1", "a"),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "pay"),
+            ("Tag.2.Key", "env"),
+            ("TagKey", r#"["x","y"]"#),
+            ("Bad.one", "x"),
+            ("Odd.1.Colour", "red"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let params = Params(&map);
+        assert_eq!(params.repeat_list("ResourceId").unwrap(), ["a", "b", "c"], "in numeric order");
+        assert_eq!(params.repeat_list("TagKey").unwrap(), ["x", "y"]);
+        assert!(params.repeat_list("Missing").unwrap().is_empty());
+        assert!(params.repeat_list("Bad").unwrap_err().message.contains("Bad"));
+        assert_eq!(
+            params.repeat_tags("Tag").unwrap(),
+            [("team".to_owned(), "pay".to_owned()), ("env".to_owned(), String::new())]
+        );
+        assert!(params.repeat_tags("Odd").is_err(), "a tag has a Key and a Value only");
+        let json: BTreeMap<String, String> =
+            [("Tag".to_owned(), r#"[{"Key":"k","Value":"v"}]"#.to_owned())].into_iter().collect();
+        assert_eq!(Params(&json).repeat_tags("Tag").unwrap(), [("k".to_owned(), "v".to_owned())]);
+    }
+
+    #[test]
+    fn a_secrets_list_takes_fetch_extended_config_as_a_boolean_or_its_text() {
+        let map: BTreeMap<String, String> = [
+            (
+                "A",
+                r#"[{"SecretName":"db","FetchExtendedConfig":"true"},{"SecretName":"x","VersionStage":"ACSPrevious"}]"#,
+            ),
+            ("B", r#"[{"SecretName":"db","FetchExtendedConfig":true}]"#),
+            ("C", r#"[{"Name":"db"}]"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let params = Params(&map);
+        let wanted = params.secrets_list("A").unwrap();
+        assert!(wanted[0].fetch_extended_config);
+        assert_eq!((wanted[1].secret_name.as_str(), wanted[1].version_stage.as_str()), ("x", "ACSPrevious"));
+        assert!(params.secrets_list("B").unwrap()[0].fetch_extended_config);
+        assert!(params.secrets_list("C").unwrap_err().message.contains("C"));
+    }
+
+    #[test]
+    fn network_rules_and_addresses_come_as_the_reference_writes_them() {
+        let map: BTreeMap<String, String> = [
+            ("AccessControlRules", r#"{"NetworkRules":["office","vpn"]}"#),
+            ("Bad", r#"["office"]"#),
+            ("SourcePrivateIp", r#"["10.0.0.0/8","192.168.1.7"]"#),
+            ("Commas", "10.0.0.0/8, 192.168.1.7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let params = Params(&map);
+        assert_eq!(params.network_rules("AccessControlRules").unwrap().unwrap(), ["office", "vpn"]);
+        assert!(params.network_rules("Bad").unwrap_err().message.contains("Bad"));
+        assert_eq!(params.network_rules("Missing").unwrap(), None);
+        let expected = ["10.0.0.0/8", "192.168.1.7"];
+        assert_eq!(params.addresses("SourcePrivateIp").unwrap().unwrap(), expected);
+        assert_eq!(params.addresses("Commas").unwrap().unwrap(), expected);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::kms;
 use crate::kernel::ops::kms::{CancelRestores, Context};
-use crate::kernel::{Answer, App, CallMeta, OpSpec, Operation};
+use crate::kernel::{Answer, App, CallMeta, Described};
 
 /// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
 pub const AWS_OPERATIONS: &[&str] = &[
@@ -95,7 +95,7 @@ macro_rules! operations {
             match operation {
                 $($name => {
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
-                    run(app, meta, $module::$op::SPEC, decoded, $encode).await
+                    run(app, meta, decoded, $encode).await
                 })+
                 _ => refuse(app, meta, operation).await,
             }
@@ -291,14 +291,13 @@ operations! { j, arns;
 }
 
 /// Runs a decoded call and renders its output as the JSON body.
-async fn run<Op: Operation>(
+async fn run<Op: Described>(
     app: &Arc<App>,
     meta: CallMeta,
-    spec: &'static OpSpec,
     decoded: KmsResult<Op>,
     encode: impl FnOnce(Op::Output) -> Value + Send + 'static,
 ) -> Answer<Vec<u8>> {
-    execute_decoded(app, meta, spec, decoded, move |output| {
+    execute_decoded(app, meta, Op::SPEC, decoded, move |output| {
         let body = serde_json::to_vec(&encode(output)).unwrap_or_default();
         let size = body.len() as u64;
         (body, size)

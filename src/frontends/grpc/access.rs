@@ -106,7 +106,7 @@ decode! {
     AttachPolicyRequest => AttachPolicy { policy_name, principal_type, principal_name }
     DetachPolicyRequest => DetachPolicy { policy_name, principal_type, principal_name }
     CreateApplicationAccessPointRequest => CreateApplicationAccessPoint {
-        name, description, kms_instance_id, policy_names,
+        name, description, kms_instance_id, policy_names, authentication_method,
     }
     GetApplicationAccessPointRequest => GetApplicationAccessPoint { name }
     ListApplicationAccessPointsRequest => ListApplicationAccessPoints {}

@@ -24,10 +24,10 @@ service! {
         create_kms_instance(CreateKmsInstanceRequest) -> CreateKmsInstanceResponse = CreateKmsInstance,
             |created| pb::CreateKmsInstanceResponse { kms_instance: Some(instance(&created, 0)) };
         get_kms_instance(GetKmsInstanceRequest) -> GetKmsInstanceResponse = GetKmsInstance,
-            |(found, keys)| pb::GetKmsInstanceResponse { kms_instance: Some(instance(&found, keys)) };
+            |(found, usage)| pb::GetKmsInstanceResponse { kms_instance: Some(instance(&found, usage.keys)) };
         list_kms_instances(ListKmsInstancesRequest) -> ListKmsInstancesResponse = ListKmsInstances,
             |all| pb::ListKmsInstancesResponse {
-                kms_instances: all.iter().map(|(listed, keys)| instance(listed, *keys)).collect(),
+                kms_instances: all.iter().map(|(listed, usage)| instance(listed, usage.keys)).collect(),
             };
         replicate_key(ReplicateKeyRequest) -> ReplicateKeyResponse = ReplicateKey, |key| pb::ReplicateKeyResponse {
             key_id: key.meta.key_id.clone(),

@@ -1,6 +1,7 @@
 //! Access: RAM users and their AccessKeys, identity policies and what they
-//! are attached to, application access points and their ClientKeys, and who
-//! a caller is. Every one is about no particular key or secret, so each is
+//! are attached to, application access points and their ClientKeys,
+//! Alibaba's permission policies and network rules for AAPs, and who a
+//! caller is. Every one is about no particular key or secret, so each is
 //! authorized on its product as a whole. The AccessKey and ClientKey secrets
 //! are in outputs only, never in a request, so never in a record.
 
@@ -10,7 +11,8 @@ use super::operation;
 use crate::clock::SimTime;
 use crate::context::{AuthMethod, CallContext, Principal};
 use crate::engine::Outcome;
-use crate::engine::access::{Aap, AccessKey, ClientKey, PolicyView, User};
+use crate::engine::access::{Aap, AccessKey, ClientKey, Policy, PolicyView, User};
+use crate::engine::permissions::{NetworkRule, NetworkRuleChange, PermissionChange};
 use crate::kernel::Names;
 
 /// Who a call was made as, in GetCallerIdentity's terms.
@@ -148,10 +150,15 @@ operation! {
         description: String = "Description",
         kms_instance_id: String = "KmsInstanceId",
         policy_names: Vec<String> = "Policies",
+        /// `ClientKey`, the only method, or empty for it.
+        authentication_method: String = "AuthenticationMethod",
     }
     names(_) { Names::none() }
     run(op, app, cx) {
-        app.engine.create_aap(&cx, &op.name, &op.description, &op.kms_instance_id, &op.policy_names).await?
+        let CreateApplicationAccessPoint { name, description, kms_instance_id, policy_names, authentication_method } =
+            op;
+        let about = (description.as_str(), authentication_method.as_str());
+        app.engine.create_aap(&cx, &name, about, &kms_instance_id, &policy_names).await?
     }
 }
 
@@ -161,6 +168,26 @@ operation! {
     }
     names(_) { Names::none() }
     run(op, app, _) { Outcome::read(app.engine.get_aap(&op.name)?) }
+}
+
+operation! {
+    /// What Alibaba's OpenAPI calls GetApplicationAccessPoint.
+    DescribeApplicationAccessPoint = DESCRIBE_AAP -> Arc<Aap> {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.get_aap(&op.name)?) }
+}
+
+operation! {
+    /// The AAP with the description or policies given.
+    UpdateApplicationAccessPoint = UPDATE_AAP -> Arc<Aap> {
+        name: String = "Name",
+        description: Option<String> = "Description",
+        policy_names: Option<Vec<String>> = "Policies",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.update_aap(&op.name, op.description, op.policy_names).await? }
 }
 
 operation! {
@@ -224,6 +251,127 @@ operation! {
     }
     names(_) { Names::none() }
     run(op, app, _) { app.engine.delete_client_key(&op.client_key_id).await? }
+}
+
+operation! {
+    /// A permission policy for AAPs (Alibaba's CreatePolicy): RBAC templates on
+    /// keys and secrets of a KMS instance, for calls from some network rules' addresses.
+    CreatePermissionPolicy = CREATE_PERMISSION_POLICY -> Arc<Policy> {
+        name: String = "Name",
+        description: String = "Description",
+        kms_instance: String = "KmsInstance",
+        permissions: Vec<String> = "Permissions",
+        resources: Vec<String> = "Resources",
+        /// AccessControlRules' NetworkRules.
+        network_rules: Vec<String> = "AccessControlRules",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let CreatePermissionPolicy { name, description, kms_instance, permissions, resources, network_rules } = op;
+        let change = PermissionChange {
+            description: Some(description),
+            permissions: Some(permissions),
+            resources: Some(resources),
+            kms_instance: Some(kms_instance),
+            network_rules: Some(network_rules),
+        };
+        app.engine.create_permission_policy(&cx, &name, change).await?
+    }
+}
+
+operation! {
+    DescribePermissionPolicy = DESCRIBE_PERMISSION_POLICY -> Arc<Policy> {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.describe_permission_policy(&op.name)?) }
+}
+
+operation! {
+    ListPermissionPolicies = LIST_PERMISSION_POLICIES -> Vec<Arc<Policy>> {}
+    names(_) { Names::none() }
+    run(_, app, _) { Outcome::read(app.engine.list_permission_policies()) }
+}
+
+operation! {
+    /// The permission policy with what was given changed; its instance stays.
+    UpdatePermissionPolicy = UPDATE_PERMISSION_POLICY -> Arc<Policy> {
+        name: String = "Name",
+        description: Option<String> = "Description",
+        permissions: Option<Vec<String>> = "Permissions",
+        resources: Option<Vec<String>> = "Resources",
+        network_rules: Option<Vec<String>> = "AccessControlRules",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let UpdatePermissionPolicy { name, description, permissions, resources, network_rules } = op;
+        let change = PermissionChange { description, permissions, resources, kms_instance: None, network_rules };
+        app.engine.update_permission_policy(&cx, &name, change).await?
+    }
+}
+
+operation! {
+    DeletePermissionPolicy = DELETE_PERMISSION_POLICY -> () {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_permission_policy(&op.name).await? }
+}
+
+operation! {
+    CreateNetworkRule = CREATE_NETWORK_RULE -> Arc<NetworkRule> {
+        name: String = "Name",
+        rule_type: String = "Type",
+        description: String = "Description",
+        source_private_ips: Vec<String> = "SourcePrivateIp",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let CreateNetworkRule { name, rule_type, description, source_private_ips } = op;
+        let change = NetworkRuleChange {
+            description: Some(description),
+            rule_type: Some(rule_type),
+            source_private_ips: Some(source_private_ips),
+        };
+        app.engine.create_network_rule(&cx, &name, change).await?
+    }
+}
+
+operation! {
+    DescribeNetworkRule = DESCRIBE_NETWORK_RULE -> Arc<NetworkRule> {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { Outcome::read(app.engine.describe_network_rule(&op.name)?) }
+}
+
+operation! {
+    ListNetworkRules = LIST_NETWORK_RULES -> Vec<Arc<NetworkRule>> {}
+    names(_) { Names::none() }
+    run(_, app, _) { Outcome::read(app.engine.list_network_rules()) }
+}
+
+operation! {
+    /// The rule with the description or addresses given; every permission policy naming it follows.
+    UpdateNetworkRule = UPDATE_NETWORK_RULE -> Arc<NetworkRule> {
+        name: String = "Name",
+        description: Option<String> = "Description",
+        source_private_ips: Option<Vec<String>> = "SourcePrivateIp",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let UpdateNetworkRule { name, description, source_private_ips } = op;
+        let change = NetworkRuleChange { description, rule_type: None, source_private_ips };
+        app.engine.update_network_rule(&cx, &name, change).await?
+    }
+}
+
+operation! {
+    DeleteNetworkRule = DELETE_NETWORK_RULE -> () {
+        name: String = "Name",
+    }
+    names(_) { Names::none() }
+    run(op, app, _) { app.engine.delete_network_rule(&op.name).await? }
 }
 
 operation! {

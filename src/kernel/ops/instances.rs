@@ -1,9 +1,10 @@
-//! KMS instances (a region, a QPS spec, an expiry) and the replication of a
-//! key to a replica ("shadow") instance in another region.
+//! KMS instances (a region, a QPS spec, an expiry, quotas) and the
+//! replication of a key to a replica ("shadow") instance in another region.
 
 use std::sync::Arc;
 
 use super::operation;
+use crate::engine::instances::{Quota, Usage};
 use crate::engine::key::{Key, ReplicaTarget};
 use crate::engine::{CreateInstanceInput, DueItem, Instance, Outcome};
 use crate::kernel::Names;
@@ -31,21 +32,21 @@ operation! {
 }
 
 operation! {
-    /// An instance of the caller's region, and how many keys it holds.
-    GetKmsInstance = GET_KMS_INSTANCE -> (Arc<Instance>, usize) {
+    /// An instance of the caller's region, and what it holds.
+    GetKmsInstance = GET_KMS_INSTANCE -> (Arc<Instance>, Usage) {
         kms_instance_id: String = "KmsInstanceId",
     }
     names(_) { Names::none() }
     run(op, app, cx) {
         let outcome = app.engine.get_instance(&cx, &op.kms_instance_id)?;
-        let keys = app.engine.instance_key_count(&op.kms_instance_id);
-        outcome.map(|instance| (instance, keys))
+        let usage = app.engine.instance_usage(&op.kms_instance_id);
+        outcome.map(|instance| (instance, usage))
     }
 }
 
 operation! {
-    /// The instances of the caller's region, oldest first, each with how many keys it holds.
-    ListKmsInstances = LIST_KMS_INSTANCES -> Vec<(Arc<Instance>, usize)> {}
+    /// The instances of the caller's region, oldest first, each with what it holds.
+    ListKmsInstances = LIST_KMS_INSTANCES -> Vec<(Arc<Instance>, Usage)> {}
     names(_) { Names::none() }
     run(_, app, cx) {
         let listed = app.engine.list_instances(&cx);
@@ -53,11 +54,24 @@ operation! {
         listed.map(|all| {
             all.into_iter()
                 .map(|instance| {
-                    let keys = engine.instance_key_count(&instance.instance_id);
-                    (instance, keys)
+                    let usage = engine.instance_usage(&instance.instance_id);
+                    (instance, usage)
                 })
                 .collect()
         })
+    }
+}
+
+operation! {
+    /// An instance's quotas (of one resource type, or all), and how much of each is used.
+    GetKmsInstanceQuotaInfos = GET_KMS_INSTANCE_QUOTA_INFOS -> (Arc<Instance>, Vec<Quota>) {
+        kms_instance_id: String = "KmsInstanceId",
+        resource_type: String = "ResourceType",
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let qps_used = app.admission.calls_in_window(&op.kms_instance_id, cx.received_at);
+        app.engine.instance_quotas(&cx, &op.kms_instance_id, &op.resource_type, qps_used)?
     }
 }
 

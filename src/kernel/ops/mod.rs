@@ -10,6 +10,7 @@
 //! end's business.
 
 pub mod access;
+pub mod account;
 pub mod audit;
 pub mod events;
 pub mod instances;
@@ -17,6 +18,16 @@ pub mod kms;
 pub mod params;
 pub mod secrets;
 pub mod simulation;
+pub mod tags;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use self::params::Param;
+use crate::context::CallContext;
+use crate::engine::{KmsResult, Page, Paged};
+use crate::kernel::{App, Described, Names, OpSpec, Operation, Ran};
 
 /// What a streaming operation (a tail, a watch, an export) answers with: the
 /// items that go on arriving after the answer. Its record says the stream was
@@ -27,6 +38,57 @@ pub type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = T> + Send
 /// reader learns it missed some rather than silently skipping them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Missed(pub u64);
+
+/// A page of a listing that answers everything it finds: the listing itself
+/// (its catalogue entry, the resources it names, its work) with Alibaba's
+/// page parameters added to its record, for a front end whose protocol pages
+/// what another front end lists whole.
+pub struct PageOf<O> {
+    pub listing: O,
+    pub page_number: i32,
+    pub page_size: i32,
+}
+
+impl<O, T> Operation for PageOf<O>
+where
+    O: Operation<Output = Vec<T>>,
+    T: Send + 'static,
+{
+    type Output = Paged<T>;
+
+    fn spec(&self) -> &'static OpSpec {
+        self.listing.spec()
+    }
+
+    fn audit_params(&self) -> Value {
+        let mut params = self.listing.audit_params();
+        if let Value::Object(fields) = &mut params {
+            for (name, value) in [("PageNumber", self.page_number), ("PageSize", self.page_size)] {
+                if let Some(value) = value.param() {
+                    fields.insert(name.to_owned(), value);
+                }
+            }
+        }
+        params
+    }
+
+    fn names(&self) -> Names {
+        self.listing.names()
+    }
+
+    async fn run(self, app: Arc<App>, cx: Arc<CallContext>) -> KmsResult<Ran<Paged<T>>> {
+        let page = Page::from_request(self.page_number, self.page_size)?;
+        Ok(self.listing.run(app, cx).await?.map(|all| page.slice(all)))
+    }
+}
+
+impl<O, T> Described for PageOf<O>
+where
+    O: Described<Output = Vec<T>>,
+    T: Send + 'static,
+{
+    const SPEC: &'static OpSpec = O::SPEC;
+}
 
 /// Declares one operation: its request struct, whose fields listed with an
 /// audit name (`= "KeyId"`) are the parameters its record keeps, in that
@@ -51,9 +113,8 @@ macro_rules! operation {
             $($(#[$field_doc])* pub $field: $ty),*
         }
 
-        impl $name {
-            /// Its entry in the catalogue, for a front end that refuses the call before it is decoded.
-            pub const SPEC: &'static $crate::kernel::OpSpec = &$crate::kernel::OpSpec::$spec;
+        impl $crate::kernel::Described for $name {
+            const SPEC: &'static $crate::kernel::OpSpec = &$crate::kernel::OpSpec::$spec;
         }
 
         impl $crate::kernel::Operation for $name {

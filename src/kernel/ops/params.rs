@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::clock::SimTime;
+use crate::engine::secrets::SecretWanted;
 
 /// A field value as an audit parameter; `None` for "not given".
 pub trait Param {
@@ -48,9 +49,10 @@ impl Param for bool {
     }
 }
 
-impl Param for Option<bool> {
+/// A value given or not; given, as the value itself says.
+impl<T: Param> Param for Option<T> {
     fn param(&self) -> Option<Value> {
-        self.map(Value::Bool)
+        self.as_ref().and_then(Param::param)
     }
 }
 
@@ -64,6 +66,28 @@ impl Param for BTreeMap<String, String> {
 impl Param for Vec<String> {
     fn param(&self) -> Option<Value> {
         (!self.is_empty()).then(|| Value::from(self.clone()))
+    }
+}
+
+/// The secrets a BatchGetSecretValue asks for, each with what it was asked for by.
+impl Param for Vec<SecretWanted> {
+    fn param(&self) -> Option<Value> {
+        (!self.is_empty()).then(|| {
+            let wanted =
+                self.iter().map(|SecretWanted { secret_name, version_id, version_stage, fetch_extended_config }| {
+                    let mut entry = serde_json::Map::new();
+                    for (name, value) in
+                        [("SecretName", secret_name), ("VersionId", version_id), ("VersionStage", version_stage)]
+                    {
+                        if let Some(value) = value.param() {
+                            entry.insert(name.to_owned(), value);
+                        }
+                    }
+                    entry.insert("FetchExtendedConfig".to_owned(), Value::Bool(*fetch_extended_config));
+                    Value::Object(entry)
+                });
+            Value::Array(wanted.collect())
+        })
     }
 }
 

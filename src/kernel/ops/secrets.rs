@@ -1,5 +1,5 @@
 //! Secrets Manager: secrets and their versions, stages, deletion and
-//! rotation, and random passwords. A secret's value never becomes an audit
+//! rotation, secret policies, and random passwords. A secret's value never becomes an audit
 //! parameter; the Encrypt and Decrypt records of the values the engine seals
 //! and opens are the kernel's, made as these run.
 
@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::operation;
 use crate::clock::SimTime;
-use crate::engine::secrets::{ROTATION_FAULT_NAME, SecretVersion};
+use crate::engine::secrets::{BatchAnswer, ROTATION_FAULT_NAME, SecretVersion, SecretWanted};
 use crate::engine::{CreateSecretInput, Page, Paged, PasswordRules, Secret, SecretValue};
 use crate::kernel::Names;
 
@@ -74,11 +74,47 @@ operation! {
     names(op) { Names::secret(&op.secret_name) }
     run(op, app, cx) {
         let outcome = app.engine.get_secret_value(&cx, &op.secret_name, &op.version_id, &op.version_stage)?;
-        if op.fetch_extended_config {
-            outcome
-        } else {
-            outcome.map(|value| SecretValue { secret: without_extended_config(value.secret), ..value })
-        }
+        outcome.map(|value| shown(value, op.fetch_extended_config))
+    }
+}
+
+operation! {
+    /// Each secret asked for, by the name it was asked for by: its value
+    /// (its extended config only when asked for), or the error it met.
+    BatchGetSecretValue = BATCH_GET_SECRET_VALUE -> Vec<BatchAnswer> {
+        secrets_list: Vec<SecretWanted> = "SecretsList",
+    }
+    names(_) { Names::found_while_running() }
+    run(op, app, cx) {
+        let outcome = app.engine.batch_get_secret_value(&cx, &op.secrets_list)?;
+        outcome.map(|answers| {
+            answers
+                .into_iter()
+                .zip(&op.secrets_list)
+                .map(|((name, value), wanted)| (name, value.map(|value| shown(value, wanted.fetch_extended_config))))
+                .collect()
+        })
+    }
+}
+
+operation! {
+    GetSecretPolicy = GET_SECRET_POLICY -> String {
+        secret_name: String = "SecretName",
+        policy_name: String = "PolicyName",
+    }
+    names(op) { Names::secret(&op.secret_name) }
+    run(op, app, cx) { app.engine.get_secret_policy(&cx, &op.secret_name, &op.policy_name)? }
+}
+
+operation! {
+    SetSecretPolicy = SET_SECRET_POLICY -> () {
+        secret_name: String = "SecretName",
+        policy_name: String = "PolicyName",
+        policy: String = "Policy",
+    }
+    names(op) { Names::secret(&op.secret_name) }
+    run(op, app, cx) {
+        app.engine.set_secret_policy(&cx, &op.secret_name, &op.policy_name, &op.policy).await?
     }
 }
 
@@ -288,9 +324,11 @@ fn without_tags(secret: Arc<Secret>) -> Arc<Secret> {
     Arc::new(Secret { tags: BTreeMap::new(), ..(*secret).clone() })
 }
 
-fn without_extended_config(secret: Arc<Secret>) -> Arc<Secret> {
-    if secret.extended_config.is_none() {
-        return secret;
+/// A value as shown: its secret's extended config only when asked for.
+fn shown(value: SecretValue, fetch_extended_config: bool) -> SecretValue {
+    if fetch_extended_config || value.secret.extended_config.is_none() {
+        return value;
     }
-    Arc::new(Secret { extended_config: None, ..(*secret).clone() })
+    let secret = Arc::new(Secret { extended_config: None, ..(*value.secret).clone() });
+    SecretValue { secret, ..value }
 }

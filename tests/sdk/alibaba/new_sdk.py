@@ -1,6 +1,6 @@
 """Alibaba Cloud's current Python SDK for KMS (alibabacloud-kms20160120) against kmsim, used as a user would.
 
-    python new_sdk.py lifecycle|crypto|resources|secrets|signatures
+    python new_sdk.py lifecycle|crypto|resources|secrets|instances|access|signatures
 
 Settings (environment): KMSIM_ENDPOINT (127.0.0.1:PORT), KMSIM_ACCESS_KEY_ID, KMSIM_ACCESS_KEY_SECRET, and
 KMSIM_SIGNATURE_ALGORITHM: empty for the SDK's default (ACS3-HMAC-SHA256), `v2` (v1 HMAC-SHA1 with Action in
@@ -505,6 +505,38 @@ def resources():
         call("UntagResource", lambda: client.untag_resource(kms.UntagResourceRequest(key_id=key, tag_keys='["env"]')))
         equal("after UntagResource only the other tag is left", resource_tags(key)[0], {"team": "payments"})
 
+    @report.section("TagResources, ListTagResources and UntagResources tag several keys at once")
+    def _():
+        needs(state, "key", "other")
+        key, other = state["key"], state["other"]
+        tags = [kms.TagResourcesRequestTag(key="cost-center", value="cc-42"),
+                kms.TagResourcesRequestTag(key="tier", value="gold")]
+        request = kms.TagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other],
+                                          tag=tags)
+        call("TagResources", lambda: client.tag_resources(request))
+        request = kms.ListTagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other])
+        body = call("ListTagResources", lambda: client.list_tag_resources(request)).body
+        rows = body.tag_resources.tag_resource if body.tag_resources else []
+        found = {(r.resource_id, r.tag_key, r.tag_value) for r in rows if r.tag_key in ("cost-center", "tier")}
+        equal("ListTagResources lists TagResources.TagResource[] for both keys",
+              found, {(k, t, v) for k in (key, other) for t, v in (("cost-center", "cc-42"), ("tier", "gold"))})
+        check("each row says ResourceType key", all(r.resource_type == "key" for r in rows),
+              rows=[r.to_map() for r in rows])
+        equal("NextToken is empty after the last page", body.next_token, "")
+        filtered = kms.ListTagResourcesRequest(region_id="cn-hangzhou", resource_type="key",
+                                               tag=[kms.ListTagResourcesRequestTag(key="tier", value="gold")])
+        body = call("ListTagResources", lambda: client.list_tag_resources(filtered)).body
+        equal("a Tag filter finds the keys that carry it", {r.resource_id for r in body.tag_resources.tag_resource},
+              {key, other})
+        request = kms.UntagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[key, other],
+                                            tag_key=["tier"])
+        call("UntagResources", lambda: client.untag_resources(request))
+        equal("after UntagResources the key keeps its other tags", resource_tags(other)[0], {"cost-center": "cc-42"})
+        request = kms.UntagResourcesRequest(region_id="cn-hangzhou", resource_type="key", resource_id=[other],
+                                            all=True)
+        call("UntagResources", lambda: client.untag_resources(request))
+        equal("UntagResources with All removes every tag", resource_tags(other)[0], {})
+
     @report.section("CreateKeyVersion makes a new primary version; ListKeyVersions pages; DescribeKeyVersion describes")
     def _():
         needs(state, "key")
@@ -629,12 +661,40 @@ def secrets():
     @report.section("BatchGetSecretValue gives several secrets' values in one call")
     def _():
         needs(state, "made")
-        wanted = [kms.BatchGetSecretValueRequestSecretsList(secret_name=n) for n in ("sdk/api-token", "sdk/tls-key")]
+        wanted = [kms.BatchGetSecretValueRequestSecretsList(secret_name=n)
+                  for n in ("sdk/api-token", "sdk/tls-key", "sdk/no-such-secret")]
         request = kms.BatchGetSecretValueRequest(secrets_list=wanted)
         body = call("BatchGetSecretValue", lambda: client.batch_get_secret_value(request)).body
         values = {v.secret_name: v.secret_data for v in (body.secret_values or [])}
         equal("SecretValues[] holds each secret's SecretData", values,
               {"sdk/api-token": "value of sdk/api-token", "sdk/tls-key": "value of sdk/tls-key"})
+        check("each of SecretValues[] has its VersionStages and CreateTime",
+              all(v.version_stages.version_stage == ["ACSCurrent"] and ALIBABA_DATE.match(v.create_time or "")
+                  for v in body.secret_values), values=[v.to_map() for v in body.secret_values])
+        errors = [(e.secret_name, e.code, e.http_status) for e in (body.errors or [])]
+        equal("Errors[] names the secret that is not there, its Code and HttpStatus", errors,
+              [("sdk/no-such-secret", "Forbidden.ResourceNotFound", 404)])
+
+    @report.section("SetSecretPolicy sets a secret's policy, which GetSecretPolicy reads back; tags reach secrets")
+    def _():
+        needs(state, "made")
+        default = call("GetSecretPolicy", lambda: client.get_secret_policy(
+            kms.GetSecretPolicyRequest(secret_name=name, policy_name="default"))).body.policy
+        check("the default secret policy lets the account root in", ":root" in (default or ""), policy=default)
+        policy = ('{"Version":"1","Statement":[{"Effect":"Allow","Principal":{"RAM":["acs:ram::*:user/app"]},'
+                  '"Action":["kms:GetSecretValue"],"Resource":["*"]}]}')
+        request = kms.SetSecretPolicyRequest(secret_name=name, policy_name="default", policy=policy)
+        call("SetSecretPolicy", lambda: client.set_secret_policy(request))
+        read = call("GetSecretPolicy", lambda: client.get_secret_policy(
+            kms.GetSecretPolicyRequest(secret_name=name))).body.policy
+        equal("GetSecretPolicy gives the policy set", read, policy)
+        request = kms.TagResourcesRequest(region_id="cn-hangzhou", resource_type="secret", resource_id=[name],
+                                          tag=[kms.TagResourcesRequestTag(key="owner", value="db-team")])
+        call("TagResources", lambda: client.tag_resources(request))
+        described = call("DescribeSecret", lambda: client.describe_secret(
+            kms.DescribeSecretRequest(secret_name=name, fetch_tags="true"))).body
+        equal("DescribeSecret shows the tag", {t.tag_key: t.tag_value for t in described.tags.tag},
+              {"owner": "db-team"})
 
     @report.section("DeleteSecret opens a recovery window in which the value is refused, until RestoreSecret")
     def _():
@@ -657,6 +717,175 @@ def secrets():
         call("DeleteSecret", lambda: client.delete_secret(request))
         refused("GetSecretValue of a deleted secret raises Forbidden.ResourceNotFound with status 404", "GetSecretValue",
                 lambda: client.get_secret_value(kms.GetSecretValueRequest(secret_name="sdk/tls-key")),
+                "Forbidden.ResourceNotFound", 404)
+
+
+# ---------------------------------------------------------------------------
+# the account, its regions and its KMS instances (one made by the test, KMSIM_INSTANCE_ID)
+# ---------------------------------------------------------------------------
+
+
+def instances():
+    instance_id = scenario.setting("INSTANCE_ID")
+
+    @report.section("DescribeRegions lists the regions in Regions.Region[]")
+    def _():
+        body = call("DescribeRegions", lambda: client.describe_regions()).body
+        regions = [r.region_id for r in body.regions.region]
+        check("cn-hangzhou and ap-southeast-1 are among them",
+              "cn-hangzhou" in regions and "ap-southeast-1" in regions, regions=regions)
+
+    @report.section("the account's KMS is Enabled, and OpenKmsService succeeds")
+    def _():
+        body = call("DescribeAccountKmsStatus", lambda: client.describe_account_kms_status()).body
+        equal("AccountStatus is Enabled", body.account_status, "Enabled")
+        opened = call("OpenKmsService", lambda: client.open_kms_service()).body
+        check("OpenKmsService answers with a RequestId", bool(opened.request_id), body=opened.to_map())
+
+    @report.section("GetKmsInstance, ListKmsInstances and GetKmsInstanceQuotaInfos describe the instance")
+    def _():
+        check("the test made an instance", bool(instance_id), instance_id=instance_id)
+        key = create_key("in the instance", dkmsinstance_id=instance_id).key_id
+        got = call("GetKmsInstance", lambda: client.get_kms_instance(
+            kms.GetKmsInstanceRequest(kms_instance_id=instance_id))).body.kms_instance
+        equal("KmsInstance.InstanceId, Spec and Status", (got.instance_id, got.spec, got.status),
+              (instance_id, 1000, "Connected"))
+        equal("KeyNum and SecretNum are the instance's quotas", (got.key_num, got.secret_num), (1000, "1000"))
+        check("StartDate and EndDate are in Alibaba's format",
+              bool(ALIBABA_DATE.match(got.start_date or "")) and bool(ALIBABA_DATE.match(got.end_date or "")),
+              instance=got.to_map())
+        body = call("ListKmsInstances", lambda: client.list_kms_instances(
+            kms.ListKmsInstancesRequest(page_number=1, page_size=10))).body
+        listed = body.kms_instances.kms_instance if body.kms_instances else []
+        equal("ListKmsInstances: TotalCount is 1", body.total_count, 1)
+        check("KmsInstances.KmsInstance[] has its id and ARN",
+              [i.kms_instance_id for i in listed] == [instance_id]
+              and listed[0].kms_instance_arn.endswith(":instance/" + instance_id),
+              listed=[i.to_map() for i in listed])
+        body = call("GetKmsInstanceQuotaInfos", lambda: client.get_kms_instance_quota_infos(
+            kms.GetKmsInstanceQuotaInfosRequest(kms_instance_id=instance_id))).body
+        quotas = {q.resource_type: (q.resource_quota, q.used_quantity) for q in body.kms_instance_quota_infos}
+        equal("KmsInstanceQuotaInfos[]: the key quota and the one key made", quotas.get("key"), (1000, 1))
+        equal("the secret and VPC quotas", (quotas.get("secret"), quotas.get("vpc")), ((1000, 0), (1, 0)))
+        described = describe_key(key)
+        equal("the key is one of the instance's", described.dkmsinstance_id, instance_id)
+
+
+# ---------------------------------------------------------------------------
+# application access, as the admin under --auth required: network rules, permission policies, AAPs and
+# ClientKeys, and an application calling with its ClientKey (KMSIM_INSTANCE_ID names the instance)
+# ---------------------------------------------------------------------------
+
+KEY_USER = "RbacPermission/Template/CryptoServiceKeyUser"
+SECRET_USER = "RbacPermission/Template/CryptoServiceSecretUser"
+
+
+def access():
+    instance_id = scenario.setting("INSTANCE_ID")
+    state = {}
+
+    @report.section("CreateNetworkRule, DescribeNetworkRule and ListNetworkRules manage the addresses allowed in")
+    def _():
+        request = kms.CreateNetworkRuleRequest(name="sdk-office", type="Private", description="the office",
+                                               source_private_ip='["127.0.0.1","10.0.0.0/8"]')
+        made = call("CreateNetworkRule", lambda: client.create_network_rule(request)).body
+        check("CreateNetworkRule answers its Arn", (made.arn or "").endswith(":network/sdk-office"), body=made.to_map())
+        equal("CreateNetworkRule answers Type and SourcePrivateIp", (made.type, made.source_private_ip),
+              ("Private", '["127.0.0.1","10.0.0.0/8"]'))
+        request = kms.UpdateNetworkRuleRequest(name="sdk-office", source_private_ip="127.0.0.0/8,10.0.0.0/8")
+        call("UpdateNetworkRule", lambda: client.update_network_rule(request))
+        described = call("DescribeNetworkRule", lambda: client.describe_network_rule(
+            kms.DescribeNetworkRuleRequest(name="sdk-office"))).body
+        equal("DescribeNetworkRule shows the addresses as updated, the description as made",
+              (described.source_private_ip, described.description), ('["127.0.0.0/8","10.0.0.0/8"]', "the office"))
+        body = call("ListNetworkRules", lambda: client.list_network_rules(
+            kms.ListNetworkRulesRequest(page_number=1, page_size=10))).body
+        equal("ListNetworkRules lists NetworkRules.NetworkRule[] with TotalCount",
+              ([(r.name, r.type) for r in body.network_rules.network_rule], body.total_count),
+              ([("sdk-office", "Private")], 1))
+        state["rule"] = True
+
+    @report.section("CreatePolicy, DescribePolicy, ListPolicies and UpdatePolicy manage a permission policy")
+    def _():
+        needs(state, "rule")
+        check("the test made an instance", bool(instance_id), instance_id=instance_id)
+        request = kms.CreatePolicyRequest(name="sdk-app-crypto", kms_instance=instance_id, description="for the app",
+                                          permissions='["%s","%s"]' % (KEY_USER, SECRET_USER),
+                                          resources='["key/*","secret/*"]',
+                                          access_control_rules='{"NetworkRules":["sdk-office"]}')
+        made = call("CreatePolicy", lambda: client.create_policy(request)).body
+        check("CreatePolicy answers its Arn", (made.arn or "").endswith(":policy/sdk-app-crypto"), body=made.to_map())
+        described = call("DescribePolicy", lambda: client.describe_policy(
+            kms.DescribePolicyRequest(name="sdk-app-crypto"))).body
+        equal("DescribePolicy gives Permissions and Resources as lists",
+              (described.permissions, described.resources), ([KEY_USER, SECRET_USER], ["key/*", "secret/*"]))
+        equal("DescribePolicy gives KmsInstance and AccessControlRules",
+              (described.kms_instance, described.access_control_rules),
+              (instance_id, '{"NetworkRules":["sdk-office"]}'))
+        request = kms.UpdatePolicyRequest(name="sdk-app-crypto", permissions='["%s"]' % KEY_USER)
+        call("UpdatePolicy", lambda: client.update_policy(request))
+        body = call("ListPolicies", lambda: client.list_policies(kms.ListPoliciesRequest(page_size=10))).body
+        equal("ListPolicies lists Policies.Policy[]", [p.name for p in body.policies.policy], ["sdk-app-crypto"])
+        state["policy"] = True
+
+    @report.section("CreateApplicationAccessPoint and CreateClientKey give an application its credential")
+    def _():
+        needs(state, "policy")
+        request = kms.CreateApplicationAccessPointRequest(name="sdk-app", authentication_method="ClientKey",
+                                                          policies='["sdk-app-crypto"]')
+        made = call("CreateApplicationAccessPoint", lambda: client.create_application_access_point(request)).body
+        equal("CreateApplicationAccessPoint answers Name, AuthenticationMethod and Policies",
+              (made.name, made.authentication_method, made.policies), ("sdk-app", "ClientKey", '["sdk-app-crypto"]'))
+        request = kms.UpdateApplicationAccessPointRequest(name="sdk-app", description="the orders app")
+        call("UpdateApplicationAccessPoint", lambda: client.update_application_access_point(request))
+        described = call("DescribeApplicationAccessPoint", lambda: client.describe_application_access_point(
+            kms.DescribeApplicationAccessPointRequest(name="sdk-app"))).body
+        equal("DescribeApplicationAccessPoint shows the new description", described.description, "the orders app")
+        body = call("ListApplicationAccessPoints", lambda: client.list_application_access_points(
+            kms.ListApplicationAccessPointsRequest(page_number=1, page_size=10))).body
+        equal("ListApplicationAccessPoints lists ApplicationAccessPoints.ApplicationAccessPoint[]",
+              [(a.name, a.authentication_method) for a in body.application_access_points.application_access_point],
+              [("sdk-app", "ClientKey")])
+        request = kms.CreateClientKeyRequest(aap_name="sdk-app", password="Sdk-Passw0rd!")
+        key = call("CreateClientKey", lambda: client.create_client_key(request)).body
+        check("CreateClientKey answers a KAAP. id, its dates and PrivateKeyData",
+              (key.client_key_id or "").startswith("KAAP.") and bool(key.private_key_data)
+              and bool(ALIBABA_DATE.match(key.not_after or "")), body={"ClientKeyId": key.client_key_id})
+        got = call("GetClientKey", lambda: client.get_client_key(
+            kms.GetClientKeyRequest(client_key_id=key.client_key_id))).body
+        equal("GetClientKey (a GET) names its AAP", (got.client_key_id, got.aap_name), (key.client_key_id, "sdk-app"))
+        listed = call("ListClientKeys", lambda: client.list_client_keys(kms.ListClientKeysRequest(aap_name="sdk-app"))).body
+        equal("ListClientKeys lists ClientKeys[]", [k.client_key_id for k in listed.client_keys], [key.client_key_id])
+        state.update(client_key_id=key.client_key_id, secret=key.private_key_data)
+
+    @report.section("the application signs with its ClientKey: its policy lets it use the instance's keys, nothing else")
+    def _():
+        needs(state, "client_key_id")
+        inside = create_key("in the instance", dkmsinstance_id=instance_id).key_id
+        outside = create_key("a default key").key_id
+        app_id = state["client_key_id"]
+        app = new_client(app_id, state["secret"])
+        request = kms.EncryptRequest(key_id=inside, plaintext=b64(b"order 42"))
+        sealed = call("Encrypt", lambda: app.encrypt(request), access_key_id=app_id).body
+        equal("Encrypt with a key of the instance is answered", sealed.key_id, inside)
+        request = kms.EncryptRequest(key_id=outside, plaintext=b64(b"order 42"))
+        refused("Encrypt with a key outside the instance raises Forbidden.NoPermission with status 403", "Encrypt",
+                lambda: app.encrypt(request), "Forbidden.NoPermission", 403, access_key_id=app_id)
+
+    @report.section("DeleteClientKey, DeleteApplicationAccessPoint, DeletePolicy and DeleteNetworkRule undo it all")
+    def _():
+        needs(state, "client_key_id")
+        refused("a network rule a policy names is in use: Rejected.ResourceInUse with status 409", "DeleteNetworkRule",
+                lambda: client.delete_network_rule(kms.DeleteNetworkRuleRequest(name="sdk-office")),
+                "Rejected.ResourceInUse", 409)
+        call("DeleteClientKey", lambda: client.delete_client_key(
+            kms.DeleteClientKeyRequest(client_key_id=state["client_key_id"])))
+        call("DeleteApplicationAccessPoint", lambda: client.delete_application_access_point(
+            kms.DeleteApplicationAccessPointRequest(name="sdk-app")))
+        call("DeletePolicy", lambda: client.delete_policy(kms.DeletePolicyRequest(name="sdk-app-crypto")))
+        call("DeleteNetworkRule", lambda: client.delete_network_rule(kms.DeleteNetworkRuleRequest(name="sdk-office")))
+        refused("DescribePolicy of a deleted policy raises Forbidden.ResourceNotFound with status 404", "DescribePolicy",
+                lambda: client.describe_policy(kms.DescribePolicyRequest(name="sdk-app-crypto")),
                 "Forbidden.ResourceNotFound", 404)
 
 
@@ -747,5 +976,7 @@ if __name__ == "__main__":
         "crypto": crypto,
         "resources": resources,
         "secrets": secrets,
+        "instances": instances,
+        "access": access,
         "signatures": signatures,
     })
