@@ -18,7 +18,7 @@ mod private;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -267,10 +267,14 @@ pub struct Store {
 struct Threads {
     jobs: mpsc::Sender<Job>,
     running: Mutex<Vec<JoinHandle<()>>>,
+    /// Set when the store closes: a read still running stops, since the
+    /// writer's last checkpoint waits for every reader (see [`interrupt_reads_once_closed`]).
+    closed: Arc<AtomicBool>,
 }
 
 impl Threads {
     fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
         let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()));
         if !running.is_empty() {
             let _ = self.jobs.send(Job::Stop);
@@ -346,7 +350,10 @@ impl Store {
         let path = dir.database();
         let mut writer_conn = Connection::open(&path)?;
         schema::configure_file(&writer_conn, durability, dir.is_kept())?;
-        let reader = Arc::new(Mutex::new(open_reader(&path)?));
+        let mut reader = open_reader(&path)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        interrupt_reads_once_closed(&mut reader, closed.clone())?;
+        let reader = Arc::new(Mutex::new(reader));
         let (checkpointer, checkpoints) = match durability {
             // Only a write-ahead log needs checkpoints: a bulk store writes the file itself.
             Durability::Bulk => (None, Checkpoints::default()),
@@ -378,7 +385,7 @@ impl Store {
             })
             .map_err(|e| StoreError(e.to_string()))?;
         let running = Mutex::new(std::iter::once(handle).chain(checkpointer).collect());
-        let threads = Arc::new(Threads { jobs: jobs.clone(), running });
+        let threads = Arc::new(Threads { jobs: jobs.clone(), running, closed });
         Ok((Store { jobs, reader, threads, public_key }, loaded))
     }
 
@@ -411,10 +418,16 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
-        let reader = self.reader.clone();
+        let (reader, closed) = (self.reader.clone(), self.threads.closed.clone());
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            let read = f(&conn);
+            match read {
+                Err(e) if closed.load(Ordering::Acquire) => {
+                    Err(StoreError(format!("the store closed during a read ({e})")))
+                }
+                read => read,
+            }
         })
         .await
         .map_err(|e| StoreError(e.to_string()))?
@@ -486,6 +499,7 @@ impl Store {
     ) -> StoreResult<Option<(AuditPage, usize)>> {
         let running = Interrupter::default();
         let _interrupt_if_abandoned = InterruptOnDrop(running.clone());
+        let closed = self.threads.closed.clone();
         let reading = self.read({
             let running = running.clone();
             move |conn| {
@@ -495,7 +509,8 @@ impl Store {
                 running.disarm();
                 match scanned {
                     Ok(page) => Ok(Some(page)),
-                    Err(e) if e.0.contains("interrupted") => Ok(None),
+                    // Interrupted by its caller or its deadline, not by the store closing.
+                    Err(e) if e.0.contains("interrupted") && !closed.load(Ordering::Acquire) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -682,6 +697,19 @@ fn log_checkpoint_failure(e: &rusqlite::Error) {
     } else {
         tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
     }
+}
+
+/// Stops any statement on `reader` once `closed` is set. At close the writer
+/// copies the whole log into the database (see [`Checkpoints::finish_on_close`]),
+/// which must wait for every reader: a long search still reading after the
+/// server's shutdown grace would hold the process up for the busy timeout and
+/// then leave the log behind. SQLite's progress handler, unlike its interrupt,
+/// also stops a statement that starts after the store has closed.
+fn interrupt_reads_once_closed(reader: &mut Connection, closed: Arc<AtomicBool>) -> StoreResult<()> {
+    /// Virtual machine steps between checks: a few microseconds.
+    const STEPS: std::ffi::c_int = 1000;
+    reader.progress_handler(STEPS, Some(move || closed.load(Ordering::Acquire)))?;
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> StoreResult<Connection> {
@@ -1017,14 +1045,24 @@ mod tests {
         }
     }
 
+    /// A store that nothing outlives, and a data dir in `data`.
+    fn both_locations(data: &Path) -> [Location; 2] {
+        [Location::InMemory, Location::Dir(data.to_path_buf())]
+    }
+
+    async fn with_one_record(location: &Location) -> Store {
+        let (store, _) = Store::open(location).unwrap();
+        store.commit(Vec::new(), &[padded_record(0)]).await.unwrap();
+        store
+    }
+
     /// A read in progress, however long, never holds a commit, in a store that nothing outlives as in a data
     /// dir: the read has a connection of its own, and keeps the snapshot it began with.
     #[tokio::test]
     async fn a_commit_never_waits_for_a_read_in_progress() {
         let data = tempfile::tempdir().unwrap();
-        for location in [Location::InMemory, Location::Dir(data.path().to_path_buf())] {
-            let (store, _) = Store::open(&location).unwrap();
-            store.commit(Vec::new(), &[padded_record(0)]).await.unwrap();
+        for location in both_locations(data.path()) {
+            let store = with_one_record(&location).await;
             let (began, reading_began) = oneshot::channel();
             let (release, released) = mpsc::channel::<()>();
             let reading = tokio::spawn({
@@ -1051,6 +1089,49 @@ mod tests {
             assert_eq!(reading.await.unwrap().unwrap(), (1, 1), "{location:?}: the read kept its snapshot");
             assert_eq!(store.last_audit_seq().await.unwrap(), 2, "{location:?}");
             store.close();
+        }
+    }
+
+    /// A read still running when the store closes (a search past the server's shutdown grace) stops, says why,
+    /// and does not hold up the close, which still leaves `kmsim.db` complete (its log emptied into it).
+    #[tokio::test]
+    async fn closing_stops_a_read_still_running() {
+        let data = tempfile::tempdir().unwrap();
+        for location in both_locations(data.path()) {
+            let store = with_one_record(&location).await;
+            let (began, reading_began) = oneshot::channel();
+            let stop_if_stuck = Interrupter::default();
+            let reading = tokio::spawn({
+                let (store, stop_if_stuck) = (store.clone(), stop_if_stuck.clone());
+                async move {
+                    store
+                        .read(move |conn| {
+                            stop_if_stuck.arm(conn.get_interrupt_handle());
+                            let _ = began.send(());
+                            let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                                           SELECT count(*) FROM n WHERE x < 0";
+                            Ok(conn.query_row(endless, [], |row| row.get::<_, i64>(0))?)
+                        })
+                        .await
+                }
+            });
+            reading_began.await.expect("the read began");
+            let closing = tokio::task::spawn_blocking({
+                let store = store.clone();
+                move || store.close()
+            });
+            // Bounded only so that a read nothing stops fails the test rather than hanging it.
+            let Ok(read) = tokio::time::timeout(Duration::from_secs(60), reading).await else {
+                stop_if_stuck.interrupt();
+                panic!("{location:?}: the read went on after the store closed");
+            };
+            let error = read.unwrap().unwrap_err();
+            assert!(error.to_string().contains("the store closed"), "{location:?}: {error}");
+            closing.await.unwrap();
+            if let Location::Dir(dir) = &location {
+                let wal = std::fs::metadata(dir.join("kmsim.db-wal")).map(|m| m.len()).unwrap_or(0);
+                assert_eq!(wal, 0, "the log was copied into kmsim.db at close");
+            }
         }
     }
 
