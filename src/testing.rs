@@ -199,7 +199,8 @@ impl KmsimBuilder {
         self
     }
 
-    /// Keeps everything in memory (the default).
+    /// Keeps nothing past the server (the default): its store is a private
+    /// scratch dir under the system temp dir, removed when the server stops.
     pub fn in_memory(mut self) -> Self {
         self.config.store = Location::InMemory;
         self

@@ -210,6 +210,73 @@ async fn a_query_too_long_or_with_too_many_terms_is_refused_before_it_reads() {
     server.stop().await;
 }
 
+/// Calls that each leave a record as large as a client can make one (a 16 KB encryption context, refused):
+/// every term of a query that matches none of them reads all of each.
+const LARGE_RECORDS: usize = 24;
+
+/// The longest search a query can ask for, of records that `query` keeps, over every record: 63 keywords on
+/// any field, which no record holds, before `query`.
+fn longest_search(query: &str) -> String {
+    let absent = (0..63).map(|i| format!("absent{i}x"));
+    absent.chain(std::iter::once(query.to_owned())).collect::<Vec<_>>().join(" or ")
+}
+
+/// A search reads on a connection of its own, on an in-memory server too: calls that commit while a long search
+/// is reading are answered before it is, not queued behind it. The search is for the probes' own records, so
+/// which probes committed before it began reading is known exactly: the ones it found.
+#[tokio::test]
+async fn calls_commit_while_a_long_search_reads_an_in_memory_store() {
+    let server = TestServer::start().await;
+    let mut kms = server.kms().await;
+    let key_id = create_key(&mut kms, "").await;
+    let mut filling = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (mut kms, key_id) = (kms.clone(), key_id.clone());
+        filling.spawn(async move {
+            for _ in 0..LARGE_RECORDS / 8 {
+                let context = [("k".to_owned(), "v".repeat(16_000))].into();
+                let large = pb::GenerateDataKeyRequest {
+                    key_id: key_id.clone(),
+                    encryption_context: context,
+                    ..Default::default()
+                };
+                kms.generate_data_key(large).await.expect_err("a 16 KB context is refused");
+            }
+        });
+    }
+    filling.join_all().await;
+
+    let search = pb::QueryAuditEventsRequest {
+        query: longest_search("eventName: Encrypt"),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let mut audit = server.audit().await;
+    let searching = tokio::spawn(async move { audit.query_audit_events(search).await });
+    let mut answered_first = Vec::new();
+    for probe in 0.. {
+        let request_id = format!("probe-{probe}");
+        kms.encrypt(request(encrypt(&key_id), &request_id, None)).await.expect("encrypt");
+        if searching.is_finished() {
+            break;
+        }
+        answered_first.push(request_id);
+    }
+    let found = searching.await.unwrap().expect("the search finishes").into_inner();
+    assert!(found.next_page_token.is_empty(), "one page holds the probes that committed first");
+    let committed_first: BTreeSet<String> =
+        found.events.iter().map(|r| r.event.as_ref().unwrap().client_request_id.clone()).collect();
+    let committed_while_searching = answered_first.iter().filter(|id| !committed_first.contains(*id)).count();
+    assert!(
+        committed_while_searching >= 10,
+        "of the {} probes answered before the search, {} had committed before it began reading and only \
+         {committed_while_searching} while it read: commits waited for the search",
+        answered_first.len(),
+        committed_first.len(),
+    );
+    server.stop().await;
+}
+
 fn json_of(results: &[pb::AuditEventResult], request_id: &str) -> Value {
     let result = results.iter().find(|r| r.event.as_ref().unwrap().client_request_id == request_id).expect(request_id);
     serde_json::from_str(&result.json).unwrap()

@@ -119,6 +119,39 @@ async fn a_new_data_dir_and_every_file_in_it_are_private_whatever_the_umask() {
     }
 }
 
+/// The scratch dirs of in-memory stores in `temp`.
+fn scratch_dirs(temp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let entries = std::fs::read_dir(temp).unwrap().map(|entry| entry.unwrap().path());
+    entries.filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("kmsim-in-memory-")).collect()
+}
+
+/// `--in-memory` leaves the user nothing to clean up: the store is in a private scratch dir under `$TMPDIR`
+/// (so that reads get a connection of their own), which is gone once the server stops; one that a SIGKILL left
+/// behind is removed by the next in-memory server to start.
+#[tokio::test]
+async fn an_in_memory_server_leaves_nothing_behind_even_when_killed() {
+    let temp = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--in-memory"];
+    let killed = ServerProcess::spawn_with_temp_dir(temp.path(), &args);
+    write_something(&killed).await;
+    let [scratch] = &scratch_dirs(temp.path())[..] else { panic!("one scratch dir: {:?}", scratch_dirs(temp.path())) };
+    assert_mode(scratch, 0o700);
+    for file in ["kmsim.db", "kmsim.db-wal", "kmsim.db-shm"] {
+        assert_mode(&scratch.join(file), 0o600);
+    }
+    let scratch = scratch.clone();
+    tokio::task::spawn_blocking(move || killed.signal_and_wait("KILL")).await.unwrap();
+    assert!(scratch.exists(), "a killed server cannot remove its scratch dir");
+
+    let next = ServerProcess::spawn_with_temp_dir(temp.path(), &args);
+    write_something(&next).await;
+    let left = scratch_dirs(temp.path());
+    assert!(left.len() == 1 && left[0] != scratch, "the next server removed the killed one's: {left:?}");
+    let status = tokio::task::spawn_blocking(move || next.signal_and_wait("TERM")).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(scratch_dirs(temp.path()), Vec::<std::path::PathBuf>::new(), "a stopped server removes its own");
+}
+
 /// A data dir that holds something and that the group or others can reach (an older kmsim's, under umask 022) is
 /// refused, naming the dir, its mode and the fix, unless the user says to start anyway; its files are made private
 /// either way. An empty dir (`tempfile`'s, a fresh `mkdir`) holds nothing yet, and is made private instead.

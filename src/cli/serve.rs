@@ -38,8 +38,9 @@ pub struct ServeArgs {
     /// others can reach.
     #[arg(long, env = "KMSIM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Keep everything in memory; nothing is written to disk. Conflicts with --data-dir, and with a KMSIM_DATA_DIR
-    /// set in the environment.
+    /// Keep nothing: the store lives in a private scratch dir under $TMPDIR, never synced and removed when the
+    /// server stops (one left by a SIGKILL is removed by the next in-memory server). Conflicts with --data-dir,
+    /// and with a KMSIM_DATA_DIR set in the environment.
     #[arg(long)]
     in_memory: bool,
     /// Serve a data dir even though the group or others have permissions on it. It holds the audit signing key,

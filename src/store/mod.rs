@@ -6,12 +6,19 @@
 //! its own savepoint so one bad batch cannot sink the others, commits, and only
 //! then answers each caller. A call's change and its record are therefore
 //! durable together, or not at all.
+//!
+//! Reads have a connection of their own, which the write-ahead log lets see
+//! a consistent snapshot while the writer goes on committing: no read, however
+//! long, delays a commit. A store that nothing outlives ([`Location::InMemory`])
+//! is the same store, in files of its own under the system's temp dir (see
+//! `private`), because SQLite's in-memory databases have no write-ahead log:
+//! there every read would hold the writer.
 
 mod private;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -74,7 +81,9 @@ impl Durability {
 /// Where the store lives.
 #[derive(Debug, Clone)]
 pub enum Location {
-    /// Nothing touches the disk; everything is gone when the process ends.
+    /// Nothing outlives the store: its files are in a private scratch dir of
+    /// their own under the system's temp dir, never synced, and removed when
+    /// the store closes or is dropped (or, after SIGKILL, by the next such store).
     InMemory,
     /// `kmsim.db` (and its WAL) inside this directory, created if missing.
     Dir(PathBuf),
@@ -152,8 +161,6 @@ pub struct Loaded {
     pub clock_offset_ms: i64,
     pub snapshot: Snapshot,
 }
-
-type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// One call's changes and audit records, and where to report their fate.
 struct PendingCommit {
@@ -236,7 +243,6 @@ impl EncodedRecord {
 
 enum Job {
     Commit(PendingCommit),
-    Read(ReadJob),
     /// Sign a digest of the chain's head now, if anything is unsigned; answers the head's sequence number.
     Digest(oneshot::Sender<StoreResult<i64>>),
     /// Finish what is queued before this, then stop.
@@ -247,12 +253,42 @@ enum Job {
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
-    /// A second connection for reads; absent in memory, where reads go to the writer.
-    reader: Option<Arc<Mutex<Connection>>>,
-    /// The writer, then the checkpointer (which stops once the writer has).
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// A second connection for reads.
+    reader: Arc<Mutex<Connection>>,
+    threads: Arc<Threads>,
     /// Verifies the digests the writer signs.
     public_key: VerifyingKey,
+}
+
+/// The writer, then the checkpointer (which stops once the writer has).
+/// Stopped by [`Store::close`], or when the last handle goes: a store
+/// dropped without closing still stops cleanly, and is gone from its
+/// scratch dir by the time the drop returns.
+struct Threads {
+    jobs: mpsc::Sender<Job>,
+    running: Mutex<Vec<JoinHandle<()>>>,
+    /// Set when the store closes: a read still running stops, since the
+    /// writer's last checkpoint waits for every reader (see [`interrupt_reads_once_closed`]).
+    closed: Arc<AtomicBool>,
+}
+
+impl Threads {
+    fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
+        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()));
+        if !running.is_empty() {
+            let _ = self.jobs.send(Job::Stop);
+        }
+        for thread in running {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// One page of audit records, with the sequence number to continue from.
@@ -310,22 +346,19 @@ impl Store {
     }
 
     pub fn open_with(location: &Location, durability: Durability) -> StoreResult<(Store, Loaded)> {
-        let (mut writer_conn, reader) = match location {
-            Location::InMemory => (Connection::open_in_memory()?, None),
-            Location::Dir(dir) => {
-                private::create_dir(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
-                private::prepare_files(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
-                let path = dir.join(private::DB_FILE);
-                let writer = Connection::open(&path)?;
-                schema::configure_file(&writer, durability)?;
-                (writer, Some(Arc::new(Mutex::new(open_reader(&path)?))))
-            }
-        };
-        let (checkpointer, checkpoints) = match (location, durability) {
-            // Only a write-ahead log needs checkpoints: in memory there is no file, and a bulk store writes the file itself.
-            (Location::InMemory, _) | (_, Durability::Bulk) => (None, Checkpoints::default()),
-            (Location::Dir(dir), Durability::Full) => {
-                let (thread, checkpoints) = start_checkpointer(&dir.join(private::DB_FILE), &mut writer_conn)?;
+        let dir = private::StoreDir::open(location).map_err(|e| StoreError(e.to_string()))?;
+        let path = dir.database();
+        let mut writer_conn = Connection::open(&path)?;
+        schema::configure_file(&writer_conn, durability, dir.is_kept())?;
+        let mut reader = open_reader(&path)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        interrupt_reads_once_closed(&mut reader, closed.clone())?;
+        let reader = Arc::new(Mutex::new(reader));
+        let (checkpointer, checkpoints) = match durability {
+            // Only a write-ahead log needs checkpoints: a bulk store writes the file itself.
+            Durability::Bulk => (None, Checkpoints::default()),
+            Durability::Full => {
+                let (thread, checkpoints) = start_checkpointer(&path, &mut writer_conn, dir.is_kept())?;
                 (Some(thread), checkpoints)
             }
         };
@@ -345,10 +378,15 @@ impl Store {
         let (jobs, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("kmsim-store".into())
-            .spawn(move || writer_loop(writer_conn, chain, checkpoints, durability.max_group(), rx))
+            .spawn(move || {
+                writer_loop(writer_conn, chain, checkpoints, durability.max_group(), rx);
+                // Only once the writer's connection has closed: a scratch dir goes with it.
+                drop(dir);
+            })
             .map_err(|e| StoreError(e.to_string()))?;
-        let threads = std::iter::once(handle).chain(checkpointer).collect();
-        Ok((Store { jobs, reader, threads: Arc::new(Mutex::new(threads)), public_key }, loaded))
+        let running = Mutex::new(std::iter::once(handle).chain(checkpointer).collect());
+        let threads = Arc::new(Threads { jobs: jobs.clone(), running, closed });
+        Ok((Store { jobs, reader, threads, public_key }, loaded))
     }
 
     /// Commits `changes` and `records` in one transaction; returns once durable.
@@ -374,30 +412,25 @@ impl Store {
         Ok(async move { wait.await.map_err(|_| StoreError("the store writer stopped".into()))? })
     }
 
-    /// Runs `f` against a consistent view of the store.
+    /// Runs `f` against a consistent view of the store, on the read
+    /// connection: the writer commits meanwhile.
     pub async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
-        match &self.reader {
-            Some(reader) => {
-                let reader = reader.clone();
-                tokio::task::spawn_blocking(move || {
-                    let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-                    f(&conn)
-                })
-                .await
-                .map_err(|e| StoreError(e.to_string()))?
+        let (reader, closed) = (self.reader.clone(), self.threads.closed.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let read = f(&conn);
+            match read {
+                Err(e) if closed.load(Ordering::Acquire) => {
+                    Err(StoreError(format!("the store closed during a read ({e})")))
+                }
+                read => read,
             }
-            None => {
-                let (tx, rx) = oneshot::channel();
-                let job: ReadJob = Box::new(move |conn| {
-                    let _ = tx.send(f(conn));
-                });
-                self.jobs.send(Job::Read(job)).map_err(|_| StoreError("the store is closed".into()))?;
-                rx.await.map_err(|_| StoreError("the store writer stopped".into()))?
-            }
-        }
+        })
+        .await
+        .map_err(|e| StoreError(e.to_string()))?
     }
 
     /// Audit records newest first, below sequence `before` when given.
@@ -408,8 +441,8 @@ impl Store {
     /// The records of `scan` that `keep` accepts; `None` if the scan ran past
     /// [`MAX_SCAN_TIME`]. The walk goes in slices of [`SCAN_SLICE_SEQS`]
     /// sequence numbers, each a read of its own, so a long search never holds
-    /// the read connection (or, in memory, the writer) for more than one slice:
-    /// other reads and every commit go between slices. A scan whose caller has
+    /// the read connection for more than one slice: other reads go between
+    /// slices (commits never wait for a read). A scan whose caller has
     /// gone (its future is dropped: the client cancelled, or its deadline
     /// passed) is interrupted where it is and stops.
     pub async fn scan_audit(
@@ -466,6 +499,7 @@ impl Store {
     ) -> StoreResult<Option<(AuditPage, usize)>> {
         let running = Interrupter::default();
         let _interrupt_if_abandoned = InterruptOnDrop(running.clone());
+        let closed = self.threads.closed.clone();
         let reading = self.read({
             let running = running.clone();
             move |conn| {
@@ -475,7 +509,8 @@ impl Store {
                 running.disarm();
                 match scanned {
                     Ok(page) => Ok(Some(page)),
-                    Err(e) if e.0.contains("interrupted") => Ok(None),
+                    // Interrupted by its caller or its deadline, not by the store closing.
+                    Err(e) if e.0.contains("interrupted") && !closed.load(Ordering::Acquire) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -556,13 +591,7 @@ impl Store {
 
     /// Waits for every commit sent so far, then stops the writer. Other clones become unusable.
     pub fn close(&self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        if !threads.is_empty() {
-            let _ = self.jobs.send(Job::Stop);
-        }
-        for thread in threads {
-            let _ = thread.join();
-        }
+        self.threads.stop();
     }
 }
 
@@ -578,9 +607,9 @@ impl Store {
 /// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
 /// writer drops the hook, and with it the sender: at close, or when its
 /// connection goes.
-fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
+fn start_checkpointer(path: &Path, writer: &mut Connection, kept: bool) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
     let conn = Connection::open(path)?;
-    schema::configure_file(&conn, Durability::Full)?;
+    schema::configure_file(&conn, Durability::Full, kept)?;
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     let log_pages = Arc::new(AtomicI32::new(0));
     let noted = log_pages.clone();
@@ -613,7 +642,7 @@ fn start_checkpointer(path: &Path, writer: &mut Connection) -> StoreResult<(Join
 /// The writer's view of the WAL's size, as its hook last reported it.
 #[derive(Default)]
 struct Checkpoints {
-    /// Absent in memory, where there is no log.
+    /// Absent in a bulk store, which has no log.
     log_pages: Option<Arc<AtomicI32>>,
     /// Disconnects once the checkpointer thread has ended.
     checkpointer_ended: Option<mpsc::Receiver<()>>,
@@ -668,6 +697,19 @@ fn log_checkpoint_failure(e: &rusqlite::Error) {
     } else {
         tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
     }
+}
+
+/// Stops any statement on `reader` once `closed` is set. At close the writer
+/// copies the whole log into the database (see [`Checkpoints::finish_on_close`]),
+/// which must wait for every reader: a long search still reading after the
+/// server's shutdown grace would hold the process up for the busy timeout and
+/// then leave the log behind. SQLite's progress handler, unlike its interrupt,
+/// also stops a statement that starts after the store has closed.
+fn interrupt_reads_once_closed(reader: &mut Connection, closed: Arc<AtomicBool>) -> StoreResult<()> {
+    /// Virtual machine steps between checks: a few microseconds.
+    const STEPS: std::ffi::c_int = 1000;
+    reader.progress_handler(STEPS, Some(move || closed.load(Ordering::Acquire)))?;
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> StoreResult<Connection> {
@@ -732,12 +774,10 @@ fn writer_loop(
             }
         }
         let mut commits = Vec::new();
-        let mut reads = Vec::new();
         let mut digests = Vec::new();
         for job in batch {
             match job {
                 Job::Commit(commit) => commits.push(commit),
-                Job::Read(read) => reads.push(read),
                 Job::Digest(done) => digests.push(done),
                 Job::Stop => stopping = true,
             }
@@ -752,9 +792,6 @@ fn writer_loop(
             for done in digests {
                 let _ = done.send(signed.clone());
             }
-        }
-        for read in reads {
-            read(&conn);
         }
     }
     if let Err(e) = close_trail(&mut conn, &mut chain) {
@@ -1005,6 +1042,96 @@ mod tests {
                 }
             }
             assert_eq!(found, expected, "{order:?}");
+        }
+    }
+
+    /// A store that nothing outlives, and a data dir in `data`.
+    fn both_locations(data: &Path) -> [Location; 2] {
+        [Location::InMemory, Location::Dir(data.to_path_buf())]
+    }
+
+    async fn with_one_record(location: &Location) -> Store {
+        let (store, _) = Store::open(location).unwrap();
+        store.commit(Vec::new(), &[padded_record(0)]).await.unwrap();
+        store
+    }
+
+    /// A read in progress, however long, never holds a commit, in a store that nothing outlives as in a data
+    /// dir: the read has a connection of its own, and keeps the snapshot it began with.
+    #[tokio::test]
+    async fn a_commit_never_waits_for_a_read_in_progress() {
+        let data = tempfile::tempdir().unwrap();
+        for location in both_locations(data.path()) {
+            let store = with_one_record(&location).await;
+            let (began, reading_began) = oneshot::channel();
+            let (release, released) = mpsc::channel::<()>();
+            let reading = tokio::spawn({
+                let store = store.clone();
+                async move {
+                    store
+                        .read(move |conn| {
+                            let snapshot = conn.unchecked_transaction()?;
+                            let before = schema::last_seq(&snapshot)?;
+                            let _ = began.send(());
+                            // Holds its snapshot until the commit below has finished, or has failed to.
+                            let _ = released.recv();
+                            Ok((before, schema::last_seq(&snapshot)?))
+                        })
+                        .await
+                }
+            });
+            reading_began.await.expect("the read began");
+            // Bounded only so that a commit stuck behind the read fails the test rather than hanging it.
+            let committed =
+                tokio::time::timeout(Duration::from_secs(60), store.commit(Vec::new(), &[padded_record(1)])).await;
+            release.send(()).unwrap();
+            committed.unwrap_or_else(|_| panic!("{location:?}: the commit waited for the read")).unwrap();
+            assert_eq!(reading.await.unwrap().unwrap(), (1, 1), "{location:?}: the read kept its snapshot");
+            assert_eq!(store.last_audit_seq().await.unwrap(), 2, "{location:?}");
+            store.close();
+        }
+    }
+
+    /// A read still running when the store closes (a search past the server's shutdown grace) stops, says why,
+    /// and does not hold up the close, which still leaves `kmsim.db` complete (its log emptied into it).
+    #[tokio::test]
+    async fn closing_stops_a_read_still_running() {
+        let data = tempfile::tempdir().unwrap();
+        for location in both_locations(data.path()) {
+            let store = with_one_record(&location).await;
+            let (began, reading_began) = oneshot::channel();
+            let stop_if_stuck = Interrupter::default();
+            let reading = tokio::spawn({
+                let (store, stop_if_stuck) = (store.clone(), stop_if_stuck.clone());
+                async move {
+                    store
+                        .read(move |conn| {
+                            stop_if_stuck.arm(conn.get_interrupt_handle());
+                            let _ = began.send(());
+                            let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                                           SELECT count(*) FROM n WHERE x < 0";
+                            Ok(conn.query_row(endless, [], |row| row.get::<_, i64>(0))?)
+                        })
+                        .await
+                }
+            });
+            reading_began.await.expect("the read began");
+            let closing = tokio::task::spawn_blocking({
+                let store = store.clone();
+                move || store.close()
+            });
+            // Bounded only so that a read nothing stops fails the test rather than hanging it.
+            let Ok(read) = tokio::time::timeout(Duration::from_secs(60), reading).await else {
+                stop_if_stuck.interrupt();
+                panic!("{location:?}: the read went on after the store closed");
+            };
+            let error = read.unwrap().unwrap_err();
+            assert!(error.to_string().contains("the store closed"), "{location:?}: {error}");
+            closing.await.unwrap();
+            if let Location::Dir(dir) = &location {
+                let wal = std::fs::metadata(dir.join("kmsim.db-wal")).map(|m| m.len()).unwrap_or(0);
+                assert_eq!(wal, 0, "the log was copied into kmsim.db at close");
+            }
         }
     }
 

@@ -133,12 +133,14 @@ CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT 
 /// The page size of a store built in bulk (SQLite's default is 4096).
 const BULK_PAGE_SIZE: i64 = 16_384;
 
-pub(super) fn configure_file(conn: &Connection, durability: super::Durability) -> StoreResult<()> {
+/// Sets up a connection to the store's file; `kept` says whether the file outlives the store.
+pub(super) fn configure_file(conn: &Connection, durability: super::Durability, kept: bool) -> StoreResult<()> {
     match durability {
         super::Durability::Full => {
             conn.pragma_update(None, "journal_mode", "WAL")?;
-            // FULL: a commit is on disk before the call that made it is answered.
-            conn.pragma_update(None, "synchronous", "FULL")?;
+            // FULL: a commit is on disk before the call that made it is answered. A store that
+            // nothing outlives has nothing to lose in a crash, so it never waits for the disk.
+            conn.pragma_update(None, "synchronous", if kept { "FULL" } else { "OFF" })?;
         }
         super::Durability::Bulk => {
             // A record is about 1.2 KB: three to a default page, so nearly every insert split one.

@@ -17,6 +17,13 @@ impl ServerProcess {
         ServerProcess::spawn_command(command)
     }
 
+    /// Starts `kmsim serve <args>` with `TMPDIR` set to `temp`, the system temp dir as kmsim sees it.
+    pub fn spawn_with_temp_dir(temp: &std::path::Path, args: &[&str]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kmsim"));
+        command.arg("serve").args(args).env("TMPDIR", temp);
+        ServerProcess::spawn_command(command)
+    }
+
     /// Starts `kmsim serve <args>` with the file-creation mask `umask` (e.g. "022"), as a user's shell would.
     pub fn spawn_with_umask(umask: &str, args: &[&str]) -> ServerProcess {
         let mut command = Command::new("sh");
