@@ -34,8 +34,8 @@ pub struct CallContext {
     pub received_at: SimTime,
     /// How long the call takes, for its record and the metrics.
     pub started: Stopwatch,
-    /// The HTTP status the caller receives for an error, for its record.
-    pub wire_status: fn(&KmsError) -> u16,
+    /// The code and status the caller receives for an error, for its record.
+    pub wire_error: fn(&KmsError) -> crate::kernel::meta::WireError,
     pub trail: Trail,
 }
 
@@ -56,7 +56,7 @@ impl CallContext {
             authenticated_by: AuthMethod::None,
             received_at: now,
             started: Stopwatch::Fixed(Duration::ZERO),
-            wire_status: crate::kernel::meta::table_status,
+            wire_error: crate::kernel::meta::table_error,
             trail: Trail::default(),
         }
     }
@@ -78,7 +78,7 @@ impl CallContext {
             authenticated_by: self.authenticated_by,
             received_at: self.received_at,
             started: self.started,
-            wire_status: self.wire_status,
+            wire_error: self.wire_error,
             trail: Trail::default(),
         }
     }

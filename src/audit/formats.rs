@@ -271,7 +271,9 @@ fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
     s.str_member("userAgent", user_agent);
     // CloudTrail leaves out the error of a call that succeeded, rather than writing null.
     if failed {
-        s.str_member("errorCode", &r.error_code);
+        // What the client was told: AWS's exception for a call through the AWS API.
+        let code = if r.client_error_code.is_empty() { &r.error_code } else { &r.client_error_code };
+        s.str_member("errorCode", code);
         s.str_member("errorMessage", &r.error_message);
     }
     s.value_member("requestParameters", &lower_camel_keys(&r.request_parameters));
@@ -421,6 +423,7 @@ mod tests {
             outcome: Outcome::Success,
             error_code: String::new(),
             error_message: String::new(),
+            client_error_code: String::new(),
             http_status: 200,
             request_bytes: 120,
             response_bytes: 300,

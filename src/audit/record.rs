@@ -48,6 +48,10 @@ pub struct AuditRecord {
     pub outcome: Outcome,
     pub error_code: String,
     pub error_message: String,
+    /// The error code the client received where its API names errors otherwise (AWS's
+    /// `DisabledException` for `Rejected.Disabled`); empty where it is `error_code` itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_error_code: String,
     pub http_status: u16,
     pub request_bytes: u64,
     pub response_bytes: u64,
@@ -159,6 +163,7 @@ impl AuditRecord {
             outcome,
             error_code,
             error_message,
+            client_error_code,
             http_status,
             request_bytes,
             response_bytes,
@@ -208,6 +213,9 @@ impl AuditRecord {
         s.str_member("outcome", outcome.as_str());
         s.str_member("errorCode", error_code);
         s.str_member("errorMessage", error_message);
+        if !client_error_code.is_empty() {
+            s.str_member("clientErrorCode", client_error_code);
+        }
         s.u64_member("httpStatus", u64::from(*http_status));
         s.u64_member("requestBytes", *request_bytes);
         s.u64_member("responseBytes", *response_bytes);
@@ -367,7 +375,12 @@ impl AuditRecord {
             outcome: if error.is_some() { Outcome::Failure } else { Outcome::Success },
             error_code: error.map(|e| e.code.as_str().to_owned()).unwrap_or_default(),
             error_message: error.map(|e| e.message.clone()).unwrap_or_default(),
-            http_status: error.map_or(200, cx.wire_status),
+            http_status: error.map_or(200, |e| (cx.wire_error)(e).status),
+            client_error_code: error
+                .map(|e| (cx.wire_error)(e).code)
+                .filter(|code| error.is_some_and(|e| *code != e.code.as_str()))
+                .unwrap_or_default()
+                .to_owned(),
             request_bytes: sizes.request_bytes,
             response_bytes: sizes.response_bytes,
             plaintext_bytes: facts.plaintext_bytes,

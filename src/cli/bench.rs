@@ -1038,10 +1038,13 @@ fn render_table(report: &Value) -> String {
         "\nfloor: {:.0} calls/s (the mean of before and after)\n",
         report["floor"]["callsPerSecond"].as_f64().unwrap_or(0.0)
     ));
-    if let Some(ratio) = report["frontEnds"]["openapiEncryptToGrpcEncrypt"].as_f64() {
-        out.push_str(&format!(
-            "openapi-encrypt ÷ encrypt: {ratio} (Encrypt through the OpenAPI, as a share of gRPC)\n"
-        ));
+    for (phase, name, api) in [
+        ("openapi-encrypt", "openapiEncryptToGrpcEncrypt", "Alibaba's OpenAPI"),
+        ("aws-encrypt", "awsEncryptToGrpcEncrypt", "the AWS API"),
+    ] {
+        if let Some(ratio) = report["frontEnds"][name].as_f64() {
+            out.push_str(&format!("{phase} ÷ encrypt: {ratio} (Encrypt through {api}, as a share of gRPC)\n"));
+        }
     }
     if server["startedByBench"] == json!(true) {
         let mb = |v: &Value| v.as_u64().map_or_else(|| "unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));

@@ -147,7 +147,7 @@ impl App {
             credential,
             simulated_latency,
             request_bytes,
-            wire_status,
+            wire_error,
             refusal,
         } = meta;
         let mut cx = CallContext {
@@ -163,7 +163,7 @@ impl App {
             authenticated_by: AuthMethod::None,
             received_at: self.engine.clock().now(),
             started: simulated_latency.map_or_else(Stopwatch::start, Stopwatch::Fixed),
-            wire_status,
+            wire_error,
             trail: Trail::default(),
         };
         let identity = &self.identity;

@@ -32,10 +32,11 @@ pub struct CallMeta {
     pub simulated_latency: Option<Duration>,
     /// The size of the request as it arrived, for its audit record.
     pub request_bytes: u64,
-    /// The HTTP status the front end answers an error with, for the call's
-    /// record: kmsim's error table's (Alibaba's) unless the front end's wire
-    /// differs (AWS answers 400 where Alibaba answers 404 or 409).
-    pub wire_status: fn(&KmsError) -> u16,
+    /// The code and HTTP status the front end answers an error with, for the
+    /// call's record: kmsim's error table's (Alibaba's) unless the front end's
+    /// wire differs (AWS answers `NotFoundException` and 400 where Alibaba
+    /// answers `Forbidden.KeyNotFound` and 404).
+    pub wire_error: fn(&KmsError) -> WireError,
     /// Why the front end refuses the call before it runs (a malformed region,
     /// an undecodable body), if it does. The call is still audited.
     pub refusal: Option<KmsError>,
@@ -55,15 +56,22 @@ impl CallMeta {
             credential: Presented::Nothing,
             simulated_latency: None,
             request_bytes: 0,
-            wire_status: table_status,
+            wire_error: table_error,
             refusal: None,
         }
     }
 }
 
-/// The status of kmsim's error table, which Alibaba's API and kmsim's own answer with.
-pub fn table_status(error: &KmsError) -> u16 {
-    error.code.http_status()
+/// An error as a front end's client receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireError {
+    pub code: &'static str,
+    pub status: u16,
+}
+
+/// kmsim's error table, which Alibaba's API and kmsim's own answer with.
+pub fn table_error(error: &KmsError) -> WireError {
+    WireError { code: error.code.as_str(), status: error.code.http_status() }
 }
 
 /// A request id no client chose. The generator, the server's own front end,

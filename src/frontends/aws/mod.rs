@@ -88,7 +88,10 @@ impl AwsKms {
     pub async fn serve(&self, request: http::Request<Body>) -> http::Response<Body> {
         let (parts, body) = request.into_parts();
         let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
-        meta.wire_status = |error| vocabulary::exception(error).1;
+        meta.wire_error = |error| {
+            let (code, status) = vocabulary::exception(error);
+            crate::kernel::meta::WireError { code, status }
+        };
         meta.peer = super::peer(&parts.extensions);
         meta.user_agent = header(&parts.headers, "user-agent").map(super::bounded).unwrap_or_default();
         meta.endpoint =
