@@ -213,4 +213,3 @@ async fn the_javascript_sdk_walks_a_key_through_its_states_and_pages_list_keys()
     calls_answered(&report, &calls, "Encrypt", "KMSInvalidStateException");
     assert!(calls.iter().all(|c| c.user_agent.starts_with("aws-sdk-js/")), "{}: {calls:#?}", report.what);
 }
-
