@@ -604,7 +604,10 @@ impl Store {
 /// only once a checkpoint has caught up with it between two commits, which a
 /// checkpointer racing a busy writer rarely manages, so when the log reaches
 /// [`CHECKPOINT_INLINE_PAGES`] the writer finishes the job itself, between
-/// groups (see [`Checkpoints::finish_if_long`]). The thread stops when the
+/// groups (see [`Checkpoints::finish_if_long`]), after the checkpoint the
+/// thread may be running: SQLite refuses a second checkpoint at once rather
+/// than wait, and a writer refused that way every time, as on a loaded
+/// machine, would let the log grow without bound. The thread stops when the
 /// writer drops the hook, and with it the sender: at close, or when its
 /// connection goes.
 fn start_checkpointer(path: &Path, writer: &mut Connection, kept: bool) -> StoreResult<(JoinHandle<()>, Checkpoints)> {
@@ -625,18 +628,21 @@ fn start_checkpointer(path: &Path, writer: &mut Connection, kept: bool) -> Store
     }))?;
     // Dropped when the thread ends, which is how the writer learns that it has.
     let (running, ended) = mpsc::channel::<()>();
+    let one_at_a_time = Arc::new(Mutex::new(()));
+    let turn = one_at_a_time.clone();
     let thread = std::thread::Builder::new()
         .name("kmsim-checkpoint".into())
         .spawn(move || {
             let _running = running;
             while nudged.recv().is_ok() {
+                let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
                     log_checkpoint_failure(&e);
                 }
             }
         })
         .map_err(|e| StoreError(e.to_string()))?;
-    Ok((thread, Checkpoints { log_pages: Some(log_pages), checkpointer_ended: Some(ended) }))
+    Ok((thread, Checkpoints { log_pages: Some(log_pages), checkpointer_ended: Some(ended), one_at_a_time }))
 }
 
 /// The writer's view of the WAL's size, as its hook last reported it.
@@ -646,6 +652,8 @@ struct Checkpoints {
     log_pages: Option<Arc<AtomicI32>>,
     /// Disconnects once the checkpointer thread has ended.
     checkpointer_ended: Option<mpsc::Receiver<()>>,
+    /// Held by whichever of the writer and the checkpointer is checkpointing.
+    one_at_a_time: Arc<Mutex<()>>,
 }
 
 impl Checkpoints {
@@ -656,6 +664,8 @@ impl Checkpoints {
         if pages.load(Ordering::Relaxed) < CHECKPOINT_INLINE_PAGES {
             return;
         }
+        // The checkpointer's checkpoint is already copying most of the log; wait it out rather than be refused.
+        let _turn = self.one_at_a_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok(_) => pages.store(0, Ordering::Relaxed),
             Err(e) => log_checkpoint_failure(&e),
