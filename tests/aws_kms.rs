@@ -187,3 +187,22 @@ async fn where_aws_and_alibaba_disagree_the_aws_api_behaves_as_aws() {
         json!({ "KeyId": mac_key, "Message": b64(b"msg"), "MacAlgorithm": "HMAC_SHA_256", "Mac": b64(&[0u8; 32]) });
     assert_exception(&send_aws(server.addr, &AwsCall::new("VerifyMac", mac)).await, "KMSInvalidMacException");
 }
+
+#[tokio::test]
+async fn a_decrypt_naming_another_key_is_refused_as_aws_refuses_it() {
+    let server = TestServer::start().await;
+    let key = |body: serde_json::Value| body["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let sealing = key(ok(&server, AwsCall::new("CreateKey", json!({}))).await);
+    let other = key(ok(&server, AwsCall::new("CreateKey", json!({}))).await);
+    let sealed = ok(&server, AwsCall::new("Encrypt", json!({ "KeyId": sealing, "Plaintext": b64(b"x") }))).await;
+    let blob = sealed["CiphertextBlob"].clone();
+
+    let right = ok(&server, AwsCall::new("Decrypt", json!({ "CiphertextBlob": blob, "KeyId": sealing }))).await;
+    assert_eq!(right["Plaintext"], b64(b"x").as_str());
+    let wrong =
+        send_aws(server.addr, &AwsCall::new("Decrypt", json!({ "CiphertextBlob": blob, "KeyId": other }))).await;
+    assert_exception(&wrong, "IncorrectKeyException");
+    let record = record_of(&server, &wrong).await;
+    assert_eq!(record.event_name, "Decrypt");
+    assert!(sealing.ends_with(&record.key_id), "the record names the key the ciphertext was sealed under");
+}

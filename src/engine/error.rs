@@ -50,6 +50,7 @@ pub enum ErrorCode {
     // A verification that fails the call, where a front end's API wants that (AWS's Verify, VerifyMac).
     InvalidSignature,
     InvalidMac,
+    IncorrectKey,
 }
 
 impl ErrorCode {
@@ -95,6 +96,7 @@ impl ErrorCode {
         Self::VersionInvalid,
         Self::InvalidSignature,
         Self::InvalidMac,
+        Self::IncorrectKey,
     ];
 
     /// The code named by its client-facing spelling; Alibaba's own misspelling
@@ -197,6 +199,9 @@ impl ErrorCode {
             Self::VersionInvalid => ("InvalidVersion", 400, "Specified parameter Version is not valid."),
             Self::InvalidSignature => ("InvalidSignature", 400, "The signature is not valid for the message and key."),
             Self::InvalidMac => ("InvalidMac", 400, "The MAC is not valid for the message and key."),
+            Self::IncorrectKey => {
+                ("IncorrectKey", 400, "The ciphertext was not sealed under the key the request names.")
+            }
         }
     }
 }

@@ -266,6 +266,8 @@ actions! { p, request_id;
     "Decrypt" => kms::Decrypt {
         ciphertext_blob: p.base64("CiphertextBlob")?,
         encryption_context: p.context("EncryptionContext")?,
+        // Alibaba's Decrypt names no key: the ciphertext does.
+        expected_key_id: String::new(),
     } => |opened| under(opened.key_id, opened.key_version_id, "Plaintext", b64(&opened.plaintext));
     "ReEncrypt" => kms::ReEncrypt {
         ciphertext_blob: p.base64("CiphertextBlob")?,

@@ -189,6 +189,8 @@ operations! { j, arns;
     "Decrypt" => kms::Decrypt {
         ciphertext_blob: j.blob("CiphertextBlob")?,
         encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
+        // Optional in AWS's API; one that is not the ciphertext's key is IncorrectKeyException.
+        expected_key_id: arns.key_reference(&j.text("KeyId")),
     } => {
         let arns = arns.clone();
         move |opened| json!({

@@ -113,6 +113,7 @@ pub fn exception(error: &KmsError) -> (&'static str, u16) {
         C::Throttling => "ThrottlingException",
         C::InvalidSignature => "KMSInvalidSignatureException",
         C::InvalidMac => "KMSInvalidMacException",
+        C::IncorrectKey => "IncorrectKeyException",
         C::ActionNotFound => "UnknownOperationException",
         C::InternalFailure => "KMSInternalException",
         C::ServiceUnavailable => "DependencyTimeoutException",

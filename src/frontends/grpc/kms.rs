@@ -190,7 +190,7 @@ decode! {
     UntagResourceRequest => UntagResource { key_id, tag_keys }
     ListResourceTagsRequest => ListResourceTags { key_id }
     EncryptRequest => Encrypt { key_id, plaintext: Zeroizing::new, encryption_context: sorted }
-    DecryptRequest => Decrypt { ciphertext_blob, encryption_context: sorted }
+    DecryptRequest => Decrypt { ciphertext_blob, encryption_context: sorted } + { expected_key_id: String::new() }
     ReEncryptRequest => ReEncrypt {
         ciphertext_blob, source_encryption_context: sorted, destination_key_id,
         destination_encryption_context: sorted,

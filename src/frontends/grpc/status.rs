@@ -64,6 +64,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::VersionInvalid => Code::InvalidArgument,
         ErrorCode::InvalidSignature => Code::InvalidArgument,
         ErrorCode::InvalidMac => Code::InvalidArgument,
+        ErrorCode::IncorrectKey => Code::InvalidArgument,
     }
 }
 

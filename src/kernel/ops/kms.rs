@@ -268,9 +268,22 @@ operation! {
     Decrypt = DECRYPT -> Opened {
         ciphertext_blob: Vec<u8>,
         encryption_context: Context = "EncryptionContext",
+        /// The key the caller says sealed the ciphertext (AWS's optional `KeyId`); empty for any.
+        expected_key_id: String = "KeyId",
     }
     names(_) { Names::found_while_running() }
-    run(op, app, cx) { app.engine.decrypt(&cx, &op.ciphertext_blob, op.encryption_context)? }
+    run(op, app, cx) {
+        // Resolved first, so that the record names the key the ciphertext was sealed under, as it would anyway.
+        let expected = match op.expected_key_id.as_str() {
+            "" => None,
+            named => Some(app.engine.describe_key(&cx, named)?.value.key_id),
+        };
+        let opened = app.engine.decrypt(&cx, &op.ciphertext_blob, op.encryption_context)?;
+        if expected.is_some_and(|expected| expected != opened.value.key_id) {
+            return Err(ErrorCode::IncorrectKey.into());
+        }
+        opened
+    }
 }
 
 operation! {
