@@ -34,6 +34,8 @@ pub struct CallContext {
     pub received_at: SimTime,
     /// How long the call takes, for its record and the metrics.
     pub started: Stopwatch,
+    /// The name the caller used for the operation, if not the catalogue's (see `CallMeta::called_as`).
+    pub called_as: &'static str,
     /// The code and status the caller receives for an error, for its record.
     pub wire_error: fn(&KmsError) -> crate::kernel::meta::WireError,
     pub trail: Trail,
@@ -56,6 +58,7 @@ impl CallContext {
             authenticated_by: AuthMethod::None,
             received_at: now,
             started: Stopwatch::Fixed(Duration::ZERO),
+            called_as: "",
             wire_error: crate::kernel::meta::table_error,
             trail: Trail::default(),
         }
@@ -78,6 +81,8 @@ impl CallContext {
             authenticated_by: self.authenticated_by,
             received_at: self.received_at,
             started: self.started,
+            // A call made on the caller's behalf is kmsim's own, named as kmsim names it.
+            called_as: "",
             wire_error: self.wire_error,
             trail: Trail::default(),
         }

@@ -177,7 +177,11 @@ async fn where_aws_and_alibaba_disagree_the_aws_api_behaves_as_aws() {
     let refused = send_aws(server.addr, &AwsCall::new("Verify", verify)).await;
     assert_exception(&refused, "KMSInvalidSignatureException");
     let record = record_of(&server, &refused).await;
-    assert_eq!((record.event_name.as_str(), record.outcome.as_str()), ("AsymmetricVerify", "Failure"));
+    assert_eq!(
+        (record.event_name.as_str(), record.outcome.as_str()),
+        ("Verify", "Failure"),
+        "named as the caller named it"
+    );
 
     let mac_key =
         ok(&server, AwsCall::new("CreateKey", json!({ "KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC" })))

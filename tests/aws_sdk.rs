@@ -15,7 +15,7 @@
 //! These tests never skip: without python3/pip/venv or node/npm they fail saying what to install.
 //!
 //! The front end is being built (issue 30). The scenarios whose operations it does not offer yet (boto3's full
-//! state walk, resources, crypto, sign, mac, rotation, policies, grants and cloudtrail; Node's crypto) are in
+//! state walk, resources, crypto, sign, mac, rotation, policies, grants and cloudtrail) are in
 //! `tests/sdk/aws/` and get their tests back here as those operations land; the tests as written are in
 //! `git show 8549aff:tests/aws_sdk.rs`.
 
@@ -212,4 +212,13 @@ async fn the_javascript_sdk_walks_a_key_through_its_states_and_pages_list_keys()
     calls_answered(&report, &calls, "Encrypt", "DisabledException");
     calls_answered(&report, &calls, "Encrypt", "KMSInvalidStateException");
     assert!(calls.iter().all(|c| c.user_agent.starts_with("aws-sdk-js/")), "{}: {calls:#?}", report.what);
+}
+
+#[tokio::test]
+async fn the_javascript_sdk_encrypts_signs_and_macs_and_node_crypto_verifies_the_signatures() {
+    let report = scenario_with_auth_required(Sdk::AwsNode, "crypto").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "Decrypt", "IncorrectKeyException");
+    calls_answered(&report, &calls, "Verify", "KMSInvalidSignatureException");
+    calls_answered(&report, &calls, "VerifyMac", "KMSInvalidMacException");
 }

@@ -360,7 +360,7 @@ impl AuditRecord {
         AuditRecord {
             event_id: event_id(cx.received_at),
             event_time: cx.received_at,
-            event_name: op.event_name.to_owned(),
+            event_name: if cx.called_as.is_empty() { op.event_name } else { cx.called_as }.to_owned(),
             action: op.action.to_owned(),
             event_rw: op.rw.as_str().to_owned(),
             event_type: op.event_type.as_str().to_owned(),

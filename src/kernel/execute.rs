@@ -147,6 +147,7 @@ impl App {
             credential,
             simulated_latency,
             request_bytes,
+            called_as,
             wire_error,
             refusal,
         } = meta;
@@ -163,6 +164,7 @@ impl App {
             authenticated_by: AuthMethod::None,
             received_at: self.engine.clock().now(),
             started: simulated_latency.map_or_else(Stopwatch::start, Stopwatch::Fixed),
+            called_as,
             wire_error,
             trail: Trail::default(),
         };

@@ -32,6 +32,11 @@ pub struct CallMeta {
     pub simulated_latency: Option<Duration>,
     /// The size of the request as it arrived, for its audit record.
     pub request_bytes: u64,
+    /// The name the caller used for the operation, where its API names it
+    /// otherwise than kmsim's catalogue (AWS's `Sign` for `AsymmetricSign`):
+    /// the record's event name, as the caller's own log would write it. Empty
+    /// for the catalogue's name.
+    pub called_as: &'static str,
     /// The code and HTTP status the front end answers an error with, for the
     /// call's record: kmsim's error table's (Alibaba's) unless the front end's
     /// wire differs (AWS answers `NotFoundException` and 400 where Alibaba
@@ -56,6 +61,7 @@ impl CallMeta {
             credential: Presented::Nothing,
             simulated_latency: None,
             request_bytes: 0,
+            called_as: "",
             wire_error: table_error,
             refusal: None,
         }

@@ -91,9 +91,11 @@ macro_rules! operations {
         pub const OFFERED: &[&str] = &[$($name),+];
 
         /// Runs the call to `operation` with its JSON request.
-        pub async fn dispatch(app: &Arc<App>, meta: CallMeta, operation: &str, $j: Json<'_>, $arns: &Arns) -> Answer<Vec<u8>> {
+        pub async fn dispatch(app: &Arc<App>, mut meta: CallMeta, operation: &str, $j: Json<'_>, $arns: &Arns) -> Answer<Vec<u8>> {
             match operation {
                 $($name => {
+                    // The record names the operation as AWS does, as CloudTrail would.
+                    meta.called_as = $name;
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
                     run(app, meta, decoded, $encode).await
                 })+
