@@ -535,8 +535,8 @@ impl OpenApiClient {
 
     /// An ACS3-HMAC-SHA256-signed Encrypt, as `alibabacloud-kms20160120` sends it.
     async fn alibaba_encrypt(&mut self, f: &Fixture) -> Result<(), String> {
-        use crate::frontends::alibaba::request::rfc3986;
         use crate::frontends::alibaba::signature::{acs3_authorization, content_sha256};
+        use crate::frontends::query::rfc3986;
         use base64::Engine as _;
 
         let query = vec![

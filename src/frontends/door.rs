@@ -10,7 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::alibaba::{Body, OpenApi};
+use super::Body;
+use super::alibaba::OpenApi;
 use super::aws::AwsKms;
 use crate::server::BoxError;
 

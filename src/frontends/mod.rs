@@ -7,6 +7,7 @@ pub mod alibaba;
 pub mod aws;
 pub mod door;
 pub mod grpc;
+pub mod query;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -22,6 +23,9 @@ pub const MAX_RECORDED_TEXT: usize = 256;
 pub fn bounded(text: &str) -> String {
     text.chars().take(MAX_RECORDED_TEXT).collect()
 }
+
+/// The body type every front end answers with, tonic's own.
+pub type Body = tonic::body::Body;
 
 /// Decodes a request with a table row's decoders: a function boundary for their `?`.
 pub fn decode<Op>(decoder: impl FnOnce() -> KmsResult<Op>) -> KmsResult<Op> {

@@ -23,6 +23,7 @@ use self::request::ApiRequest;
 use self::signature::Verifier;
 use crate::engine::instances::is_region_id;
 use crate::engine::{ErrorCode, KmsError};
+use crate::frontends::Body;
 use crate::kernel::meta::new_request_id;
 use crate::kernel::{Answer, App, CallMeta, OpSpec, Undecoded};
 
@@ -31,9 +32,6 @@ pub const FRONTEND: &str = "alibaba";
 
 /// The only API version this front end speaks.
 pub const API_VERSION: &str = "2016-01-20";
-
-/// The response body type every front end shares with tonic's.
-pub type Body = tonic::body::Body;
 
 /// The front end: the way into the kernel, and the verifier with the nonces it has seen.
 pub struct OpenApi {

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::engine::secrets::SecretWanted;
 use crate::engine::{KmsError, KmsResult};
+use crate::frontends::query::form_pairs;
 use crate::kernel::ops::kms::Context;
 
 /// The most parameters one request may carry; the widest action takes about twenty.
@@ -86,29 +87,6 @@ impl ApiRequest {
 }
 
 const UTF8: &str = "Percent-encode UTF-8 text.";
-
-/// `a=1&b=x+y` as decoded pairs; `None` if a value is not UTF-8 once decoded.
-pub fn form_pairs(text: &str) -> Option<Vec<(String, String)>> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((form_decode(name)?, form_decode(value)?))
-        })
-        .collect()
-}
-
-fn form_decode(text: &str) -> Option<String> {
-    let spaced = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
-}
-
-/// Percent-encoding as RFC 3986 wants it: everything but `A-Z a-z 0-9 - _ . ~`.
-pub fn rfc3986(text: &str) -> String {
-    const UNRESERVED: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
-}
 
 /// Typed readers over an action's parameters. An absent parameter reads as
 /// the type's empty value (as an absent protobuf field does), so that the
@@ -361,26 +339,6 @@ impl Params<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_form_encoded_query_decodes_plus_as_space_and_utf8() {
-        let pairs = form_pairs("A=x+y&B=%E4%BD%A0%2A&C=&D").unwrap();
-        assert_eq!(
-            pairs,
-            vec![
-                ("A".into(), "x y".into()),
-                ("B".into(), "你*".into()),
-                ("C".into(), String::new()),
-                ("D".into(), String::new())
-            ]
-        );
-        assert!(form_pairs("A=%FF").is_none(), "not UTF-8 once decoded");
-    }
-
-    #[test]
-    fn rfc3986_encodes_all_but_the_unreserved_set() {
-        assert_eq!(rfc3986("a b~*'()!/你"), "a%20b~%2A%27%28%29%21%2F%E4%BD%A0");
-    }
 
     #[test]
     fn a_value_of_the_wrong_type_is_refused_naming_its_parameter() {

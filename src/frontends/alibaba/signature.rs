@@ -25,10 +25,11 @@ use sha2::Digest;
 use crate::audit::chain::hex;
 use crate::engine::crypto::constant_time_eq;
 
-use super::request::{ApiRequest, rfc3986};
+use super::request::ApiRequest;
 use crate::context::AuthMethod;
 use crate::engine::access::Credential;
 use crate::engine::{ErrorCode, KmsError};
+use crate::frontends::query::rfc3986;
 use crate::kernel::App;
 use crate::kernel::identity::AuthMode;
 use crate::kernel::meta::Presented;

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::instances::is_region_id;
 use crate::engine::{ErrorCode, KmsError};
-use crate::frontends::alibaba::Body;
+use crate::frontends::Body;
 use crate::kernel::meta::new_request_id;
 use crate::kernel::{Answer, App, CallMeta};
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::vocabulary::{KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, algorithms, aws_name, from_aws};
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
-use crate::engine::key::KeyMeta;
+use crate::engine::key::{KeyMeta, MessageType};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
@@ -244,10 +244,9 @@ operations! { j, arns;
         key_id: arns.key_reference(&j.text("KeyId")),
         key_version_id: String::new(),
         algorithm: engine_name(from_aws(SIGNING_ALGORITHMS, &j.text("SigningAlgorithm"), "SigningAlgorithm")?),
-        // AWS signs the message unless told it is a digest; kmsim's default is the other way.
-        message_type: if j.text("MessageType") == "DIGEST" { "DIGEST".to_owned() } else { "RAW".to_owned() },
-        digest: if j.text("MessageType") == "DIGEST" { j.blob("Message")? } else { Vec::new() },
-        message: if j.text("MessageType") == "DIGEST" { Vec::new() } else { j.blob("Message")? },
+        message_type: j.message_type().to_owned(),
+        digest: j.message_if(MessageType::Digest)?,
+        message: j.message_if(MessageType::Raw)?,
     } => {
         let (arns, algorithm) = (arns.clone(), j.text("SigningAlgorithm"));
         move |signed| json!({
@@ -260,9 +259,9 @@ operations! { j, arns;
         key_id: arns.key_reference(&j.text("KeyId")),
         key_version_id: String::new(),
         algorithm: engine_name(from_aws(SIGNING_ALGORITHMS, &j.text("SigningAlgorithm"), "SigningAlgorithm")?),
-        message_type: if j.text("MessageType") == "DIGEST" { "DIGEST".to_owned() } else { "RAW".to_owned() },
-        digest: if j.text("MessageType") == "DIGEST" { j.blob("Message")? } else { Vec::new() },
-        message: if j.text("MessageType") == "DIGEST" { Vec::new() } else { j.blob("Message")? },
+        message_type: j.message_type().to_owned(),
+        digest: j.message_if(MessageType::Digest)?,
+        message: j.message_if(MessageType::Raw)?,
         signature: j.blob("Signature")?,
         // AWS answers an invalid signature with KMSInvalidSignatureException, never SignatureValid false.
         invalid_is_error: true,
@@ -458,6 +457,17 @@ impl Json<'_> {
                 .map(|tags| tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
                 .map_err(|_| KmsError::invalid_because(name, "Send a list of {TagKey, TagValue}.")),
         }
+    }
+
+    /// The kind of `Message` a Sign or Verify carries: AWS signs the message
+    /// itself unless told it is a digest (kmsim's default is the other way).
+    fn message_type(&self) -> &'static str {
+        if self.text("MessageType") == "DIGEST" { MessageType::Digest.as_str() } else { MessageType::Raw.as_str() }
+    }
+
+    /// `Message`, for the field of its kind (kmsim keeps digests and messages apart); empty for the other.
+    fn message_if(&self, kind: MessageType) -> KmsResult<Vec<u8>> {
+        if self.message_type() == kind.as_str() { self.blob("Message") } else { Ok(Vec::new()) }
     }
 
     /// AWS's `Limit` (1 to 1000; kmsim pages at most 100), as a page size.

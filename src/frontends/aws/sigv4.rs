@@ -12,7 +12,7 @@ use crate::engine::crypto::constant_time_eq;
 
 use crate::context::AuthMethod;
 use crate::engine::{ErrorCode, KmsError};
-use crate::frontends::alibaba::request::rfc3986;
+use crate::frontends::query::{form_pairs, rfc3986};
 use crate::kernel::App;
 use crate::kernel::identity::AuthMode;
 use crate::kernel::meta::Presented;
@@ -101,12 +101,11 @@ fn skew(a: SystemTime, b: SystemTime) -> Duration {
 
 /// The hex signature SigV4 gives the request under `secret`.
 fn signature(parts: &http::request::Parts, body: &[u8], scope: &Scope<'_>, amz_date: &str, secret: &str) -> String {
-    let mut query: Vec<(String, String)> =
-        crate::frontends::alibaba::request::form_pairs(parts.uri.query().unwrap_or_default())
-            .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| (rfc3986(k), rfc3986(v)))
-            .collect();
+    let mut query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or_default())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (rfc3986(k), rfc3986(v)))
+        .collect();
     query.sort();
     let query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let mut headers = String::new();
