@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 use super::crypto::ParsedKey;
 use super::crypto::asymmetric::{AsymmetricKind, Signable};
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{EncryptionAlgorithm, Key, KeyOp, KeyUsage, KeyVersion, MessageType, SigningAlgorithm, SpecKind};
+use super::key::{
+    EncryptionAlgorithm, Key, KeyOp, KeySpec, KeyUsage, KeyVersion, MessageType, SigningAlgorithm, SpecKind,
+};
 use super::{Engine, Outcome};
 use crate::context::CallContext;
 
@@ -33,6 +35,14 @@ pub struct UnderKey<T> {
     pub value: T,
     pub key_id: String,
     pub key_version_id: Uuid,
+}
+
+/// A key's public half as PEM SubjectPublicKeyInfo, with what the key is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub pem: String,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
 }
 
 impl Engine {
@@ -72,7 +82,10 @@ impl Engine {
         }
         let (key, kind, version) = self.asymmetric_version(cx, key_id, key_version_id, KeyUsage::EncryptDecrypt)?;
         if !kind.encrypts_with(algorithm.scheme()) {
-            return Err(KmsError::invalid_because("Algorithm", &format!("{} keys cannot use it.", key.meta.spec)));
+            return Err(key.refuse_use(KmsError::invalid_because(
+                "Algorithm",
+                &format!("{} keys cannot use it.", key.meta.spec),
+            )));
         }
         let limit = kind.max_plaintext(algorithm.scheme());
         if plaintext.len() > limit {
@@ -99,7 +112,10 @@ impl Engine {
         }
         let (key, kind, version) = self.asymmetric_version(cx, key_id, key_version_id, KeyUsage::EncryptDecrypt)?;
         if !kind.encrypts_with(algorithm.scheme()) {
-            return Err(KmsError::invalid_because("Algorithm", &format!("{} keys cannot use it.", key.meta.spec)));
+            return Err(key.refuse_use(KmsError::invalid_because(
+                "Algorithm",
+                &format!("{} keys cannot use it.", key.meta.spec),
+            )));
         }
         cx.trail.ciphertext_bytes(ciphertext.len());
         let private = version.private_key(kind)?;
@@ -115,15 +131,16 @@ impl Engine {
         cx: &CallContext,
         key_id: &str,
         key_version_id: &str,
-    ) -> KmsResult<Outcome<UnderKey<String>>> {
+    ) -> KmsResult<Outcome<UnderKey<PublicKey>>> {
         let key = self.key_for_use(cx, key_id, "KeyId")?;
         key.allow(KeyOp::Cryptographic)?;
         let SpecKind::Asymmetric(kind) = key.meta.spec.kind() else {
-            return Err(ErrorCode::RejectedUnsupportedOperation.into());
+            return Err(key.refuse_use(ErrorCode::RejectedUnsupportedOperation));
         };
         let version = pick_version(cx, &key, key_version_id)?;
         let pem = version.private_key(kind)?.public_key_pem();
-        Ok(Outcome::read(under(&key, &version, pem)))
+        let public_key = PublicKey { pem, spec: key.meta.spec, usage: key.meta.usage };
+        Ok(Outcome::read(under(&key, &version, public_key)))
     }
 
     #[allow(clippy::type_complexity)]
@@ -150,7 +167,10 @@ impl Engine {
         let (key, kind, version) =
             self.asymmetric_version(cx, request.key_id, request.key_version_id, KeyUsage::SignVerify)?;
         if !kind.signs_with(algorithm.scheme()) {
-            return Err(KmsError::invalid_because("Algorithm", &format!("{} keys cannot use it.", key.meta.spec)));
+            return Err(key.refuse_use(KmsError::invalid_because(
+                "Algorithm",
+                &format!("{} keys cannot use it.", key.meta.spec),
+            )));
         }
         match input {
             Signable::Digest(digest) => {
@@ -179,7 +199,7 @@ impl Engine {
         key.allow(KeyOp::Cryptographic)?;
         let kind = match key.meta.spec.kind() {
             SpecKind::Asymmetric(kind) if key.meta.usage == usage => kind,
-            _ => return Err(ErrorCode::RejectedUnsupportedOperation.into()),
+            _ => return Err(key.refuse_use(ErrorCode::RejectedUnsupportedOperation)),
         };
         let version = pick_version(cx, &key, key_version_id)?;
         Ok((key, kind, version))

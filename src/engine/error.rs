@@ -220,11 +220,35 @@ impl fmt::Display for ErrorCode {
 pub struct KmsError {
     pub code: ErrorCode,
     pub message: String,
+    /// Which key refused the call and why, for a front end whose API tells
+    /// these apart or names the key (AWS: "<key ARN> is disabled.",
+    /// InvalidKeyUsageException). kmsim's code and message stay Alibaba's.
+    pub refusal: Option<Box<Refusal>>,
+}
+
+/// Why a key refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key-state table: the key was in `state`.
+    KeyState { key_id: String, state: super::key::KeyState },
+    /// The key's spec or usage cannot do what was asked (the operation, or its algorithm).
+    KeyUsage { key_id: String, usage: super::key::KeyUsage },
 }
 
 impl KmsError {
     pub fn new(code: ErrorCode) -> Self {
-        KmsError { code, message: code.message_template().to_owned() }
+        KmsError::with_message(code, code.message_template().to_owned())
+    }
+
+    /// An error whose message is all its own, not the code's template.
+    pub fn with_message(code: ErrorCode, message: String) -> Self {
+        KmsError { code, message, refusal: None }
+    }
+
+    /// This error, remembering which key refused and why.
+    pub fn refused(mut self, refusal: Refusal) -> Self {
+        self.refusal = Some(Box::new(refusal));
+        self
     }
 
     /// `InvalidParameter` naming the parameter at fault, e.g. `CiphertextBlob`.
@@ -254,7 +278,7 @@ impl KmsError {
     }
 
     fn naming(code: ErrorCode, parameter: &str) -> Self {
-        KmsError { code, message: code.message_template().replace("<name>", parameter) }
+        KmsError::with_message(code, code.message_template().replace("<name>", parameter))
     }
 }
 

@@ -72,13 +72,9 @@ impl Engine {
         let key = self.key_for_use(cx, key_id, "KeyId")?;
         key.allow(KeyOp::Cryptographic)?;
         if !key.meta.exportable {
-            return Err(KmsError {
-                code: ErrorCode::RejectedUnsupportedOperation,
-                message: format!(
-                    "{} The key was not created exportable.",
-                    ErrorCode::RejectedUnsupportedOperation.message_template()
-                ),
-            });
+            return Err(
+                KmsError::new(ErrorCode::RejectedUnsupportedOperation).because("The key was not created exportable.")
+            );
         }
         let version = pick_version(cx, &key, key_version_id)?;
         // Symmetric and HMAC material is the raw key; asymmetric material is already PKCS#8 DER.

@@ -128,13 +128,9 @@ impl Engine {
         }
         let sha256: String = sha2::Sha256::digest(&material[..]).iter().map(|b| format!("{b:02x}")).collect();
         if key.meta.import.as_ref().is_some_and(|previous| previous.sha256 != sha256) {
-            return Err(KmsError {
-                code: ErrorCode::InvalidKeyMaterial,
-                message: format!(
-                    "{} It differs from the material imported before.",
-                    ErrorCode::InvalidKeyMaterial.message_template()
-                ),
-            });
+            return Err(
+                KmsError::new(ErrorCode::InvalidKeyMaterial).because("It differs from the material imported before.")
+            );
         }
         // The one version of an imported key keeps its id across delete and re-import,
         // so ciphertext made before a DeleteKeyMaterial opens again afterwards.

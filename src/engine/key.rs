@@ -12,7 +12,7 @@ use super::crypto::asymmetric::{AsymmetricKind, EncryptScheme, SignScheme};
 use super::crypto::random_secret;
 use super::crypto::symmetric::Cipher;
 use super::crypto::{HashAlg, ParsedKey};
-use super::error::{ErrorCode, KmsError, KmsResult};
+use super::error::{ErrorCode, KmsError, KmsResult, Refusal};
 use crate::clock::SimTime;
 
 /// Generates an enum whose variants travel as the exact strings Alibaba uses,
@@ -292,6 +292,9 @@ pub struct KeyMeta {
     pub creator: String,
     pub creation_date: SimTime,
     pub delete_date: Option<SimTime>,
+    /// The waiting period of a scheduled deletion, in days, as it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_window_in_days: Option<i32>,
     pub primary_version: Option<Uuid>,
     pub deletion_protection: bool,
     pub deletion_protection_description: String,
@@ -482,7 +485,14 @@ impl Key {
 
     /// Applies the state table for `op`; the error names the key state.
     pub fn allow(&self, op: KeyOp) -> KmsResult<()> {
-        op.check(self.meta.state).map_err(KmsError::new)
+        op.check(self.meta.state).map_err(|code| {
+            KmsError::new(code).refused(Refusal::KeyState { key_id: self.meta.key_id.clone(), state: self.meta.state })
+        })
+    }
+
+    /// `error`, marked as this key's spec or usage refusing what was asked of it.
+    pub fn refuse_use(&self, error: impl Into<KmsError>) -> KmsError {
+        error.into().refused(Refusal::KeyUsage { key_id: self.meta.key_id.clone(), usage: self.meta.usage })
     }
 
     /// A replica is managed through its primary: changes to it are UnsupportedOperation.

@@ -125,6 +125,7 @@ impl Engine {
             creator: self.account_id.clone(),
             creation_date: now,
             delete_date: None,
+            pending_window_in_days: None,
             primary_version: versions.last().map(|v| v.version_id),
             deletion_protection: false,
             deletion_protection_description: String::new(),
@@ -221,17 +222,13 @@ impl Engine {
         let mut outcome = self
             .change_key(cx, (key_id, "KeyId"), KeyOp::ScheduleDeletion, |key| {
                 if key.meta.deletion_protection {
-                    return Err(KmsError {
-                        code: ErrorCode::StateModifiedFailed,
-                        message: format!(
-                            "{} The key has deletion protection enabled.",
-                            ErrorCode::StateModifiedFailed.message_template()
-                        ),
-                    });
+                    return Err(KmsError::new(ErrorCode::StateModifiedFailed)
+                        .because("The key has deletion protection enabled."));
                 }
                 Ok(key.with_meta(|m| {
                     m.state = KeyState::PendingDeletion;
                     m.delete_date = Some(delete_date);
+                    m.pending_window_in_days = Some(pending_window_in_days);
                 }))
             })
             .await?;
@@ -259,6 +256,7 @@ impl Engine {
             Ok(key.with_meta(|m| {
                 m.state = restored;
                 m.delete_date = None;
+                m.pending_window_in_days = None;
                 catch_up_rotation(m, now);
             }))
         })

@@ -70,14 +70,14 @@ impl Engine {
         match key.meta.spec.kind() {
             SpecKind::Hmac(hash) if key.meta.usage == KeyUsage::GenerateVerifyMac => {
                 if hash != algorithm.hash() {
-                    return Err(KmsError::invalid_because(
+                    return Err(key.refuse_use(KmsError::invalid_because(
                         "Algorithm",
                         &format!("{} keys cannot use it.", key.meta.spec),
-                    ));
+                    )));
                 }
                 Ok((key, hash))
             }
-            _ => Err(ErrorCode::RejectedUnsupportedOperation.into()),
+            _ => Err(key.refuse_use(ErrorCode::RejectedUnsupportedOperation)),
         }
     }
 }

@@ -36,7 +36,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use self::access::{AccessEntity, AccessKind};
-pub use self::asymmetric::{SignRequest, UnderKey};
+pub use self::asymmetric::{PublicKey, SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
 pub use self::export::{ExportTo, Exported};

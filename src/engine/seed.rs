@@ -291,6 +291,7 @@ impl Plan<'_> {
         if state == KeyState::PendingDeletion {
             let days = seed.pending_window_days.as_ref().map_or(30, |d| d.value);
             key.meta.delete_date = Some(self.now.plus_days(i64::from(days)));
+            key.meta.pending_window_in_days = Some(days);
         }
         if key.meta.origin == Origin::External
             && let Some(primary) = versions.last()

@@ -179,7 +179,7 @@ fn symmetric_cipher(key: &Key) -> KmsResult<Cipher> {
     key.allow(KeyOp::Cryptographic)?;
     match key.meta.spec.kind() {
         SpecKind::Symmetric(cipher) if key.meta.usage == KeyUsage::EncryptDecrypt => Ok(cipher),
-        _ => Err(ErrorCode::UnsupportedOperation.into()),
+        _ => Err(key.refuse_use(ErrorCode::UnsupportedOperation)),
     }
 }
 

@@ -86,10 +86,10 @@ impl Engine {
         let outcome = self
             .change_key(cx, (key_id, "KeyId"), KeyOp::UpdateMetadata, |key| {
                 if key.meta.instance_id.is_none() {
-                    return Err(KmsError {
-                        code: ErrorCode::UnsupportedOperation,
-                        message: "Only keys in a KMS instance can be synchronised.".into(),
-                    });
+                    return Err(KmsError::with_message(
+                        ErrorCode::UnsupportedOperation,
+                        "Only keys in a KMS instance can be synchronised.".into(),
+                    ));
                 }
                 if shadow_instance_id.is_empty() {
                     return Err(KmsError::missing("ShadowInstanceId"));

@@ -208,7 +208,11 @@ actions! { p, request_id;
     "UpdateAlias" => kms::UpdateAlias { alias_name: p.text("AliasName"), target_key_id: p.text("KeyId") }
         => |()| json!({});
     "DeleteAlias" => kms::DeleteAlias { alias_name: p.text("AliasName") } => |()| json!({});
-    "ListAliases" => kms::ListAliases { page_number: p.int("PageNumber")?, page_size: p.int("PageSize")? }
+    "ListAliases" => kms::ListAliases {
+        key_id: String::new(),
+        page_number: p.int("PageNumber")?,
+        page_size: p.int("PageSize")?,
+    }
         => aliases_body;
     "ListAliasesByKeyId" => kms::ListAliasesByKeyId {
         key_id: p.text("KeyId"),
@@ -217,12 +221,12 @@ actions! { p, request_id;
     } => aliases_body;
     "TagResource" => kms::TagResource { key_id: p.text("KeyId"), tags: p.tags("Tags")? } => |_| json!({});
     "UntagResource" => kms::UntagResource { key_id: p.text("KeyId"), tag_keys: p.list("TagKeys")? } => |_| json!({});
-    "ListResourceTags" => kms::ListResourceTags { key_id: p.text("KeyId") } => {
+    "ListResourceTags" => kms::ListResourceTags { key_id: p.text("KeyId"), page: None } => {
         // Each tag names its key, as the caller named it.
         let key_id = p.text("KeyId");
         move |tags| {
             let tags: Vec<Value> =
-                tags.into_iter().map(|(k, v)| json!({ "KeyId": key_id, "TagKey": k, "TagValue": v })).collect();
+                tags.items.into_iter().map(|(k, v)| json!({ "KeyId": key_id, "TagKey": k, "TagValue": v })).collect();
             json!({ "Tags": { "Tag": tags } })
         }
     };
@@ -274,6 +278,7 @@ actions! { p, request_id;
         source_encryption_context: p.context("SourceEncryptionContext")?,
         destination_key_id: p.text("DestinationKeyId"),
         destination_encryption_context: p.context("DestinationEncryptionContext")?,
+        expected_source_key_id: String::new(),
     } => |re| sealed_body(&re.sealed);
     "GenerateDataKey" => kms::GenerateDataKey {
         key_id: p.text("KeyId"),
@@ -336,7 +341,7 @@ actions! { p, request_id;
         ciphertext_blob: p.base64("CiphertextBlob")?,
     } => |opened| under(opened.key_id, opened.key_version_id, "Plaintext", b64(&opened.value));
     "GetPublicKey" => kms::GetPublicKey { key_id: p.text("KeyId"), key_version_id: p.text("KeyVersionId") }
-        => |pem| under(pem.key_id, pem.key_version_id, "PublicKey", pem.value);
+        => |public| under(public.key_id, public.key_version_id, "PublicKey", public.value.pem);
     "GenerateMac" => kms::GenerateMac {
         key_id: p.text("KeyId"),
         algorithm: p.text("Algorithm"),

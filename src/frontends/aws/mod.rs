@@ -132,18 +132,19 @@ impl AwsKms {
         };
         let arns = Arns { region: meta.region.clone(), account_id: self.account_id.clone() };
         let answer = operations::dispatch(&self.app, meta, &operation, operations::Json(&fields), &arns).await;
-        response(answer)
+        response(answer, &arns)
     }
 }
 
 /// The kernel's answer in AWS's terms.
-fn response(answer: Answer<Vec<u8>>) -> http::Response<Body> {
+fn response(answer: Answer<Vec<u8>>, arns: &Arns) -> http::Response<Body> {
     let Answer { request_id, result } = answer;
     let (status, body) = match result {
         Ok(body) => (200, body),
         Err(error) => {
             let (name, status) = vocabulary::exception(&error);
-            (status, serde_json::to_vec(&json!({ "__type": name, "message": error.message })).unwrap_or_default())
+            let message = vocabulary::message(&error, |key_id| arns.key(key_id));
+            (status, serde_json::to_vec(&json!({ "__type": name, "message": message })).unwrap_or_default())
         }
     };
     http::Response::builder()

@@ -12,8 +12,9 @@ use serde_json::{Map, Value, json};
 use super::vocabulary::{KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, algorithms, aws_name, from_aws};
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
-use crate::engine::key::{KeyMeta, MessageType};
-use crate::engine::{ErrorCode, KmsError, KmsResult, Paged};
+use crate::engine::PublicKey;
+use crate::engine::key::{KeyMeta, KeySpec, KeyUsage, MessageType};
+use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::kms;
@@ -83,6 +84,9 @@ pub const AWS_OPERATIONS: &[&str] = &[
 /// The largest page AWS's list operations return, and kmsim's.
 const MAX_LIMIT: i32 = 100;
 
+/// The most plaintext AWS's Encrypt takes.
+const MAX_PLAINTEXT_BYTES: usize = 4096;
+
 /// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`.
 /// Decoders read the request through `$j` ([`Json`]) and name ARNs through `$arns`.
 macro_rules! operations {
@@ -134,14 +138,21 @@ operations! { j, arns;
     "DisableKey" => kms::DisableKey { key_id: arns.key_reference(&j.text("KeyId")) } => |_| json!({});
     "ScheduleKeyDeletion" => kms::ScheduleKeyDeletion {
         key_id: arns.key_reference(&j.text("KeyId")),
-        // AWS's default window is 30 days, as kmsim's.
-        pending_window_in_days: j.int("PendingWindowInDays")?,
+        // AWS's default window is 30 days, as kmsim's; AWS's longest is 30, not Alibaba's 366.
+        pending_window_in_days: match j.int("PendingWindowInDays")? {
+            0 => 30,
+            days @ 7..=30 => days,
+            _ => return Err(KmsError::invalid_because("PendingWindowInDays", "Send 7 to 30.")),
+        },
     } => {
         let arns = arns.clone();
+        // The window as decoded (its default is 30): the decoder has refused any other.
+        let days = match j.int("PendingWindowInDays") { Ok(0) | Err(_) => 30, Ok(days) => days };
         move |(key_id, date)| json!({
             "KeyId": arns.key(&key_id),
             "DeletionDate": epoch(date),
             "KeyState": "PendingDeletion",
+            "PendingWindowInDays": days,
         })
     };
     // AWS leaves a key whose deletion is cancelled Disabled.
@@ -151,14 +162,18 @@ operations! { j, arns;
         key_id: arns.key_reference(&j.text("KeyId")),
         description: j.text("Description"),
     } => |_| json!({});
-    "CreateAlias" => kms::CreateAlias { alias_name: j.text("AliasName"), key_id: arns.key_reference(&j.text("TargetKeyId")) }
+    "CreateAlias" => kms::CreateAlias { alias_name: j.alias_name()?, key_id: arns.key_reference(&j.text("TargetKeyId")) }
         => |()| json!({});
     "UpdateAlias" => kms::UpdateAlias {
-        alias_name: j.text("AliasName"),
+        alias_name: j.alias_name()?,
         target_key_id: arns.key_reference(&j.text("TargetKeyId")),
     } => |()| json!({});
     "DeleteAlias" => kms::DeleteAlias { alias_name: j.text("AliasName") } => |()| json!({});
-    "ListAliases" => kms::ListAliases { page_number: j.marker()?, page_size: j.limit()? } => {
+    "ListAliases" => kms::ListAliases {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        page_number: j.marker()?,
+        page_size: j.limit()?,
+    } => {
         let arns = arns.clone();
         move |paged| {
             let aliases = paged.items.iter().map(|a| json!({
@@ -172,13 +187,16 @@ operations! { j, arns;
     "TagResource" => kms::TagResource { key_id: arns.key_reference(&j.text("KeyId")), tags: j.tags("Tags")? } => |_| json!({});
     "UntagResource" => kms::UntagResource { key_id: arns.key_reference(&j.text("KeyId")), tag_keys: j.list("TagKeys")? }
         => |_| json!({});
-    "ListResourceTags" => kms::ListResourceTags { key_id: arns.key_reference(&j.text("KeyId")) } => |tags| {
-        let tags: Vec<Value> = tags.into_iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
-        json!({ "Tags": tags, "Truncated": false })
+    "ListResourceTags" => kms::ListResourceTags {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        page: Some(Page::from_request(j.marker()?, j.limit()?)?),
+    } => |paged| {
+        let tags = paged.items.iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
+        listing(&paged, "Tags", tags)
     };
     "Encrypt" => kms::Encrypt {
         key_id: arns.key_reference(&j.text("KeyId")),
-        plaintext: zeroize::Zeroizing::new(j.blob("Plaintext")?),
+        plaintext: zeroize::Zeroizing::new(j.plaintext()?),
         encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
     } => {
         let arns = arns.clone();
@@ -206,6 +224,7 @@ operations! { j, arns;
         source_encryption_context: j.context("SourceEncryptionContext")?,
         destination_key_id: arns.key_reference(&j.text("DestinationKeyId")),
         destination_encryption_context: j.context("DestinationEncryptionContext")?,
+        expected_source_key_id: arns.key_reference(&j.text("SourceKeyId")),
     } => {
         let arns = arns.clone();
         move |re| json!({
@@ -271,7 +290,18 @@ operations! { j, arns;
     };
     "GetPublicKey" => kms::GetPublicKey { key_id: arns.key_reference(&j.text("KeyId")), key_version_id: String::new() } => {
         let arns = arns.clone();
-        move |pem| json!({ "KeyId": arns.key(&pem.key_id), "PublicKey": b64(&pem_body(&pem.value)) })
+        move |public| {
+            let PublicKey { pem, spec, usage } = &public.value;
+            let mut body = json!({
+                "KeyId": arns.key(&public.key_id),
+                "PublicKey": b64(&pem_body(pem)),
+                "KeySpec": aws_name(KEY_SPECS, *spec),
+                "CustomerMasterKeySpec": aws_name(KEY_SPECS, *spec),
+                "KeyUsage": aws_name(KEY_USAGES, *usage),
+            });
+            algorithm_lists(&mut body, *spec, *usage);
+            body
+        }
     };
     "GenerateMac" => kms::GenerateMac {
         key_id: arns.key_reference(&j.text("KeyId")),
@@ -353,7 +383,6 @@ fn listing<T>(paged: &Paged<T>, name: &str, items: Vec<Value>) -> Value {
 
 /// KeyMetadata as AWS describes a key.
 fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
-    let (encryption, signing, mac) = algorithms(meta.spec, meta.usage);
     let spec = aws_name(KEY_SPECS, meta.spec);
     let mut metadata = json!({
         "AWSAccountId": arns.account_id,
@@ -373,12 +402,21 @@ fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
     if let Some(date) = meta.delete_date {
         metadata["DeletionDate"] = json!(epoch(date));
     }
+    if let Some(days) = meta.pending_window_in_days {
+        metadata["PendingDeletionWindowInDays"] = json!(days);
+    }
+    algorithm_lists(&mut metadata, meta.spec, meta.usage);
+    metadata
+}
+
+/// The algorithm lists AWS gives a key of `spec` and `usage` (only the non-empty ones).
+fn algorithm_lists(body: &mut Value, spec: KeySpec, usage: KeyUsage) {
+    let (encryption, signing, mac) = algorithms(spec, usage);
     for (name, list) in [("EncryptionAlgorithms", encryption), ("SigningAlgorithms", signing), ("MacAlgorithms", mac)] {
         if !list.is_empty() {
-            metadata[name] = json!(list);
+            body[name] = json!(list);
         }
     }
-    metadata
 }
 
 /// Typed readers over a JSON request. An absent field reads as the type's
@@ -470,13 +508,35 @@ impl Json<'_> {
         if self.message_type() == kind.as_str() { self.blob("Message") } else { Ok(Vec::new()) }
     }
 
+    /// `AliasName`, refused under `alias/aws/`, which AWS keeps for its managed keys.
+    fn alias_name(&self) -> KmsResult<String> {
+        let name = self.text("AliasName");
+        if name.starts_with("alias/aws/") {
+            return Err(KmsError::invalid_because(
+                "AliasName",
+                "The prefix alias/aws/ is reserved for AWS managed keys.",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// `Plaintext`, at most AWS's 4096 bytes (kmsim's engine takes up to 6144).
+    fn plaintext(&self) -> KmsResult<Vec<u8>> {
+        let plaintext = self.blob("Plaintext")?;
+        if plaintext.len() > MAX_PLAINTEXT_BYTES {
+            return Err(KmsError::invalid_because("Plaintext", "Send 1 to 4096 bytes."));
+        }
+        Ok(plaintext)
+    }
+
     /// AWS's `Limit` (1 to 1000; kmsim pages at most 100), as a page size.
     fn limit(&self) -> KmsResult<i32> {
         let limit = self.int("Limit")?;
         if !(0..=1000).contains(&limit) {
             return Err(KmsError::invalid_because("Limit", "Send 1 to 1000."));
         }
-        Ok(limit.min(MAX_LIMIT))
+        // Absent, AWS's default page: 100 entries.
+        Ok(if limit == 0 { MAX_LIMIT } else { limit.min(MAX_LIMIT) })
     }
 
     /// AWS's `Marker`: the `NextMarker` of the page before, which kmsim makes the next page's number.

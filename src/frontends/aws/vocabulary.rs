@@ -2,7 +2,8 @@
 //! table read both ways: key specs, key usages, algorithms; and AWS's
 //! exceptions for kmsim's error codes.
 
-use crate::engine::key::{KeySpec, KeyUsage};
+use crate::engine::error::Refusal;
+use crate::engine::key::{KeySpec, KeyState, KeyUsage};
 use crate::engine::{ErrorCode, KmsError, KmsResult};
 
 /// AWS key spec ↔ kmsim key spec. AWS specs kmsim cannot honour (ECC_NIST_P521, HMAC_224, ML-DSA) are absent,
@@ -78,11 +79,36 @@ pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> (Vec<&'static str>, Vec<&'s
     (encryption, signing, mac)
 }
 
+/// The message AWS gives a refusal a key made: the key ARN and its state as
+/// AWS words them ("<ARN> is pending deletion."), or its usage; else kmsim's.
+pub fn message(error: &KmsError, key_arn: impl Fn(&str) -> String) -> String {
+    match error.refusal.as_deref() {
+        None => error.message.clone(),
+        Some(Refusal::KeyState { key_id, state }) => {
+            let state = match state {
+                KeyState::Disabled if error.code == ErrorCode::Disabled => "disabled",
+                KeyState::PendingDeletion => "pending deletion",
+                KeyState::PendingImport => "pending import",
+                KeyState::Unavailable => "unavailable",
+                // Only CancelKeyDeletion is refused for a key that is Enabled or Disabled.
+                KeyState::Enabled | KeyState::Disabled => "not pending deletion",
+            };
+            format!("{} is {state}.", key_arn(key_id))
+        }
+        Some(Refusal::KeyUsage { key_id, usage }) => {
+            format!("{} key usage is {}. {}", key_arn(key_id), aws_name(KEY_USAGES, *usage), error.message)
+        }
+    }
+}
+
 /// AWS's exception for a kmsim error, and its HTTP status: the one table from
 /// kmsim's codes to AWS's. A parameter refused as a ciphertext is AWS's
 /// InvalidCiphertextException, whatever the operation.
 pub fn exception(error: &KmsError) -> (&'static str, u16) {
     use ErrorCode as C;
+    if matches!(error.refusal.as_deref(), Some(Refusal::KeyUsage { .. })) {
+        return ("InvalidKeyUsageException", 400);
+    }
     let name = match error.code {
         C::InvalidParameter if error.message.contains("\"CiphertextBlob\"") => "InvalidCiphertextException",
         C::InvalidParameter | C::MissingParameter | C::VersionInvalid => "ValidationException",
@@ -149,5 +175,29 @@ mod tests {
         }
         assert_eq!(exception(&KmsError::invalid("CiphertextBlob")).0, "InvalidCiphertextException");
         assert_eq!(exception(&KmsError::invalid("KeyId")).0, "ValidationException");
+    }
+
+    #[test]
+    fn a_state_refusal_names_the_key_arn_and_its_state_as_aws_does() {
+        let arn = |id: &str| format!("arn:aws:kms:us-east-1:111122223333:key/{id}");
+        let said =
+            |code, state| message(&KmsError::new(code).refused(Refusal::KeyState { key_id: "k1".into(), state }), arn);
+        let key = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        assert_eq!(said(ErrorCode::Disabled, KeyState::Disabled), format!("{key} is disabled."));
+        assert_eq!(said(ErrorCode::PendingDeletion, KeyState::PendingDeletion), format!("{key} is pending deletion."));
+        assert_eq!(said(ErrorCode::StateModifiedFailed, KeyState::PendingImport), format!("{key} is pending import."));
+        assert_eq!(said(ErrorCode::StateModifiedFailed, KeyState::Enabled), format!("{key} is not pending deletion."));
+        assert_eq!(message(&KmsError::invalid("KeyId"), arn), KmsError::invalid("KeyId").message);
+    }
+
+    #[test]
+    fn a_key_that_cannot_do_what_was_asked_is_invalid_key_usage() {
+        let refused = KmsError::new(ErrorCode::UnsupportedOperation)
+            .refused(Refusal::KeyUsage { key_id: "k1".into(), usage: KeyUsage::SignVerify });
+        assert_eq!(exception(&refused), ("InvalidKeyUsageException", 400));
+        let arn = |id: &str| format!("arn:aws:kms:us-east-1:111122223333:key/{id}");
+        assert!(
+            message(&refused, arn).starts_with("arn:aws:kms:us-east-1:111122223333:key/k1 key usage is SIGN_VERIFY.")
+        );
     }
 }

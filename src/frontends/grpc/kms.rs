@@ -59,8 +59,8 @@ service! {
         tag_resource(TagResourceRequest) -> TagResourceResponse = TagResource, |_| pb::TagResourceResponse {};
         untag_resource(UntagResourceRequest) -> UntagResourceResponse = UntagResource, |_| pb::UntagResourceResponse {};
         list_resource_tags(ListResourceTagsRequest) -> ListResourceTagsResponse = ListResourceTags,
-            |tags: BTreeMap<String, String>| pb::ListResourceTagsResponse {
-                tags: tags.into_iter().map(|(tag_key, tag_value)| pb::Tag { tag_key, tag_value }).collect(),
+            |tags: Paged<(String, String)>| pb::ListResourceTagsResponse {
+                tags: tags.items.into_iter().map(|(tag_key, tag_value)| pb::Tag { tag_key, tag_value }).collect(),
             };
         encrypt(EncryptRequest) -> EncryptResponse = Encrypt, |sealed| {
             let (ciphertext_blob, key_id, key_version_id) = sealed_fields(sealed);
@@ -113,9 +113,9 @@ service! {
                 let (plaintext, key_id, key_version_id) = under_key(opened);
                 pb::AsymmetricDecryptResponse { plaintext: plaintext.to_vec(), key_id, key_version_id }
             };
-        get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse = GetPublicKey, |pem| {
-            let (public_key, key_id, key_version_id) = under_key(pem);
-            pb::GetPublicKeyResponse { public_key, key_id, key_version_id }
+        get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse = GetPublicKey, |public| {
+            let (public_key, key_id, key_version_id) = under_key(public);
+            pb::GetPublicKeyResponse { public_key: public_key.pem, key_id, key_version_id }
         };
         create_key_version(CreateKeyVersionRequest) -> CreateKeyVersionResponse = CreateKeyVersion,
             |info| pb::CreateKeyVersionResponse { key_version: Some(key_version(info)) };
@@ -184,17 +184,17 @@ decode! {
     CreateAliasRequest => CreateAlias { alias_name, key_id }
     UpdateAliasRequest => UpdateAlias { alias_name, target_key_id }
     DeleteAliasRequest => DeleteAlias { alias_name }
-    ListAliasesRequest => ListAliases { page_number, page_size }
+    ListAliasesRequest => ListAliases { page_number, page_size } + { key_id: String::new() }
     ListAliasesByKeyIdRequest => ListAliasesByKeyId { key_id, page_number, page_size }
     TagResourceRequest => TagResource { key_id, tags: tag_pairs }
     UntagResourceRequest => UntagResource { key_id, tag_keys }
-    ListResourceTagsRequest => ListResourceTags { key_id }
+    ListResourceTagsRequest => ListResourceTags { key_id } + { page: None }
     EncryptRequest => Encrypt { key_id, plaintext: Zeroizing::new, encryption_context: sorted }
     DecryptRequest => Decrypt { ciphertext_blob, encryption_context: sorted } + { expected_key_id: String::new() }
     ReEncryptRequest => ReEncrypt {
         ciphertext_blob, source_encryption_context: sorted, destination_key_id,
         destination_encryption_context: sorted,
-    }
+    } + { expected_source_key_id: String::new() }
     GenerateDataKeyRequest => GenerateDataKey { key_id, key_spec, number_of_bytes, encryption_context: sorted }
     GenerateDataKeyRequest => GenerateDataKeyWithoutPlaintext {
         key_id, key_spec, number_of_bytes, encryption_context: sorted,

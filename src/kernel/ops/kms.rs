@@ -7,13 +7,14 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::operation;
-use crate::engine::ErrorCode;
+use crate::context::CallContext;
 use crate::engine::key::{Key, KeyMeta};
 use crate::engine::{
     AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page, Paged,
-    Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
+    PublicKey, Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
 };
-use crate::kernel::Names;
+use crate::engine::{ErrorCode, KmsResult};
+use crate::kernel::{App, Names};
 
 /// The state a cancelled deletion leaves a key with material in: the one vendor
 /// behaviour the two APIs disagree on, chosen by the front end the call came through.
@@ -203,14 +204,17 @@ operation! {
 }
 
 operation! {
+    /// A page of the aliases; only one key's where the caller's API names it here (AWS's `KeyId`).
     ListAliases = LIST_ALIASES -> Paged<AliasRecord> {
+        key_id: String = "KeyId",
         page_number: i32 = "PageNumber",
         page_size: i32 = "PageSize",
     }
-    names(_) { Names::none() }
+    names(op) { if op.key_id.is_empty() { Names::none() } else { Names::key(&op.key_id) } }
     run(op, app, cx) {
         let page = Page::from_request(op.page_number, op.page_size)?;
-        app.engine.list_aliases(&cx, None, page)?
+        let only = Some(op.key_id.as_str()).filter(|id| !id.is_empty());
+        app.engine.list_aliases(&cx, only, page)?
     }
 }
 
@@ -246,11 +250,20 @@ operation! {
 }
 
 operation! {
-    ListResourceTags = LIST_RESOURCE_TAGS -> BTreeMap<String, String> {
+    /// A key's tags, in key order: a page of them where the caller's API pages them (AWS's), else all.
+    ListResourceTags = LIST_RESOURCE_TAGS -> Paged<(String, String)> {
         key_id: String = "KeyId",
+        page: Option<Page>,
     }
     names(op) { Names::key(&op.key_id) }
-    run(op, app, cx) { app.engine.list_resource_tags(&cx, &op.key_id)? }
+    run(op, app, cx) {
+        let tags = app.engine.list_resource_tags(&cx, &op.key_id)?;
+        tags.map(|tags| {
+            let all: Vec<(String, String)> = tags.into_iter().collect();
+            let page = op.page.unwrap_or(Page { number: 1, size: all.len().max(1) });
+            page.slice(all)
+        })
+    }
 }
 
 operation! {
@@ -273,16 +286,28 @@ operation! {
     }
     names(_) { Names::found_while_running() }
     run(op, app, cx) {
-        // Resolved first, so that the record names the key the ciphertext was sealed under, as it would anyway.
-        let expected = match op.expected_key_id.as_str() {
-            "" => None,
-            named => Some(app.engine.describe_key(&cx, named)?.value.key_id),
-        };
+        let expected = expected_key(&app, &cx, &op.expected_key_id)?;
         let opened = app.engine.decrypt(&cx, &op.ciphertext_blob, op.encryption_context)?;
-        if expected.is_some_and(|expected| expected != opened.value.key_id) {
-            return Err(ErrorCode::IncorrectKey.into());
-        }
+        sealed_by(expected, &opened.value.key_id)?;
         opened
+    }
+}
+
+/// The key a caller says sealed a ciphertext, as the engine names it; `None` when none was named.
+/// Resolved before the ciphertext is opened, so that the record names the key the ciphertext was
+/// sealed under, as it would anyway.
+fn expected_key(app: &App, cx: &CallContext, named: &str) -> KmsResult<Option<String>> {
+    match named {
+        "" => Ok(None),
+        named => Ok(Some(app.engine.describe_key(cx, named)?.value.key_id)),
+    }
+}
+
+/// IncorrectKey when the caller named a key that did not seal the ciphertext.
+fn sealed_by(expected: Option<String>, key_id: &str) -> KmsResult<()> {
+    match expected {
+        Some(expected) if expected != key_id => Err(ErrorCode::IncorrectKey.into()),
+        _ => Ok(()),
     }
 }
 
@@ -292,16 +317,21 @@ operation! {
         source_encryption_context: Context = "SourceEncryptionContext",
         destination_key_id: String = "DestinationKeyId",
         destination_encryption_context: Context = "DestinationEncryptionContext",
+        /// The key the caller says sealed the ciphertext (AWS's optional `SourceKeyId`); empty for any.
+        expected_source_key_id: String = "SourceKeyId",
     }
     names(_) { Names::found_while_running() }
     run(op, app, cx) {
-        app.engine.re_encrypt(
+        let expected = expected_key(&app, &cx, &op.expected_source_key_id)?;
+        let moved = app.engine.re_encrypt(
             &cx,
             &op.ciphertext_blob,
             op.source_encryption_context,
             &op.destination_key_id,
             op.destination_encryption_context,
-        )?
+        )?;
+        sealed_by(expected, &moved.value.source_key_id)?;
+        moved
     }
 }
 
@@ -425,7 +455,7 @@ operation! {
 
 operation! {
     /// The public key as PEM.
-    GetPublicKey = GET_PUBLIC_KEY -> UnderKey<String> {
+    GetPublicKey = GET_PUBLIC_KEY -> UnderKey<PublicKey> {
         key_id: String = "KeyId",
         key_version_id: String = "KeyVersionId",
     }
