@@ -213,6 +213,23 @@ async fn boto3_signs_with_pss_pkcs1_and_ecdsa_raw_and_digest_and_cryptography_ve
 }
 
 #[tokio::test]
+async fn boto3_enables_rotation_with_a_period_rotates_on_demand_and_pages_list_key_rotations() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "rotation").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "RotateKeyOnDemand", "");
+    calls_answered(&report, &calls, "EnableKeyRotation", "UnsupportedOperationException");
+    calls_answered(&report, &calls, "EnableKeyRotation", "DisabledException");
+}
+
+#[tokio::test]
+async fn boto3_reads_the_default_key_policy_and_puts_and_lists_key_policies() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "policies").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "PutKeyPolicy", "MalformedPolicyDocumentException");
+    calls_answered(&report, &calls, "ListKeyPolicies", "");
+}
+
+#[tokio::test]
 async fn boto3_sigv4_signatures_are_verified_and_wrong_secret_unknown_id_and_stale_date_are_refused_and_audited() {
     let report = scenario_with_auth_required(Sdk::Boto3, "signatures").await;
     let calls = report.calls();

@@ -301,6 +301,10 @@ pub struct KeyMeta {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub rotation: RotationPolicy,
+    /// The versions made by a rotation someone asked for (not the schedule's), which AWS's
+    /// ListKeyRotations tells apart; bounded by the key's versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_demand_versions: Vec<Uuid>,
     /// For imported (EXTERNAL) material: what was imported, so a re-import must bring the same material.
     #[serde(default)]
     pub import: Option<ImportedMaterial>,

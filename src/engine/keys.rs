@@ -33,6 +33,8 @@ pub struct CreateKeyInput {
     pub exportable: bool,
     /// The instance to create the key in; empty for a default key.
     pub dkms_instance_id: String,
+    /// The key policy to start with; empty for the default.
+    pub policy: String,
 }
 
 /// A key as ListKeys shows it: what tells keys apart at a glance.
@@ -98,6 +100,13 @@ impl Engine {
         let origin = or_default(&input.origin, Origin::AliyunKms, Origin::parse)?;
         let protection_level = or_default(&input.protection_level, ProtectionLevel::Software, ProtectionLevel::parse)?;
         check_description(&input.description)?;
+        let policy = match input.policy.as_str() {
+            "" => None,
+            text => {
+                super::access::check_resource_policy("default", text)?;
+                Some(input.policy.clone())
+            }
+        };
         let rotation = if input.enable_automatic_rotation {
             if origin == Origin::External {
                 return Err(ErrorCode::UnsupportedOrigin.into());
@@ -131,12 +140,13 @@ impl Engine {
             deletion_protection_description: String::new(),
             tags: BTreeMap::new(),
             rotation,
+            on_demand_versions: Vec::new(),
             import: None,
             exportable: input.exportable,
             instance_id: instance.map(|i| i.instance_id.clone()),
             replica_of: None,
             replicas: Vec::new(),
-            policy: None,
+            policy,
         };
         Ok(Key { meta, versions })
     }

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use super::error::{KmsError, KmsResult};
 use super::key::{AutomaticRotation, Key, KeyMeta, KeyState, KeyVersion};
+use super::versions::Rotation;
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
 use crate::context::CallContext;
@@ -243,7 +244,7 @@ impl Engine {
         Some(match &item.task {
             DueTask::DeleteKey { .. } => Ok(self.destroy_key(cx, &key, item.at).gated(gate)),
             DueTask::RotateKey { .. } => self
-                .new_primary_version(cx, &key, item.at)
+                .new_primary_version(cx, &key, item.at, Rotation::Scheduled)
                 .map(|(_, change)| Outcome::write((), vec![change], vec![gate])),
             DueTask::ExpireKeyMaterial { .. } => Ok(expire_material(&key).gated(gate)),
             _ => return None,

@@ -50,7 +50,7 @@ pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
 pub use self::seed::{SeedItem, SeedReport};
 pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
 pub use self::sync::{TaskDone, TaskFault};
-pub use self::versions::VersionInfo;
+pub use self::versions::{Rotation, VersionInfo};
 use crate::clock::{SimClock, SimTime};
 use crate::context::CallContext;
 use crate::events::webhook::Subscription;

@@ -78,8 +78,8 @@ impl PolicyDocument {
         let value: Value = serde_json::from_str(text).map_err(|e| format!("The policy is not JSON: {e}."))?;
         let Value::Object(document) = value else { return Err("The policy must be a JSON object.".into()) };
         match document.get("Version") {
-            Some(Value::String(v)) if v == "1" => {}
-            _ => return Err(r#"The policy needs "Version": "1"."#.into()),
+            Some(Value::String(v)) if VERSIONS.contains(&v.as_str()) => {}
+            _ => return Err(r#"The policy needs "Version": "1" (or AWS's "2012-10-17")."#.into()),
         }
         let statements = match document.get("Statement") {
             Some(Value::Array(list)) if !list.is_empty() => list,
@@ -136,10 +136,14 @@ impl Statement {
             (PolicyKind::Resource, Some(Value::Object(by_kind))) => {
                 let mut arns = Vec::new();
                 for (kind, list) in by_kind {
-                    if kind != "RAM" {
-                        return Err(format!("principal type \"{kind}\" is not supported; use \"RAM\"."));
+                    let named = strings(Some(list), "Principal")?;
+                    match kind.as_str() {
+                        "RAM" => arns.extend(named),
+                        "AWS" => arns.extend(named.iter().map(|p| aws_principal(p))),
+                        _ => {
+                            return Err(format!("principal type \"{kind}\" is not supported; use \"RAM\" or \"AWS\"."));
+                        }
                     }
-                    arns.extend(strings(Some(list), "Principal")?);
                 }
                 Some(arns)
             }
@@ -156,6 +160,26 @@ impl Statement {
         self.principals.as_ref().is_none_or(|ps| ps.iter().any(|p| glob_match(p, principal)))
             && self.actions.iter().any(|a| glob_match_ignore_case(a, action))
             && self.resources.iter().any(|r| glob_match(r, resource))
+    }
+}
+
+/// The policy languages' versions: Alibaba RAM's, and AWS IAM's current and older ones.
+const VERSIONS: &[&str] = &["1", "2012-10-17", "2008-10-17"];
+
+/// An AWS principal (`arn:aws:iam::<account>:user/alice`, `…:root`, an account id, `*`) as
+/// the RAM principal pattern it stands for. kmsim plays one account, whatever an API calls it,
+/// so the account an AWS ARN names is read as that one.
+fn aws_principal(principal: &str) -> String {
+    if principal == "*" {
+        return principal.to_owned();
+    }
+    if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
+        return "acs:ram::*:root".to_owned();
+    }
+    match principal.strip_prefix("arn:aws:iam::").and_then(|rest| rest.split_once(':')) {
+        Some((_account, resource)) => format!("acs:ram::*:{resource}"),
+        // Names no principal kmsim has, so it matches nobody.
+        None => format!("aws-principal:{principal}"),
     }
 }
 
@@ -217,6 +241,23 @@ mod tests {
     use super::*;
 
     const ALICE: &str = "acs:ram::1192853035118460:user/alice";
+
+    #[test]
+    fn an_aws_key_policy_names_the_same_principals_in_awss_words() {
+        let doc = PolicyDocument::parse(
+            r#"{"Version":"2012-10-17","Id":"k","Statement":[
+                {"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+                {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:user/alice"]},"Action":"kms:Encrypt","Resource":"*"}]}"#,
+            PolicyKind::Resource,
+        )
+        .unwrap();
+        let key = Resource { arn: KEY_A, policy: Some(&doc) };
+        assert_eq!(decide(&[], ALICE, "kms:Encrypt", &[key]), Decision::Allow);
+        assert_eq!(decide(&[], ALICE, "kms:Decrypt", &[key]), Decision::ImplicitDeny);
+        assert_eq!(decide(&[], "acs:ram::1192853035118460:root", "kms:Decrypt", &[key]), Decision::Allow);
+        assert_eq!(aws_principal("111122223333"), "acs:ram::*:root");
+        assert_eq!(aws_principal("arn:aws:sts::1:assumed-role/x"), "aws-principal:arn:aws:sts::1:assumed-role/x");
+    }
     const KEY_A: &str = "acs:kms:cn-hangzhou:1192853035118460:key/key-a";
     const KEY_B: &str = "acs:kms:cn-hangzhou:1192853035118460:key/key-b";
 

@@ -252,6 +252,7 @@ impl Plan<'_> {
             rotation_interval: text(&seed.rotation_interval).to_owned(),
             exportable: seed.exportable,
             dkms_instance_id: String::new(),
+            policy: String::new(),
         };
         // Checked with no versions first, so that spec errors come before material errors.
         let field_line = |e: &KmsError| {

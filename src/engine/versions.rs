@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{AutomaticRotation, Key, KeyOp, KeyVersion, Origin, RotationPolicy, parse_rotation_interval};
+use super::key::{AutomaticRotation, Key, KeyOp, KeyVersion, Origin, RotationPolicy};
 use super::paging::{Page, Paged};
 use super::{Change, Engine, Outcome};
 use crate::clock::SimTime;
@@ -19,6 +19,17 @@ pub struct VersionInfo {
     pub key_id: String,
     pub key_version_id: Uuid,
     pub creation_date: SimTime,
+    /// Whether a caller's rotation made it, rather than the schedule or the key's creation.
+    pub on_demand: bool,
+}
+
+/// Who asked for a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// A caller (CreateKeyVersion, RotateKeyOnDemand).
+    OnDemand,
+    /// The key's rotation schedule, as the clock reached it.
+    Scheduled,
 }
 
 impl Engine {
@@ -30,7 +41,7 @@ impl Engine {
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
-        let (info, change) = self.new_primary_version(cx, &key, at)?;
+        let (info, change) = self.new_primary_version(cx, &key, at, Rotation::OnDemand)?;
         Ok(Outcome::write(info, vec![change], vec![gate]))
     }
 
@@ -40,6 +51,7 @@ impl Engine {
         cx: &CallContext,
         key: &Key,
         at: SimTime,
+        rotation: Rotation,
     ) -> KmsResult<(VersionInfo, Change)> {
         key.allow(KeyOp::Cryptographic)?;
         key.managed_here()?;
@@ -54,6 +66,9 @@ impl Engine {
         let mut next = key.with_meta(|m| {
             m.primary_version = Some(version.version_id);
             m.rotation.last_rotation_date = Some(at);
+            if rotation == Rotation::OnDemand {
+                m.on_demand_versions.push(version.version_id);
+            }
             if m.rotation.automatic == AutomaticRotation::Enabled {
                 m.rotation.next_rotation_date = m.rotation.interval_secs.map(|secs| {
                     let (next, passed) = super::next_occurrence(at, secs, now);
@@ -77,13 +92,8 @@ impl Engine {
         cx: &CallContext,
         key_id: &str,
         enable: bool,
-        rotation_interval: &str,
+        interval: Option<u64>,
     ) -> KmsResult<Outcome<Arc<Key>>> {
-        let interval = match (enable, rotation_interval) {
-            (true, "") => None,
-            (true, text) => Some(parse_rotation_interval(text)?),
-            (false, _) => None,
-        };
         let now = cx.received_at;
         self.change_key(cx, (key_id, "KeyId"), KeyOp::Cryptographic, |key| {
             if key.meta.origin == Origin::External {
@@ -138,8 +148,25 @@ impl Engine {
         let versions = key.versions.iter().map(|v| version_info(&key, v)).collect();
         Ok(Outcome::read(page.slice(versions)))
     }
+
+    /// A page of the rotations of a key (its versions after the first), oldest first.
+    pub fn list_key_rotations(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        page: Page,
+    ) -> KmsResult<Outcome<Paged<VersionInfo>>> {
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        let rotations = key.versions.iter().skip(1).map(|v| version_info(&key, v)).collect();
+        Ok(Outcome::read(page.slice(rotations)))
+    }
 }
 
 fn version_info(key: &Key, version: &KeyVersion) -> VersionInfo {
-    VersionInfo { key_id: key.meta.key_id.clone(), key_version_id: version.version_id, creation_date: version.created }
+    VersionInfo {
+        key_id: key.meta.key_id.clone(),
+        key_version_id: version.version_id,
+        creation_date: version.created,
+        on_demand: key.meta.on_demand_versions.contains(&version.version_id),
+    }
 }

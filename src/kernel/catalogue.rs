@@ -296,6 +296,17 @@ ops! { OPENAPI_ONLY: ApiCall {
     DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
 }}
 
+// Calls only AWS's API offers (its own shapes of what kmsim does anyway).
+// No kmsim.v1 RPC serves them.
+ops! { AWS_ONLY: ApiCall {
+    ENABLE_KEY_ROTATION = Kms "EnableKeyRotation" "kms.enable_key_rotation" Write "kms_key" Light;
+    DISABLE_KEY_ROTATION = Kms "DisableKeyRotation" "kms.disable_key_rotation" Write "kms_key" Light;
+    GET_KEY_ROTATION_STATUS = Kms "GetKeyRotationStatus" "kms.get_key_rotation_status" Read "kms_key" Light;
+    ROTATE_KEY_ON_DEMAND = Kms "RotateKeyOnDemand" "kms.rotate" Write "kms_key" GeneratesKeys;
+    LIST_KEY_ROTATIONS = Kms "ListKeyRotations" "kms.list_key_rotations" Read "kms_key" Light;
+    LIST_KEY_POLICIES = Kms "ListKeyPolicies" "kms.list_key_policies" Read "kms_key" Light;
+}}
+
 // Work kmsim does on its own as the clock passes its due time, with no caller.
 // Of it, only key syncs and secret rotations stand in for a network call that
 // a fault can break.
@@ -324,7 +335,13 @@ mod tests {
 
     #[test]
     fn an_operations_ram_action_is_its_products_and_its_own_name() {
-        for op in OpSpec::ALL.iter().chain(OpSpec::OPENAPI_ONLY).chain(OpSpec::INTERNAL).chain(OpSpec::UNROUTED) {
+        for op in OpSpec::ALL
+            .iter()
+            .chain(OpSpec::OPENAPI_ONLY)
+            .chain(OpSpec::AWS_ONLY)
+            .chain(OpSpec::INTERNAL)
+            .chain(OpSpec::UNROUTED)
+        {
             match product(op.service) {
                 Some(product) => assert_eq!(op.ram_action, format!("{product}:{}", op.event_name)),
                 None => assert_eq!(op.ram_action, "", "{} is admin-only: no policy grants it", op.event_name),

@@ -154,6 +154,7 @@ actions! { p, request_id;
         rotation_interval: p.text("RotationInterval"),
         exportable: false,
         dkms_instance_id: p.text("DKMSInstanceId"),
+        policy: String::new(),
     } => |key| json!({ "KeyMetadata": key_metadata(&key.meta) });
     "DescribeKey" => kms::DescribeKey { key_id: p.text("KeyId") } => |meta| json!({ "KeyMetadata": key_metadata(&meta) });
     "ListKeys" => kms::ListKeys { page_number: p.int("PageNumber")?, page_size: p.int("PageSize")? } => |paged| {

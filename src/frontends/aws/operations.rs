@@ -13,7 +13,7 @@ use super::vocabulary::{KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, algorithms, a
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
 use crate::engine::PublicKey;
-use crate::engine::key::{KeyMeta, KeySpec, KeyUsage, MessageType};
+use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageType};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
@@ -124,6 +124,7 @@ operations! { j, arns;
         rotation_interval: String::new(),
         exportable: false,
         dkms_instance_id: String::new(),
+        policy: j.text("Policy"),
     } => { let arns = arns.clone(); move |key| json!({ "KeyMetadata": key_metadata(&key.meta, &arns) }) };
     "DescribeKey" => kms::DescribeKey { key_id: arns.key_reference(&j.text("KeyId")) }
         => { let arns = arns.clone(); move |meta| json!({ "KeyMetadata": key_metadata(&meta, &arns) }) };
@@ -303,6 +304,50 @@ operations! { j, arns;
             body
         }
     };
+    "EnableKeyRotation" => kms::EnableKeyRotation {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        rotation_period_in_days: j.int("RotationPeriodInDays")?,
+    } => |_| json!({});
+    "DisableKeyRotation" => kms::DisableKeyRotation { key_id: arns.key_reference(&j.text("KeyId")) } => |_| json!({});
+    "GetKeyRotationStatus" => kms::GetKeyRotationStatus { key_id: arns.key_reference(&j.text("KeyId")) } => {
+        let arns = arns.clone();
+        move |meta| {
+            let rotation = &meta.rotation;
+            let enabled = rotation.automatic == AutomaticRotation::Enabled;
+            let mut body = json!({ "KeyId": arns.key(&meta.key_id), "KeyRotationEnabled": enabled });
+            if enabled {
+                body["RotationPeriodInDays"] = json!(rotation.interval_secs.map(|secs| secs / 86_400));
+                body["NextRotationDate"] = json!(rotation.next_rotation_date.map(epoch));
+            }
+            body
+        }
+    };
+    "RotateKeyOnDemand" => kms::RotateKeyOnDemand { key_id: arns.key_reference(&j.text("KeyId")) }
+        => { let arns = arns.clone(); move |version| json!({ "KeyId": arns.key(&version.key_id) }) };
+    "ListKeyRotations" => kms::ListKeyRotations {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        page_number: j.marker()?,
+        page_size: j.limit()?,
+    } => {
+        let arns = arns.clone();
+        move |paged| {
+            let rotations = paged.items.iter().map(|v| json!({
+                "KeyId": arns.key(&v.key_id),
+                "RotationDate": epoch(v.creation_date),
+                "RotationType": if v.on_demand { "ON_DEMAND" } else { "AUTOMATIC" },
+            })).collect();
+            listing(&paged, "Rotations", rotations)
+        }
+    };
+    "GetKeyPolicy" => kms::GetKeyPolicy { key_id: arns.key_reference(&j.text("KeyId")), policy_name: j.text("PolicyName") }
+        => { let account_id = arns.account_id.clone(); move |policy| json!({ "Policy": aws_policy(&policy, &account_id), "PolicyName": "default" }) };
+    "PutKeyPolicy" => kms::SetKeyPolicy {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        policy_name: j.text("PolicyName"),
+        policy: j.text("Policy"),
+    } => |()| json!({});
+    "ListKeyPolicies" => kms::ListKeyPolicies { key_id: arns.key_reference(&j.text("KeyId")) }
+        => |names| json!({ "PolicyNames": names, "Truncated": false });
     "GenerateMac" => kms::GenerateMac {
         key_id: arns.key_reference(&j.text("KeyId")),
         algorithm: j.text("MacAlgorithm"),
@@ -416,6 +461,51 @@ fn algorithm_lists(body: &mut Value, spec: KeySpec, usage: KeyUsage) {
         if !list.is_empty() {
             body[name] = json!(list);
         }
+    }
+}
+
+/// A key policy as AWS shows it. A document written in AWS's words is shown as
+/// it was put; one in RAM's (kmsim's default, or one set through Alibaba's API)
+/// is put into AWS's: its version, `AWS` principals of the account kmsim plays
+/// here, and one-element lists as the single strings AWS writes.
+fn aws_policy(text: &str, account_id: &str) -> String {
+    let Ok(Value::Object(mut document)) = serde_json::from_str::<Value>(text) else { return text.to_owned() };
+    if document.get("Version").and_then(Value::as_str) != Some("1") {
+        return text.to_owned();
+    }
+    document.insert("Version".into(), json!("2012-10-17"));
+    if let Some(Value::Array(statements)) = document.get_mut("Statement") {
+        for statement in statements.iter_mut().filter_map(Value::as_object_mut) {
+            if statement.get("Sid").and_then(Value::as_str) == Some("Enable RAM User Permissions") {
+                statement.insert("Sid".into(), json!("Enable IAM User Permissions"));
+            }
+            if let Some(Value::Object(principal)) = statement.get_mut("Principal")
+                && let Some(Value::Array(ram)) = principal.remove("RAM")
+            {
+                let aws: Vec<Value> = ram
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|arn| match arn.strip_prefix("acs:ram::").and_then(|rest| rest.split_once(':')) {
+                        Some((_, resource)) => json!(format!("arn:aws:iam::{account_id}:{resource}")),
+                        None => json!(arn),
+                    })
+                    .collect();
+                principal.insert("AWS".into(), Value::Array(aws));
+            }
+            for value in statement.values_mut() {
+                collapse_singletons(value);
+            }
+        }
+    }
+    Value::Object(document).to_string()
+}
+
+/// `["x"]` as `"x"`, here and in the values of an object.
+fn collapse_singletons(value: &mut Value) {
+    match value {
+        Value::Array(items) if items.len() == 1 => *value = items.remove(0),
+        Value::Object(fields) => fields.values_mut().for_each(collapse_singletons),
+        _ => {}
     }
 }
 

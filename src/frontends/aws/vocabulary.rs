@@ -111,6 +111,7 @@ pub fn exception(error: &KmsError) -> (&'static str, u16) {
     }
     let name = match error.code {
         C::InvalidParameter if error.message.contains("\"CiphertextBlob\"") => "InvalidCiphertextException",
+        C::InvalidParameter if error.message.contains("\"Policy\"") => "MalformedPolicyDocumentException",
         C::InvalidParameter | C::MissingParameter | C::VersionInvalid => "ValidationException",
         C::UnsupportedOperation | C::RejectedUnsupportedOperation | C::UnsupportedOrigin => {
             "UnsupportedOperationException"

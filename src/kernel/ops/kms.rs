@@ -8,12 +8,12 @@ use zeroize::Zeroizing;
 
 use super::operation;
 use crate::context::CallContext;
-use crate::engine::key::{Key, KeyMeta};
+use crate::engine::key::{Key, KeyMeta, Origin, SpecKind, parse_rotation_interval};
 use crate::engine::{
     AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page, Paged,
     PublicKey, Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
 };
-use crate::engine::{ErrorCode, KmsResult};
+use crate::engine::{ErrorCode, KmsError, KmsResult};
 use crate::kernel::{App, Names};
 
 /// The state a cancelled deletion leaves a key with material in: the one vendor
@@ -41,6 +41,7 @@ operation! {
         rotation_interval: String = "RotationInterval",
         exportable: bool = "Exportable",
         dkms_instance_id: String = "DKMSInstanceId",
+        policy: String = "Policy",
     }
     names(_) { Names::none() }
     run(op, app, cx) {
@@ -54,6 +55,7 @@ operation! {
             rotation_interval,
             exportable,
             dkms_instance_id,
+            policy,
         } = op;
         let input = CreateKeyInput {
             key_spec,
@@ -65,6 +67,7 @@ operation! {
             rotation_interval,
             exportable,
             dkms_instance_id,
+            policy,
         };
         app.engine.create_key(&cx, input)?
     }
@@ -85,6 +88,15 @@ operation! {
     }
     names(op) { Names::key(&op.key_id) }
     run(op, app, cx) { app.engine.get_key_policy(&cx, &op.key_id, &op.policy_name)? }
+}
+
+operation! {
+    /// The names of a key's policies: kmsim keys, like AWS's, have one, `default`.
+    ListKeyPolicies = LIST_KEY_POLICIES -> Vec<String> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.describe_key(&cx, &op.key_id)?.map(|_| vec!["default".to_owned()]) }
 }
 
 operation! {
@@ -505,7 +517,93 @@ operation! {
     }
     names(op) { Names::key(&op.key_id) }
     run(op, app, cx) {
-        app.engine.update_rotation_policy(&cx, &op.key_id, op.enable_automatic_rotation, &op.rotation_interval).await?
+        let interval = match (op.enable_automatic_rotation, op.rotation_interval.as_str()) {
+            (true, "") | (false, _) => None,
+            (true, text) => Some(parse_rotation_interval(text)?),
+        };
+        app.engine.update_rotation_policy(&cx, &op.key_id, op.enable_automatic_rotation, interval).await?
+    }
+}
+
+/// AWS rotates only symmetric keys whose material it made; its rotation calls refuse the others.
+fn rotatable(app: &App, cx: &CallContext, key_id: &str) -> KmsResult<()> {
+    let key = app.engine.describe_key(cx, key_id)?.value;
+    if key.origin == Origin::External {
+        return Err(
+            KmsError::new(ErrorCode::UnsupportedOperation).because("Keys with imported material do not rotate.")
+        );
+    }
+    if !matches!(key.spec.kind(), SpecKind::Symmetric(_)) {
+        return Err(KmsError::new(ErrorCode::UnsupportedOperation).because("Only symmetric encryption keys rotate."));
+    }
+    Ok(())
+}
+
+operation! {
+    /// Turns on automatic rotation every `rotation_period_in_days` (AWS's 90 to 2560; 365 when 0).
+    EnableKeyRotation = ENABLE_KEY_ROTATION -> Arc<Key> {
+        key_id: String = "KeyId",
+        rotation_period_in_days: i32 = "RotationPeriodInDays",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let days = match op.rotation_period_in_days {
+            0 => 365,
+            days @ 90..=2560 => days,
+            _ => return Err(KmsError::invalid_because("RotationPeriodInDays", "Send 90 to 2560.")),
+        };
+        rotatable(&app, &cx, &op.key_id)?;
+        app.engine.update_rotation_policy(&cx, &op.key_id, true, Some(days as u64 * 86_400)).await?
+    }
+}
+
+operation! {
+    DisableKeyRotation = DISABLE_KEY_ROTATION -> Arc<Key> {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        rotatable(&app, &cx, &op.key_id)?;
+        app.engine.update_rotation_policy(&cx, &op.key_id, false, None).await?
+    }
+}
+
+operation! {
+    /// The key, for its rotation policy.
+    GetKeyRotationStatus = GET_KEY_ROTATION_STATUS -> KeyMeta {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        rotatable(&app, &cx, &op.key_id)?;
+        app.engine.describe_key(&cx, &op.key_id)?
+    }
+}
+
+operation! {
+    /// A rotation now, of a key AWS would rotate; the schedule stays as it was.
+    RotateKeyOnDemand = ROTATE_KEY_ON_DEMAND -> VersionInfo {
+        key_id: String = "KeyId",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        rotatable(&app, &cx, &op.key_id)?;
+        let at = cx.received_at;
+        app.engine.rotate_key(&cx, &op.key_id, at).await?
+    }
+}
+
+operation! {
+    /// A page of the key's rotations (its versions after the first), oldest first.
+    ListKeyRotations = LIST_KEY_ROTATIONS -> Paged<VersionInfo> {
+        key_id: String = "KeyId",
+        page_number: i32 = "PageNumber",
+        page_size: i32 = "PageSize",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let page = Page::from_request(op.page_number, op.page_size)?;
+        app.engine.list_key_rotations(&cx, &op.key_id, page)?
     }
 }
 
