@@ -201,6 +201,25 @@ async fn boto3_manages_aliases_and_tags_and_pages_list_keys_and_list_aliases_wit
 }
 
 #[tokio::test]
+async fn boto3_encrypts_decrypts_without_key_id_reencrypts_and_makes_data_keys_pairs_and_random_bytes() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "crypto").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "Decrypt", "IncorrectKeyException");
+    calls_answered(&report, &calls, "Decrypt", "InvalidCiphertextException");
+    calls_answered(&report, &calls, "Encrypt", "InvalidKeyUsageException");
+    for action in [
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GenerateRandom",
+    ] {
+        calls_answered(&report, &calls, action, "");
+    }
+}
+
+#[tokio::test]
 async fn boto3_signs_with_pss_pkcs1_and_ecdsa_raw_and_digest_and_cryptography_verifies_with_get_public_key() {
     let report = scenario_with_auth_off(Sdk::Boto3, "sign").await;
     let calls = report.calls();
@@ -210,6 +229,15 @@ async fn boto3_signs_with_pss_pkcs1_and_ecdsa_raw_and_digest_and_cryptography_ve
         "RSASSA_PSS_SHA_256 with RSA_2048, RAW and DIGEST: cryptography verifies, Verify agrees, a bad one is refused",
     );
     assert!(signed.iter().any(|c| c.starts_with("cryptography verifies the DIGEST")), "{signed:?}");
+}
+
+#[tokio::test]
+async fn boto3_generates_and_verifies_macs_that_python_hmac_reproduces_over_imported_material() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "mac").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "VerifyMac", "KMSInvalidMacException");
+    calls_answered(&report, &calls, "ImportKeyMaterial", "");
+    calls_answered(&report, &calls, "GenerateMac", "DisabledException");
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ async fn token_and_material_errors_have_their_codes() {
     let status = kms.get_parameters_for_import(request).await.unwrap_err();
     assert_error(&status, Code::FailedPrecondition, "Unsupported.Origin", "400", None, "a KMS-made key");
     for (algorithm, spec, param) in
-        [("SM2PKE", "RSA_2048", "WrappingAlgorithm"), ("RSAES_OAEP_SHA_256", "RSA_4096", "WrappingKeySpec")]
+        [("SM2PKE", "RSA_2048", "WrappingAlgorithm"), ("RSAES_OAEP_SHA_256", "RSA_1024", "WrappingKeySpec")]
     {
         let request = pb::GetParametersForImportRequest {
             key_id: key.key_id.clone(),

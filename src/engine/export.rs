@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::asymmetric::pick_version;
-use super::crypto::wrap::{WrapAlgorithm, WrappingKey};
+use super::crypto::wrap::{WrapAlgorithm, WrappingKey, wrapping_kind};
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::KeyOp;
 use super::{DataKey, Engine, Outcome};
@@ -98,8 +98,7 @@ fn wrapping(to: ExportTo<'_>) -> KmsResult<(WrappingKey, WrapAlgorithm)> {
         WrapAlgorithm::parse(to.wrapping_algorithm).ok_or_else(|| KmsError::invalid("WrappingAlgorithm"))?;
     let key = WrappingKey::parse(to.public_key_blob).map_err(|_| KmsError::invalid("PublicKeyBlob"))?;
     let spec = key.spec();
-    let known = ["RSA_2048", "RSA_3072", "RSA_4096", "EC_SM2"];
-    if !known.contains(&to.wrapping_key_spec) || spec != to.wrapping_key_spec {
+    if wrapping_kind(to.wrapping_key_spec).is_none() || spec != to.wrapping_key_spec {
         return Err(KmsError::invalid_because("WrappingKeySpec", &format!("The public key is {spec}.")));
     }
     let fits = matches!(
@@ -107,7 +106,10 @@ fn wrapping(to: ExportTo<'_>) -> KmsResult<(WrappingKey, WrapAlgorithm)> {
         (WrappingKey::Sm2(_), WrapAlgorithm::Sm2Pke)
             | (
                 WrappingKey::Rsa(_),
-                WrapAlgorithm::RsaOaepSha256 | WrapAlgorithm::RsaOaepSha1 | WrapAlgorithm::RsaAesKeyWrapSha256
+                WrapAlgorithm::RsaOaepSha256
+                    | WrapAlgorithm::RsaOaepSha1
+                    | WrapAlgorithm::RsaAesKeyWrapSha256
+                    | WrapAlgorithm::RsaAesKeyWrapSha1
             )
     );
     if !fits {

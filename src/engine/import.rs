@@ -8,11 +8,11 @@ use rand::Rng;
 use sha2::Digest;
 use zeroize::Zeroizing;
 
-use super::asymmetric::parse_required;
 use super::crypto::ParsedKey;
 use super::crypto::asymmetric::AsymmetricKind;
+use super::crypto::wrap::{WrapAlgorithm, unwrap, wrapping_kind};
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{EncryptionAlgorithm, ImportedMaterial, Key, KeyState, KeyVersion, Origin, SpecKind};
+use super::key::{ImportedMaterial, Key, KeyState, KeyVersion, Origin, SpecKind};
 use super::lifecycle::without_material;
 use super::{Change, Engine, Outcome, read_lock};
 use crate::clock::SimTime;
@@ -25,10 +25,20 @@ pub const IMPORT_TOKEN_LIFETIME_MS: i64 = 24 * 3_600_000;
 pub struct ImportToken {
     pub token: String,
     pub key_id: String,
-    pub wrapping_algorithm: EncryptionAlgorithm,
+    pub wrapping_algorithm: WrapAlgorithm,
     pub expires: SimTime,
-    /// The RSA_2048 wrapping private key, PKCS#8 DER.
+    /// The wrapping private key, PKCS#8 DER: RSA, or SM2 for SM2PKE.
     pub private_key_der: Zeroizing<Vec<u8>>,
+}
+
+impl ImportToken {
+    /// The kind of key that wraps, as its algorithm says (SM2PKE wraps under SM2, the others under RSA).
+    fn wrapping_kind(&self) -> AsymmetricKind {
+        match self.wrapping_algorithm {
+            WrapAlgorithm::Sm2Pke => AsymmetricKind::Sm2,
+            _ => AsymmetricKind::Rsa { bits: 0 },
+        }
+    }
 }
 
 impl std::fmt::Debug for ImportToken {
@@ -58,17 +68,26 @@ impl Engine {
         wrapping_algorithm: &str,
         wrapping_key_spec: &str,
     ) -> KmsResult<Outcome<ImportParameters>> {
-        let algorithm = parse_wrapping_algorithm(wrapping_algorithm)?;
-        match wrapping_key_spec {
+        let algorithm = match wrapping_algorithm {
+            "" => return Err(KmsError::missing("WrappingAlgorithm")),
+            text => WrapAlgorithm::parse(text).ok_or_else(|| KmsError::invalid("WrappingAlgorithm"))?,
+        };
+        let kind = match wrapping_key_spec {
             "" => return Err(KmsError::missing("WrappingKeySpec")),
-            "RSA_2048" => {}
-            _ => return Err(KmsError::invalid("WrappingKeySpec")),
+            spec => wrapping_kind(spec).ok_or_else(|| {
+                KmsError::invalid_because("WrappingKeySpec", "Use RSA_2048, RSA_3072, RSA_4096 or EC_SM2.")
+            })?,
+        };
+        if !algorithm.wraps_with(kind) {
+            return Err(KmsError::invalid_because(
+                "WrappingAlgorithm",
+                "SM2PKE wraps under EC_SM2; the others under RSA.",
+            ));
         }
         let key = self.importable_key(cx, key_id)?;
-        let private_key_der = AsymmetricKind::Rsa { bits: 2048 }.generate();
-        let public_key = ParsedKey::from_pkcs8(AsymmetricKind::Rsa { bits: 2048 }, &private_key_der)
-            .map_err(|_| KmsError::internal())?
-            .public_key_pem();
+        let private_key_der = kind.generate();
+        let public_key =
+            ParsedKey::from_pkcs8(kind, &private_key_der).map_err(|_| KmsError::internal())?.public_key_pem();
         let mut token_bytes = [0u8; 24];
         crate::engine::crypto::rng().fill_bytes(&mut token_bytes);
         let token = Arc::new(ImportToken {
@@ -118,11 +137,9 @@ impl Engine {
         if cx.received_at > token.expires {
             return Err(ErrorCode::ExpiredImportToken.into());
         }
-        let wrapping = ParsedKey::from_pkcs8(AsymmetricKind::Rsa { bits: 2048 }, &token.private_key_der)
-            .map_err(|_| KmsError::internal())?;
-        let material = wrapping
-            .decrypt(token.wrapping_algorithm.scheme(), encrypted_key_material)
-            .map_err(|_| KmsError::new(ErrorCode::InvalidKeyMaterial))?;
+        let material =
+            unwrap(token.wrapping_kind(), &token.private_key_der, token.wrapping_algorithm, encrypted_key_material)
+                .map_err(|_| KmsError::new(ErrorCode::InvalidKeyMaterial))?;
         if material.len() != material_len {
             return Err(ErrorCode::InvalidKeyMaterial.into());
         }
@@ -152,13 +169,21 @@ impl Engine {
     }
 
     /// Destroys the imported material; the key waits in PendingImport for the same material again.
-    pub async fn delete_key_material(&self, cx: &CallContext, key_id: &str) -> KmsResult<Outcome<Arc<Key>>> {
+    pub async fn delete_key_material(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        absent_is_deleted: bool,
+    ) -> KmsResult<Outcome<Arc<Key>>> {
         let slot = self.resolve(cx, key_id, "KeyId")?;
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
         importable(&key)?;
         if key.primary().is_none() {
+            if absent_is_deleted {
+                return Ok(Outcome::read(key));
+            }
             return Err(ErrorCode::PendingImport.into());
         }
         let (next, emptied) = without_material(&key);
@@ -191,13 +216,5 @@ fn importable(key: &Key) -> KmsResult<usize> {
         SpecKind::Symmetric(cipher) => Ok(cipher.key_len()),
         SpecKind::Hmac(hash) => Ok(hash.output_len()),
         SpecKind::Asymmetric(_) => Err(ErrorCode::RejectedUnsupportedOperation.into()),
-    }
-}
-
-fn parse_wrapping_algorithm(text: &str) -> KmsResult<EncryptionAlgorithm> {
-    match parse_required(text, EncryptionAlgorithm::parse) {
-        Ok(EncryptionAlgorithm::Sm2Pke) | Err(_) if !text.is_empty() => Err(KmsError::invalid("WrappingAlgorithm")),
-        Err(_) => Err(KmsError::missing("WrappingAlgorithm")),
-        Ok(algorithm) => Ok(algorithm),
     }
 }

@@ -48,7 +48,7 @@ pub use self::lifecycle::{Agenda, CATCH_UP_DAYS, DueItem, DueTask, next_occurren
 pub use self::paging::{Page, Paged};
 pub use self::secrets::{CreateSecretInput, PasswordRules, Secret, SecretValue};
 pub use self::seed::{SeedItem, SeedReport};
-pub use self::symmetric::{DataKey, Opened, Reencrypted, Sealed};
+pub use self::symmetric::{DataKey, DataKeyPair, Opened, Reencrypted, Sealed};
 pub use self::sync::{TaskDone, TaskFault};
 pub use self::versions::{Rotation, VersionInfo};
 use crate::clock::{SimClock, SimTime};

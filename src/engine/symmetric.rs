@@ -7,10 +7,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::crypto::random_secret;
 use super::crypto::symmetric::Cipher;
+use super::crypto::{ParsedKey, random_secret};
 use super::error::{ErrorCode, KmsError, KmsResult};
-use super::key::{Key, KeyOp, KeyUsage, SpecKind};
+use super::key::{Key, KeyOp, KeySpec, KeyUsage, SpecKind};
 use super::{Engine, Outcome};
 use crate::context::CallContext;
 
@@ -38,6 +38,15 @@ pub struct Opened {
 /// A fresh data key: its plaintext and the same key sealed under the KMS key.
 pub struct DataKey {
     pub plaintext: Zeroizing<Vec<u8>>,
+    pub sealed: Sealed,
+}
+
+/// A new asymmetric key pair, its private key sealed under a symmetric key:
+/// PKCS#8 DER private key, SubjectPublicKeyInfo DER public key.
+pub struct DataKeyPair {
+    pub private_key: Zeroizing<Vec<u8>>,
+    pub public_key: Vec<u8>,
+    pub spec: KeySpec,
     pub sealed: Sealed,
 }
 
@@ -126,6 +135,36 @@ impl Engine {
         cx.trail.plaintext_bytes(len);
         let sealed = self.seal(cx, &key, &plaintext, &context)?;
         Ok(Outcome::read(DataKey { plaintext, sealed }))
+    }
+
+    /// A key pair of `pair_spec` whose private key is sealed under `key_id`, as
+    /// a data key is. RSA generation is slow: the catalogue runs it on the blocking pool.
+    pub fn generate_data_key_pair(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        pair_spec: &str,
+        context: BTreeMap<String, String>,
+    ) -> KmsResult<Outcome<DataKeyPair>> {
+        if key_id.is_empty() {
+            return Err(KmsError::missing("KeyId"));
+        }
+        if pair_spec.is_empty() {
+            return Err(KmsError::missing("KeyPairSpec"));
+        }
+        let spec = KeySpec::parse(pair_spec).map_err(|_| KmsError::invalid("KeyPairSpec"))?;
+        let SpecKind::Asymmetric(kind) = spec.kind() else {
+            return Err(KmsError::invalid_because("KeyPairSpec", "Name an RSA or elliptic-curve key pair."));
+        };
+        check_context(&context, "EncryptionContext")?;
+        let key = self.key_for_use(cx, key_id, "KeyId")?;
+        symmetric_cipher(&key)?;
+        let private_key = kind.generate();
+        let public_pem = ParsedKey::from_pkcs8(kind, &private_key).map_err(|_| KmsError::internal())?.public_key_pem();
+        let (_, public_key) = pem_rfc7468::decode_vec(public_pem.as_bytes()).map_err(|_| KmsError::internal())?;
+        cx.trail.plaintext_bytes(private_key.len());
+        let sealed = self.seal(cx, &key, &private_key, &context)?;
+        Ok(Outcome::read(DataKeyPair { private_key, public_key, spec, sealed }))
     }
 
     pub fn generate_random(&self, length: i32) -> KmsResult<Outcome<Zeroizing<Vec<u8>>>> {

@@ -305,6 +305,8 @@ ops! { AWS_ONLY: ApiCall {
     ROTATE_KEY_ON_DEMAND = Kms "RotateKeyOnDemand" "kms.rotate" Write "kms_key" GeneratesKeys;
     LIST_KEY_ROTATIONS = Kms "ListKeyRotations" "kms.list_key_rotations" Read "kms_key" Light;
     LIST_KEY_POLICIES = Kms "ListKeyPolicies" "kms.list_key_policies" Read "kms_key" Light;
+    GENERATE_DATA_KEY_PAIR = Kms "GenerateDataKeyPair" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
+    GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT = Kms "GenerateDataKeyPairWithoutPlaintext" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.

@@ -14,7 +14,8 @@ use super::{
 use crate::audit::chain;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::clock::SimTime;
-use crate::engine::key::{EncryptionAlgorithm, Key, KeyMeta, KeyVersion};
+use crate::engine::crypto::wrap::WrapAlgorithm;
+use crate::engine::key::{Key, KeyMeta, KeyVersion};
 use crate::engine::{AccessEntity, Change, ImportToken, Snapshot};
 
 /// One step of the schema: SQL, or code where SQL cannot say it.
@@ -311,8 +312,8 @@ fn load_import_tokens(conn: &Connection) -> StoreResult<Vec<ImportToken>> {
     let mut tokens = Vec::new();
     for row in rows {
         let (token, key_id, algorithm, expires_ms, private_key) = row?;
-        let wrapping_algorithm = EncryptionAlgorithm::parse(&algorithm)
-            .map_err(|_| StoreError(format!("bad wrapping algorithm {algorithm}")))?;
+        let wrapping_algorithm = WrapAlgorithm::parse(&algorithm)
+            .ok_or_else(|| StoreError(format!("bad wrapping algorithm {algorithm}")))?;
         tokens.push(ImportToken {
             token,
             key_id,

@@ -380,7 +380,7 @@ actions! { p, request_id;
         encrypted_key_material: p.base64("EncryptedKeyMaterial")?,
         import_token: p.text("ImportToken"),
     } => |_| json!({});
-    "DeleteKeyMaterial" => kms::DeleteKeyMaterial { key_id: p.text("KeyId") } => |_| json!({});
+    "DeleteKeyMaterial" => kms::DeleteKeyMaterial { key_id: p.text("KeyId"), absent_is_deleted: false } => |_| json!({});
 
     // Secrets Manager.
     "CreateSecret" => secrets::CreateSecret {

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::vocabulary::{KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, algorithms, aws_name, from_aws};
+use super::vocabulary::{
+    KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, WRAPPING_KEY_SPECS, algorithms, aws_name, from_aws,
+};
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
-use crate::engine::PublicKey;
 use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageType};
+use crate::engine::{DataKeyPair, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
@@ -258,6 +260,16 @@ operations! { j, arns;
         let arns = arns.clone();
         move |sealed| json!({ "CiphertextBlob": b64(&sealed.ciphertext_blob), "KeyId": arns.key(&sealed.key_id) })
     };
+    "GenerateDataKeyPair" => kms::GenerateDataKeyPair {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_pair_spec: j.key_pair_spec()?,
+        encryption_context: j.context("EncryptionContext")?,
+    } => { let arns = arns.clone(); move |pair| key_pair(&pair, &arns, true) };
+    "GenerateDataKeyPairWithoutPlaintext" => kms::GenerateDataKeyPairWithoutPlaintext {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_pair_spec: j.key_pair_spec()?,
+        encryption_context: j.context("EncryptionContext")?,
+    } => { let arns = arns.clone(); move |pair| key_pair(&pair, &arns, false) };
     "GenerateRandom" => kms::GenerateRandom { length: j.int("NumberOfBytes")? }
         => |random| json!({ "Plaintext": b64(&random) });
     "Sign" => kms::AsymmetricSign {
@@ -348,6 +360,29 @@ operations! { j, arns;
     } => |()| json!({});
     "ListKeyPolicies" => kms::ListKeyPolicies { key_id: arns.key_reference(&j.text("KeyId")) }
         => |names| json!({ "PolicyNames": names, "Truncated": false });
+    "GetParametersForImport" => kms::GetParametersForImport {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        wrapping_algorithm: j.text("WrappingAlgorithm"),
+        wrapping_key_spec: engine_name(from_aws(WRAPPING_KEY_SPECS, &j.text("WrappingKeySpec"), "WrappingKeySpec")?),
+    } => {
+        let arns = arns.clone();
+        move |parameters| json!({
+            "KeyId": arns.key(&parameters.key_id),
+            // AWS's token is opaque bytes; kmsim's is text, carried as its bytes.
+            "ImportToken": b64(parameters.import_token.as_bytes()),
+            "PublicKey": b64(&pem_body(&parameters.public_key)),
+            "ParametersValidTo": epoch(parameters.token_expire_time),
+        })
+    };
+    "ImportKeyMaterial" => kms::ImportKeyMaterial {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_material_expire_unix: j.valid_to()?,
+        encrypted_key_material: j.blob("EncryptedKeyMaterial")?,
+        import_token: String::from_utf8(j.blob("ImportToken")?)
+            .map_err(|_| KmsError::new(ErrorCode::InvalidImportToken))?,
+    } => |_| json!({});
+    "DeleteImportedKeyMaterial" => kms::DeleteKeyMaterial { key_id: arns.key_reference(&j.text("KeyId")), absent_is_deleted: true }
+        => |_| json!({});
     "GenerateMac" => kms::GenerateMac {
         key_id: arns.key_reference(&j.text("KeyId")),
         algorithm: j.text("MacAlgorithm"),
@@ -424,6 +459,20 @@ fn listing<T>(paged: &Paged<T>, name: &str, items: Vec<Value>) -> Value {
         body.insert("NextMarker".to_owned(), json!((number + 1).to_string()));
     }
     Value::Object(body)
+}
+
+/// A data key pair as AWS answers it, with its private key in plaintext only when asked for.
+fn key_pair(pair: &DataKeyPair, arns: &Arns, with_plaintext: bool) -> Value {
+    let mut body = json!({
+        "KeyId": arns.key(&pair.sealed.key_id),
+        "KeyPairSpec": aws_name(KEY_SPECS, pair.spec),
+        "PublicKey": b64(&pair.public_key),
+        "PrivateKeyCiphertextBlob": b64(&pair.sealed.ciphertext_blob),
+    });
+    if with_plaintext {
+        body["PrivateKeyPlaintext"] = json!(b64(&pair.private_key));
+    }
+    body
 }
 
 /// KeyMetadata as AWS describes a key.
@@ -608,6 +657,34 @@ impl Json<'_> {
             ));
         }
         Ok(name)
+    }
+
+    /// `ValidTo` as seconds since the epoch, or 0 for material that does not expire; AWS's
+    /// `ExpirationModel` must agree with it.
+    fn valid_to(&self) -> KmsResult<i64> {
+        let valid_to = match self.0.get("ValidTo") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_f64().map_or(0, |secs| secs as i64)),
+            Some(_) => return Err(KmsError::invalid_because("ValidTo", "Send a timestamp.")),
+        };
+        match (self.text("ExpirationModel").as_str(), valid_to) {
+            ("" | "KEY_MATERIAL_EXPIRES", Some(secs)) => Ok(secs),
+            ("KEY_MATERIAL_EXPIRES", None) => Err(KmsError::missing("ValidTo")),
+            ("" | "KEY_MATERIAL_DOES_NOT_EXPIRE", None) => Ok(0),
+            ("KEY_MATERIAL_DOES_NOT_EXPIRE", Some(_)) => {
+                Err(KmsError::invalid_because("ValidTo", "Material that does not expire takes no ValidTo."))
+            }
+            _ => Err(KmsError::invalid_because(
+                "ExpirationModel",
+                "Use KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE.",
+            )),
+        }
+    }
+
+    /// `KeyPairSpec` in kmsim's words: AWS's asymmetric key specs.
+    fn key_pair_spec(&self) -> KmsResult<String> {
+        let spec = from_aws(KEY_SPECS, &self.text("KeyPairSpec"), "KeyPairSpec")?;
+        Ok(engine_name(spec))
     }
 
     /// `Plaintext`, at most AWS's 4096 bytes (kmsim's engine takes up to 6144).

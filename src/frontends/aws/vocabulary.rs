@@ -22,6 +22,14 @@ pub const KEY_SPECS: &[(&str, KeySpec)] = &[
     ("SM2", KeySpec::EcSm2),
 ];
 
+/// The keys AWS's GetParametersForImport wraps under (its WrappingKeySpec).
+pub const WRAPPING_KEY_SPECS: &[(&str, KeySpec)] = &[
+    ("RSA_2048", KeySpec::Rsa2048),
+    ("RSA_3072", KeySpec::Rsa3072),
+    ("RSA_4096", KeySpec::Rsa4096),
+    ("SM2", KeySpec::EcSm2),
+];
+
 pub const KEY_USAGES: &[(&str, KeyUsage)] = &[
     ("ENCRYPT_DECRYPT", KeyUsage::EncryptDecrypt),
     ("SIGN_VERIFY", KeyUsage::SignVerify),

@@ -215,7 +215,7 @@ decode! {
     ImportKeyMaterialRequest => ImportKeyMaterial {
         key_id, key_material_expire_unix, encrypted_key_material, import_token,
     }
-    DeleteKeyMaterialRequest => DeleteKeyMaterial { key_id }
+    DeleteKeyMaterialRequest => DeleteKeyMaterial { key_id } + { absent_is_deleted: false }
     ExportDataKeyRequest => ExportDataKey {
         encryption_context: sorted, wrapping_algorithm, wrapping_key_spec, ciphertext_blob, public_key_blob,
     }

@@ -10,8 +10,8 @@ use super::operation;
 use crate::context::CallContext;
 use crate::engine::key::{Key, KeyMeta, Origin, SpecKind, parse_rotation_interval};
 use crate::engine::{
-    AliasRecord, CreateKeyInput, DataKey, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page, Paged,
-    PublicKey, Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
+    AliasRecord, CreateKeyInput, DataKey, DataKeyPair, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page,
+    Paged, PublicKey, Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
 };
 use crate::engine::{ErrorCode, KmsError, KmsResult};
 use crate::kernel::{App, Names};
@@ -377,6 +377,32 @@ operation! {
 }
 
 operation! {
+    /// A key pair whose private key is sealed under the key; RSA generation runs on the blocking pool.
+    GenerateDataKeyPair = GENERATE_DATA_KEY_PAIR -> DataKeyPair {
+        key_id: String = "KeyId",
+        key_pair_spec: String = "KeyPairSpec",
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.generate_data_key_pair(&cx, &op.key_id, &op.key_pair_spec, op.encryption_context)?
+    }
+}
+
+operation! {
+    /// A key pair whose private key its front end never sends, only the sealed copy.
+    GenerateDataKeyPairWithoutPlaintext = GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT -> DataKeyPair {
+        key_id: String = "KeyId",
+        key_pair_spec: String = "KeyPairSpec",
+        encryption_context: Context = "EncryptionContext",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.generate_data_key_pair(&cx, &op.key_id, &op.key_pair_spec, op.encryption_context)?
+    }
+}
+
+operation! {
     GenerateRandom = GENERATE_RANDOM -> Zeroizing<Vec<u8>> {
         length: i32 = "Length",
     }
@@ -644,9 +670,12 @@ operation! {
 operation! {
     DeleteKeyMaterial = DELETE_KEY_MATERIAL -> Arc<Key> {
         key_id: String = "KeyId",
+        /// Whether a key with no material to delete answers as if it were deleted (AWS) rather than
+        /// refusing in its state, PendingImport (Alibaba).
+        absent_is_deleted: bool,
     }
     names(op) { Names::key(&op.key_id) }
-    run(op, app, cx) { app.engine.delete_key_material(&cx, &op.key_id).await? }
+    run(op, app, cx) { app.engine.delete_key_material(&cx, &op.key_id, op.absent_is_deleted).await? }
 }
 
 operation! {
