@@ -210,3 +210,60 @@ async fn a_decrypt_naming_another_key_is_refused_as_aws_refuses_it() {
     assert_eq!(record.event_name, "Decrypt");
     assert!(sealing.ends_with(&record.key_id), "the record names the key the ciphertext was sealed under");
 }
+
+/// The CloudTrail renderings of every record, newest first, read by the admin.
+async fn cloudtrail_renderings(server: &TestServer) -> Vec<(pb::AuditEvent, serde_json::Value)> {
+    let mut admin = SignedClients::of(server, &admin_credentials()).await;
+    let request = pb::QueryAuditEventsRequest { format: "cloudtrail".into(), page_size: 1000, ..Default::default() };
+    let page = admin.audit.query_audit_events(request).await.unwrap().into_inner();
+    page.events.into_iter().map(|e| (e.event.unwrap(), serde_json::from_str(&e.json).unwrap())).collect()
+}
+
+#[tokio::test]
+async fn an_aws_calls_cloudtrail_rendering_names_the_aws_account_its_key_arn_and_the_iam_user() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let user = create_access_key_as(&mut admin, "alice").await;
+    create_policy_as(&mut admin, "kms-all", &identity_policy("Allow", &["kms:*"], &["*"])).await;
+    attach_user_policy_as(&mut admin, "kms-all", "alice").await;
+    let (id, secret) = (user.access_key_id.as_str(), user.secret.expose());
+
+    let created = ok(&server, AwsCall::new("CreateKey", json!({})).signed(id, secret)).await;
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let encrypt =
+        AwsCall::new("Encrypt", json!({ "KeyId": arn, "Plaintext": b64(b"x"), "EncryptionContext": { "app": "a" } }));
+    let encrypted = send_aws(server.addr, &encrypt.signed(id, secret)).await;
+    // The same kind of call through kmsim's own API keeps its Alibaba rendering.
+    let grpc_key = admin.kms.create_key(pb::CreateKeyRequest::default()).await.unwrap().into_inner();
+    let grpc_key_id = grpc_key.key_metadata.unwrap().key_id;
+
+    let renderings = cloudtrail_renderings(&server).await;
+    let request_id = &encrypted.headers["x-amzn-requestid"];
+    let (_, trail) = renderings.iter().find(|(e, _)| &e.request_id == request_id).expect("the Encrypt's record");
+    assert_eq!(trail["eventSource"], "kms.amazonaws.com");
+    assert_eq!(trail["awsRegion"], "us-east-1");
+    assert_eq!(trail["resources"], json!([{ "accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": arn }]));
+    assert_eq!(trail["recipientAccountId"], "111122223333");
+    let identity = &trail["userIdentity"];
+    assert_eq!(identity["type"], "IAMUser");
+    assert_eq!(identity["arn"], "arn:aws:iam::111122223333:user/alice");
+    assert_eq!(identity["accountId"], "111122223333");
+    assert_eq!((identity["accessKeyId"].as_str(), identity["userName"].as_str()), (Some(id), Some("alice")));
+    assert_eq!(trail["requestParameters"]["encryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+    assert_eq!(trail["requestParameters"]["encryptionContext"], json!({ "app": "a" }));
+    assert_eq!(trail["responseElements"], serde_json::Value::Null);
+    assert!(!trail.to_string().contains("acs:kms:"), "no Alibaba ARN: {trail}");
+    assert!(!trail.to_string().contains(&b64(b"x")), "no plaintext: {trail}");
+
+    let (_, created) = renderings
+        .iter()
+        .find(|(e, t)| e.event_name == "CreateKey" && t["userIdentity"]["userName"] == "alice")
+        .unwrap();
+    assert_eq!(created["requestParameters"], json!({}), "nothing asked for but the defaults");
+    assert_eq!(created["responseElements"]["keyId"], arn.as_str());
+    assert_eq!(created["additionalEventData"]["keySpec"], "SYMMETRIC_DEFAULT");
+
+    let (_, by_grpc) = renderings.iter().find(|(e, _)| e.event_name == "CreateKey" && e.key_id == grpc_key_id).unwrap();
+    assert!(by_grpc["resources"][0]["ARN"].as_str().unwrap().starts_with("acs:kms:"), "{by_grpc}");
+    assert_ne!(by_grpc["recipientAccountId"], "111122223333");
+}

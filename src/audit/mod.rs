@@ -2,6 +2,7 @@
 //! kernel's catalogue entry of the operation, the call and its outcome), its renderings
 //! (ActionTrail, CloudTrail), the search language, and the AccessKey report.
 
+mod aws;
 pub mod chain;
 pub mod formats;
 pub mod json;

@@ -92,6 +92,7 @@ impl AwsKms {
             let (code, status) = vocabulary::exception(error);
             crate::kernel::meta::WireError { code, status }
         };
+        meta.aws_account_id = self.account_id.clone();
         meta.peer = super::peer(&parts.extensions);
         meta.user_agent = header(&parts.headers, "user-agent").map(super::bounded).unwrap_or_default();
         meta.endpoint =
