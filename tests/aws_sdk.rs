@@ -15,7 +15,7 @@
 //! These tests never skip: without python3/pip/venv or node/npm they fail saying what to install.
 //!
 //! The front end is being built (issue 30). The scenarios whose operations it does not offer yet (boto3's full
-//! state walk, resources, crypto, sign, mac, rotation, policies, grants and cloudtrail) are in
+//! state walk, resources, crypto, sign, mac, rotation, policies and grants) are in
 //! `tests/sdk/aws/` and get their tests back here as those operations land; the tests as written are in
 //! `git show 8549aff:tests/aws_sdk.rs`.
 
@@ -184,6 +184,15 @@ async fn boto3_sigv4_signatures_are_verified_and_wrong_secret_unknown_id_and_sta
     assert!(forged.len() >= 3, "{}: wrong secret, 20 minutes old, 20 minutes ahead: {forged:#?}", report.what);
     let stranger = calls_answered(&report, &calls, "ListKeys", "UnrecognizedClientException");
     assert!(stranger[0].access_key_id.starts_with("AKIAKMSIMSTRANGER"), "{}: {stranger:#?}", report.what);
+}
+
+#[tokio::test]
+async fn boto3_cloudtrail_lookup_events_shows_who_decrypted_and_how_it_ended_with_attributes_times_and_paging() {
+    let report = scenario_with_auth_required(Sdk::Boto3, "cloudtrail").await;
+    let calls = report.calls();
+    let lookups = calls_answered(&report, &calls, "LookupEvents", "");
+    assert!(lookups.iter().all(|c| c.service == "cloudtrail"), "{}: {lookups:#?}", report.what);
+    calls_answered(&report, &calls, "Decrypt", "IncorrectKeyException");
 }
 
 #[tokio::test]

@@ -12,4 +12,4 @@ pub mod report;
 pub mod selection;
 pub mod trail;
 
-pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes, UserIdentity};
+pub use self::record::{AuditFilter, AuditRecord, CRYPTOGRAPHIC_ACTIONS, Outcome, PayloadSizes, UserIdentity};

@@ -106,7 +106,7 @@ pub struct AuditRecord {
 /// Actions whose calls are cryptographic: their responses are nothing but
 /// cryptographic results (CloudTrail logs no response elements for them, and
 /// trails can leave them out).
-const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
+pub const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
     "kms.encrypt",
     "kms.decrypt",
     "kms.sign",

@@ -296,6 +296,15 @@ ops! { OPENAPI_ONLY: ApiCall {
     DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
 }}
 
+// Calls only the AWS front end offers: CloudTrail's LookupEvents (the trail
+// looked up as CloudTrail does; ActionTrail's own API has a LookupEvents too,
+// which its RAM action names) and KMS's GetKeyLastUsage, both answered from the
+// audit trail. No kmsim.v1 RPC serves them.
+ops! { AWS_ONLY: ApiCall {
+    LOOKUP_EVENTS = KmsimAudit "LookupEvents" "kmsim.lookup_events" Read "" Light;
+    GET_KEY_LAST_USAGE = Kms "GetKeyLastUsage" "kms.get_key_last_usage" Read "kms_key" Light;
+}}
+
 // Work kmsim does on its own as the clock passes its due time, with no caller.
 // Of it, only key syncs and secret rotations stand in for a network call that
 // a fault can break.
@@ -324,7 +333,8 @@ mod tests {
 
     #[test]
     fn an_operations_ram_action_is_its_products_and_its_own_name() {
-        for op in OpSpec::ALL.iter().chain(OpSpec::OPENAPI_ONLY).chain(OpSpec::INTERNAL).chain(OpSpec::UNROUTED) {
+        let every = [OpSpec::ALL, OpSpec::OPENAPI_ONLY, OpSpec::AWS_ONLY, OpSpec::INTERNAL, OpSpec::UNROUTED];
+        for op in every.iter().flat_map(|list| list.iter()) {
             match product(op.service) {
                 Some(product) => assert_eq!(op.ram_action, format!("{product}:{}", op.event_name)),
                 None => assert_eq!(op.ram_action, "", "{} is admin-only: no policy grants it", op.event_name),
