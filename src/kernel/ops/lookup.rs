@@ -18,8 +18,8 @@ use crate::audit::selection::Selection;
 use crate::clock::SimTime;
 use crate::engine::key::KeyMeta;
 use crate::engine::{KmsError, KmsResult, Outcome};
-use crate::kernel::Names;
 use crate::kernel::reads::Order;
+use crate::kernel::{App, Names};
 
 /// The most events a LookupEvents page holds, and what it holds when not told, as CloudTrail.
 pub const MAX_LOOKUP_RESULTS: i32 = 50;
@@ -68,7 +68,9 @@ operation! {
         let query = match (op.event_category.as_str(), query) {
             ("", Some(query)) => query,
             // kmsim raises no Insights events; a lookup of them, like one nothing can match, finds none.
-            ("insight" | "", _) => return Ok(Outcome::read(TokenPage { items: Vec::new(), next_page_token: None }).into()),
+            ("insight" | "", _) => {
+                return Ok(Outcome::read(TokenPage { items: Vec::new(), next_page_token: None }).into());
+            }
             _ => return Err(KmsError::invalid_because("EventCategory", "The only event category is insight.")),
         };
         let selection = Arc::new(Selection::between(&query, start, end)?);
@@ -95,12 +97,16 @@ operation! {
     names(op) { Names::key(&op.key_id) }
     run(op, app, cx) {
         let key = app.engine.describe_key(&cx, &op.key_id)?.value;
-        let used = Arc::new(Selection::between(&last_use_query(&key.key_id, &cx.region), SimTime(i64::MIN), SimTime(i64::MAX))?);
-        let last_use = app.search_audit(used, Order::NewestFirst, (None, None), 1).await?.records.into_iter().next();
-        let everything = Arc::new(Selection::between("*", SimTime(i64::MIN), SimTime(i64::MAX))?);
-        let oldest = app.search_audit(everything, Order::OldestFirst, (None, None), 1).await?.records.into_iter().next();
+        let last_use = first_record(&app, &last_use_query(&key.key_id, &cx.region), Order::NewestFirst).await?;
+        let oldest = first_record(&app, "*", Order::OldestFirst).await?;
         Outcome::read(KeyLastUsage { key, last_use, tracking_since: oldest.map(|record| record.event_time) })
     }
+}
+
+/// The first record `query` selects in the whole trail, in `order`: a search that stops at its first match.
+async fn first_record(app: &App, query: &str, order: Order) -> KmsResult<Option<AuditRecord>> {
+    let selection = Arc::new(Selection::between(query, SimTime(i64::MIN), SimTime(i64::MAX))?);
+    Ok(app.search_audit(selection, order, (None, None), 1).await?.records.into_iter().next())
 }
 
 /// MaxResults: 1 to 50, and 0 (not given) for 50.
