@@ -25,6 +25,8 @@ pub struct CallContext {
     pub user_agent: String,
     /// The host name the client called, where its front end knows it.
     pub endpoint: String,
+    /// The AWS account a call through AWS's API addressed (see `CallMeta::aws_account_id`).
+    pub aws_account_id: String,
     /// The AccessKey (or ClientKey) id the call named, verified or not.
     pub access_key_id: String,
     /// Who authentication took the caller for.
@@ -53,6 +55,7 @@ impl CallContext {
             client: None,
             user_agent: String::new(),
             endpoint: String::new(),
+            aws_account_id: String::new(),
             access_key_id: String::new(),
             principal: Principal::Account,
             authenticated_by: AuthMethod::None,
@@ -76,6 +79,7 @@ impl CallContext {
             client: self.client,
             user_agent: self.user_agent.clone(),
             endpoint: self.endpoint.clone(),
+            aws_account_id: self.aws_account_id.clone(),
             access_key_id: self.access_key_id.clone(),
             principal: self.principal.clone(),
             authenticated_by: self.authenticated_by,

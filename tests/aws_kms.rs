@@ -10,6 +10,7 @@ use common::openapi::Reply;
 use common::*;
 use kmsim::proto as pb;
 use serde_json::json;
+use sha2::Digest as _;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -209,4 +210,170 @@ async fn a_decrypt_naming_another_key_is_refused_as_aws_refuses_it() {
     let record = record_of(&server, &wrong).await;
     assert_eq!(record.event_name, "Decrypt");
     assert!(sealing.ends_with(&record.key_id), "the record names the key the ciphertext was sealed under");
+}
+
+/// The CloudTrail renderings of every record, newest first, read by the admin.
+async fn cloudtrail_renderings(server: &TestServer) -> Vec<(pb::AuditEvent, serde_json::Value)> {
+    let mut admin = SignedClients::of(server, &admin_credentials()).await;
+    let request = pb::QueryAuditEventsRequest { format: "cloudtrail".into(), page_size: 1000, ..Default::default() };
+    let page = admin.audit.query_audit_events(request).await.unwrap().into_inner();
+    page.events.into_iter().map(|e| (e.event.unwrap(), serde_json::from_str(&e.json).unwrap())).collect()
+}
+
+#[tokio::test]
+async fn an_aws_calls_cloudtrail_rendering_names_the_aws_account_its_key_arn_and_the_iam_user() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let user = create_access_key_as(&mut admin, "alice").await;
+    create_policy_as(&mut admin, "kms-all", &identity_policy("Allow", &["kms:*"], &["*"])).await;
+    attach_user_policy_as(&mut admin, "kms-all", "alice").await;
+    let (id, secret) = (user.access_key_id.as_str(), user.secret.expose());
+
+    let created = ok(&server, AwsCall::new("CreateKey", json!({})).signed(id, secret)).await;
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let encrypt =
+        AwsCall::new("Encrypt", json!({ "KeyId": arn, "Plaintext": b64(b"x"), "EncryptionContext": { "app": "a" } }));
+    let encrypted = send_aws(server.addr, &encrypt.signed(id, secret)).await;
+    // The same kind of call through kmsim's own API keeps its Alibaba rendering.
+    let grpc_key = admin.kms.create_key(pb::CreateKeyRequest::default()).await.unwrap().into_inner();
+    let grpc_key_id = grpc_key.key_metadata.unwrap().key_id;
+
+    let renderings = cloudtrail_renderings(&server).await;
+    let request_id = &encrypted.headers["x-amzn-requestid"];
+    let (_, trail) = renderings.iter().find(|(e, _)| &e.request_id == request_id).expect("the Encrypt's record");
+    assert_eq!(trail["eventSource"], "kms.amazonaws.com");
+    assert_eq!(trail["awsRegion"], "us-east-1");
+    assert_eq!(trail["resources"], json!([{ "accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": arn }]));
+    assert_eq!(trail["recipientAccountId"], "111122223333");
+    let identity = &trail["userIdentity"];
+    assert_eq!(identity["type"], "IAMUser");
+    assert_eq!(identity["arn"], "arn:aws:iam::111122223333:user/alice");
+    assert_eq!(identity["accountId"], "111122223333");
+    assert_eq!((identity["accessKeyId"].as_str(), identity["userName"].as_str()), (Some(id), Some("alice")));
+    assert_eq!(trail["requestParameters"]["encryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+    assert_eq!(trail["requestParameters"]["encryptionContext"], json!({ "app": "a" }));
+    assert_eq!(trail["responseElements"], serde_json::Value::Null);
+    assert!(!trail.to_string().contains("acs:kms:"), "no Alibaba ARN: {trail}");
+    assert!(!trail.to_string().contains(&b64(b"x")), "no plaintext: {trail}");
+
+    let (_, created) = renderings
+        .iter()
+        .find(|(e, t)| e.event_name == "CreateKey" && t["userIdentity"]["userName"] == "alice")
+        .unwrap();
+    assert_eq!(created["requestParameters"], json!({}), "nothing asked for but the defaults");
+    assert_eq!(created["responseElements"]["keyId"], arn.as_str());
+    assert_eq!(created["additionalEventData"]["keySpec"], "SYMMETRIC_DEFAULT");
+
+    let (_, by_grpc) = renderings.iter().find(|(e, _)| e.event_name == "CreateKey" && e.key_id == grpc_key_id).unwrap();
+    assert!(by_grpc["resources"][0]["ARN"].as_str().unwrap().starts_with("acs:kms:"), "{by_grpc}");
+    assert_ne!(by_grpc["recipientAccountId"], "111122223333");
+}
+
+#[tokio::test]
+async fn lookup_events_answers_cloudtrails_exceptions_and_refuses_its_other_operations_each_audited() {
+    let server = TestServer::start().await;
+    let lookup = |body: serde_json::Value| AwsCall::cloudtrail("LookupEvents", body);
+    let by = |key: &str, value: &str| json!([{ "AttributeKey": key, "AttributeValue": value }]);
+    let two = json!([{ "AttributeKey": "EventName", "AttributeValue": "Decrypt" },
+                     { "AttributeKey": "Username", "AttributeValue": "root" }]);
+    for (body, exception) in [
+        (json!({ "LookupAttributes": two }), "InvalidLookupAttributesException"),
+        (json!({ "LookupAttributes": by("Colour", "red") }), "InvalidLookupAttributesException"),
+        (json!({ "LookupAttributes": by("ReadOnly", "maybe") }), "InvalidLookupAttributesException"),
+        (json!({ "LookupAttributes": "EventName=Decrypt" }), "InvalidLookupAttributesException"),
+        (json!({ "StartTime": 1_800_000_000, "EndTime": 1_700_000_000 }), "InvalidTimeRangeException"),
+        (json!({ "StartTime": "yesterday" }), "InvalidTimeRangeException"),
+        (json!({ "MaxResults": 51 }), "InvalidMaxResultsException"),
+        (json!({ "MaxResults": 0 }), "InvalidMaxResultsException"),
+        (json!({ "NextToken": "7-0000000000000000" }), "InvalidNextTokenException"),
+        (json!({ "EventCategory": "data" }), "InvalidEventCategoryException"),
+    ] {
+        let reply = send_aws(server.addr, &lookup(body.clone())).await;
+        assert_exception(&reply, exception);
+        let record = record_of(&server, &reply).await;
+        assert_eq!((record.event_name.as_str(), record.outcome.as_str()), ("LookupEvents", "Failure"), "{body}");
+    }
+    let other = send_aws(server.addr, &AwsCall::cloudtrail("DescribeTrails", json!({}))).await;
+    assert_exception(&other, "UnsupportedOperationException");
+    assert!(other.body["message"].as_str().unwrap().contains("DescribeTrails"));
+    assert_exception(
+        &send_aws(server.addr, &AwsCall::cloudtrail("BrewTea", json!({}))).await,
+        "UnknownOperationException",
+    );
+
+    // A page token reads on only in the lookup that gave it.
+    for _ in 0..3 {
+        ok(&server, AwsCall::new("CreateKey", json!({}))).await;
+    }
+    let first = ok(&server, lookup(json!({ "LookupAttributes": by("EventName", "CreateKey"), "MaxResults": 2 }))).await;
+    assert_eq!(first["Events"].as_array().unwrap().len(), 2);
+    let token = first["NextToken"].as_str().expect("more follow").to_owned();
+    let rest =
+        ok(&server, lookup(json!({ "LookupAttributes": by("EventName", "CreateKey"), "NextToken": token }))).await;
+    assert_eq!(rest["Events"].as_array().unwrap().len(), 1);
+    assert!(rest.get("NextToken").is_none(), "{rest}");
+    let elsewhere = lookup(json!({ "LookupAttributes": by("EventName", "Encrypt"), "NextToken": token }));
+    assert_exception(&send_aws(server.addr, &elsewhere).await, "InvalidNextTokenException");
+    // The lookups themselves are events CloudTrail shows.
+    let lookups =
+        ok(&server, lookup(json!({ "LookupAttributes": by("EventSource", "cloudtrail.amazonaws.com") }))).await;
+    let names: Vec<&str> =
+        lookups["Events"].as_array().unwrap().iter().map(|e| e["EventName"].as_str().unwrap()).collect();
+    assert!(names.len() >= 12 && names.iter().all(|n| *n == "LookupEvents"), "{names:?}");
+}
+
+#[tokio::test]
+async fn cloudtrail_takes_a_signature_scoped_to_cloudtrail_only() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let good = AwsCall::cloudtrail("LookupEvents", json!({})).signed(ADMIN_KEY_ID, ADMIN_SECRET);
+    ok(&server, good).await;
+    let kms_scoped = AwsCall { scoped_to: Some("kms"), ..AwsCall::cloudtrail("LookupEvents", json!({})) };
+    let reply = send_aws(server.addr, &kms_scoped.signed(ADMIN_KEY_ID, ADMIN_SECRET)).await;
+    assert_exception(&reply, "InvalidSignatureException");
+    assert!(reply.body["message"].as_str().unwrap().contains("'cloudtrail'"), "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn get_key_last_usage_is_the_keys_latest_successful_cryptographic_call_in_the_trail() {
+    let server = TestServer::start().await;
+    let created = ok(&server, AwsCall::new("CreateKey", json!({}))).await;
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let unused = ok(&server, AwsCall::new("GetKeyLastUsage", json!({ "KeyId": arn }))).await;
+    assert_eq!(unused["KeyId"], arn.as_str());
+    assert!(unused.get("KeyLastUsage").is_none(), "{unused}");
+    assert_eq!(unused["KeyCreationDate"], created["KeyMetadata"]["CreationDate"]);
+    assert!(unused["TrackingStartDate"].as_f64().unwrap() <= unused["KeyCreationDate"].as_f64().unwrap());
+
+    let encrypted =
+        send_aws(server.addr, &AwsCall::new("Encrypt", json!({ "KeyId": arn, "Plaintext": b64(b"x") }))).await;
+    ok(&server, AwsCall::new("DisableKey", json!({ "KeyId": arn }))).await;
+    let refused =
+        send_aws(server.addr, &AwsCall::new("Encrypt", json!({ "KeyId": arn, "Plaintext": b64(b"y") }))).await;
+    assert_exception(&refused, "DisabledException");
+    let used = ok(&server, AwsCall::new("GetKeyLastUsage", json!({ "KeyId": arn }))).await;
+    let last = &used["KeyLastUsage"];
+    assert_eq!(last["Operation"], "Encrypt", "the refused Encrypt and the DisableKey are no use: {used}");
+    let record = record_of(&server, &encrypted).await;
+    assert_eq!(last["CloudTrailEventId"], record.event_id.as_str());
+    assert_eq!(last["KmsRequestId"], encrypted.headers["x-amzn-requestid"].as_str());
+    assert!(last["Timestamp"].is_number());
+
+    // A use through kmsim's own API counts, named as AWS names it.
+    let signing =
+        ok(&server, AwsCall::new("CreateKey", json!({ "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY" }))).await;
+    let signing = signing["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let digest = sha2::Sha256::digest(b"msg").to_vec();
+    let request = pb::AsymmetricSignRequest {
+        key_id: signing.clone(),
+        algorithm: "ECDSA_SHA_256".into(),
+        digest,
+        ..Default::default()
+    };
+    server.kms().await.asymmetric_sign(request).await.unwrap();
+    let used = ok(&server, AwsCall::new("GetKeyLastUsage", json!({ "KeyId": signing }))).await;
+    assert_eq!(used["KeyLastUsage"]["Operation"], "Sign");
+
+    let missing = send_aws(server.addr, &AwsCall::new("GetKeyLastUsage", json!({ "KeyId": "alias/none" }))).await;
+    assert_exception(&missing, "NotFoundException");
+    assert_eq!(record_of(&server, &missing).await.event_name, "GetKeyLastUsage");
 }

@@ -267,6 +267,15 @@ async fn boto3_sigv4_signatures_are_verified_and_wrong_secret_unknown_id_and_sta
     assert!(stranger[0].access_key_id.starts_with("AKIAKMSIMSTRANGER"), "{}: {stranger:#?}", report.what);
 }
 
+#[tokio::test]
+async fn boto3_cloudtrail_lookup_events_shows_who_decrypted_and_how_it_ended_with_attributes_times_and_paging() {
+    let report = scenario_with_auth_required(Sdk::Boto3, "cloudtrail").await;
+    let calls = report.calls();
+    let lookups = calls_answered(&report, &calls, "LookupEvents", "");
+    assert!(lookups.iter().all(|c| c.service == "cloudtrail"), "{}: {lookups:#?}", report.what);
+    calls_answered(&report, &calls, "Decrypt", "IncorrectKeyException");
+}
+
 // ---------------------------------------------------------------------------
 // The AWS CLI, the AWS Encryption SDK, and @aws-sdk/client-kms
 // ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::aws;
 use super::json::{self, Sink};
 use super::record::{AuditRecord, Outcome};
 
@@ -241,8 +242,10 @@ fn describe_additional_event_data(r: &AuditRecord, s: &mut impl Sink) {
 
 /// The record in AWS CloudTrail's shape.
 ///
-/// Key ARNs stay in Alibaba form (`acs:kms:…`): the simulator's resources are Alibaba's, and an
-/// invented `arn:aws:kms:…` would name a key no API of kmsim accepts.
+/// A call made through AWS's API is rendered as AWS would log it: its AWS account (`--aws-account-id`)
+/// and `arn:aws:kms:…` ARNs, which that API accepts, and its request parameters in AWS's names and
+/// vocabulary ([`super::aws`]). Other calls keep Alibaba's account and `acs:kms:…` ARNs: their resources
+/// are Alibaba's, and an invented `arn:aws:kms:…` would name a key no API they were made through accepts.
 pub fn cloudtrail(r: &AuditRecord) -> Value {
     render(r, Format::CloudTrail)
 }
@@ -259,12 +262,15 @@ fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
     };
     let user_agent = if service_event && r.user_agent.is_empty() { "kms.amazonaws.com" } else { &r.user_agent };
     let secret = (!r.secret_arn.is_empty()).then_some(&r.secret_arn);
+    let by_aws = !r.aws_account_id.is_empty();
+    let account = if by_aws { &r.aws_account_id } else { &r.account_id };
+    let arn = |arn: &'_ str| if by_aws { aws::arn(arn, account).into_owned() } else { arn.to_owned() };
     s.begin_object();
     s.str_member("eventVersion", "1.11");
     s.name("userIdentity");
-    describe_cloudtrail_identity(r, s);
+    describe_cloudtrail_identity(r, account, s);
     s.str_member("eventTime", &r.event_time.to_rfc3339());
-    s.str_member("eventSource", if secret.is_some() { "secretsmanager.amazonaws.com" } else { "kms.amazonaws.com" });
+    s.str_member("eventSource", cloudtrail_event_source(r));
     s.str_member("eventName", &r.event_name);
     s.str_member("awsRegion", &r.region);
     s.str_member("sourceIPAddress", source_ip);
@@ -276,14 +282,19 @@ fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
         s.str_member("errorCode", code);
         s.str_member("errorMessage", &r.error_message);
     }
-    s.value_member("requestParameters", &lower_camel_keys(&r.request_parameters));
+    if by_aws {
+        s.value_member("requestParameters", &aws::request_parameters(r));
+    } else {
+        s.value_member("requestParameters", &lower_camel_keys(&r.request_parameters));
+    }
     s.name("responseElements");
     if failed || r.is_cryptographic() {
         s.null();
     } else {
-        s.value(&management_response(r));
+        s.value(&management_response(r, &arn));
     }
-    let additional = [("keySpec", &r.key_spec), ("keyVersionId", &r.key_version_id)];
+    let key_spec = if by_aws { aws::key_spec(&r.key_spec) } else { &r.key_spec };
+    let additional = [("keySpec", key_spec), ("keyVersionId", &r.key_version_id)];
     if additional.iter().any(|(_, value)| !value.is_empty()) {
         s.name("additionalEventData");
         s.begin_object();
@@ -301,26 +312,42 @@ fn describe_cloudtrail(r: &AuditRecord, s: &mut impl Sink) {
     s.name("resources");
     s.begin_array();
     let keys = key_arns(r).into_iter().map(|arn| ("AWS::KMS::Key", arn));
-    for (kind, arn) in keys.chain(secret.map(|arn| ("AWS::SecretsManager::Secret", arn.as_str()))) {
+    for (kind, named) in keys.chain(secret.map(|arn| ("AWS::SecretsManager::Secret", arn.as_str()))) {
         s.begin_object();
-        s.str_member("accountId", &r.account_id);
+        s.str_member("accountId", account);
         s.str_member("type", kind);
-        s.str_member("ARN", arn);
+        s.str_member("ARN", &arn(named));
         s.end_object();
     }
     s.end_array();
     s.str_member("eventType", if service_event { "AwsServiceEvent" } else { "AwsApiCall" });
     s.name("managementEvent");
     s.bool(true);
-    s.str_member("recipientAccountId", &r.account_id);
+    s.str_member("recipientAccountId", account);
     s.str_member("eventCategory", "Management");
     s.end_object();
 }
 
-/// CloudTrail's `userIdentity` from ActionTrail's identity types.
-fn describe_cloudtrail_identity(r: &AuditRecord, s: &mut impl Sink) {
+/// The service CloudTrail names as the record's `eventSource`: Secrets Manager for a secret's calls, CloudTrail
+/// for a lookup of the trail through AWS's API, KMS for the rest.
+pub fn cloudtrail_event_source(r: &AuditRecord) -> &'static str {
+    if !r.secret_arn.is_empty() {
+        "secretsmanager.amazonaws.com"
+    } else if !r.aws_account_id.is_empty()
+        && r.service_name == crate::kernel::catalogue::ServiceName::KmsimAudit.as_str()
+    {
+        "cloudtrail.amazonaws.com"
+    } else {
+        "kms.amazonaws.com"
+    }
+}
+
+/// CloudTrail's `userIdentity` from ActionTrail's identity types, in `account` (the AWS account a call
+/// through AWS's API addressed, else the record's own).
+fn describe_cloudtrail_identity(r: &AuditRecord, account: &str, s: &mut impl Sink) {
     let id = &r.user_identity;
-    let account = &id.account_id;
+    let by_aws = !r.aws_account_id.is_empty();
+    let account = if by_aws { account } else { &id.account_id };
     s.begin_object();
     let (kind, arn) = match id.kind.as_str() {
         // A service event's identity is only the account and the service acting for it.
@@ -342,8 +369,10 @@ fn describe_cloudtrail_identity(r: &AuditRecord, s: &mut impl Sink) {
             ("IAMUser", format!("arn:aws:iam::{account}:user/{name}"))
         }
     };
+    // AWS names the root user by its account id, which for a call through AWS's API is the AWS account.
+    let principal_id = if by_aws && kind == "Root" { account } else { &id.principal_id };
     s.str_member("type", kind);
-    s.str_member("principalId", &id.principal_id);
+    s.str_member("principalId", principal_id);
     s.str_member("arn", &arn);
     s.str_member("accountId", account);
     s.str_member("accessKeyId", &id.access_key_id);
@@ -357,13 +386,17 @@ fn describe_cloudtrail_identity(r: &AuditRecord, s: &mut impl Sink) {
 
 /// A management call's response: the key it acted on, plus what the record kept. `null` when
 /// there is neither, as for a listing that names no key.
-fn management_response(r: &AuditRecord) -> Value {
+fn management_response(r: &AuditRecord, arn: &impl Fn(&str) -> String) -> Value {
     let mut out = Map::new();
     if !r.key_arn.is_empty() {
-        out.insert("keyId".into(), r.key_arn.as_str().into());
+        out.insert("keyId".into(), arn(&r.key_arn).into());
     }
     if let Value::Object(kept) = lower_camel_keys(&r.response_elements) {
-        out.extend(kept);
+        if r.aws_account_id.is_empty() {
+            out.extend(kept);
+        } else {
+            out.extend(aws::response_elements(kept, &r.aws_account_id));
+        }
     }
     if out.is_empty() { Value::Null } else { Value::Object(out) }
 }
@@ -372,11 +405,7 @@ fn management_response(r: &AuditRecord) -> Value {
 /// context's, are the caller's own data and stay as written.
 fn lower_camel_keys(value: &Value) -> Value {
     let Value::Object(map) = value else { return value.clone() };
-    let lower = |k: &str| {
-        let mut chars = k.chars();
-        chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
-    };
-    Value::Object(map.iter().map(|(k, v)| (lower(k), v.clone())).collect())
+    Value::Object(map.iter().map(|(k, v)| (aws::lower_camel(k), v.clone())).collect())
 }
 
 /// The key the record is about, then any other keys it referenced, each once.
@@ -436,6 +465,7 @@ mod tests {
             client_port: 50123,
             user_agent: "aliyun-cli/3.0".into(),
             endpoint: String::new(),
+            aws_account_id: String::new(),
             access_key_id: "LTAI-EXAMPLE".into(),
             user_identity: UserIdentity {
                 kind: "ram-user".into(),
@@ -563,6 +593,115 @@ mod tests {
         assert_eq!(cloudtrail(&failed(r, "Forbidden.KeyNotFound", "No key."))["responseElements"], Value::Null);
     }
 
+    /// A record of a call through AWS's API: its AWS account, the region it signed for, a RAM user's AccessKey.
+    fn by_aws(r: AuditRecord) -> AuditRecord {
+        let arn = "acs:kms:us-east-1:1192853035118460:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        AuditRecord {
+            region: "us-east-1".into(),
+            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            key_arn: arn.into(),
+            aws_account_id: "111122223333".into(),
+            user_agent: "Boto3/1.40".into(),
+            user_identity: UserIdentity {
+                kind: "ram-user".into(),
+                principal_id: "2705163944812601".into(),
+                account_id: ACCOUNT.into(),
+                access_key_id: "LTAIAWSUSER".into(),
+                user_name: "alice".into(),
+            },
+            ..r
+        }
+    }
+
+    #[test]
+    fn an_aws_call_is_rendered_as_cloudtrail_logs_it_with_the_aws_accounts_arns_and_identity() {
+        let aws_arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let encrypted = by_aws(AuditRecord {
+            request_parameters: json!({ "KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "EncryptionContext": { "Dept": "Eng" } }),
+            ..encrypt()
+        });
+        let ct = cloudtrail(&encrypted);
+        assert_eq!(ct["eventSource"], "kms.amazonaws.com");
+        assert_eq!(ct["awsRegion"], "us-east-1");
+        assert_eq!(
+            ct["userIdentity"],
+            json!({
+                "type": "IAMUser",
+                "principalId": "2705163944812601",
+                "arn": "arn:aws:iam::111122223333:user/alice",
+                "accountId": "111122223333",
+                "accessKeyId": "LTAIAWSUSER",
+                "userName": "alice",
+            })
+        );
+        assert_eq!(ct["resources"], json!([{ "accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": aws_arn }]));
+        assert_eq!(ct["recipientAccountId"], "111122223333");
+        assert_eq!(
+            ct["requestParameters"],
+            json!({
+                "keyId": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "encryptionContext": { "Dept": "Eng" },
+                "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+            })
+        );
+        assert_eq!(ct["additionalEventData"]["keySpec"], "SYMMETRIC_DEFAULT");
+        assert!(!ct.to_string().contains("acs:kms:"), "no Alibaba ARN in {ct}");
+
+        let created = by_aws(AuditRecord {
+            request_parameters: json!({
+                "KeySpec": "EC_P256", "KeyUsage": "SIGN/VERIFY", "Description": "d", "Exportable": false,
+            }),
+            response_elements: json!({ "KeyId": encrypted.key_arn }),
+            ..record("CreateKey", "kms.create_key", "Write")
+        });
+        let ct = cloudtrail(&created);
+        assert_eq!(
+            ct["requestParameters"],
+            json!({ "keySpec": "ECC_NIST_P256", "keyUsage": "SIGN_VERIFY", "description": "d" })
+        );
+        assert_eq!(ct["responseElements"], json!({ "keyId": aws_arn }));
+
+        let signed = by_aws(AuditRecord {
+            request_parameters: json!({ "KeyId": "k", "Algorithm": "RSA_PSS_SHA_256", "MessageType": "RAW" }),
+            ..record("Sign", "kms.sign", "Read")
+        });
+        assert_eq!(
+            cloudtrail(&signed)["requestParameters"],
+            json!({ "keyId": "k", "signingAlgorithm": "RSASSA_PSS_SHA_256", "messageType": "RAW" })
+        );
+
+        let mut admin = by_aws(encrypt());
+        admin.user_identity = UserIdentity {
+            kind: "root-account".into(),
+            principal_id: ACCOUNT.into(),
+            account_id: ACCOUNT.into(),
+            access_key_id: "LTAIADMIN".into(),
+            user_name: "root".into(),
+        };
+        let id = &cloudtrail(&admin)["userIdentity"];
+        assert_eq!((&id["type"], &id["principalId"]), (&json!("Root"), &json!("111122223333")));
+        assert_eq!(id["arn"], "arn:aws:iam::111122223333:root");
+
+        let failed_decrypt = by_aws(AuditRecord {
+            client_error_code: "IncorrectKeyException".into(),
+            ..failed(record("Decrypt", "kms.decrypt", "Read"), "IncorrectKey", "Not the ciphertext's key.")
+        });
+        let ct = cloudtrail(&failed_decrypt);
+        assert_eq!((&ct["errorCode"], &ct["responseElements"]), (&json!("IncorrectKeyException"), &Value::Null));
+
+        let lookup = by_aws(AuditRecord {
+            service_name: "KmsimAudit".into(),
+            key_id: String::new(),
+            key_arn: String::new(),
+            ..record("LookupEvents", "kmsim.lookup_events", "Read")
+        });
+        assert_eq!(cloudtrail(&lookup)["eventSource"], "cloudtrail.amazonaws.com");
+        assert_eq!(
+            cloudtrail(&record("QueryAuditEvents", "kmsim.query_audit_events", "Read"))["eventSource"],
+            "kms.amazonaws.com"
+        );
+    }
+
     #[test]
     fn scheduled_deletion_is_a_service_event() {
         let r = AuditRecord {
@@ -664,6 +803,11 @@ mod tests {
                 ..record("GetSecretValue", "kms.get_secret_value", "Read")
             },
             AuditRecord { client_ip: String::new(), user_agent: "ünïcode ✓\u{1}".into(), ..encrypt() },
+            by_aws(AuditRecord {
+                request_parameters: json!({ "KeyId": "k", "Tags": [{ "TagKey": "a", "TagValue": "b" }], "PageNumber": 2 }),
+                response_elements: json!({ "KeyId": ARN, "KeyState": "Disabled" }),
+                ..record("TagResource", "kms.tag_resource", "Write")
+            }),
         ];
         for kind in ["system", "anonymous", "root-account", "assumed-role", "ram-user"] {
             let mut r = encrypt();

@@ -2,6 +2,7 @@
 //! kernel's catalogue entry of the operation, the call and its outcome), its renderings
 //! (ActionTrail, CloudTrail), the search language, and the AccessKey report.
 
+mod aws;
 pub mod chain;
 pub mod formats;
 pub mod json;
@@ -11,4 +12,4 @@ pub mod report;
 pub mod selection;
 pub mod trail;
 
-pub use self::record::{AuditFilter, AuditRecord, Outcome, PayloadSizes, UserIdentity};
+pub use self::record::{AuditFilter, AuditRecord, CRYPTOGRAPHIC_ACTIONS, Outcome, PayloadSizes, UserIdentity};

@@ -69,6 +69,10 @@ pub struct AuditRecord {
     /// The host name the client called, where its front end knew it (ActionTrail's `eventSource`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub endpoint: String,
+    /// The AWS account a call through AWS's API addressed (`--aws-account-id`): its ARNs and its CloudTrail
+    /// rendering name that account, as AWS would log the call. Empty for every other front end's calls.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aws_account_id: String,
     pub access_key_id: String,
     /// Who made the call, in ActionTrail's userIdentity terms.
     #[serde(default)]
@@ -102,7 +106,7 @@ pub struct AuditRecord {
 /// Actions whose calls are cryptographic: their responses are nothing but
 /// cryptographic results (CloudTrail logs no response elements for them, and
 /// trails can leave them out).
-const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
+pub const CRYPTOGRAPHIC_ACTIONS: &[&str] = &[
     "kms.encrypt",
     "kms.decrypt",
     "kms.sign",
@@ -176,6 +180,7 @@ impl AuditRecord {
             client_port,
             user_agent,
             endpoint,
+            aws_account_id,
             access_key_id,
             user_identity,
             request_id,
@@ -229,6 +234,9 @@ impl AuditRecord {
         s.str_member("userAgent", user_agent);
         if !endpoint.is_empty() {
             s.str_member("endpoint", endpoint);
+        }
+        if !aws_account_id.is_empty() {
+            s.str_member("awsAccountId", aws_account_id);
         }
         s.str_member("accessKeyId", access_key_id);
         let UserIdentity { kind, principal_id, account_id, access_key_id, user_name } = user_identity;
@@ -392,6 +400,7 @@ impl AuditRecord {
             client_port: cx.client.map_or(0, |a| a.port()),
             user_agent: cx.user_agent.clone(),
             endpoint: cx.endpoint.clone(),
+            aws_account_id: cx.aws_account_id.clone(),
             access_key_id: cx.access_key_id.clone(),
             user_identity: UserIdentity::of(cx, op.event_type),
             request_id: cx.request_id.clone(),

@@ -28,22 +28,18 @@ impl Selection {
     /// Parses the query and the RFC 3339 bounds; errors name the parameter
     /// and, for a query, the column where it goes wrong.
     pub fn new(query: &str, start_time: &str, end_time: &str) -> KmsResult<Selection> {
-        // A scan costs its terms times the records it reads: both are bounded before anything is read.
-        if query.len() > MAX_QUERY_BYTES {
-            let reason = format!("The query is {} bytes; the limit is {MAX_QUERY_BYTES}.", query.len());
-            return Err(KmsError::invalid_because("Query", &reason));
-        }
-        let query = Query::parse(query).map_err(|e| {
-            let reason = format!("{} {e}", if e.unsupported { "Unsupported" } else { "Malformed" });
-            let reason = if reason.ends_with('.') { reason } else { reason + "." };
-            KmsError::invalid_because("Query", &reason)
-        })?;
-        if query.term_count() > MAX_QUERY_TERMS {
-            let reason = format!("The query has {} terms; the limit is {MAX_QUERY_TERMS}.", query.term_count());
-            return Err(KmsError::invalid_because("Query", &reason));
-        }
+        let query = parse(query)?;
         let start = optional_time(start_time, "StartTime")?.unwrap_or(SimTime(i64::MIN));
         let end = optional_time(end_time, "EndTime")?.unwrap_or(SimTime(i64::MAX));
+        Selection::of(query, (start, end))
+    }
+
+    /// The query's records with event times from `start` to `end`, both included.
+    pub fn between(query: &str, start: SimTime, end: SimTime) -> KmsResult<Selection> {
+        Selection::of(parse(query)?, (start, end))
+    }
+
+    fn of(query: Query, (start, end): (SimTime, SimTime)) -> KmsResult<Selection> {
         if start > end {
             return Err(KmsError::invalid_because("EndTime", "It is before StartTime."));
         }
@@ -99,4 +95,23 @@ pub fn optional_time(text: &str, param: &str) -> KmsResult<Option<SimTime>> {
             .map(Some)
             .ok_or_else(|| KmsError::invalid_because(param, "Write it as RFC 3339, e.g. 2025-09-01T07:15:07Z.")),
     }
+}
+
+/// The query, parsed, and bounded: a scan costs its terms times the records it reads, and both are bounded
+/// before anything is read.
+fn parse(query: &str) -> KmsResult<Query> {
+    if query.len() > MAX_QUERY_BYTES {
+        let reason = format!("The query is {} bytes; the limit is {MAX_QUERY_BYTES}.", query.len());
+        return Err(KmsError::invalid_because("Query", &reason));
+    }
+    let query = Query::parse(query).map_err(|e| {
+        let reason = format!("{} {e}", if e.unsupported { "Unsupported" } else { "Malformed" });
+        let reason = if reason.ends_with('.') { reason } else { reason + "." };
+        KmsError::invalid_because("Query", &reason)
+    })?;
+    if query.term_count() > MAX_QUERY_TERMS {
+        let reason = format!("The query has {} terms; the limit is {MAX_QUERY_TERMS}.", query.term_count());
+        return Err(KmsError::invalid_because("Query", &reason));
+    }
+    Ok(query)
 }

@@ -1,7 +1,8 @@
 //! The one port's front door: a tower layer outside every service that tells
 //! the protocols apart by their own headers. gRPC (`content-type:
 //! application/grpc…`) goes on to tonic's services; every other request is an
-//! HTTP front end's: AWS KMS's JSON API (`X-Amz-Target: TrentService.…`), or
+//! HTTP front end's: AWS's JSON APIs (`X-Amz-Target: TrentService.…` for KMS,
+//! `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.…` for CloudTrail), or
 //! Alibaba's OpenAPI (`x-acs-action` or `Action`), which, being the protocol
 //! kmsim is modelled on, also takes whatever names no other protocol, so that
 //! an unrecognised request is still a call, audited and answered.

@@ -296,8 +296,11 @@ ops! { OPENAPI_ONLY: ApiCall {
     DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
 }}
 
-// Calls only AWS's API offers (its own shapes of what kmsim does anyway).
-// No kmsim.v1 RPC serves them.
+// Calls only AWS's API offers: its own shapes of what kmsim does anyway (rotation,
+// key policies, data key pairs), CloudTrail's LookupEvents (the trail looked up as
+// CloudTrail does; ActionTrail's own API has a LookupEvents too, which its RAM action
+// names) and KMS's GetKeyLastUsage, both answered from the audit trail. No kmsim.v1
+// RPC serves them.
 ops! { AWS_ONLY: ApiCall {
     ENABLE_KEY_ROTATION = Kms "EnableKeyRotation" "kms.enable_key_rotation" Write "kms_key" Light;
     DISABLE_KEY_ROTATION = Kms "DisableKeyRotation" "kms.disable_key_rotation" Write "kms_key" Light;
@@ -307,6 +310,8 @@ ops! { AWS_ONLY: ApiCall {
     LIST_KEY_POLICIES = Kms "ListKeyPolicies" "kms.list_key_policies" Read "kms_key" Light;
     GENERATE_DATA_KEY_PAIR = Kms "GenerateDataKeyPair" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
     GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT = Kms "GenerateDataKeyPairWithoutPlaintext" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
+    LOOKUP_EVENTS = KmsimAudit "LookupEvents" "kmsim.lookup_events" Read "" Light;
+    GET_KEY_LAST_USAGE = Kms "GetKeyLastUsage" "kms.get_key_last_usage" Read "kms_key" Light;
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.
@@ -337,13 +342,8 @@ mod tests {
 
     #[test]
     fn an_operations_ram_action_is_its_products_and_its_own_name() {
-        for op in OpSpec::ALL
-            .iter()
-            .chain(OpSpec::OPENAPI_ONLY)
-            .chain(OpSpec::AWS_ONLY)
-            .chain(OpSpec::INTERNAL)
-            .chain(OpSpec::UNROUTED)
-        {
+        let every = [OpSpec::ALL, OpSpec::OPENAPI_ONLY, OpSpec::AWS_ONLY, OpSpec::INTERNAL, OpSpec::UNROUTED];
+        for op in every.iter().flat_map(|list| list.iter()) {
             match product(op.service) {
                 Some(product) => assert_eq!(op.ram_action, format!("{product}:{}", op.event_name)),
                 None => assert_eq!(op.ram_action, "", "{} is admin-only: no policy grants it", op.event_name),

@@ -20,6 +20,10 @@ pub struct CallMeta {
     /// The host name the client called (`kms.cn-hangzhou.aliyuncs.com`), where
     /// its front end knows it; empty otherwise.
     pub endpoint: String,
+    /// The AWS account the call addressed, for a call through AWS's API
+    /// (`--aws-account-id`), so that its record names the account, and its
+    /// key ARNs, as AWS's CloudTrail would. Empty for other front ends.
+    pub aws_account_id: String,
     /// The region the call names; the front end puts the server's own in
     /// when the call names none.
     pub region: String,
@@ -56,6 +60,7 @@ impl CallMeta {
             peer: None,
             user_agent: String::new(),
             endpoint: String::new(),
+            aws_account_id: String::new(),
             region: region.to_owned(),
             frontend,
             credential: Presented::Nothing,

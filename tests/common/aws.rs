@@ -22,11 +22,28 @@ pub struct AwsCall {
     pub region: String,
     /// `X-Amz-Date`; now if unset.
     pub date: Option<time::OffsetDateTime>,
+    /// The service the call is to, and its credential scope names: `kms` or `cloudtrail`.
+    pub service: &'static str,
+    /// The service the signature's credential scope names, where it is not the one called.
+    pub scoped_to: Option<&'static str>,
 }
 
 impl AwsCall {
     pub fn new(operation: &str, body: Value) -> AwsCall {
-        AwsCall { operation: operation.to_owned(), body, signer: None, region: "us-east-1".to_owned(), date: None }
+        AwsCall {
+            operation: operation.to_owned(),
+            body,
+            signer: None,
+            region: "us-east-1".to_owned(),
+            date: None,
+            service: "kms",
+            scoped_to: None,
+        }
+    }
+
+    /// A call to CloudTrail's API.
+    pub fn cloudtrail(operation: &str, body: Value) -> AwsCall {
+        AwsCall { service: "cloudtrail", ..AwsCall::new(operation, body) }
     }
 
     pub fn signed(mut self, access_key_id: &str, secret: &str) -> AwsCall {
@@ -58,7 +75,11 @@ pub async fn send_aws(addr: SocketAddr, call: &AwsCall) -> Reply {
     headers.insert("content-type".into(), "application/x-amz-json-1.1".into());
     headers.insert("host".into(), addr.to_string());
     headers.insert("x-amz-date".into(), amz_date.clone());
-    headers.insert("x-amz-target".into(), format!("TrentService.{}", call.operation));
+    let target_prefix = match call.service {
+        "cloudtrail" => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.",
+        _ => "TrentService.",
+    };
+    headers.insert("x-amz-target".into(), format!("{target_prefix}{}", call.operation));
     let mut request_headers = headers.clone();
     request_headers.insert("user-agent".into(), "kmsim-aws-tests/1.0".into());
     if let Some((id, secret)) = &call.signer {
@@ -67,10 +88,11 @@ pub async fn send_aws(addr: SocketAddr, call: &AwsCall) -> Reply {
         let canonical =
             format!("POST\n/\n\n{canonical_headers}\n{signed}\n{}", hex(&sha2::Sha256::digest(body.as_bytes())));
         let day = &amz_date[..8];
-        let scope = format!("{day}/{}/kms/aws4_request", call.region);
+        let service = call.scoped_to.unwrap_or(call.service);
+        let scope = format!("{day}/{}/{service}/aws4_request", call.region);
         let string_to_sign =
             format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex(&sha2::Sha256::digest(canonical.as_bytes())));
-        let key = [day, call.region.as_str(), "kms", "aws4_request"]
+        let key = [day, call.region.as_str(), service, "aws4_request"]
             .iter()
             .fold(format!("AWS4{secret}").into_bytes(), |key, part| hmac(&key, part.as_bytes()));
         let signature = hex(&hmac(&key, string_to_sign.as_bytes()));

@@ -5,8 +5,10 @@
 //! every answer. The keys are kmsim's: a key made here is the same key
 //! through gRPC, the CLI and Alibaba's API; only the vocabulary differs
 //! ([`vocabulary`]), and the ARNs, which name the AWS account kmsim plays
-//! (`--aws-account-id`).
+//! (`--aws-account-id`). CloudTrail's API, whose LookupEvents reads what
+//! these calls left in the audit trail, comes the same way ([`cloudtrail`]).
 
+pub mod cloudtrail;
 pub mod operations;
 pub mod sigv4;
 pub mod vocabulary;
@@ -20,7 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::engine::instances::is_region_id;
 use crate::engine::{ErrorCode, KmsError};
 use crate::frontends::Body;
-use crate::kernel::meta::new_request_id;
+use crate::kernel::meta::{WireError, new_request_id};
 use crate::kernel::{Answer, App, CallMeta};
 
 /// The name this front end gives its calls in the kernel's logs.
@@ -77,29 +79,23 @@ impl AwsKms {
 
     /// Whether `request` is addressed to this front end.
     pub fn claims(request: &http::Request<Body>) -> bool {
-        request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+        request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).and_then(Api::of).is_some()
     }
 
     /// Serves one request: every one is a call, audited and answered.
     pub async fn serve(&self, request: http::Request<Body>) -> http::Response<Body> {
         let (parts, body) = request.into_parts();
+        let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
+        // The door sends only what `claims` took; anything else is KMS's to call unknown.
+        let (api, operation) = Api::of(target).unwrap_or((Api::Kms, target));
+        let operation = operation.to_owned();
         let mut meta = CallMeta::new(FRONTEND, &self.app.region, new_request_id());
-        meta.wire_error = |error| {
-            let (code, status) = vocabulary::exception(error);
-            crate::kernel::meta::WireError { code, status }
-        };
+        meta.wire_error = api.wire_error();
+        meta.aws_account_id = self.account_id.clone();
         meta.peer = super::peer(&parts.extensions);
         meta.user_agent = header(&parts.headers, "user-agent").map(super::bounded).unwrap_or_default();
         meta.endpoint =
             header(&parts.headers, "host").map(|h| h.split(':').next().unwrap_or(h).to_owned()).unwrap_or_default();
-        let operation = header(&parts.headers, "x-amz-target")
-            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-            .unwrap_or_default()
-            .to_owned();
         let body = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
@@ -111,7 +107,7 @@ impl AwsKms {
             }
         };
         meta.request_bytes = body.len() as u64;
-        meta.credential = sigv4::present(&self.app, &parts, &body);
+        meta.credential = sigv4::present(&self.app, &parts, &body, api.signing_name());
         let scope_region = header(&parts.headers, "authorization").and_then(sigv4::scope).map(|s| s.region.to_owned());
         match scope_region {
             Some(region) if is_region_id(&region) => meta.region = region,
@@ -131,18 +127,70 @@ impl AwsKms {
             }
         };
         let arns = Arns { region: meta.region.clone(), account_id: self.account_id.clone() };
-        let answer = operations::dispatch(&self.app, meta, &operation, operations::Json(&fields), &arns).await;
-        response(answer, &arns)
+        let json = operations::Json(&fields);
+        let answer = match api {
+            Api::Kms => operations::dispatch(&self.app, meta, &operation, json, &arns).await,
+            Api::CloudTrail => cloudtrail::dispatch(&self.app, meta, &operation, json).await,
+        };
+        response(answer, api, &arns)
     }
 }
 
-/// The kernel's answer in AWS's terms.
-fn response(answer: Answer<Vec<u8>>, arns: &Arns) -> http::Response<Body> {
+/// The AWS APIs this front end answers, told apart by their `X-Amz-Target` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Kms,
+    CloudTrail,
+}
+
+impl Api {
+    /// The API a target names, and the operation in it.
+    fn of(target: &str) -> Option<(Api, &str)> {
+        match (target.strip_prefix(TARGET_PREFIX), target.strip_prefix(cloudtrail::TARGET_PREFIX)) {
+            (Some(operation), _) => Some((Api::Kms, operation)),
+            (_, Some(operation)) => Some((Api::CloudTrail, operation)),
+            _ => None,
+        }
+    }
+
+    /// The service a SigV4 credential scope names for it.
+    fn signing_name(self) -> &'static str {
+        match self {
+            Api::Kms => "kms",
+            Api::CloudTrail => "cloudtrail",
+        }
+    }
+
+    /// Its exception for a kmsim error, and the HTTP status: each API's own table.
+    fn exception(self, error: &KmsError) -> (&'static str, u16) {
+        match self {
+            Api::Kms => vocabulary::exception(error),
+            Api::CloudTrail => cloudtrail::exception(error),
+        }
+    }
+
+    /// The same, for the call's record.
+    fn wire_error(self) -> fn(&KmsError) -> WireError {
+        match self {
+            Api::Kms => |error| Api::Kms.exception(error).into(),
+            Api::CloudTrail => |error| Api::CloudTrail.exception(error).into(),
+        }
+    }
+}
+
+impl From<(&'static str, u16)> for WireError {
+    fn from((code, status): (&'static str, u16)) -> WireError {
+        WireError { code, status }
+    }
+}
+
+/// The kernel's answer in the API's terms.
+fn response(answer: Answer<Vec<u8>>, api: Api, arns: &Arns) -> http::Response<Body> {
     let Answer { request_id, result } = answer;
     let (status, body) = match result {
         Ok(body) => (200, body),
         Err(error) => {
-            let (name, status) = vocabulary::exception(&error);
+            let (name, status) = api.exception(&error);
             let message = vocabulary::message(&error, |key_id| arns.key(key_id));
             (status, serde_json::to_vec(&json!({ "__type": name, "message": message })).unwrap_or_default())
         }

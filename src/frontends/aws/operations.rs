@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::vocabulary::{
-    KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, WRAPPING_KEY_SPECS, algorithms, aws_name, from_aws,
+    KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, WRAPPING_KEY_SPECS, algorithms, aws_name, aws_operation, from_aws,
 };
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
@@ -19,8 +19,9 @@ use crate::engine::{DataKeyPair, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
-use crate::kernel::ops::kms;
 use crate::kernel::ops::kms::{CancelRestores, Context};
+use crate::kernel::ops::lookup::KeyLastUsage;
+use crate::kernel::ops::{kms, lookup};
 use crate::kernel::{Answer, App, CallMeta, Described};
 
 /// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
@@ -391,6 +392,8 @@ operations! { j, arns;
         let (arns, algorithm) = (arns.clone(), j.text("MacAlgorithm"));
         move |mac| json!({ "Mac": b64(&mac.value), "MacAlgorithm": algorithm, "KeyId": arns.key(&mac.key_id) })
     };
+    "GetKeyLastUsage" => lookup::GetKeyLastUsage { key_id: arns.key_reference(&j.text("KeyId")) }
+        => { let arns = arns.clone(); move |usage| key_last_usage(&usage, &arns) };
     "VerifyMac" => kms::VerifyMac {
         key_id: arns.key_reference(&j.text("KeyId")),
         algorithm: j.text("MacAlgorithm"),
@@ -404,7 +407,7 @@ operations! { j, arns;
 }
 
 /// Runs a decoded call and renders its output as the JSON body.
-async fn run<Op: Described>(
+pub(super) async fn run<Op: Described>(
     app: &Arc<App>,
     meta: CallMeta,
     decoded: KmsResult<Op>,
@@ -438,7 +441,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A time as AWS's JSON carries it: seconds since the epoch, with a fraction.
-fn epoch(time: SimTime) -> f64 {
+pub(super) fn epoch(time: SimTime) -> f64 {
     time.millis() as f64 / 1000.0
 }
 
@@ -556,6 +559,25 @@ fn collapse_singletons(value: &mut Value) {
         Value::Object(fields) => fields.values_mut().for_each(collapse_singletons),
         _ => {}
     }
+}
+
+/// GetKeyLastUsage's answer: the key's latest successful cryptographic use the audit trail holds, named
+/// as AWS names the operation, with the record's event id (its CloudTrail `eventID`) and request id; and
+/// since when the trail holds records.
+fn key_last_usage(usage: &KeyLastUsage, arns: &Arns) -> Value {
+    let mut body = json!({ "KeyId": arns.key(&usage.key.key_id), "KeyCreationDate": epoch(usage.key.creation_date) });
+    if let Some(since) = usage.tracking_since {
+        body["TrackingStartDate"] = json!(epoch(since));
+    }
+    if let Some(used) = &usage.last_use {
+        body["KeyLastUsage"] = json!({
+            "Operation": aws_operation(&used.event_name),
+            "Timestamp": epoch(used.event_time),
+            "CloudTrailEventId": used.event_id,
+            "KmsRequestId": used.request_id,
+        });
+    }
+    body
 }
 
 /// Typed readers over a JSON request. An absent field reads as the type's

@@ -51,8 +51,9 @@ pub fn scope(authorization: &str) -> Option<Scope<'_>> {
     Some(Scope { access_key_id, date, region, service, signed_headers: signed_headers?, signature: signature? })
 }
 
-/// What `request` proves about its caller. With auth off nothing is checked.
-pub fn present(app: &App, parts: &http::request::Parts, body: &[u8]) -> Presented {
+/// What `request`, a call to the AWS service `service` (the name its credential scope must give: `kms`,
+/// `cloudtrail`), proves about its caller. With auth off nothing is checked.
+pub fn present(app: &App, parts: &http::request::Parts, body: &[u8], service: &str) -> Presented {
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
     let mode = app.identity.mode();
     let Some(authorization) = authorization else {
@@ -75,6 +76,11 @@ pub fn present(app: &App, parts: &http::request::Parts, body: &[u8]) -> Presente
     let access_key_id = scope.access_key_id.to_owned();
     if mode == AuthMode::Off {
         return Presented::Claimed(access_key_id);
+    }
+    if scope.service != service {
+        let error = KmsError::new(ErrorCode::SignatureDoesNotMatch)
+            .because(&format!("Credential should be scoped to correct service: '{service}'."));
+        return Presented::Rejected { access_key_id, error };
     }
     let Some(credential) = app.identity.lookup(&app.engine, &access_key_id, app.engine.clock().now()) else {
         return Presented::Rejected { access_key_id, error: ErrorCode::AccessKeyNotFound.into() };

@@ -49,6 +49,20 @@ pub const SIGNING_ALGORITHMS: &[(&str, &str)] = &[
     ("SM2DSA", "SM2DSA"),
 ];
 
+/// Operations AWS names otherwise than kmsim's catalogue: AWS's name, kmsim's.
+pub const OPERATION_NAMES: &[(&str, &str)] = &[
+    ("Sign", "AsymmetricSign"),
+    ("Verify", "AsymmetricVerify"),
+    ("Encrypt", "AsymmetricEncrypt"),
+    ("Decrypt", "AsymmetricDecrypt"),
+];
+
+/// AWS's name for an operation kmsim's record names (a call through another front end is named as kmsim
+/// names it); a name AWS shares, or has no operation for, as it is.
+pub fn aws_operation(event_name: &str) -> &str {
+    OPERATION_NAMES.iter().find(|(_, kmsim)| *kmsim == event_name).map_or(event_name, |(aws, _)| aws)
+}
+
 /// The AWS name of `value` in `table`.
 pub fn aws_name<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> &'static str {
     table.iter().find(|(_, v)| *v == value).map_or("", |(name, _)| name)

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod events;
 pub mod instances;
 pub mod kms;
+pub mod lookup;
 pub mod params;
 pub mod secrets;
 pub mod simulation;
