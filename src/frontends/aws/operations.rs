@@ -90,17 +90,19 @@ const MAX_LIMIT: i32 = 100;
 /// The most plaintext AWS's Encrypt takes.
 const MAX_PLAINTEXT_BYTES: usize = 4096;
 
-/// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`.
+/// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`. An
+/// operation AWS serves with two of kmsim's (Encrypt: symmetric or asymmetric) has a guarded
+/// row first: `"Operation" if condition => …`.
 /// Decoders read the request through `$j` ([`Json`]) and name ARNs through `$arns`.
 macro_rules! operations {
-    ($j:ident, $arns:ident; $($name:literal => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
+    ($j:ident, $arns:ident; $($name:literal $(if $guard:expr)? => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
         /// Every operation this front end offers, in the table's order.
         pub const OFFERED: &[&str] = &[$($name),+];
 
         /// Runs the call to `operation` with its JSON request.
         pub async fn dispatch(app: &Arc<App>, mut meta: CallMeta, operation: &str, $j: Json<'_>, $arns: &Arns) -> Answer<Vec<u8>> {
             match operation {
-                $($name => {
+                $($name $(if $guard)? => {
                     // The record names the operation as AWS does, as CloudTrail would.
                     meta.called_as = $name;
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
@@ -198,10 +200,36 @@ operations! { j, arns;
         let tags = paged.items.iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
         listing(&paged, "Tags", tags)
     };
+    "Encrypt" if j.asymmetric() => kms::AsymmetricEncrypt {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_version_id: String::new(),
+        algorithm: j.text("EncryptionAlgorithm"),
+        plaintext: zeroize::Zeroizing::new(j.blob("Plaintext")?),
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("EncryptionAlgorithm"));
+        move |sealed| json!({
+            "CiphertextBlob": b64(&sealed.value),
+            "KeyId": arns.key(&sealed.key_id),
+            "EncryptionAlgorithm": algorithm,
+        })
+    };
+    "Decrypt" if j.asymmetric() => kms::AsymmetricDecrypt {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_version_id: String::new(),
+        algorithm: j.text("EncryptionAlgorithm"),
+        ciphertext_blob: j.blob("CiphertextBlob")?,
+    } => {
+        let (arns, algorithm) = (arns.clone(), j.text("EncryptionAlgorithm"));
+        move |opened| json!({
+            "KeyId": arns.key(&opened.key_id),
+            "Plaintext": b64(&opened.value),
+            "EncryptionAlgorithm": algorithm,
+        })
+    };
     "Encrypt" => kms::Encrypt {
         key_id: arns.key_reference(&j.text("KeyId")),
         plaintext: zeroize::Zeroizing::new(j.plaintext()?),
-        encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
+        encryption_context: j.context("EncryptionContext")?,
     } => {
         let arns = arns.clone();
         move |sealed| json!({
@@ -212,7 +240,7 @@ operations! { j, arns;
     };
     "Decrypt" => kms::Decrypt {
         ciphertext_blob: j.blob("CiphertextBlob")?,
-        encryption_context: j.symmetric("EncryptionAlgorithm").and_then(|()| j.context("EncryptionContext"))?,
+        encryption_context: j.context("EncryptionContext")?,
         // Optional in AWS's API; one that is not the ciphertext's key is IncorrectKeyException.
         expected_key_id: arns.key_reference(&j.text("KeyId")),
     } => {
@@ -736,13 +764,9 @@ impl Json<'_> {
         }
     }
 
-    /// Refuses an `EncryptionAlgorithm` other than SYMMETRIC_DEFAULT: asymmetric encryption through
-    /// Encrypt and Decrypt is not offered by this front end yet.
-    fn symmetric(&self, name: &str) -> KmsResult<()> {
-        match self.text(name).as_str() {
-            "" | "SYMMETRIC_DEFAULT" => Ok(()),
-            _ => Err(unsupported("Encrypt and Decrypt with an asymmetric EncryptionAlgorithm")),
-        }
+    /// Whether the call names an asymmetric `EncryptionAlgorithm` (anything but SYMMETRIC_DEFAULT).
+    fn asymmetric(&self) -> bool {
+        !matches!(self.text("EncryptionAlgorithm").as_str(), "" | "SYMMETRIC_DEFAULT")
     }
 }
 

@@ -503,6 +503,25 @@ def crypto():
               private.public_key().public_bytes(serialization.Encoding.DER,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo), bare["PublicKey"])
 
+    @report.section("an RSA ENCRYPT_DECRYPT key: Encrypt and Decrypt with RSAES_OAEP, and cryptography's OAEP agrees")
+    def _():
+        meta = new_key("rsa encryption", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")
+        equal("KeyMetadata.EncryptionAlgorithms lists both OAEP hashes", sorted(meta.get("EncryptionAlgorithms") or []),
+              ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"])
+        public = serialization.load_der_public_key(k("GetPublicKey", KeyId=meta["KeyId"])["PublicKey"])
+        for algorithm, digest in (("RSAES_OAEP_SHA_256", hashes.SHA256()), ("RSAES_OAEP_SHA_1", hashes.SHA1())):
+            sealed = k("Encrypt", KeyId=meta["KeyId"], Plaintext=b"to the RSA key", EncryptionAlgorithm=algorithm)
+            equal("Encrypt answers %s" % algorithm, sealed.get("EncryptionAlgorithm"), algorithm)
+            opened = k("Decrypt", KeyId=meta["KeyId"], CiphertextBlob=sealed["CiphertextBlob"],
+                       EncryptionAlgorithm=algorithm)
+            equal("Decrypt with %s opens it" % algorithm, opened.get("Plaintext"), b"to the RSA key")
+            outside = public.encrypt(b"sealed outside", padding.OAEP(padding.MGF1(digest), digest, None))
+            equal("Decrypt opens what cryptography sealed with GetPublicKey's key (%s)" % algorithm,
+                  k("Decrypt", KeyId=meta["KeyId"], CiphertextBlob=outside, EncryptionAlgorithm=algorithm)["Plaintext"],
+                  b"sealed outside")
+        refused("Encrypt without an EncryptionAlgorithm on an RSA key raises InvalidKeyUsageException", "Encrypt",
+                "InvalidKeyUsageException", KeyId=meta["KeyId"], Plaintext=b"x")
+
     @report.section("GenerateRandom gives 1 to 1024 random bytes")
     def _():
         one = k("GenerateRandom", NumberOfBytes=32).get("Plaintext") or b""
