@@ -377,3 +377,33 @@ async fn get_key_last_usage_is_the_keys_latest_successful_cryptographic_call_in_
     assert_exception(&missing, "NotFoundException");
     assert_eq!(record_of(&server, &missing).await.event_name, "GetKeyLastUsage");
 }
+
+#[tokio::test]
+async fn the_simulation_clock_deletes_a_key_scheduled_through_aws_and_rotates_one_rotated_through_aws() {
+    let server = TestServer::start().await;
+    let doomed =
+        ok(&server, AwsCall::new("CreateKey", json!({}))).await["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let scheduled =
+        ok(&server, AwsCall::new("ScheduleKeyDeletion", json!({ "KeyId": doomed, "PendingWindowInDays": 30 }))).await;
+    assert_eq!(scheduled["PendingWindowInDays"], 30);
+    let rotating =
+        ok(&server, AwsCall::new("CreateKey", json!({}))).await["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    ok(&server, AwsCall::new("EnableKeyRotation", json!({ "KeyId": rotating, "RotationPeriodInDays": 90 }))).await;
+
+    server.advance_days(29).await;
+    let still = ok(&server, AwsCall::new("DescribeKey", json!({ "KeyId": doomed }))).await;
+    assert_eq!(still["KeyMetadata"]["KeyState"], "PendingDeletion", "a day before its date the key waits");
+
+    server.advance_days(2).await;
+    let gone = send_aws(server.addr, &AwsCall::new("DescribeKey", json!({ "KeyId": doomed }))).await;
+    assert_exception(&gone, "NotFoundException");
+    let status = server.kms().await.describe_key(pb::DescribeKeyRequest { key_id: doomed }).await.unwrap_err();
+    assert_eq!(common::error_code(&status), "Forbidden.KeyNotFound", "gone for every API");
+
+    server.advance_days(60).await;
+    let rotations = ok(&server, AwsCall::new("ListKeyRotations", json!({ "KeyId": rotating }))).await;
+    let entries = rotations["Rotations"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "one scheduled rotation after 91 days: {rotations}");
+    assert_eq!(entries[0]["RotationType"], "AUTOMATIC");
+    server.stop().await;
+}

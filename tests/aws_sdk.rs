@@ -140,8 +140,16 @@ fn calls_answered<'a>(report: &Report, calls: &'a [Call], action: &str, code: &s
 
 /// Runs `scenario` of `sdk` on a server with `--auth off`; asserts every section passed and every call audited.
 async fn scenario_with_auth_off(sdk: Sdk, scenario: &str) -> Report {
+    scenario_with_auth_off_given(sdk, scenario, &[]).await
+}
+
+/// As [`scenario_with_auth_off`], with `KMSIM_<name>` settings for the script.
+async fn scenario_with_auth_off_given(sdk: Sdk, scenario: &str, params: &[(&str, &str)]) -> Report {
     let (server, credentials) = auth_off().await;
-    let script = Script::new(sdk, scenario, server.addr, &credentials.access_key_id, credentials.secret.expose());
+    let mut script = Script::new(sdk, scenario, server.addr, &credentials.access_key_id, credentials.secret.expose());
+    for (name, value) in params {
+        script = script.param(name, value);
+    }
     let report = script.run().await;
     report.assert_all_passed();
     assert_every_call_audited(&audit_renderings(&server, "cloudtrail").await, &report);
@@ -255,6 +263,19 @@ async fn boto3_reads_the_default_key_policy_and_puts_and_lists_key_policies() {
     let calls = report.calls();
     calls_answered(&report, &calls, "PutKeyPolicy", "MalformedPolicyDocumentException");
     calls_answered(&report, &calls, "ListKeyPolicies", "");
+}
+
+#[tokio::test]
+async fn boto3_walks_every_cell_of_awss_key_state_table_and_each_answers_as_aws_does() {
+    use kmsim::frontends::aws::states::{Cell, STATE_TABLE, table_json};
+    let table = table_json().to_string();
+    let report = scenario_with_auth_off_given(Sdk::Boto3, "states", &[("STATE_TABLE", &table)]).await;
+    for row in STATE_TABLE {
+        let section = format!("{} in each key state, as AWS's key-state table says", row.operation);
+        let walked = report.passed(&section).iter().filter(|check| check.contains(" key: ")).count();
+        let cells = row.cells.iter().filter(|cell| **cell != Cell::NotApplicable).count();
+        assert_eq!(walked, cells, "{}: every cell of {} was walked", report.what, row.operation);
+    }
 }
 
 #[tokio::test]

@@ -95,6 +95,7 @@ pub const RPC_COMMANDS: &[(&str, &str)] = &[
     ("kmsim.v1.SimulationService/GetMetrics", "metrics"),
     ("kmsim.v1.SimulationService/ApplySeed", "seed apply"),
     ("kmsim.v1.SimulationService/ApplySeed", "seed check"),
+    ("kmsim.v1.SimulationService/Reset", "seed reset"),
     // AccessService
     ("kmsim.v1.AccessService/CreateAccessKey", "access-key create"),
     ("kmsim.v1.AccessService/ListAccessKeys", "access-key list"),

@@ -247,7 +247,7 @@ pub enum KeyOp {
     UpdateMetadata,
     /// UpdateAlias, judged on the target key.
     BeAliasTarget,
-    /// DescribeKey, ListAliasesByKeyId, ListResourceTags, SetDeletionProtection, DeleteAlias.
+    /// DescribeKey, ListAliasesByKeyId, ListResourceTags, SetDeletionProtection, DeleteAlias, SetKeyPolicy.
     Inspect,
 }
 

@@ -78,6 +78,8 @@ fn line_or<T>(value: &Option<Spanned<T>>, fallback: u64) -> u64 {
 /// The work in progress: changes so far, and what the seed has made that later entries may name.
 struct Plan<'a> {
     engine: &'a Engine,
+    /// Whether the seed's changes follow a reset's in one commit, so what the store holds now is gone.
+    over_empty: bool,
     now: SimTime,
     default_region: String,
     changes: Vec<Change>,
@@ -94,7 +96,15 @@ impl Engine {
     /// Checks a whole seed against the current state and builds the changes that
     /// create what is missing. Nothing is changed until the outcome is committed;
     /// any error names the line and leaves everything as it was.
-    pub async fn apply_seed(&self, cx: &CallContext, doc: &SeedDoc) -> SeedResult<Outcome<SeedReport>> {
+    ///
+    /// With `over_empty`, the changes first empty kmsim as [`Engine::reset`] does and the seed
+    /// is planned over nothing: a reset to the seed, in one commit.
+    pub async fn apply_seed(
+        &self,
+        cx: &CallContext,
+        doc: &SeedDoc,
+        over_empty: bool,
+    ) -> SeedResult<Outcome<SeedReport>> {
         let mut gates: Vec<Gate> = vec![self.seed_gate.clone().lock_owned().await];
         // Aliases and secrets are gated by name like their own operations; names
         // are taken in order, so two seeds cannot wait on each other.
@@ -121,9 +131,10 @@ impl Engine {
 
         let mut plan = Plan {
             engine: self,
+            over_empty,
             now: cx.received_at,
             default_region: cx.region.clone(),
-            changes: Vec::new(),
+            changes: if over_empty { self.emptying_changes().1 } else { Vec::new() },
             report: SeedReport::default(),
             keys: HashMap::new(),
             aliases: HashMap::new(),
@@ -278,7 +289,7 @@ impl Plan<'_> {
         let versions = self.versions(seed, &shape)?;
         let state = self.state(seed, &shape, &versions, line)?;
 
-        if let Some(existing) = self.engine.slot(region, id).map(|slot| slot.snapshot()) {
+        if let Some(existing) = self.stored_key(region, id) {
             self.check_existing(seed, &existing, &shape, &versions, line)?;
             self.report.push("key", id, region, false, line);
             return Ok(existing);
@@ -450,7 +461,7 @@ impl Plan<'_> {
             if self.aliases.contains_key(&addr) {
                 return Err(SeedError::at(aline, format!("{} is seeded twice", alias.value)));
             }
-            let existing = read_lock(&self.engine.aliases).get(&addr).map(|a| a.key_id.clone());
+            let existing = self.stored_alias(&addr.0, &addr.1);
             match existing {
                 Some(target) if target == key.meta.key_id => {
                     self.report.push("alias", &alias.value, &region, false, aline);
@@ -480,13 +491,31 @@ impl Plan<'_> {
             None => name,
         };
         let key_id = match name.starts_with("alias/") {
-            true => self.aliases.get(&(region.to_owned(), name.to_owned())).cloned().or_else(|| {
-                read_lock(&self.engine.aliases).get(&(region.to_owned(), name.to_owned())).map(|a| a.key_id.clone())
-            })?,
+            true => self
+                .aliases
+                .get(&(region.to_owned(), name.to_owned()))
+                .cloned()
+                .or_else(|| self.stored_alias(region, name))?,
             false => name.to_owned(),
         };
         let addr = (region.to_owned(), key_id);
-        self.keys.get(&addr).cloned().or_else(|| self.engine.slot(&addr.0, &addr.1).map(|slot| slot.snapshot()))
+        self.keys.get(&addr).cloned().or_else(|| self.stored_key(&addr.0, &addr.1))
+    }
+
+    /// A key the store holds, unless the seed lands on a kmsim emptied in the same commit.
+    fn stored_key(&self, region: &str, key_id: &str) -> Option<Arc<Key>> {
+        if self.over_empty {
+            return None;
+        }
+        self.engine.slot(region, key_id).map(|slot| slot.snapshot())
+    }
+
+    /// The key an alias the store holds names, likewise.
+    fn stored_alias(&self, region: &str, alias_name: &str) -> Option<String> {
+        if self.over_empty {
+            return None;
+        }
+        read_lock(&self.engine.aliases).get(&(region.to_owned(), alias_name.to_owned())).map(|a| a.key_id.clone())
     }
 
     fn secrets(&mut self, doc: &SeedDoc) -> SeedResult<()> {
@@ -501,7 +530,7 @@ impl Plan<'_> {
             }
             // Checked in full even when the secret exists, so a bad entry is never waved through.
             let secret = self.secret(seed, &region, &name, line)?;
-            if self.engine.secret(&region, &name).is_some() {
+            if !self.over_empty && self.engine.secret(&region, &name).is_some() {
                 self.report.push("secret", &name, &region, false, line);
                 continue;
             }

@@ -3,6 +3,7 @@
 //! application/grpc…`) goes on to tonic's services; every other request is an
 //! HTTP front end's: AWS's JSON APIs (`X-Amz-Target: TrentService.…` for KMS,
 //! `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.…` for CloudTrail), or
+//! kmsim's own `POST /kmsim/reset` (by its path), or
 //! Alibaba's OpenAPI (`x-acs-action` or `Action`), which, being the protocol
 //! kmsim is modelled on, also takes whatever names no other protocol, so that
 //! an unrecognised request is still a call, audited and answered.
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use super::Body;
 use super::alibaba::OpenApi;
 use super::aws::AwsKms;
+use super::reset::ResetPath;
 use crate::server::BoxError;
 
 /// The layer; see the module docs.
@@ -21,11 +23,12 @@ use crate::server::BoxError;
 pub struct FrontDoor {
     alibaba: Arc<OpenApi>,
     aws: Arc<AwsKms>,
+    reset: Arc<ResetPath>,
 }
 
 impl FrontDoor {
-    pub fn new(alibaba: OpenApi, aws: AwsKms) -> FrontDoor {
-        FrontDoor { alibaba: Arc::new(alibaba), aws: Arc::new(aws) }
+    pub fn new(alibaba: OpenApi, aws: AwsKms, reset: ResetPath) -> FrontDoor {
+        FrontDoor { alibaba: Arc::new(alibaba), aws: Arc::new(aws), reset: Arc::new(reset) }
     }
 }
 
@@ -76,6 +79,10 @@ where
         if AwsKms::claims(&request) {
             let aws = self.door.aws.clone();
             return Box::pin(async move { Ok(aws.serve(request).await) });
+        }
+        if ResetPath::claims(&request) {
+            let reset = self.door.reset.clone();
+            return Box::pin(async move { Ok(reset.serve(request).await) });
         }
         let alibaba = self.door.alibaba.clone();
         Box::pin(async move { Ok(alibaba.serve(request).await) })

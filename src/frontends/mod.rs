@@ -8,6 +8,7 @@ pub mod aws;
 pub mod door;
 pub mod grpc;
 pub mod query;
+pub mod reset;
 pub mod text;
 
 use std::net::SocketAddr;

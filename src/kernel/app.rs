@@ -33,6 +33,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// `Some` when records are committed in batches rather than call by call (the generator).
     pub batching: Option<Batching>,
+    /// The seed the server was started with, which a reset may return it to.
+    pub seed: Option<crate::seed::SeedSource>,
 }
 
 /// Batched commits, for a caller that makes calls one after another and

@@ -225,6 +225,7 @@ ops! { ALL: ApiCall {
     CLEAR_FAULTS = KmsimSimulation "ClearFaults" "kmsim.clear_faults" Write "" Light;
     GET_METRICS = KmsimSimulation "GetMetrics" "kmsim.get_metrics" Read "" Light;
     APPLY_SEED = KmsimSimulation "ApplySeed" "kmsim.apply_seed" Write "" GeneratesKeys;
+    RESET = KmsimSimulation "Reset" "kmsim.reset" Write "" GeneratesKeys;
     LIST_SYSTEM_EVENTS = KmsimEvents "ListSystemEvents" "kmsim.list_system_events" Read "" Light;
     WATCH_SYSTEM_EVENTS = KmsimEvents "WatchSystemEvents" "kmsim.watch_system_events" Read "" Light;
     CREATE_EVENT_SUBSCRIPTION = KmsimEvents "CreateEventSubscription" "kmsim.create_event_subscription" Write "" Light;

@@ -305,6 +305,7 @@ pub fn assemble(
         identity: Identity::new(config.auth, config.admin.clone()),
         metrics: Arc::default(),
         batching,
+        seed: config.seed.clone(),
     }))
 }
 
@@ -312,7 +313,7 @@ pub fn assemble(
 /// served. A bad seed stops the start, naming its line.
 async fn apply_seed_at_start(app: &Arc<App>, region: &str, seed: &crate::seed::SeedSource) -> Result<(), BoxError> {
     let cx = CallContext::internal(region, app.engine.account_id(), app.engine.clock().now());
-    let (outcome, faults) = plan_seed(app, &cx, seed).await.map_err(|e| format!("{} {e}", seed.name))?;
+    let (outcome, faults) = plan_seed(app, &cx, seed, false).await.map_err(|e| format!("{} {e}", seed.name))?;
     let params = serde_json::json!({ "Source": seed.name });
     let record = AuditRecord::for_call(&OpSpec::APPLY_SEED, &cx, params, PayloadSizes::default(), None);
     let report = outcome.value;

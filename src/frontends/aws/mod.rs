@@ -11,6 +11,7 @@
 pub mod cloudtrail;
 pub mod operations;
 pub mod sigv4;
+pub mod states;
 pub mod vocabulary;
 
 use std::sync::Arc;

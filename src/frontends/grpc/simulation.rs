@@ -36,6 +36,15 @@ service! {
         get_metrics(GetMetricsRequest) -> GetMetricsResponse = GetMetrics,
             |points| pb::GetMetricsResponse { points: points.iter().map(metric_point).collect() };
         apply_seed(ApplySeedRequest) -> ApplySeedResponse = ApplySeed, |report| seed_response(&report);
+        reset(ResetRequest) -> ResetResponse = Reset, |report| {
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            pb::ResetResponse {
+                keys_deleted: count(report.emptied.keys),
+                aliases_deleted: count(report.emptied.aliases),
+                secrets_deleted: count(report.emptied.secrets),
+                seeded: report.seeded.as_ref().map(|seeded| seed_response(seeded).items).unwrap_or_default(),
+            }
+        };
     }
 }
 
@@ -49,6 +58,22 @@ decode! {
     ClearFaultsRequest => ClearFaults { fault_id }
     GetMetricsRequest => GetMetrics { region, kms_instance_id, start_time, end_time }
     ApplySeedRequest => ApplySeed { seed, source, dry_run }
+}
+
+// By hand: one of three destinations, from two fields.
+impl From<pb::ResetRequest> for ops::Reset {
+    fn from(request: pb::ResetRequest) -> ops::Reset {
+        let pb::ResetRequest { to_server_seed, seed, source } = request;
+        let to = match (to_server_seed, seed.is_empty()) {
+            (true, _) => ops::ResetTo::ServerSeed,
+            (false, true) => ops::ResetTo::Empty,
+            (false, false) => {
+                let name = if source.is_empty() { "seed".to_owned() } else { source };
+                ops::ResetTo::Seed(crate::seed::SeedSource { name, text: seed })
+            }
+        };
+        ops::Reset { to }
+    }
 }
 
 // By hand: a Timestamp is one field on the wire and two facts for the kernel,

@@ -9,7 +9,7 @@ use super::params::Span;
 use crate::clock::SimTime;
 use crate::context::CallContext;
 use crate::engine::key::parse_interval;
-use crate::engine::{KmsError, KmsResult, Outcome, SeedReport};
+use crate::engine::{Emptied, KmsError, KmsResult, Outcome, SeedReport};
 use crate::kernel::admission::{Admission, Fault, FaultSpec};
 use crate::kernel::{AfterCommit, App, Names, Ran};
 use crate::metrics::{MetricsFilter, MinutePoint};
@@ -165,7 +165,7 @@ operation! {
         let ApplySeed { seed, source, dry_run } = op;
         let name = if source.is_empty() { "seed".to_owned() } else { source };
         let source = SeedSource { name, text: seed };
-        let (outcome, faults) = plan_seed(&app, &cx, &source)
+        let (outcome, faults) = plan_seed(&app, &cx, &source, false)
             .await
             .map_err(|e| KmsError::invalid_because("Seed", &format!("{} {e}", source.name)))?;
         if dry_run {
@@ -177,6 +177,56 @@ operation! {
     }
 }
 
+/// What a reset returns kmsim to.
+#[derive(Debug, Clone)]
+pub enum ResetTo {
+    /// No keys, aliases, secrets or faults.
+    Empty,
+    /// Empty, then the seed the server was started with (`--seed`).
+    ServerSeed,
+    /// Empty, then this seed.
+    Seed(SeedSource),
+}
+
+/// What a reset removed, and what its seed made.
+#[derive(Debug)]
+pub struct ResetReport {
+    pub emptied: Emptied,
+    pub seeded: Option<SeedReport>,
+}
+
+operation! {
+    /// Returns kmsim to empty (engine::reset says what stays) or to a seed, in one commit, and
+    /// takes every fault out of force, so a suite isolates its tests without restarting the server.
+    Reset = RESET -> ResetReport {
+        to: ResetTo,
+    }
+    names(_) { Names::none() }
+    run(op, app, cx) {
+        let source = match op.to {
+            ResetTo::Empty => None,
+            ResetTo::ServerSeed => Some(app.seed.clone().ok_or_else(|| {
+                KmsError::invalid_because("Seed", "The server was started without --seed: reset to empty, or send a seed.")
+            })?),
+            ResetTo::Seed(source) => Some(source),
+        };
+        cx.trail.response_element("To", source.as_ref().map_or("empty", |s| s.name.as_str()));
+        match source {
+            None => Ran::from(app.engine.reset(&cx).await.map(|emptied| ResetReport { emptied, seeded: None }))
+                .then(AfterCommit::ClearFaults(None)),
+            Some(source) => {
+                let emptied = app.engine.emptied_by_reset();
+                let (outcome, faults) = plan_seed(&app, &cx, &source, true)
+                    .await
+                    .map_err(|e| KmsError::invalid_because("Seed", &format!("{} {e}", source.name)))?;
+                Ran::from(outcome.map(|report| ResetReport { emptied, seeded: Some(report) }))
+                    .then(AfterCommit::ClearFaults(None))
+                    .then(AfterCommit::InstallFaults(faults))
+            }
+        }
+    }
+}
+
 /// Checks a whole seed: the engine's outcome (every change it makes, with its
 /// report) and the faults to put in force, which the engine does not hold.
 /// A bad seed's error names the line at fault.
@@ -184,6 +234,7 @@ pub async fn plan_seed(
     app: &App,
     cx: &CallContext,
     source: &SeedSource,
+    over_empty: bool,
 ) -> Result<(Outcome<SeedReport>, Vec<Fault>), SeedError> {
     let doc = crate::seed::parse(&source.text)?;
     let now = app.engine.clock().now();
@@ -208,13 +259,14 @@ pub async fn plan_seed(
             expires,
         };
         let fault = Admission::check_fault(spec, now).map_err(|e| SeedError::at(line, e.message))?;
-        let like = app.admission.has_fault_like(&fault) || faults.iter().any(|f: &Fault| f.same_as(&fault));
+        let in_force = !over_empty && app.admission.has_fault_like(&fault);
+        let like = in_force || faults.iter().any(|f: &Fault| f.same_as(&fault));
         fault_items.push((format!("{} {}", fault.method, fault.key_id), !like, line));
         if !like {
             faults.push(fault);
         }
     }
-    let mut outcome = app.engine.apply_seed(cx, &doc).await?;
+    let mut outcome = app.engine.apply_seed(cx, &doc, over_empty).await?;
     for (id, created, line) in fault_items {
         outcome.value.push("fault", &id, "", created, line);
     }

@@ -1063,6 +1063,111 @@ def cloudtrail():
             StartTime=at + timedelta(hours=1), EndTime=at + timedelta(hours=2)), at=at)
 
 
+# ---------------------------------------------------------------------------
+# states: AWS's key-state table, every cell, through boto3's own exceptions
+# ---------------------------------------------------------------------------
+
+STATE_MATERIAL = hashlib.sha256(b"kmsim state walk material").digest()
+STATE_WALK = {}
+
+
+def wrapped_material(key_id):
+    """What ImportKeyMaterial takes to import STATE_MATERIAL into an EXTERNAL key, wrapped as a user wraps it."""
+    params = k("GetParametersForImport", KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256",
+               WrappingKeySpec="RSA_2048")
+    wrapping = serialization.load_der_public_key(params["PublicKey"])
+    wrapped = wrapping.encrypt(STATE_MATERIAL, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+    return {"ImportToken": params["ImportToken"], "EncryptedKeyMaterial": wrapped,
+            "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+
+
+def key_in(kind, state):
+    """A fresh key of `kind` brought into `state`, with what calls on it need made while it could still make them."""
+    spec = {"symmetric": {}, "external": {}, "hmac": {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
+            "rsa-sign": {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}}[kind]
+    external = kind == "external" or state == "PendingImport"
+    key_id = new_key("state walk: %s %s" % (kind, state), Origin="EXTERNAL" if external else "AWS_KMS",
+                     **spec)["KeyId"]
+    made = {"key": key_id, "alias": "alias/walk-" + uuid.uuid4().hex[:12], "moved": "alias/walk-" + uuid.uuid4().hex[:12]}
+    if external:
+        k("ImportKeyMaterial", KeyId=key_id, **wrapped_material(key_id))
+        made["import"] = wrapped_material(key_id)
+    k("CreateAlias", AliasName=made["alias"], TargetKeyId=key_id)
+    k("CreateAlias", AliasName=made["moved"], TargetKeyId=STATE_WALK["other"])
+    if kind == "hmac":
+        made["mac"] = k("GenerateMac", KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    elif kind == "rsa-sign":
+        made["signature"] = k("Sign", KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    else:
+        made["blob"] = k("Encrypt", KeyId=key_id, Plaintext=b"p")["CiphertextBlob"]
+    if state == "Disabled":
+        k("DisableKey", KeyId=key_id)
+    elif state == "PendingDeletion":
+        k("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    elif state == "PendingImport":
+        k("DeleteImportedKeyMaterial", KeyId=key_id)
+    return made
+
+
+def state_call(operation, made):
+    """The parameters of `operation` on the key `made`, as a user would pass them."""
+    key = made["key"]
+    by_operation = {
+        "CreateAlias": {"AliasName": "alias/walk-" + uuid.uuid4().hex[:12], "TargetKeyId": key},
+        "DeleteAlias": {"AliasName": made["alias"]},
+        "UpdateAlias": {"AliasName": made["moved"], "TargetKeyId": key},
+        "Encrypt": {"KeyId": key, "Plaintext": b"p"},
+        "Decrypt": {"CiphertextBlob": made.get("blob")},
+        "ReEncrypt": {"CiphertextBlob": made.get("blob"), "DestinationKeyId": STATE_WALK["other"]},
+        "GenerateDataKey": {"KeyId": key, "KeySpec": "AES_256"},
+        "GenerateDataKeyWithoutPlaintext": {"KeyId": key, "KeySpec": "AES_256"},
+        "GenerateDataKeyPair": {"KeyId": key, "KeyPairSpec": "ECC_NIST_P256"},
+        "GenerateDataKeyPairWithoutPlaintext": {"KeyId": key, "KeyPairSpec": "ECC_NIST_P256"},
+        "GenerateMac": {"KeyId": key, "Message": b"m", "MacAlgorithm": "HMAC_SHA_256"},
+        "VerifyMac": {"KeyId": key, "Message": b"m", "MacAlgorithm": "HMAC_SHA_256", "Mac": made.get("mac")},
+        "Sign": {"KeyId": key, "Message": b"m", "SigningAlgorithm": "RSASSA_PSS_SHA_256"},
+        "Verify": {"KeyId": key, "Message": b"m", "SigningAlgorithm": "RSASSA_PSS_SHA_256",
+                   "Signature": made.get("signature")},
+        "GetKeyPolicy": {"KeyId": key, "PolicyName": "default"},
+        "PutKeyPolicy": {"KeyId": key, "PolicyName": "default", "Policy": json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root" % STATE_WALK["account"]},
+                "Action": "kms:*", "Resource": "*"}]})},
+        "ScheduleKeyDeletion": {"KeyId": key, "PendingWindowInDays": 7},
+        "TagResource": {"KeyId": key, "Tags": [{"TagKey": "walk", "TagValue": "yes"}]},
+        "UntagResource": {"KeyId": key, "TagKeys": ["walk"]},
+        "UpdateKeyDescription": {"KeyId": key, "Description": "walked"},
+        "GetParametersForImport": {"KeyId": key, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+                                   "WrappingKeySpec": "RSA_2048"},
+        "ImportKeyMaterial": dict(made.get("import") or {}, KeyId=key),
+    }
+    # Every other operation of the table takes the key alone.
+    return by_operation.get(operation, {"KeyId": key})
+
+
+def states():
+    table = json.loads(aws_scenario.setting("STATE_TABLE"))
+    report.fact("rows", len(table))
+    other = new_key("the walk's other key")
+    STATE_WALK.update(other=other["KeyId"], account=key_arn_parts(other["Arn"])["account"])
+
+    for row in table:
+        operation, kind, cells = row["operation"], row["key"], row["cells"]
+
+        @report.section("%s in each key state, as AWS's key-state table says" % operation)
+        def _():
+            for state, answer in cells.items():
+                if answer == "N/A":
+                    continue
+                params = state_call(operation, key_in(kind, state))
+                name = "%s on a %s %s key: %s" % (operation, state, kind, answer)
+                if answer == "Ok":
+                    k(operation, **params)
+                    check(name, True)
+                else:
+                    refused(name, operation, answer, **params)
+
+
 if __name__ == "__main__":
     aws_scenario.main(report, {
         "lifecycle": lifecycle,
@@ -1075,4 +1180,5 @@ if __name__ == "__main__":
         "grants": grants,
         "signatures": signatures,
         "cloudtrail": cloudtrail,
+        "states": states,
     })
