@@ -240,6 +240,14 @@ async fn boto3_signs_with_pss_pkcs1_and_ecdsa_raw_and_digest_and_cryptography_ve
 }
 
 #[tokio::test]
+async fn boto3_derives_shared_secrets_that_cryptographys_ecdh_reproduces_on_three_curves() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "agreement").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "DeriveSharedSecret", "");
+    calls_answered(&report, &calls, "DeriveSharedSecret", "InvalidKeyUsageException");
+}
+
+#[tokio::test]
 async fn boto3_generates_and_verifies_macs_that_python_hmac_reproduces_over_imported_material() {
     let report = scenario_with_auth_off(Sdk::Boto3, "mac").await;
     let calls = report.calls();

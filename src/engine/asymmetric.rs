@@ -143,6 +143,33 @@ impl Engine {
         Ok(Outcome::read(under(&key, &version, public_key)))
     }
 
+    /// ECDH between the key (a KEY_AGREEMENT key) and a peer's public key (DER SubjectPublicKeyInfo).
+    pub fn derive_shared_secret(
+        &self,
+        cx: &CallContext,
+        key_id: &str,
+        algorithm: &str,
+        peer_public_key: &[u8],
+    ) -> KmsResult<Outcome<UnderKey<Zeroizing<Vec<u8>>>>> {
+        match algorithm {
+            "" => return Err(KmsError::missing("KeyAgreementAlgorithm")),
+            "ECDH" => {}
+            _ => return Err(KmsError::invalid_because("KeyAgreementAlgorithm", "Use ECDH.")),
+        }
+        if peer_public_key.is_empty() {
+            return Err(KmsError::missing("PublicKey"));
+        }
+        let (key, kind, version) = self.asymmetric_version(cx, key_id, "", KeyUsage::KeyAgreement)?;
+        let secret = version.private_key(kind)?.derive_shared_secret(peer_public_key).map_err(|_| {
+            KmsError::invalid_because(
+                "PublicKey",
+                &format!("Send a DER public key on the curve of {} keys.", key.meta.spec),
+            )
+        })?;
+        cx.trail.plaintext_bytes(secret.len());
+        Ok(Outcome::read(under(&key, &version, secret)))
+    }
+
     #[allow(clippy::type_complexity)]
     fn signing_setup<'a>(
         &self,

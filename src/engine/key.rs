@@ -170,6 +170,7 @@ wire_enum!(KeyUsage, "KeyUsage" {
     EncryptDecrypt => "ENCRYPT/DECRYPT",
     SignVerify => "SIGN/VERIFY",
     GenerateVerifyMac => "GENERATE/VERIFY_MAC",
+    KeyAgreement => "KEY_AGREEMENT",
 });
 
 wire_enum!(Origin, "Origin" {
@@ -209,7 +210,9 @@ impl KeySpec {
             SpecKind::Symmetric(_) => usage == KeyUsage::EncryptDecrypt,
             SpecKind::Hmac(_) => usage == KeyUsage::GenerateVerifyMac,
             SpecKind::Asymmetric(kind) => {
-                usage == KeyUsage::SignVerify || (usage == KeyUsage::EncryptDecrypt && kind.can_encrypt())
+                usage == KeyUsage::SignVerify
+                    || (usage == KeyUsage::EncryptDecrypt && kind.can_encrypt())
+                    || (usage == KeyUsage::KeyAgreement && kind.can_agree())
             }
         }
     }

@@ -311,6 +311,7 @@ ops! { AWS_ONLY: ApiCall {
     LIST_KEY_POLICIES = Kms "ListKeyPolicies" "kms.list_key_policies" Read "kms_key" Light;
     GENERATE_DATA_KEY_PAIR = Kms "GenerateDataKeyPair" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
     GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT = Kms "GenerateDataKeyPairWithoutPlaintext" "kms.generate_data_key_pair" Read "kms_key" GeneratesKeys;
+    DERIVE_SHARED_SECRET = Kms "DeriveSharedSecret" "kms.derive_shared_secret" Read "kms_key" Light;
     LOOKUP_EVENTS = KmsimAudit "LookupEvents" "kmsim.lookup_events" Read "" Light;
     GET_KEY_LAST_USAGE = Kms "GetKeyLastUsage" "kms.get_key_last_usage" Read "kms_key" Light;
 }}

@@ -84,6 +84,11 @@ impl AsymmetricKind {
         matches!(self, AsymmetricKind::Rsa { .. } | AsymmetricKind::Sm2)
     }
 
+    /// Whether its keys can agree a shared secret (ECDH on a NIST or secp256k1 curve).
+    pub fn can_agree(self) -> bool {
+        matches!(self, AsymmetricKind::P256 | AsymmetricKind::P256k | AsymmetricKind::P384)
+    }
+
     /// The schemes a key of this kind signs with.
     pub fn signs_with(self, scheme: SignScheme) -> bool {
         match (self, scheme) {
@@ -208,6 +213,29 @@ impl ParsedKey {
             }),
         };
         parsed.ok_or(CryptoFailure)
+    }
+
+    /// ECDH (SP 800-56A's primitive: the x-coordinate of the shared point) between this private
+    /// key and a peer's public key on the same curve, given as DER SubjectPublicKeyInfo.
+    pub fn derive_shared_secret(&self, peer_public_der: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoFailure> {
+        use p256::elliptic_curve::point::AffineCoordinates;
+        use rsa::pkcs8::DecodePublicKey;
+        let x = match self {
+            ParsedKey::P256(key) => {
+                let peer = p256::PublicKey::from_public_key_der(peer_public_der).map_err(|_| CryptoFailure)?;
+                (peer.to_projective() * **key.as_nonzero_scalar()).to_affine().x().to_vec()
+            }
+            ParsedKey::P256k(key) => {
+                let peer = k256::PublicKey::from_public_key_der(peer_public_der).map_err(|_| CryptoFailure)?;
+                (peer.to_projective() * **key.as_nonzero_scalar()).to_affine().x().to_vec()
+            }
+            ParsedKey::P384(key) => {
+                let peer = p384::PublicKey::from_public_key_der(peer_public_der).map_err(|_| CryptoFailure)?;
+                (peer.to_projective() * **key.as_nonzero_scalar()).to_affine().x().to_vec()
+            }
+            ParsedKey::Rsa(_) | ParsedKey::Sm2 { .. } => return Err(CryptoFailure),
+        };
+        Ok(Zeroizing::new(x))
     }
 
     /// The public key as PEM SubjectPublicKeyInfo.

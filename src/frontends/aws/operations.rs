@@ -10,7 +10,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::vocabulary::{
-    KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, WRAPPING_KEY_SPECS, algorithms, aws_name, aws_operation, from_aws,
+    Algorithms, KEY_SPECS, KEY_USAGES, SIGNING_ALGORITHMS, WRAPPING_KEY_SPECS, algorithms, aws_name, aws_operation,
+    from_aws,
 };
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
@@ -330,6 +331,19 @@ operations! { j, arns;
         let (arns, algorithm) = (arns.clone(), j.text("SigningAlgorithm"));
         move |checked| json!({ "KeyId": arns.key(&checked.key_id), "SignatureValid": checked.value, "SigningAlgorithm": algorithm })
     };
+    "DeriveSharedSecret" => kms::DeriveSharedSecret {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        key_agreement_algorithm: j.text("KeyAgreementAlgorithm"),
+        public_key: j.blob("PublicKey")?,
+    } => {
+        let arns = arns.clone();
+        move |derived| json!({
+            "KeyId": arns.key(&derived.key_id),
+            "SharedSecret": b64(&derived.value),
+            "KeyAgreementAlgorithm": "ECDH",
+            "KeyOrigin": "AWS_KMS",
+        })
+    };
     "GetPublicKey" => kms::GetPublicKey { key_id: arns.key_reference(&j.text("KeyId")), key_version_id: String::new() } => {
         let arns = arns.clone();
         move |public| {
@@ -536,8 +550,14 @@ fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
 
 /// The algorithm lists AWS gives a key of `spec` and `usage` (only the non-empty ones).
 fn algorithm_lists(body: &mut Value, spec: KeySpec, usage: KeyUsage) {
-    let (encryption, signing, mac) = algorithms(spec, usage);
-    for (name, list) in [("EncryptionAlgorithms", encryption), ("SigningAlgorithms", signing), ("MacAlgorithms", mac)] {
+    let Algorithms { encryption, signing, mac, key_agreement } = algorithms(spec, usage);
+    let lists = [
+        ("EncryptionAlgorithms", encryption),
+        ("SigningAlgorithms", signing),
+        ("MacAlgorithms", mac),
+        ("KeyAgreementAlgorithms", key_agreement),
+    ];
+    for (name, list) in lists {
         if !list.is_empty() {
             body[name] = json!(list);
         }

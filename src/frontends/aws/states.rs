@@ -47,6 +47,8 @@ pub enum KeyKind {
     Hmac,
     /// RSA_2048 SIGN_VERIFY (never PendingImport).
     RsaSign,
+    /// ECC_NIST_P256 KEY_AGREEMENT (never PendingImport).
+    EcAgreement,
     /// SYMMETRIC_DEFAULT with imported material in every column.
     External,
 }
@@ -57,6 +59,7 @@ impl KeyKind {
             KeyKind::Symmetric => "symmetric",
             KeyKind::Hmac => "hmac",
             KeyKind::RsaSign => "rsa-sign",
+            KeyKind::EcAgreement => "ec-agree",
             KeyKind::External => "external",
         }
     }
@@ -80,7 +83,7 @@ const fn row(operation: &'static str, key: KeyKind, cells: [Cell; 4]) -> Row {
 }
 
 use Cell::{Disabled as D, InvalidState as I, NotApplicable as NA, Ok as Y, Unsupported as U};
-use KeyKind::{External, Hmac, RsaSign, Symmetric};
+use KeyKind::{EcAgreement, External, Hmac, RsaSign, Symmetric};
 
 /// Cryptographic use: refused by a disabled key, and by one pending import or deletion.
 const USE: [Cell; 4] = [Y, D, I, I];
@@ -98,6 +101,7 @@ pub const STATE_TABLE: &[Row] = &[
     row("Decrypt", Symmetric, USE),
     row("DeleteAlias", Symmetric, READ),
     row("DeleteImportedKeyMaterial", External, DESCRIBE_CHANGE),
+    row("DeriveSharedSecret", EcAgreement, [Y, D, NA, I]),
     row("DescribeKey", Symmetric, READ),
     row("DisableKey", Symmetric, [Y, Y, I, I]),
     row("DisableKeyRotation", Symmetric, ROTATION),
@@ -183,7 +187,8 @@ mod tests {
     #[test]
     fn only_asymmetric_rows_have_no_pending_import_column() {
         for row in STATE_TABLE {
-            assert_eq!(row.cells[2] == Cell::NotApplicable, row.key == KeyKind::RsaSign, "{}", row.operation);
+            let asymmetric = matches!(row.key, KeyKind::RsaSign | KeyKind::EcAgreement);
+            assert_eq!(row.cells[2] == Cell::NotApplicable, asymmetric, "{}", row.operation);
         }
     }
 

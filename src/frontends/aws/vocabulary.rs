@@ -34,6 +34,7 @@ pub const KEY_USAGES: &[(&str, KeyUsage)] = &[
     ("ENCRYPT_DECRYPT", KeyUsage::EncryptDecrypt),
     ("SIGN_VERIFY", KeyUsage::SignVerify),
     ("GENERATE_VERIFY_MAC", KeyUsage::GenerateVerifyMac),
+    ("KEY_AGREEMENT", KeyUsage::KeyAgreement),
 ];
 
 /// Signing algorithms: AWS's name, kmsim's.
@@ -80,8 +81,11 @@ pub fn from_aws<T: Copy>(table: &[(&'static str, T)], name: &str, param: &str) -
 }
 
 /// The algorithms AWS lists in a key's metadata for its spec and usage.
-pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> Algorithms {
     let (mut encryption, mut signing, mut mac) = (Vec::new(), Vec::new(), Vec::new());
+    if usage == KeyUsage::KeyAgreement {
+        return Algorithms { key_agreement: vec!["ECDH"], ..Algorithms::default() };
+    }
     match (spec, usage) {
         (KeySpec::Aes256 | KeySpec::Aes128 | KeySpec::Aes192 | KeySpec::Sm4, _) => encryption.push("SYMMETRIC_DEFAULT"),
         (KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096, KeyUsage::EncryptDecrypt) => {
@@ -98,7 +102,16 @@ pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> (Vec<&'static str>, Vec<&'s
         (KeySpec::Hmac384, _) => mac.push("HMAC_SHA_384"),
         (KeySpec::Hmac512, _) => mac.push("HMAC_SHA_512"),
     }
-    (encryption, signing, mac)
+    Algorithms { encryption, signing, mac, key_agreement: Vec::new() }
+}
+
+/// The algorithm lists of a key's metadata, each as AWS names it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Algorithms {
+    pub encryption: Vec<&'static str>,
+    pub signing: Vec<&'static str>,
+    pub mac: Vec<&'static str>,
+    pub key_agreement: Vec<&'static str>,
 }
 
 /// The message AWS gives a refusal a key made: the key ARN and its state as

@@ -492,6 +492,19 @@ operation! {
 }
 
 operation! {
+    /// ECDH between a KEY_AGREEMENT key and the caller's public key; the output is the shared secret.
+    DeriveSharedSecret = DERIVE_SHARED_SECRET -> UnderKey<Zeroizing<Vec<u8>>> {
+        key_id: String = "KeyId",
+        key_agreement_algorithm: String = "KeyAgreementAlgorithm",
+        public_key: Vec<u8>,
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        app.engine.derive_shared_secret(&cx, &op.key_id, &op.key_agreement_algorithm, &op.public_key)?
+    }
+}
+
+operation! {
     /// The public key as PEM.
     GetPublicKey = GET_PUBLIC_KEY -> UnderKey<PublicKey> {
         key_id: String = "KeyId",

@@ -617,6 +617,34 @@ def sign():
                 Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
 
 
+def agreement():
+    @report.section("DeriveSharedSecret: a KEY_AGREEMENT key's ECDH secret equals cryptography's, from either side")
+    def _():
+        for spec, curve in (("ECC_NIST_P256", ec.SECP256R1()), ("ECC_NIST_P384", ec.SECP384R1()),
+                            ("ECC_SECG_P256K1", ec.SECP256K1())):
+            meta = new_key("agreement", KeySpec=spec, KeyUsage="KEY_AGREEMENT")
+            equal("KeyMetadata.KeyAgreementAlgorithms is [ECDH] for %s" % spec, meta.get("KeyAgreementAlgorithms"),
+                  ["ECDH"])
+            kms_public = serialization.load_der_public_key(k("GetPublicKey", KeyId=meta["KeyId"])["PublicKey"])
+            mine = ec.generate_private_key(curve)
+            mine_der = mine.public_key().public_bytes(serialization.Encoding.DER,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+            derived = k("DeriveSharedSecret", KeyId=meta["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=mine_der)
+            equal("the %s shared secret equals cryptography's ECDH with GetPublicKey's key" % spec,
+                  derived.get("SharedSecret"), mine.exchange(ec.ECDH(), kms_public))
+            equal("DeriveSharedSecret answers ECDH and the key ARN", (derived.get("KeyAgreementAlgorithm"),
+                  derived.get("KeyId")), ("ECDH", meta["Arn"]))
+        refused("Sign with a KEY_AGREEMENT key raises InvalidKeyUsageException", "Sign", "InvalidKeyUsageException",
+                KeyId=meta["KeyId"], Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
+        other = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        refused("a peer key on another curve raises ValidationException", "DeriveSharedSecret", "ValidationException",
+                KeyId=meta["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=other)
+        signer = new_key("signer", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+        refused("DeriveSharedSecret with a SIGN_VERIFY key raises InvalidKeyUsageException", "DeriveSharedSecret",
+                "InvalidKeyUsageException", KeyId=signer["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=other)
+
+
 # ---------------------------------------------------------------------------
 # mac: GenerateMac / VerifyMac, checked against imported key material
 # ---------------------------------------------------------------------------
@@ -1084,7 +1112,8 @@ def wrapped_material(key_id):
 def key_in(kind, state):
     """A fresh key of `kind` brought into `state`, with what calls on it need made while it could still make them."""
     spec = {"symmetric": {}, "external": {}, "hmac": {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
-            "rsa-sign": {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}}[kind]
+            "rsa-sign": {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"},
+            "ec-agree": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"}}[kind]
     external = kind == "external" or state == "PendingImport"
     key_id = new_key("state walk: %s %s" % (kind, state), Origin="EXTERNAL" if external else "AWS_KMS",
                      **spec)["KeyId"]
@@ -1098,6 +1127,9 @@ def key_in(kind, state):
         made["mac"] = k("GenerateMac", KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
     elif kind == "rsa-sign":
         made["signature"] = k("Sign", KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    elif kind == "ec-agree":
+        made["peer"] = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
         made["blob"] = k("Encrypt", KeyId=key_id, Plaintext=b"p")["CiphertextBlob"]
     if state == "Disabled":
@@ -1137,6 +1169,7 @@ def state_call(operation, made):
         "TagResource": {"KeyId": key, "Tags": [{"TagKey": "walk", "TagValue": "yes"}]},
         "UntagResource": {"KeyId": key, "TagKeys": ["walk"]},
         "UpdateKeyDescription": {"KeyId": key, "Description": "walked"},
+        "DeriveSharedSecret": {"KeyId": key, "KeyAgreementAlgorithm": "ECDH", "PublicKey": made.get("peer")},
         "GetParametersForImport": {"KeyId": key, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
                                    "WrappingKeySpec": "RSA_2048"},
         "ImportKeyMaterial": dict(made.get("import") or {}, KeyId=key),
@@ -1174,6 +1207,7 @@ if __name__ == "__main__":
         "resources": resources,
         "crypto": crypto,
         "sign": sign,
+        "agreement": agreement,
         "mac": mac,
         "rotation": rotation,
         "policies": policies,
