@@ -240,7 +240,13 @@ async fn boto3_signs_with_pss_pkcs1_and_ecdsa_raw_and_digest_and_cryptography_ve
 }
 
 #[tokio::test]
-async fn boto3_derives_shared_secrets_that_cryptographys_ecdh_reproduces_on_three_curves() {
+async fn boto3_signs_on_p521_with_ecdsa_sha_512_and_cryptography_verifies() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "p521").await;
+    calls_answered(&report, &report.calls(), "Sign", "InvalidKeyUsageException");
+}
+
+#[tokio::test]
+async fn boto3_derives_shared_secrets_that_cryptographys_ecdh_reproduces_on_four_curves() {
     let report = scenario_with_auth_off(Sdk::Boto3, "agreement").await;
     let calls = report.calls();
     calls_answered(&report, &calls, "DeriveSharedSecret", "");

@@ -77,7 +77,9 @@ wire_enum!(KeySpec, "KeySpec" {
     EcP256 => "EC_P256",
     EcP256k => "EC_P256K",
     EcP384 => "EC_P384",
+    EcP521 => "EC_P521",
     EcSm2 => "EC_SM2",
+    Hmac224 => "HMAC_224",
     Hmac256 => "HMAC_256",
     Hmac384 => "HMAC_384",
     Hmac512 => "HMAC_512",
@@ -94,6 +96,7 @@ wire_enum!(
         RsaPkcs1Sha512 => "RSA_PKCS1_SHA_512",
         EcdsaSha256 => "ECDSA_SHA_256",
         EcdsaSha384 => "ECDSA_SHA_384",
+        EcdsaSha512 => "ECDSA_SHA_512",
         Sm2Dsa => "SM2DSA",
     }
 );
@@ -108,6 +111,7 @@ wire_enum!(
 );
 
 wire_enum!(MacAlgorithm, "Algorithm" {
+    HmacSha224 => "HMAC_SHA_224",
     HmacSha256 => "HMAC_SHA_256",
     HmacSha384 => "HMAC_SHA_384",
     HmacSha512 => "HMAC_SHA_512",
@@ -133,6 +137,7 @@ impl SigningAlgorithm {
             A::RsaPkcs1Sha512 => SignScheme::RsaPkcs1(HashAlg::Sha512),
             A::EcdsaSha256 => SignScheme::Ecdsa(HashAlg::Sha256),
             A::EcdsaSha384 => SignScheme::Ecdsa(HashAlg::Sha384),
+            A::EcdsaSha512 => SignScheme::Ecdsa(HashAlg::Sha512),
             A::Sm2Dsa => SignScheme::Sm2Dsa,
         }
     }
@@ -152,6 +157,7 @@ impl MacAlgorithm {
     pub fn hash(self) -> HashAlg {
         match self {
             MacAlgorithm::HmacSha256 => HashAlg::Sha256,
+            MacAlgorithm::HmacSha224 => HashAlg::Sha224,
             MacAlgorithm::HmacSha384 => HashAlg::Sha384,
             MacAlgorithm::HmacSha512 => HashAlg::Sha512,
         }
@@ -197,7 +203,9 @@ impl KeySpec {
             KeySpec::EcP256 => SpecKind::Asymmetric(A::P256),
             KeySpec::EcP256k => SpecKind::Asymmetric(A::P256k),
             KeySpec::EcP384 => SpecKind::Asymmetric(A::P384),
+            KeySpec::EcP521 => SpecKind::Asymmetric(A::P521),
             KeySpec::EcSm2 => SpecKind::Asymmetric(A::Sm2),
+            KeySpec::Hmac224 => SpecKind::Hmac(HashAlg::Sha224),
             KeySpec::Hmac256 => SpecKind::Hmac(HashAlg::Sha256),
             KeySpec::Hmac384 => SpecKind::Hmac(HashAlg::Sha384),
             KeySpec::Hmac512 => SpecKind::Hmac(HashAlg::Sha512),

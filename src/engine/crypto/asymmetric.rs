@@ -39,6 +39,7 @@ pub enum AsymmetricKind {
     P256,
     P256k,
     P384,
+    P521,
     Sm2,
 }
 
@@ -86,7 +87,7 @@ impl AsymmetricKind {
 
     /// Whether its keys can agree a shared secret (ECDH on a NIST or secp256k1 curve).
     pub fn can_agree(self) -> bool {
-        matches!(self, AsymmetricKind::P256 | AsymmetricKind::P256k | AsymmetricKind::P384)
+        matches!(self, AsymmetricKind::P256 | AsymmetricKind::P256k | AsymmetricKind::P384 | AsymmetricKind::P521)
     }
 
     /// The schemes a key of this kind signs with.
@@ -97,6 +98,7 @@ impl AsymmetricKind {
             }
             (AsymmetricKind::P256 | AsymmetricKind::P256k, SignScheme::Ecdsa(HashAlg::Sha256)) => true,
             (AsymmetricKind::P384, SignScheme::Ecdsa(HashAlg::Sha384)) => true,
+            (AsymmetricKind::P521, SignScheme::Ecdsa(HashAlg::Sha512)) => true,
             (AsymmetricKind::Sm2, SignScheme::Sm2Dsa) => true,
             _ => false,
         }
@@ -129,6 +131,7 @@ impl AsymmetricKind {
             AsymmetricKind::P256 => p256::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
             AsymmetricKind::P256k => k256::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
             AsymmetricKind::P384 => p384::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
+            AsymmetricKind::P521 => p521::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
             AsymmetricKind::Sm2 => sm2::SecretKey::generate_from_rng(&mut rng).to_pkcs8_der(),
         }
         .expect("a fresh key encodes as PKCS#8");
@@ -166,6 +169,7 @@ impl AsymmetricKind {
             ("EC PRIVATE KEY", AsymmetricKind::P256) => sec1!(p256),
             ("EC PRIVATE KEY", AsymmetricKind::P256k) => sec1!(k256),
             ("EC PRIVATE KEY", AsymmetricKind::P384) => sec1!(p384),
+            ("EC PRIVATE KEY", AsymmetricKind::P521) => sec1!(p521),
             ("EC PRIVATE KEY", AsymmetricKind::Sm2) => sec1!(sm2),
             (label, _) => return Err(format!("a {label} PEM block is not a private key of this spec")),
         }
@@ -191,6 +195,7 @@ pub enum ParsedKey {
     P256(p256::ecdsa::SigningKey),
     P256k(k256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
     /// Both halves are built once at parse time: each derives the public key
     /// (and the signer hashes Z_A), which would otherwise dominate every call.
     Sm2 {
@@ -206,6 +211,7 @@ impl ParsedKey {
             AsymmetricKind::P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256).ok(),
             AsymmetricKind::P256k => k256::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P256k).ok(),
             AsymmetricKind::P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P384).ok(),
+            AsymmetricKind::P521 => p521::ecdsa::SigningKey::from_pkcs8_der(der).map(ParsedKey::P521).ok(),
             AsymmetricKind::Sm2 => sm2::SecretKey::from_pkcs8_der(der).ok().and_then(|secret| {
                 let signer = sm2::dsa::SigningKey::new(sm2_default_id(), &secret).ok()?;
                 let decrypter = sm2::pke::DecryptingKey::new(secret);
@@ -233,6 +239,10 @@ impl ParsedKey {
                 let peer = p384::PublicKey::from_public_key_der(peer_public_der).map_err(|_| CryptoFailure)?;
                 (peer.to_projective() * **key.as_nonzero_scalar()).to_affine().x().to_vec()
             }
+            ParsedKey::P521(key) => {
+                let peer = p521::PublicKey::from_public_key_der(peer_public_der).map_err(|_| CryptoFailure)?;
+                (peer.to_projective() * **key.as_nonzero_scalar()).to_affine().x().to_vec()
+            }
             ParsedKey::Rsa(_) | ParsedKey::Sm2 { .. } => return Err(CryptoFailure),
         };
         Ok(Zeroizing::new(x))
@@ -245,6 +255,7 @@ impl ParsedKey {
             ParsedKey::P256(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
             ParsedKey::P256k(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
             ParsedKey::P384(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
+            ParsedKey::P521(key) => key.verifying_key().to_public_key_pem(LineEnding::LF),
             ParsedKey::Sm2 { decrypter, .. } => sm2::PublicKey::from_affine(*decrypter.encrypting_key().as_affine())
                 .map_err(|_| rsa::pkcs8::spki::Error::KeyMalformed)
                 .and_then(|public| public.to_public_key_pem(LineEnding::LF)),
@@ -297,6 +308,9 @@ impl ParsedKey {
             (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => {
                 PrehashSigner::<p384::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
             }
+            (ParsedKey::P521(key), SignScheme::Ecdsa(_)) => {
+                PrehashSigner::<p521::ecdsa::DerSignature>::sign_prehash(key, digest).ok().map(|s| s.to_vec())
+            }
             (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa) => {
                 PrehashSigner::<sm2::dsa::Signature>::sign_prehash(signer.as_ref(), digest)
                     .ok()
@@ -322,6 +336,8 @@ impl ParsedKey {
             (ParsedKey::P256k(key), SignScheme::Ecdsa(_)) => k256::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
             (ParsedKey::P384(key), SignScheme::Ecdsa(_)) => p384::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
+            (ParsedKey::P521(key), SignScheme::Ecdsa(_)) => p521::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|s| key.verifying_key().verify_prehash(digest, &s).is_ok()),
             (ParsedKey::Sm2 { signer, .. }, SignScheme::Sm2Dsa) => sm2::dsa::DerSignature::try_from(signature)
                 .and_then(sm2::dsa::Signature::try_from)

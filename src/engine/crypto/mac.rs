@@ -12,6 +12,7 @@ pub fn hmac(hash: HashAlg, key: &[u8], message: &[u8]) -> Vec<u8> {
     }
     match hash {
         HashAlg::Sha256 => run::<Hmac<sha2::Sha256>>(key, message),
+        HashAlg::Sha224 => run::<Hmac<sha2::Sha224>>(key, message),
         HashAlg::Sha384 => run::<Hmac<sha2::Sha384>>(key, message),
         HashAlg::Sha512 => run::<Hmac<sha2::Sha512>>(key, message),
         HashAlg::Sha1 => run::<Hmac<sha1::Sha1>>(key, message),

@@ -21,6 +21,7 @@ pub use self::asymmetric::ParsedKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashAlg {
     Sha1,
+    Sha224,
     Sha256,
     Sha384,
     Sha512,
@@ -32,6 +33,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha1 => 20,
             HashAlg::Sha256 | HashAlg::Sm3 => 32,
+            HashAlg::Sha224 => 28,
             HashAlg::Sha384 => 48,
             HashAlg::Sha512 => 64,
         }
@@ -41,6 +43,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
             HashAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            HashAlg::Sha224 => sha2::Sha224::digest(data).to_vec(),
             HashAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
             HashAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
             HashAlg::Sm3 => sm3::Sm3::digest(data).to_vec(),

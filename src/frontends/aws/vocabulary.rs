@@ -6,7 +6,7 @@ use crate::engine::error::Refusal;
 use crate::engine::key::{KeySpec, KeyState, KeyUsage};
 use crate::engine::{ErrorCode, KmsError, KmsResult};
 
-/// AWS key spec ↔ kmsim key spec. AWS specs kmsim cannot honour (ECC_NIST_P521, HMAC_224, ML-DSA) are absent,
+/// AWS key spec ↔ kmsim key spec. AWS specs kmsim cannot honour (ML-DSA) are absent,
 /// so they are refused naming the parameter.
 pub const KEY_SPECS: &[(&str, KeySpec)] = &[
     ("SYMMETRIC_DEFAULT", KeySpec::Aes256),
@@ -15,7 +15,9 @@ pub const KEY_SPECS: &[(&str, KeySpec)] = &[
     ("RSA_4096", KeySpec::Rsa4096),
     ("ECC_NIST_P256", KeySpec::EcP256),
     ("ECC_NIST_P384", KeySpec::EcP384),
+    ("ECC_NIST_P521", KeySpec::EcP521),
     ("ECC_SECG_P256K1", KeySpec::EcP256k),
+    ("HMAC_224", KeySpec::Hmac224),
     ("HMAC_256", KeySpec::Hmac256),
     ("HMAC_384", KeySpec::Hmac384),
     ("HMAC_512", KeySpec::Hmac512),
@@ -47,6 +49,7 @@ pub const SIGNING_ALGORITHMS: &[(&str, &str)] = &[
     ("RSASSA_PKCS1_V1_5_SHA_512", "RSA_PKCS1_SHA_512"),
     ("ECDSA_SHA_256", "ECDSA_SHA_256"),
     ("ECDSA_SHA_384", "ECDSA_SHA_384"),
+    ("ECDSA_SHA_512", "ECDSA_SHA_512"),
     ("SM2DSA", "SM2DSA"),
 ];
 
@@ -96,8 +99,10 @@ pub fn algorithms(spec: KeySpec, usage: KeyUsage) -> Algorithms {
         }
         (KeySpec::EcP256 | KeySpec::EcP256k, _) => signing.push("ECDSA_SHA_256"),
         (KeySpec::EcP384, _) => signing.push("ECDSA_SHA_384"),
+        (KeySpec::EcP521, _) => signing.push("ECDSA_SHA_512"),
         (KeySpec::EcSm2, KeyUsage::EncryptDecrypt) => encryption.push("SM2PKE"),
         (KeySpec::EcSm2, _) => signing.push("SM2DSA"),
+        (KeySpec::Hmac224, _) => mac.push("HMAC_SHA_224"),
         (KeySpec::Hmac256, _) => mac.push("HMAC_SHA_256"),
         (KeySpec::Hmac384, _) => mac.push("HMAC_SHA_384"),
         (KeySpec::Hmac512, _) => mac.push("HMAC_SHA_512"),
@@ -198,7 +203,7 @@ mod tests {
             assert_eq!(from_aws(KEY_SPECS, aws, "KeySpec").unwrap(), Some(*spec));
             assert_eq!(aws_name(KEY_SPECS, *spec), *aws);
         }
-        assert!(from_aws(KEY_SPECS, "ECC_NIST_P521", "KeySpec").unwrap_err().message.contains("KeySpec"));
+        assert!(from_aws(KEY_SPECS, "ML_DSA_44", "KeySpec").unwrap_err().message.contains("KeySpec"));
         assert_eq!(from_aws(KEY_SPECS, "", "KeySpec").unwrap(), None);
     }
 

@@ -617,11 +617,30 @@ def sign():
                 Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
 
 
+def p521():
+    @report.section("ECC_NIST_P521 signs with ECDSA_SHA_512, RAW and DIGEST, and cryptography verifies")
+    def _():
+        meta = new_key("p521", KeySpec="ECC_NIST_P521", KeyUsage="SIGN_VERIFY")
+        equal("KeyMetadata.SigningAlgorithms is [ECDSA_SHA_512]", meta.get("SigningAlgorithms"), ["ECDSA_SHA_512"])
+        public = serialization.load_der_public_key(k("GetPublicKey", KeyId=meta["KeyId"])["PublicKey"])
+        check("GetPublicKey's key is on P-521", isinstance(public.curve, ec.SECP521R1), curve=public.curve.name)
+        message = b"signed on P-521"
+        for kind, payload in (("RAW", message), ("DIGEST", hashlib.sha512(message).digest())):
+            signed = k("Sign", KeyId=meta["KeyId"], Message=payload, MessageType=kind, SigningAlgorithm="ECDSA_SHA_512")
+            public.verify(signed["Signature"], message, ec.ECDSA(hashes.SHA512()))
+            check("cryptography verifies the %s signature" % kind, True)
+            equal("Verify agrees (%s)" % kind, k("Verify", KeyId=meta["KeyId"], Message=payload, MessageType=kind,
+                                                 SigningAlgorithm="ECDSA_SHA_512",
+                                                 Signature=signed["Signature"]).get("SignatureValid"), True)
+        refused("ECDSA_SHA_256 on a P-521 key raises InvalidKeyUsageException", "Sign", "InvalidKeyUsageException",
+                KeyId=meta["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_256")
+
+
 def agreement():
     @report.section("DeriveSharedSecret: a KEY_AGREEMENT key's ECDH secret equals cryptography's, from either side")
     def _():
         for spec, curve in (("ECC_NIST_P256", ec.SECP256R1()), ("ECC_NIST_P384", ec.SECP384R1()),
-                            ("ECC_SECG_P256K1", ec.SECP256K1())):
+                            ("ECC_NIST_P521", ec.SECP521R1()), ("ECC_SECG_P256K1", ec.SECP256K1())):
             meta = new_key("agreement", KeySpec=spec, KeyUsage="KEY_AGREEMENT")
             equal("KeyMetadata.KeyAgreementAlgorithms is [ECDH] for %s" % spec, meta.get("KeyAgreementAlgorithms"),
                   ["ECDH"])
@@ -674,23 +693,26 @@ def mac():
 
     @report.section("an imported HMAC key's GenerateMac equals Python's hmac over the same material")
     def _():
-        meta = new_key("imported mac", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Origin="EXTERNAL")
-        equal("the EXTERNAL key starts PendingImport", meta.get("KeyState"), "PendingImport")
-        params = k("GetParametersForImport", KeyId=meta["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256",
-                   WrappingKeySpec="RSA_2048")
-        check("GetParametersForImport answers PublicKey, ImportToken and ParametersValidTo",
-              bool(params.get("PublicKey")) and bool(params.get("ImportToken")) and
-              isinstance(params.get("ParametersValidTo"), datetime), response=params)
-        wrapping = serialization.load_der_public_key(params["PublicKey"])
-        material = hashlib.sha256(b"kmsim imported hmac material").digest()
-        wrapped = wrapping.encrypt(material, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
-        k("ImportKeyMaterial", KeyId=meta["KeyId"], ImportToken=params["ImportToken"], EncryptedKeyMaterial=wrapped,
-          ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
-        equal("after ImportKeyMaterial the key is Enabled",
-              k("DescribeKey", KeyId=meta["KeyId"])["KeyMetadata"].get("KeyState"), "Enabled")
-        made = k("GenerateMac", KeyId=meta["KeyId"], Message=message, MacAlgorithm="HMAC_SHA_256")
-        equal("GenerateMac equals hmac.new(material, message, sha256)", made.get("Mac"),
-              hmac.new(material, message, hashlib.sha256).digest())
+        for spec, algorithm, digest in (("HMAC_256", "HMAC_SHA_256", hashlib.sha256),
+                                        ("HMAC_224", "HMAC_SHA_224", hashlib.sha224)):
+            meta = new_key("imported mac", KeySpec=spec, KeyUsage="GENERATE_VERIFY_MAC", Origin="EXTERNAL")
+            equal("the EXTERNAL %s key starts PendingImport" % spec, meta.get("KeyState"), "PendingImport")
+            equal("its MacAlgorithms is [%s]" % algorithm, meta.get("MacAlgorithms"), [algorithm])
+            params = k("GetParametersForImport", KeyId=meta["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                       WrappingKeySpec="RSA_2048")
+            check("GetParametersForImport answers PublicKey, ImportToken and ParametersValidTo",
+                  bool(params.get("PublicKey")) and bool(params.get("ImportToken")) and
+                  isinstance(params.get("ParametersValidTo"), datetime), response=params)
+            wrapping = serialization.load_der_public_key(params["PublicKey"])
+            material = digest(b"kmsim imported hmac material").digest()
+            wrapped = wrapping.encrypt(material, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+            k("ImportKeyMaterial", KeyId=meta["KeyId"], ImportToken=params["ImportToken"], EncryptedKeyMaterial=wrapped,
+              ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+            equal("after ImportKeyMaterial the key is Enabled",
+                  k("DescribeKey", KeyId=meta["KeyId"])["KeyMetadata"].get("KeyState"), "Enabled")
+            made = k("GenerateMac", KeyId=meta["KeyId"], Message=message, MacAlgorithm=algorithm)
+            equal("GenerateMac %s equals hmac.new(material, message, %s)" % (algorithm, digest.__name__),
+                  made.get("Mac"), hmac.new(material, message, digest).digest())
 
     @report.section("a disabled HMAC key refuses GenerateMac with DisabledException")
     def _():
@@ -1208,6 +1230,7 @@ if __name__ == "__main__":
         "crypto": crypto,
         "sign": sign,
         "agreement": agreement,
+        "p521": p521,
         "mac": mac,
         "rotation": rotation,
         "policies": policies,
