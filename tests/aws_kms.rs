@@ -110,7 +110,7 @@ async fn refusals_are_awss_exceptions_and_each_is_recorded() {
     assert_exception(&bogus, "UnknownOperationException");
     assert!(record_of(&server, &bogus).await.request_parameters.contains("MakeCoffee"));
 
-    let bad_spec = send_aws(server.addr, &AwsCall::new("CreateKey", json!({ "KeySpec": "ECC_NIST_P521" }))).await;
+    let bad_spec = send_aws(server.addr, &AwsCall::new("CreateKey", json!({ "KeySpec": "ML_DSA_44" }))).await;
     assert_exception(&bad_spec, "ValidationException");
     assert!(bad_spec.body["message"].as_str().unwrap().contains("KeySpec"));
 }
@@ -405,5 +405,197 @@ async fn the_simulation_clock_deletes_a_key_scheduled_through_aws_and_rotates_on
     let entries = rotations["Rotations"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "one scheduled rotation after 91 days: {rotations}");
     assert_eq!(entries[0]["RotationType"], "AUTOMATIC");
+    server.stop().await;
+}
+
+fn in_region(region: &str, operation: &str, body: serde_json::Value) -> AwsCall {
+    // With auth off any signature is taken as given; its scope names the call's region.
+    AwsCall { region: region.into(), ..AwsCall::new(operation, body) }.signed("AKIDMULTIREGION01", "any")
+}
+
+#[tokio::test]
+async fn a_multi_region_key_is_replicated_and_its_copies_share_material_but_not_state() {
+    let server = TestServer::start().await;
+    let (east, west) = ("us-east-1", "eu-west-1");
+    let created = ok(&server, in_region(east, "CreateKey", json!({ "MultiRegion": true }))).await;
+    let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    assert!(key_id.starts_with("mrk-") && key_id.len() == 36, "{key_id}");
+    let east_arn = format!("arn:aws:kms:{east}:111122223333:key/{key_id}");
+    let west_arn = format!("arn:aws:kms:{west}:111122223333:key/{key_id}");
+    assert_eq!(created["KeyMetadata"]["MultiRegion"], true);
+    assert_eq!(
+        created["KeyMetadata"]["MultiRegionConfiguration"],
+        json!({ "MultiRegionKeyType": "PRIMARY", "PrimaryKey": { "Arn": east_arn, "Region": east }, "ReplicaKeys": [] })
+    );
+
+    let call = in_region(
+        east,
+        "ReplicateKey",
+        json!({ "KeyId": east_arn, "ReplicaRegion": west, "Description": "west copy",
+                "Tags": [{ "TagKey": "team", "TagValue": "payments" }] }),
+    );
+    let reply = send_aws(server.addr, &call).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let replica = &reply.body["ReplicaKeyMetadata"];
+    assert_eq!(replica["Arn"], west_arn.as_str());
+    assert_eq!(replica["KeyId"], key_id.as_str());
+    assert_eq!(replica["Description"], "west copy");
+    assert_eq!(replica["KeyState"], "Enabled");
+    let set = json!({
+        "PrimaryKey": { "Arn": east_arn, "Region": east },
+        "ReplicaKeys": [{ "Arn": west_arn, "Region": west }],
+    });
+    assert_eq!(replica["MultiRegionConfiguration"]["MultiRegionKeyType"], "REPLICA");
+    assert_eq!(replica["MultiRegionConfiguration"]["ReplicaKeys"], set["ReplicaKeys"]);
+    assert_eq!(reply.body["ReplicaTags"], json!([{ "TagKey": "team", "TagValue": "payments" }]));
+    assert!(reply.body["ReplicaPolicy"].as_str().is_some_and(|p| p.contains("2012-10-17")));
+    let record = record_of(&server, &reply).await;
+    assert_eq!(
+        (record.event_name.as_str(), record.action.as_str()),
+        ("ReplicateKey", "kms.replicate_multi_region_key")
+    );
+    assert_eq!((record.region.as_str(), record.key_id.as_str()), (east, key_id.as_str()), "named on the primary");
+    assert!(record.request_parameters.contains(west), "{}", record.request_parameters);
+
+    for (region, kind) in [(east, "PRIMARY"), (west, "REPLICA")] {
+        let described = ok(&server, in_region(region, "DescribeKey", json!({ "KeyId": key_id }))).await;
+        let configuration = &described["KeyMetadata"]["MultiRegionConfiguration"];
+        assert_eq!(configuration["MultiRegionKeyType"], kind, "{region}");
+        assert_eq!(configuration["PrimaryKey"], set["PrimaryKey"], "{region}");
+        assert_eq!(configuration["ReplicaKeys"], set["ReplicaKeys"], "{region}");
+    }
+
+    // Sealed in one region, opened in the other, both ways.
+    let sealed = ok(&server, in_region(east, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"mrk") }))).await;
+    let opened = ok(&server, in_region(west, "Decrypt", json!({ "CiphertextBlob": sealed["CiphertextBlob"] }))).await;
+    assert_eq!(
+        (opened["Plaintext"].as_str(), opened["KeyId"].as_str()),
+        (Some(b64(b"mrk").as_str()), Some(west_arn.as_str()))
+    );
+    let sealed = ok(&server, in_region(west, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"back") }))).await;
+    let opened = ok(&server, in_region(east, "Decrypt", json!({ "CiphertextBlob": sealed["CiphertextBlob"] }))).await;
+    assert_eq!(opened["Plaintext"], b64(b"back"));
+
+    // Each copy's state is its own.
+    ok(&server, in_region(west, "DisableKey", json!({ "KeyId": key_id }))).await;
+    let refused =
+        send_aws(server.addr, &in_region(west, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"x") }))).await;
+    assert_exception(&refused, "DisabledException");
+    ok(&server, in_region(east, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"x") }))).await;
+    ok(&server, in_region(west, "EnableKey", json!({ "KeyId": key_id }))).await;
+
+    let again =
+        send_aws(server.addr, &in_region(east, "ReplicateKey", json!({ "KeyId": key_id, "ReplicaRegion": west })))
+            .await;
+    assert_exception(&again, "AlreadyExistsException");
+    let own =
+        send_aws(server.addr, &in_region(east, "ReplicateKey", json!({ "KeyId": key_id, "ReplicaRegion": east })))
+            .await;
+    assert_exception(&own, "ValidationException");
+    let single = ok(&server, in_region(east, "CreateKey", json!({}))).await;
+    assert_eq!(single["KeyMetadata"]["MultiRegion"], false);
+    assert!(single["KeyMetadata"].get("MultiRegionConfiguration").is_none());
+    let call =
+        in_region(east, "ReplicateKey", json!({ "KeyId": single["KeyMetadata"]["KeyId"], "ReplicaRegion": west }));
+    assert_exception(&send_aws(server.addr, &call).await, "UnsupportedOperationException");
+    let external =
+        send_aws(server.addr, &in_region(east, "CreateKey", json!({ "MultiRegion": true, "Origin": "EXTERNAL" })))
+            .await;
+    assert_exception(&external, "UnsupportedOperationException");
+    assert!(external.body["message"].as_str().unwrap().contains("EXTERNAL"));
+    let bad = send_aws(server.addr, &in_region(east, "CreateKey", json!({ "MultiRegion": "yes" }))).await;
+    assert_exception(&bad, "ValidationException");
+
+    // The replica becomes the primary; the old primary a replica.
+    let moved = send_aws(
+        server.addr,
+        &in_region(east, "UpdatePrimaryRegion", json!({ "KeyId": key_id, "PrimaryRegion": west })),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    let record = record_of(&server, &moved).await;
+    assert_eq!((record.event_name.as_str(), record.region.as_str()), ("UpdatePrimaryRegion", east));
+    for (region, kind) in [(east, "REPLICA"), (west, "PRIMARY")] {
+        let described = ok(&server, in_region(region, "DescribeKey", json!({ "KeyId": key_id }))).await;
+        let configuration = &described["KeyMetadata"]["MultiRegionConfiguration"];
+        assert_eq!(configuration["MultiRegionKeyType"], kind, "{region}");
+        assert_eq!(configuration["PrimaryKey"], json!({ "Arn": west_arn, "Region": west }));
+        assert_eq!(configuration["ReplicaKeys"], json!([{ "Arn": east_arn, "Region": east }]));
+    }
+    let stale = send_aws(
+        server.addr,
+        &in_region(east, "UpdatePrimaryRegion", json!({ "KeyId": key_id, "PrimaryRegion": west })),
+    )
+    .await;
+    assert_exception(&stale, "UnsupportedOperationException");
+    let nowhere = send_aws(
+        server.addr,
+        &in_region(west, "UpdatePrimaryRegion", json!({ "KeyId": key_id, "PrimaryRegion": "ap-south-1" })),
+    )
+    .await;
+    assert_exception(&nowhere, "NotFoundException");
+}
+
+#[tokio::test]
+async fn a_multi_region_primarys_rotations_reach_its_replicas_and_a_replica_cannot_rotate() {
+    let server = TestServer::start().await;
+    let (east, west) = ("us-east-1", "eu-west-1");
+    let created = ok(&server, in_region(east, "CreateKey", json!({ "MultiRegion": true }))).await;
+    let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    ok(&server, in_region(east, "ReplicateKey", json!({ "KeyId": key_id, "ReplicaRegion": west }))).await;
+
+    // Scheduled: the primary rotates after 90 days; what it seals after that opens in the other region.
+    ok(&server, in_region(east, "EnableKeyRotation", json!({ "KeyId": key_id, "RotationPeriodInDays": 90 }))).await;
+    server.advance_days(91).await;
+    let rotations = ok(&server, in_region(east, "ListKeyRotations", json!({ "KeyId": key_id }))).await;
+    assert_eq!(rotations["Rotations"].as_array().map(Vec::len), Some(1), "{rotations}");
+    let sealed =
+        ok(&server, in_region(east, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"rotated") }))).await;
+    let opened = ok(&server, in_region(west, "Decrypt", json!({ "CiphertextBlob": sealed["CiphertextBlob"] }))).await;
+    assert_eq!(opened["Plaintext"], b64(b"rotated"));
+
+    // On demand, likewise; and a replica is rotated only through its primary.
+    ok(&server, in_region(east, "RotateKeyOnDemand", json!({ "KeyId": key_id }))).await;
+    let sealed = ok(&server, in_region(west, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"again") }))).await;
+    let opened = ok(&server, in_region(east, "Decrypt", json!({ "CiphertextBlob": sealed["CiphertextBlob"] }))).await;
+    assert_eq!(opened["Plaintext"], b64(b"again"));
+    for operation in ["RotateKeyOnDemand", "EnableKeyRotation", "DisableKeyRotation"] {
+        let refused = send_aws(server.addr, &in_region(west, operation, json!({ "KeyId": key_id }))).await;
+        assert_exception(&refused, "UnsupportedOperationException");
+    }
+    // A primary with a replica is not deleted from under it; the replica may go.
+    let refused = send_aws(
+        server.addr,
+        &in_region(east, "ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": 7 })),
+    )
+    .await;
+    assert_exception(&refused, "KMSInvalidStateException");
+    ok(&server, in_region(west, "ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": 7 }))).await;
+    server.advance_days(8).await;
+    let described = ok(&server, in_region(east, "DescribeKey", json!({ "KeyId": key_id }))).await;
+    assert_eq!(described["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"], json!([]), "the replica is gone");
+    ok(&server, in_region(east, "ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": 7 }))).await;
+}
+
+#[tokio::test]
+async fn a_multi_region_set_and_its_shared_material_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (east, west) = ("us-east-1", "eu-west-1");
+    let server = TestServer::start_in(dir.path()).await;
+    let created = ok(&server, in_region(east, "CreateKey", json!({ "MultiRegion": true }))).await;
+    let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    ok(&server, in_region(east, "ReplicateKey", json!({ "KeyId": key_id, "ReplicaRegion": west }))).await;
+    ok(&server, in_region(east, "RotateKeyOnDemand", json!({ "KeyId": key_id }))).await;
+    ok(&server, in_region(east, "UpdatePrimaryRegion", json!({ "KeyId": key_id, "PrimaryRegion": west }))).await;
+    let sealed = ok(&server, in_region(west, "Encrypt", json!({ "KeyId": key_id, "Plaintext": b64(b"kept") }))).await;
+    server.stop().await;
+
+    let server = TestServer::start_in(dir.path()).await;
+    let opened = ok(&server, in_region(east, "Decrypt", json!({ "CiphertextBlob": sealed["CiphertextBlob"] }))).await;
+    assert_eq!(opened["Plaintext"], b64(b"kept"));
+    let described = ok(&server, in_region(east, "DescribeKey", json!({ "KeyId": key_id }))).await;
+    let configuration = &described["KeyMetadata"]["MultiRegionConfiguration"];
+    assert_eq!(configuration["MultiRegionKeyType"], "REPLICA");
+    assert_eq!(configuration["PrimaryKey"]["Region"], west);
     server.stop().await;
 }

@@ -272,6 +272,25 @@ async fn boto3_enables_rotation_with_a_period_rotates_on_demand_and_pages_list_k
 }
 
 #[tokio::test]
+async fn boto3_replicates_a_multi_region_key_decrypts_across_regions_and_swaps_the_primary_region() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "multiregion").await;
+    let calls = report.calls();
+    calls_answered(&report, &calls, "ReplicateKey", "");
+    calls_answered(&report, &calls, "ReplicateKey", "AlreadyExistsException");
+    calls_answered(&report, &calls, "ReplicateKey", "ValidationException");
+    calls_answered(&report, &calls, "ReplicateKey", "UnsupportedOperationException");
+    calls_answered(&report, &calls, "UpdatePrimaryRegion", "");
+    calls_answered(&report, &calls, "UpdatePrimaryRegion", "UnsupportedOperationException");
+    calls_answered(&report, &calls, "RotateKeyOnDemand", "UnsupportedOperationException");
+    calls_answered(&report, &calls, "Encrypt", "DisabledException");
+    assert!(
+        report
+            .passed("a ciphertext made in one region decrypts in the other")
+            .contains(&"the replica opens the primary's ciphertext".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn boto3_reads_the_default_key_policy_and_puts_and_lists_key_policies() {
     let report = scenario_with_auth_off(Sdk::Boto3, "policies").await;
     let calls = report.calls();

@@ -335,6 +335,17 @@ pub struct KeyMeta {
     /// The key policy (RAM policy JSON) set with SetKeyPolicy; `None` for the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// For an AWS multi-Region key, on every copy of it: which copy is the primary. The copies are
+    /// the keys of this id in other regions, so the replicas are never listed here to go stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_region: Option<MultiRegion>,
+}
+
+/// What a copy of a multi-Region key knows of its set: the primary's region. A copy whose own
+/// region this is, is the primary; every other copy is a replica.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MultiRegion {
+    pub primary_region: String,
 }
 
 /// One replica ("shadow") instance a key is synchronised to, and how its last sync ended.
@@ -508,6 +519,11 @@ impl Key {
     /// `error`, marked as this key's spec or usage refusing what was asked of it.
     pub fn refuse_use(&self, error: impl Into<KmsError>) -> KmsError {
         error.into().refused(Refusal::KeyUsage { key_id: self.meta.key_id.clone(), usage: self.meta.usage })
+    }
+
+    /// Whether this is the primary copy of a multi-Region key.
+    pub fn is_multi_region_primary(&self) -> bool {
+        self.meta.multi_region.as_ref().is_some_and(|m| m.primary_region == self.meta.region)
     }
 
     /// A replica is managed through its primary: changes to it are UnsupportedOperation.

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, KmsError, KmsResult};
 use super::key::{
-    AutomaticRotation, Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel,
-    ROTATION_INTERVAL_SECS, RotationPolicy, parse_rotation_interval,
+    AutomaticRotation, Key, KeyMeta, KeyOp, KeySpec, KeyState, KeyUsage, KeyVersion, MultiRegion, Origin,
+    ProtectionLevel, ROTATION_INTERVAL_SECS, RotationPolicy, parse_rotation_interval,
 };
 use super::paging::{Page, Paged};
 use super::{Change, Engine, Outcome, read_lock};
@@ -35,6 +35,8 @@ pub struct CreateKeyInput {
     pub dkms_instance_id: String,
     /// The key policy to start with; empty for the default.
     pub policy: String,
+    /// An AWS multi-Region primary key (`mrk-` id), which ReplicateKey can copy to other regions.
+    pub multi_region: bool,
 }
 
 /// A key as ListKeys shows it: what tells keys apart at a glance.
@@ -61,15 +63,23 @@ impl AliasRecord {
 
 impl Engine {
     pub fn create_key(&self, cx: &CallContext, input: CreateKeyInput) -> KmsResult<Outcome<Arc<Key>>> {
+        let multi_region = input.multi_region;
+        if multi_region {
+            super::multi_region::check_creatable(&input)?;
+        }
         let instance = match input.dkms_instance_id.as_str() {
             "" => None,
             id => Some(self.instance_for_new_key(cx, id)?),
         };
         let key_id = match &instance {
             Some(_) => super::instances::resource_id("key", &cx.region, 18),
+            None if multi_region => super::multi_region::new_key_id(),
             None => crate::engine::crypto::new_uuid().to_string(),
         };
-        let key = self.new_key(&cx.region, cx.received_at, input, instance.as_deref(), key_id, None)?;
+        let mut key = self.new_key(&cx.region, cx.received_at, input, instance.as_deref(), key_id, None)?;
+        if multi_region {
+            key.meta.multi_region = Some(MultiRegion { primary_region: cx.region.clone() });
+        }
         cx.trail.key(&key.meta);
         if let Some(v) = key.primary() {
             cx.trail.key_version(v.version_id);
@@ -147,6 +157,7 @@ impl Engine {
             replica_of: None,
             replicas: Vec::new(),
             policy,
+            multi_region: None,
         };
         Ok(Key { meta, versions })
     }
@@ -234,6 +245,15 @@ impl Engine {
                 if key.meta.deletion_protection {
                     return Err(KmsError::new(ErrorCode::StateModifiedFailed)
                         .because("The key has deletion protection enabled."));
+                }
+                let has_replicas = key.is_multi_region_primary()
+                    && self.multi_region_configuration(&key.meta).is_some_and(|set| !set.replica_regions.is_empty());
+                if has_replicas {
+                    // AWS holds such a primary in PendingReplicaDeletion until its replicas are gone; kmsim
+                    // does not model that state, so it asks for the replicas to go first.
+                    return Err(KmsError::new(ErrorCode::StateModifiedFailed).because(
+                        "The multi-Region primary key has replicas: delete them, or make one the primary, first.",
+                    ));
                 }
                 Ok(key.with_meta(|m| {
                     m.state = KeyState::PendingDeletion;

@@ -220,6 +220,14 @@ impl Engine {
             DueTask::DeleteKey { .. } | DueTask::RotateKey { .. } | DueTask::ExpireKeyMaterial { .. } => {}
         }
         let slot = self.slot(&item.region, item.task.resource_id())?;
+        if let DueTask::RotateKey { key_id } = &item.task
+            && slot.snapshot().meta.multi_region.is_some()
+        {
+            // The replicas take the primary's new version, under all the copies' gates.
+            return self
+                .rotate_multi_region_when_due(cx, &item.region, key_id, item.at, |key| rotation_due(key, item.at))
+                .await;
+        }
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         let still_due = match &item.task {
@@ -227,11 +235,7 @@ impl Engine {
                 key.meta.state == KeyState::PendingDeletion && key.meta.delete_date == Some(item.at)
             }
             // A key that is not Enabled when its rotation falls due rotates when it is enabled again.
-            DueTask::RotateKey { .. } => {
-                key.meta.state == KeyState::Enabled
-                    && key.meta.rotation.automatic == AutomaticRotation::Enabled
-                    && key.meta.rotation.next_rotation_date == Some(item.at)
-            }
+            DueTask::RotateKey { .. } => rotation_due(&key, item.at),
             DueTask::ExpireKeyMaterial { .. } => {
                 key.has_material() && key.meta.import.as_ref().and_then(|i| i.expires) == Some(item.at)
             }
@@ -275,6 +279,13 @@ impl Engine {
             event_resource: meta.key_id.clone(),
         }
     }
+}
+
+/// Whether the scheduled rotation of `key` at `at` is still to be done.
+fn rotation_due(key: &Key, at: SimTime) -> bool {
+    key.meta.state == KeyState::Enabled
+        && key.meta.rotation.automatic == AutomaticRotation::Enabled
+        && key.meta.rotation.next_rotation_date == Some(at)
 }
 
 /// Imported material that expires is destroyed; the key waits for an import

@@ -264,6 +264,7 @@ impl Plan<'_> {
             exportable: seed.exportable,
             dkms_instance_id: String::new(),
             policy: String::new(),
+            multi_region: false,
         };
         // Checked with no versions first, so that spec errors come before material errors.
         let field_line = |e: &KmsError| {

@@ -38,6 +38,11 @@ impl Engine {
     /// time for CreateKeyVersion, the due time for a scheduled rotation.
     pub async fn rotate_key(&self, cx: &CallContext, key_id: &str, at: SimTime) -> KmsResult<Outcome<VersionInfo>> {
         let slot = self.resolve(cx, key_id, "KeyId")?;
+        let named = slot.snapshot();
+        if named.meta.multi_region.is_some() {
+            // The copies all take the new version, under all their gates.
+            return self.rotate_multi_region(cx, &named.meta.key_id, at).await;
+        }
         let gate = slot.gate.clone().lock_owned().await;
         let key = slot.snapshot();
         cx.trail.key(&key.meta);
@@ -98,6 +103,12 @@ impl Engine {
         self.change_key(cx, (key_id, "KeyId"), KeyOp::Cryptographic, |key| {
             if key.meta.origin == Origin::External {
                 return Err(ErrorCode::UnsupportedOrigin.into());
+            }
+            if key.meta.multi_region.is_some() && !key.is_multi_region_primary() {
+                return Err(KmsError::with_message(
+                    ErrorCode::UnsupportedOperation,
+                    "A replica's rotation is its primary key's: set it on the primary.".into(),
+                ));
             }
             Ok(key.with_meta(|m| {
                 let last = m.rotation.last_rotation_date;

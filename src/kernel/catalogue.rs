@@ -314,6 +314,10 @@ ops! { AWS_ONLY: ApiCall {
     DERIVE_SHARED_SECRET = Kms "DeriveSharedSecret" "kms.derive_shared_secret" Read "kms_key" Light;
     LOOKUP_EVENTS = KmsimAudit "LookupEvents" "kmsim.lookup_events" Read "" Light;
     GET_KEY_LAST_USAGE = Kms "GetKeyLastUsage" "kms.get_key_last_usage" Read "kms_key" Light;
+    // AWS's ReplicateKey, named as AWS (and its IAM action) names it; its action tells it apart
+    // from Alibaba's instance ReplicateKey.
+    REPLICATE_MULTI_REGION_KEY = Kms "ReplicateKey" "kms.replicate_multi_region_key" Write "kms_key" Light;
+    UPDATE_PRIMARY_REGION = Kms "UpdatePrimaryRegion" "kms.update_primary_region" Write "kms_key" Light;
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.

@@ -155,8 +155,10 @@ actions! { p, request_id;
         exportable: false,
         dkms_instance_id: p.text("DKMSInstanceId"),
         policy: String::new(),
+        multi_region: None,
     } => |key| json!({ "KeyMetadata": key_metadata(&key.meta) });
-    "DescribeKey" => kms::DescribeKey { key_id: p.text("KeyId") } => |meta| json!({ "KeyMetadata": key_metadata(&meta) });
+    "DescribeKey" => kms::DescribeKey { key_id: p.text("KeyId") }
+        => |described| json!({ "KeyMetadata": key_metadata(&described.meta) });
     "ListKeys" => kms::ListKeys { page_number: p.int("PageNumber")?, page_size: p.int("PageSize")? } => |paged| {
         let keys: Vec<Value> =
             paged.items.iter().map(|k| json!({ "KeyId": k.key.meta.key_id, "KeyArn": k.key.meta.arn() })).collect();

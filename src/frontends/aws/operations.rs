@@ -16,7 +16,7 @@ use super::vocabulary::{
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
 use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageType};
-use crate::engine::{DataKeyPair, PublicKey};
+use crate::engine::{DataKeyPair, MultiRegionConfiguration, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
@@ -131,9 +131,44 @@ operations! { j, arns;
         exportable: false,
         dkms_instance_id: String::new(),
         policy: j.text("Policy"),
-    } => { let arns = arns.clone(); move |key| json!({ "KeyMetadata": key_metadata(&key.meta, &arns) }) };
-    "DescribeKey" => kms::DescribeKey { key_id: arns.key_reference(&j.text("KeyId")) }
-        => { let arns = arns.clone(); move |meta| json!({ "KeyMetadata": key_metadata(&meta, &arns) }) };
+        multi_region: j.boolean("MultiRegion")?,
+    } => {
+        let arns = arns.clone();
+        move |key| {
+            // A new multi-Region key is a primary with no replicas yet.
+            let set = key.meta.multi_region.as_ref().map(|m| MultiRegionConfiguration {
+                primary_region: m.primary_region.clone(),
+                replica_regions: Vec::new(),
+            });
+            json!({ "KeyMetadata": key_metadata(&key.meta, set.as_ref(), &arns) })
+        }
+    };
+    "DescribeKey" => kms::DescribeKey { key_id: arns.key_reference(&j.text("KeyId")) } => {
+        let arns = arns.clone();
+        move |described| json!({ "KeyMetadata": key_metadata(&described.meta, described.multi_region.as_ref(), &arns) })
+    };
+    "ReplicateKey" => kms::ReplicateMultiRegionKey {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        replica_region: j.text("ReplicaRegion"),
+        description: j.text("Description"),
+        policy: j.text("Policy"),
+        tags: j.tags("Tags")?,
+    } => {
+        let arns = arns.clone();
+        move |replicated| {
+            let meta = &replicated.replica.meta;
+            let tags: Vec<Value> = meta.tags.iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
+            json!({
+                "ReplicaKeyMetadata": key_metadata(meta, Some(&replicated.configuration), &arns),
+                "ReplicaPolicy": aws_policy(&replicated.policy, &arns.account_id),
+                "ReplicaTags": tags,
+            })
+        }
+    };
+    "UpdatePrimaryRegion" => kms::UpdatePrimaryRegion {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        primary_region: j.text("PrimaryRegion"),
+    } => |()| json!({});
     "ListKeys" => kms::ListKeys { page_number: j.marker()?, page_size: j.limit()? } => {
         let arns = arns.clone();
         move |paged| {
@@ -520,13 +555,16 @@ fn key_pair(pair: &DataKeyPair, arns: &Arns, with_plaintext: bool) -> Value {
     body
 }
 
-/// KeyMetadata as AWS describes a key.
-fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
+/// KeyMetadata as AWS describes a key, with the set of a multi-Region key.
+/// The ARN is the key's own region's (a replica's answer names the replica).
+fn key_metadata(meta: &KeyMeta, set: Option<&MultiRegionConfiguration>, arns: &Arns) -> Value {
     let spec = aws_name(KEY_SPECS, meta.spec);
+    let arn_in =
+        |region: &str| Arns { region: region.to_owned(), account_id: arns.account_id.clone() }.key(&meta.key_id);
     let mut metadata = json!({
         "AWSAccountId": arns.account_id,
         "KeyId": meta.key_id,
-        "Arn": arns.key(&meta.key_id),
+        "Arn": arn_in(&meta.region),
         "CreationDate": epoch(meta.creation_date),
         "Enabled": meta.state == crate::engine::key::KeyState::Enabled,
         "Description": meta.description,
@@ -536,8 +574,17 @@ fn key_metadata(meta: &KeyMeta, arns: &Arns) -> Value {
         "KeyManager": "CUSTOMER",
         "CustomerMasterKeySpec": spec,
         "KeySpec": spec,
-        "MultiRegion": false,
+        "MultiRegion": set.is_some(),
     });
+    if let Some(set) = set {
+        let replicas: Vec<Value> =
+            set.replica_regions.iter().map(|region| json!({ "Arn": arn_in(region), "Region": region })).collect();
+        metadata["MultiRegionConfiguration"] = json!({
+            "MultiRegionKeyType": if set.is_primary(&meta.region) { "PRIMARY" } else { "REPLICA" },
+            "PrimaryKey": { "Arn": arn_in(&set.primary_region), "Region": set.primary_region },
+            "ReplicaKeys": replicas,
+        });
+    }
     if let Some(date) = meta.delete_date {
         metadata["DeletionDate"] = json!(epoch(date));
     }
@@ -646,6 +693,15 @@ impl Json<'_> {
     fn text_or(&self, name: &str, older: &str) -> String {
         let text = self.text(name);
         if text.is_empty() && !older.is_empty() { self.text(older) } else { text }
+    }
+
+    /// A boolean, `None` when not given.
+    pub fn boolean(&self, name: &str) -> KmsResult<Option<bool>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(KmsError::invalid_because(name, "Send true or false.")),
+        }
     }
 
     pub fn int(&self, name: &str) -> KmsResult<i32> {

@@ -21,7 +21,8 @@ pub enum Cell {
     /// UnsupportedOperationException: AWS refuses the operation for the kind of key that can be in the state
     /// (a key whose material is imported does not rotate).
     Unsupported,
-    /// No key of the row's kind can be in the state (kmsim imports no asymmetric material).
+    /// No key of the row's kind can be in the state (kmsim imports no asymmetric material, and makes no
+    /// multi-Region key with imported material).
     NotApplicable,
 }
 
@@ -51,6 +52,9 @@ pub enum KeyKind {
     EcAgreement,
     /// SYMMETRIC_DEFAULT with imported material in every column.
     External,
+    /// A SYMMETRIC_DEFAULT multi-Region primary key, with a replica in another region while it can have one
+    /// (a primary pending deletion has none); never PendingImport (kmsim makes no EXTERNAL multi-Region key).
+    MultiRegion,
 }
 
 impl KeyKind {
@@ -61,6 +65,7 @@ impl KeyKind {
             KeyKind::RsaSign => "rsa-sign",
             KeyKind::EcAgreement => "ec-agree",
             KeyKind::External => "external",
+            KeyKind::MultiRegion => "multi-region",
         }
     }
 }
@@ -83,7 +88,7 @@ const fn row(operation: &'static str, key: KeyKind, cells: [Cell; 4]) -> Row {
 }
 
 use Cell::{Disabled as D, InvalidState as I, NotApplicable as NA, Ok as Y, Unsupported as U};
-use KeyKind::{EcAgreement, External, Hmac, RsaSign, Symmetric};
+use KeyKind::{EcAgreement, External, Hmac, MultiRegion, RsaSign, Symmetric};
 
 /// Cryptographic use: refused by a disabled key, and by one pending import or deletion.
 const USE: [Cell; 4] = [Y, D, I, I];
@@ -125,6 +130,7 @@ pub const STATE_TABLE: &[Row] = &[
     row("ListResourceTags", Symmetric, READ),
     row("PutKeyPolicy", Symmetric, READ),
     row("ReEncrypt", Symmetric, USE),
+    row("ReplicateKey", MultiRegion, [Y, Y, NA, I]),
     row("RotateKeyOnDemand", Symmetric, ROTATION),
     row("ScheduleKeyDeletion", Symmetric, DESCRIBE_CHANGE),
     row("Sign", RsaSign, [Y, D, NA, I]),
@@ -132,6 +138,7 @@ pub const STATE_TABLE: &[Row] = &[
     row("UntagResource", Symmetric, DESCRIBE_CHANGE),
     row("UpdateAlias", Symmetric, DESCRIBE_CHANGE),
     row("UpdateKeyDescription", Symmetric, DESCRIBE_CHANGE),
+    row("UpdatePrimaryRegion", MultiRegion, [Y, Y, NA, I]),
     row("Verify", RsaSign, [Y, D, NA, I]),
     row("VerifyMac", Hmac, USE),
 ];
@@ -185,10 +192,10 @@ mod tests {
     }
 
     #[test]
-    fn only_asymmetric_rows_have_no_pending_import_column() {
+    fn only_rows_of_keys_that_cannot_be_pending_import_have_no_pending_import_column() {
         for row in STATE_TABLE {
-            let asymmetric = matches!(row.key, KeyKind::RsaSign | KeyKind::EcAgreement);
-            assert_eq!(row.cells[2] == Cell::NotApplicable, asymmetric, "{}", row.operation);
+            let never_imported = matches!(row.key, KeyKind::RsaSign | KeyKind::EcAgreement | KeyKind::MultiRegion);
+            assert_eq!(row.cells[2] == Cell::NotApplicable, never_imported, "{}", row.operation);
         }
     }
 

@@ -30,7 +30,7 @@ service! {
         create_key(CreateKeyRequest) -> CreateKeyResponse = CreateKey,
             |key| pb::CreateKeyResponse { key_metadata: Some(key_metadata(&key.meta)) };
         describe_key(DescribeKeyRequest) -> DescribeKeyResponse = DescribeKey,
-            |meta| pb::DescribeKeyResponse { key_metadata: Some(key_metadata(&meta)) };
+            |described| pb::DescribeKeyResponse { key_metadata: Some(key_metadata(&described.meta)) };
         get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse = GetKeyPolicy,
             |policy| pb::GetKeyPolicyResponse { policy };
         set_key_policy(SetKeyPolicyRequest) -> SetKeyPolicyResponse = SetKeyPolicy,
@@ -168,7 +168,7 @@ decode! {
     CreateKeyRequest => CreateKey {
         key_spec, key_usage, origin, description, protection_level, enable_automatic_rotation, rotation_interval,
         exportable, dkms_instance_id,
-    } + { policy: String::new() }
+    } + { policy: String::new(), multi_region: None }
     DescribeKeyRequest => DescribeKey { key_id }
     GetKeyPolicyRequest => GetKeyPolicy { key_id, policy_name }
     SetKeyPolicyRequest => SetKeyPolicy { key_id, policy_name, policy }

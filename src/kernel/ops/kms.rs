@@ -10,8 +10,9 @@ use super::operation;
 use crate::context::CallContext;
 use crate::engine::key::{Key, KeyMeta, Origin, SpecKind, parse_rotation_interval};
 use crate::engine::{
-    AliasRecord, CreateKeyInput, DataKey, DataKeyPair, ExportTo, Exported, ImportParameters, KeyListing, Opened, Page,
-    Paged, PublicKey, Reencrypted, Sealed, SignRequest, UnderKey, VersionInfo,
+    AliasRecord, CreateKeyInput, DataKey, DataKeyPair, ExportTo, Exported, ImportParameters, KeyDescription,
+    KeyListing, Opened, Page, Paged, PublicKey, Reencrypted, ReplicaInput, Replicated, Sealed, SignRequest, UnderKey,
+    VersionInfo,
 };
 use crate::engine::{ErrorCode, KmsError, KmsResult};
 use crate::kernel::{App, Names};
@@ -42,6 +43,9 @@ operation! {
         exportable: bool = "Exportable",
         dkms_instance_id: String = "DKMSInstanceId",
         policy: String = "Policy",
+        /// AWS's multi-Region primary key, as the caller gave it (the other front ends have no such
+        /// parameter, so `None`): only a given value is recorded.
+        multi_region: Option<bool> = "MultiRegion",
     }
     names(_) { Names::none() }
     run(op, app, cx) {
@@ -56,6 +60,7 @@ operation! {
             exportable,
             dkms_instance_id,
             policy,
+            multi_region,
         } = op;
         let input = CreateKeyInput {
             key_spec,
@@ -68,17 +73,48 @@ operation! {
             exportable,
             dkms_instance_id,
             policy,
+            multi_region: multi_region.unwrap_or(false),
         };
         app.engine.create_key(&cx, input)?
     }
 }
 
 operation! {
-    DescribeKey = DESCRIBE_KEY -> KeyMeta {
+    /// The key, with its multi-Region set when it has one.
+    DescribeKey = DESCRIBE_KEY -> KeyDescription {
         key_id: String = "KeyId",
     }
     names(op) { Names::key(&op.key_id) }
-    run(op, app, cx) { app.engine.describe_key(&cx, &op.key_id)? }
+    run(op, app, cx) { app.engine.describe_key_with_set(&cx, &op.key_id)? }
+}
+
+operation! {
+    /// AWS's ReplicateKey: copies a multi-Region primary key (of the caller's region) to
+    /// `replica_region`. Not Alibaba's ReplicateKey (`ops::instances`), which synchronises
+    /// a key of a KMS instance to another instance.
+    ReplicateMultiRegionKey = REPLICATE_MULTI_REGION_KEY -> Replicated {
+        key_id: String = "KeyId",
+        replica_region: String = "ReplicaRegion",
+        description: String = "Description",
+        policy: String = "Policy",
+        tags: Vec<(String, String)> = "Tags",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) {
+        let ReplicateMultiRegionKey { key_id, replica_region, description, policy, tags } = op;
+        let input = ReplicaInput { replica_region, description, policy, tags };
+        app.engine.replicate_to_region(&cx, &key_id, input).await?
+    }
+}
+
+operation! {
+    /// Makes the replica in `primary_region` the primary of a multi-Region key, named by its primary.
+    UpdatePrimaryRegion = UPDATE_PRIMARY_REGION -> () {
+        key_id: String = "KeyId",
+        primary_region: String = "PrimaryRegion",
+    }
+    names(op) { Names::key(&op.key_id) }
+    run(op, app, cx) { app.engine.update_primary_region(&cx, &op.key_id, &op.primary_region).await? }
 }
 
 operation! {

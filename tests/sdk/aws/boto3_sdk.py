@@ -1,6 +1,6 @@
 """boto3 (botocore) against kmsim's AWS KMS JSON 1.1 front end, used as a user would.
 
-    python boto3_sdk.py lifecycle|resources|crypto|sign|mac|rotation|policies|grants|signatures|cloudtrail
+    python boto3_sdk.py lifecycle|resources|crypto|sign|mac|rotation|multiregion|policies|grants|signatures|cloudtrail
 
 Settings (environment): KMSIM_ENDPOINT (127.0.0.1:PORT), KMSIM_ACCESS_KEY_ID, KMSIM_ACCESS_KEY_SECRET, KMSIM_REGION
 (default us-east-1), and for `cloudtrail` KMSIM_USER_NAME (the RAM user that owns the AccessKey). The clients are made
@@ -794,6 +794,117 @@ def rotation():
 
 
 # ---------------------------------------------------------------------------
+# multiregion: a multi-Region key, its replica in another region, and their roles
+# ---------------------------------------------------------------------------
+
+
+def multiregion():
+    state = {}
+    east, west = REGION, "eu-west-1" if REGION != "eu-west-1" else "us-east-1"
+    kms_west = client(region=west)
+
+    @report.section("CreateKey with MultiRegion makes an mrk- primary key")
+    def _():
+        meta = new_key("multi-region", MultiRegion=True)
+        state.update(key=meta["KeyId"], arn=meta["Arn"])
+        check("the key id is mrk- and 32 hex digits", re.match(r"^mrk-[0-9a-f]{32}$", meta["KeyId"] or ""),
+              key_id=meta["KeyId"])
+        equal("DescribeKey says MultiRegion", meta.get("MultiRegion"), True)
+        equal("the new key is the PRIMARY with no replicas", meta.get("MultiRegionConfiguration"), {
+            "MultiRegionKeyType": "PRIMARY",
+            "PrimaryKey": {"Arn": meta["Arn"], "Region": east},
+            "ReplicaKeys": [],
+        })
+
+    @report.section("ReplicateKey copies it to another region: the same key id, an ARN of that region")
+    def _():
+        needs(state, "key")
+        replicated = k("ReplicateKey", KeyId=state["arn"], ReplicaRegion=west, Description="replica",
+                       Tags=[{"TagKey": "copy", "TagValue": "west"}])
+        replica = replicated["ReplicaKeyMetadata"]
+        state["replica_arn"] = replica["Arn"]
+        equal("the replica has the primary's key id", replica["KeyId"], state["key"])
+        equal("the replica's ARN names its region",
+              (key_arn_parts(replica["Arn"]) or {}).get("region"), west)
+        equal("the replica is a REPLICA of the primary", replica["MultiRegionConfiguration"]["MultiRegionKeyType"],
+              "REPLICA")
+        equal("its description and tags are its own", (replica["Description"], replicated.get("ReplicaTags")),
+              ("replica", [{"TagKey": "copy", "TagValue": "west"}]))
+        check("ReplicaPolicy is a key policy document", json.loads(replicated["ReplicaPolicy"]).get("Statement"))
+
+    @report.section("a ciphertext made in one region decrypts in the other")
+    def _():
+        needs(state, "key", "replica_arn")
+        blob = k("Encrypt", KeyId=state["key"], Plaintext=b"made in the east")["CiphertextBlob"]
+        opened = k("Decrypt", on=kms_west, CiphertextBlob=blob)
+        equal("the replica opens the primary's ciphertext", opened["Plaintext"], b"made in the east")
+        equal("and names itself as the key", opened["KeyId"], state["replica_arn"])
+        blob = k("Encrypt", on=kms_west, KeyId=state["key"], Plaintext=b"made in the west")["CiphertextBlob"]
+        equal("the primary opens the replica's ciphertext", k("Decrypt", CiphertextBlob=blob)["Plaintext"],
+              b"made in the west")
+
+    @report.section("DescribeKey on either copy shows the whole set")
+    def _():
+        needs(state, "key", "replica_arn")
+        primary = {"Arn": state["arn"], "Region": east}
+        replicas = [{"Arn": state["replica_arn"], "Region": west}]
+        for name, on, kind in (("primary", kms, "PRIMARY"), ("replica", kms_west, "REPLICA")):
+            configuration = k("DescribeKey", on=on, KeyId=state["key"])["KeyMetadata"]["MultiRegionConfiguration"]
+            equal("the %s is the %s" % (name, kind), configuration["MultiRegionKeyType"], kind)
+            equal("the %s names the primary and the replica" % name,
+                  (configuration["PrimaryKey"], configuration["ReplicaKeys"]), (primary, replicas))
+
+    @report.section("a replica's state is its own")
+    def _():
+        needs(state, "key")
+        k("DisableKey", on=kms_west, KeyId=state["key"])
+        refused("Encrypt with the disabled replica raises DisabledException", "Encrypt", "DisabledException",
+                on=kms_west, KeyId=state["key"], Plaintext=b"x")
+        check("the primary still encrypts", k("Encrypt", KeyId=state["key"], Plaintext=b"x").get("CiphertextBlob"))
+        k("EnableKey", on=kms_west, KeyId=state["key"])
+
+    @report.section("ReplicateKey refuses a region that has the key, its own region, and a single-Region key")
+    def _():
+        needs(state, "key")
+        refused("ReplicateKey to a region holding a replica raises AlreadyExistsException", "ReplicateKey",
+                "AlreadyExistsException", KeyId=state["key"], ReplicaRegion=west)
+        refused("ReplicateKey to the primary's own region raises ValidationException", "ReplicateKey",
+                "ValidationException", KeyId=state["key"], ReplicaRegion=east)
+        single = new_key("single-region")
+        equal("a key made without MultiRegion is not multi-Region", single.get("MultiRegion"), False)
+        refused("ReplicateKey of a single-Region key raises UnsupportedOperationException", "ReplicateKey",
+                "UnsupportedOperationException", KeyId=single["KeyId"], ReplicaRegion=west)
+        refused("a multi-Region key with Origin EXTERNAL raises UnsupportedOperationException", "CreateKey",
+                "UnsupportedOperationException", MultiRegion=True, Origin="EXTERNAL")
+
+    @report.section("UpdatePrimaryRegion swaps the roles")
+    def _():
+        needs(state, "key", "replica_arn")
+        k("UpdatePrimaryRegion", KeyId=state["key"], PrimaryRegion=west)
+        east_side = k("DescribeKey", KeyId=state["key"])["KeyMetadata"]["MultiRegionConfiguration"]
+        west_side = k("DescribeKey", on=kms_west, KeyId=state["key"])["KeyMetadata"]["MultiRegionConfiguration"]
+        equal("the old primary is a REPLICA, the replica the PRIMARY",
+              (east_side["MultiRegionKeyType"], west_side["MultiRegionKeyType"]), ("REPLICA", "PRIMARY"))
+        equal("both name the new primary", (east_side["PrimaryKey"], west_side["PrimaryKey"]),
+              ({"Arn": state["replica_arn"], "Region": west},) * 2)
+        refused("UpdatePrimaryRegion on what is now a replica raises UnsupportedOperationException",
+                "UpdatePrimaryRegion", "UnsupportedOperationException", KeyId=state["key"], PrimaryRegion=west)
+        blob = k("Encrypt", on=kms_west, KeyId=state["key"], Plaintext=b"after the swap")["CiphertextBlob"]
+        equal("the copies still share their material", k("Decrypt", CiphertextBlob=blob)["Plaintext"],
+              b"after the swap")
+
+    @report.section("a rotation of the primary reaches the replica; a replica does not rotate on its own")
+    def _():
+        needs(state, "key")
+        k("RotateKeyOnDemand", on=kms_west, KeyId=state["key"])
+        blob = k("Encrypt", on=kms_west, KeyId=state["key"], Plaintext=b"new material")["CiphertextBlob"]
+        equal("the replica opens what the rotated primary sealed", k("Decrypt", CiphertextBlob=blob)["Plaintext"],
+              b"new material")
+        refused("RotateKeyOnDemand on a replica raises UnsupportedOperationException", "RotateKeyOnDemand",
+                "UnsupportedOperationException", KeyId=state["key"])
+
+
+# ---------------------------------------------------------------------------
 # policies
 # ---------------------------------------------------------------------------
 
@@ -1135,7 +1246,8 @@ def key_in(kind, state):
     """A fresh key of `kind` brought into `state`, with what calls on it need made while it could still make them."""
     spec = {"symmetric": {}, "external": {}, "hmac": {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
             "rsa-sign": {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"},
-            "ec-agree": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"}}[kind]
+            "ec-agree": {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"},
+            "multi-region": {"MultiRegion": True}}[kind]
     external = kind == "external" or state == "PendingImport"
     key_id = new_key("state walk: %s %s" % (kind, state), Origin="EXTERNAL" if external else "AWS_KMS",
                      **spec)["KeyId"]
@@ -1154,6 +1266,9 @@ def key_in(kind, state):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
         made["blob"] = k("Encrypt", KeyId=key_id, Plaintext=b"p")["CiphertextBlob"]
+    if kind == "multi-region" and state != "PendingDeletion":
+        # A primary with a replica cannot be scheduled for deletion, so only the others have one.
+        k("ReplicateKey", KeyId=key_id, ReplicaRegion=STATE_WALK["replica_region"])
     if state == "Disabled":
         k("DisableKey", KeyId=key_id)
     elif state == "PendingDeletion":
@@ -1195,6 +1310,8 @@ def state_call(operation, made):
         "GetParametersForImport": {"KeyId": key, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
                                    "WrappingKeySpec": "RSA_2048"},
         "ImportKeyMaterial": dict(made.get("import") or {}, KeyId=key),
+        "ReplicateKey": {"KeyId": key, "ReplicaRegion": STATE_WALK["third_region"]},
+        "UpdatePrimaryRegion": {"KeyId": key, "PrimaryRegion": STATE_WALK["replica_region"]},
     }
     # Every other operation of the table takes the key alone.
     return by_operation.get(operation, {"KeyId": key})
@@ -1205,6 +1322,8 @@ def states():
     report.fact("rows", len(table))
     other = new_key("the walk's other key")
     STATE_WALK.update(other=other["KeyId"], account=key_arn_parts(other["Arn"])["account"])
+    regions = [r for r in ("eu-west-1", "ap-southeast-2", "us-west-2") if r != REGION]
+    STATE_WALK.update(replica_region=regions[0], third_region=regions[1])
 
     for row in table:
         operation, kind, cells = row["operation"], row["key"], row["cells"]
@@ -1233,6 +1352,7 @@ if __name__ == "__main__":
         "p521": p521,
         "mac": mac,
         "rotation": rotation,
+        "multiregion": multiregion,
         "policies": policies,
         "grants": grants,
         "signatures": signatures,
