@@ -40,6 +40,8 @@ pub struct CallContext {
     pub called_as: &'static str,
     /// The code and status the caller receives for an error, for its record.
     pub wire_error: fn(&KmsError) -> crate::kernel::meta::WireError,
+    /// How many grant tokens the call carried; the tokens are checked on arrival and kept nowhere.
+    pub grant_tokens: usize,
     pub trail: Trail,
 }
 
@@ -63,6 +65,7 @@ impl CallContext {
             started: Stopwatch::Fixed(Duration::ZERO),
             called_as: "",
             wire_error: crate::kernel::meta::table_error,
+            grant_tokens: 0,
             trail: Trail::default(),
         }
     }
@@ -88,6 +91,7 @@ impl CallContext {
             // A call made on the caller's behalf is kmsim's own, named as kmsim names it.
             called_as: "",
             wire_error: self.wire_error,
+            grant_tokens: self.grant_tokens,
             trail: Trail::default(),
         }
     }
@@ -181,6 +185,8 @@ pub struct TrailFacts {
     pub mac_bytes: Option<u64>,
     /// Other keys the call touched (ReEncrypt's source key), by ARN.
     pub referenced_keys: Vec<String>,
+    /// The grant a call retires or revokes, by id: a retirement is authorised on it.
+    pub grant_id: String,
     /// Every resource of a call on several at once (TagResources' keys,
     /// BatchGetSecretValue's secrets), by ARN, each once: the call is
     /// authorised on all of them.
@@ -298,6 +304,10 @@ impl Trail {
 
     pub fn referenced_key(&self, arn: String) {
         self.update(|f| f.referenced_keys.push(arn));
+    }
+
+    pub fn grant(&self, grant_id: &str) {
+        self.update(|f| grant_id.clone_into(&mut f.grant_id));
     }
 
     pub fn response_element(&self, name: &str, value: impl Into<Value>) {

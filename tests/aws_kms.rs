@@ -103,9 +103,10 @@ async fn refusals_are_awss_exceptions_and_each_is_recorded() {
     assert_exception(&garbage, "InvalidCiphertextException");
     assert_eq!(record_of(&server, &garbage).await.event_name, "Decrypt");
 
-    let grant = send_aws(server.addr, &AwsCall::new("CreateGrant", json!({ "KeyId": key_id }))).await;
-    assert_exception(&grant, "UnsupportedOperationException");
-    assert!(grant.body["message"].as_str().unwrap().contains("CreateGrant"));
+    let custom_store =
+        send_aws(server.addr, &AwsCall::new("ConnectCustomKeyStore", json!({ "CustomKeyStoreId": "cks-1" }))).await;
+    assert_exception(&custom_store, "UnsupportedOperationException");
+    assert!(custom_store.body["message"].as_str().unwrap().contains("ConnectCustomKeyStore"));
     let bogus = send_aws(server.addr, &AwsCall::new("MakeCoffee", json!({}))).await;
     assert_exception(&bogus, "UnknownOperationException");
     assert!(record_of(&server, &bogus).await.request_parameters.contains("MakeCoffee"));
@@ -598,4 +599,140 @@ async fn a_multi_region_set_and_its_shared_material_survive_a_restart() {
     assert_eq!(configuration["MultiRegionKeyType"], "REPLICA");
     assert_eq!(configuration["PrimaryKey"]["Region"], west);
     server.stop().await;
+}
+
+/// The ARN AWS gives the IAM user `name` of kmsim's default AWS account.
+fn iam_user(name: &str) -> String {
+    format!("arn:aws:iam::111122223333:user/{name}")
+}
+
+#[tokio::test]
+async fn grants_are_made_listed_retired_and_revoked_and_their_tokens_are_checked_but_never_recorded() {
+    let server = TestServer::start().await;
+    let key =
+        ok(&server, AwsCall::new("CreateKey", json!({}))).await["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let request = json!({
+        "KeyId": key,
+        "GranteePrincipal": iam_user("app"),
+        "RetiringPrincipal": iam_user("ops"),
+        "Operations": ["Encrypt", "Decrypt"],
+        "Constraints": { "EncryptionContextEquals": { "app": "billing" } },
+        "Name": "billing-app",
+    });
+    let made = ok(&server, AwsCall::new("CreateGrant", request.clone())).await;
+    let (grant_id, token) =
+        (made["GrantId"].as_str().unwrap().to_owned(), made["GrantToken"].as_str().unwrap().to_owned());
+    assert_eq!(grant_id.len(), 64);
+    let retried = ok(&server, AwsCall::new("CreateGrant", request.clone())).await;
+    assert_eq!(retried["GrantId"], grant_id.as_str(), "a named retry with the same parameters is the same grant");
+    assert_ne!(retried["GrantToken"], token.as_str(), "with a token of its own");
+
+    let listed = ok(&server, AwsCall::new("ListGrants", json!({ "KeyId": key }))).await;
+    assert_eq!(listed["Truncated"], false);
+    let grant = &listed["Grants"][0];
+    assert_eq!(grant["GrantId"], grant_id.as_str());
+    assert_eq!(grant["KeyId"], key.as_str());
+    assert_eq!(grant["IssuingAccount"], "arn:aws:iam::111122223333:root");
+    assert_eq!(grant["Constraints"], json!({ "EncryptionContextEquals": { "app": "billing" } }));
+    assert!(grant["CreationDate"].is_number());
+
+    let sealed = json!({ "KeyId": key, "Plaintext": b64(b"x"), "GrantTokens": [token, retried["GrantToken"]] });
+    let encrypted = send_aws(server.addr, &AwsCall::new("Encrypt", sealed)).await;
+    assert_eq!(encrypted.status, 200, "{:?}", encrypted.body);
+    let record = record_of(&server, &encrypted).await;
+    assert!(record.request_parameters.contains(r#""GrantTokens":2"#), "{}", record.request_parameters);
+    assert!(!record.request_parameters.contains(&token));
+
+    let forged = send_aws(
+        server.addr,
+        &AwsCall::new("Encrypt", json!({ "KeyId": key, "Plaintext": b64(b"x"), "GrantTokens": ["not-a-token"] })),
+    )
+    .await;
+    assert_exception(&forged, "InvalidGrantTokenException");
+    let eleven = vec![token.clone(); 11];
+    let too_many =
+        send_aws(server.addr, &AwsCall::new("DescribeKey", json!({ "KeyId": key, "GrantTokens": eleven }))).await;
+    assert_exception(&too_many, "ValidationException");
+
+    let unknown_op = json!({ "KeyId": key, "GranteePrincipal": iam_user("app"), "Operations": ["Fly"] });
+    let unknown_op = send_aws(server.addr, &AwsCall::new("CreateGrant", unknown_op)).await;
+    assert_exception(&unknown_op, "ValidationException");
+    let dry = json!({ "KeyId": key, "GranteePrincipal": iam_user("app"), "Operations": ["Encrypt"], "DryRun": true });
+    let dry = send_aws(server.addr, &AwsCall::new("CreateGrant", dry)).await;
+    assert_eq!((dry.status, dry.body["__type"].as_str()), (412, Some("DryRunOperationException")));
+    let retirable =
+        ok(&server, AwsCall::new("ListRetirableGrants", json!({ "RetiringPrincipal": iam_user("ops") }))).await;
+    assert_eq!(retirable["Grants"].as_array().unwrap().len(), 1);
+
+    let retired = send_aws(server.addr, &AwsCall::new("RetireGrant", json!({ "GrantToken": token }))).await;
+    assert_eq!(retired.status, 200, "{:?}", retired.body);
+    let record = record_of(&server, &retired).await;
+    assert_eq!(record.request_parameters, r#"{"GrantToken":true}"#, "a retirement records that a token was given");
+    let gone = send_aws(server.addr, &AwsCall::new("RevokeGrant", json!({ "KeyId": key, "GrantId": grant_id }))).await;
+    assert_exception(&gone, "NotFoundException");
+    let malformed = send_aws(server.addr, &AwsCall::new("RevokeGrant", json!({ "KeyId": key, "GrantId": "x" }))).await;
+    assert_exception(&malformed, "InvalidGrantIdException");
+    let made = all_audit_events(&server).await.into_iter().filter(|e| e.event_name == "CreateGrant");
+    assert!(made.into_iter().all(|e| !e.request_parameters.contains("GrantToken")), "a token is never recorded");
+}
+
+#[tokio::test]
+async fn under_auth_required_a_grantee_uses_a_key_only_through_its_grant_and_within_its_constraint() {
+    let server = TestServer::start_config(auth_required_config()).await;
+    let mut admin = SignedClients::of(&server, &admin_credentials()).await;
+    let grantee = create_access_key_as(&mut admin, "grantee").await;
+    let retirer = create_access_key_as(&mut admin, "retirer").await;
+    let as_admin =
+        |operation: &str, body: serde_json::Value| AwsCall::new(operation, body).signed(ADMIN_KEY_ID, ADMIN_SECRET);
+    let as_grantee = |operation: &str, body: serde_json::Value| {
+        AwsCall::new(operation, body).signed(&grantee.access_key_id, grantee.secret.expose())
+    };
+    let key = ok(&server, as_admin("CreateKey", json!({}))).await["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let other = ok(&server, as_admin("CreateKey", json!({}))).await["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let encrypt = |key: &str, context: serde_json::Value| {
+        as_grantee("Encrypt", json!({ "KeyId": key, "Plaintext": b64(b"x"), "EncryptionContext": context }))
+    };
+    let billing = json!({ "app": "billing" });
+    assert_exception(&send_aws(server.addr, &encrypt(&key, billing.clone())).await, "AccessDeniedException");
+
+    let grant = json!({
+        "KeyId": key,
+        "GranteePrincipal": iam_user("grantee"),
+        "RetiringPrincipal": iam_user("retirer"),
+        "Operations": ["Encrypt"],
+        "Constraints": { "EncryptionContextSubset": billing },
+    });
+    let made = ok(&server, as_admin("CreateGrant", grant.clone())).await;
+    let sealed = ok(&server, encrypt(&key, json!({ "app": "billing", "more": "x" }))).await;
+    assert_eq!(sealed["KeyId"], key.as_str(), "the grant lets its grantee encrypt within its constraint");
+    assert_exception(&send_aws(server.addr, &encrypt(&key, json!({}))).await, "AccessDeniedException");
+    assert_exception(&send_aws(server.addr, &encrypt(&other, billing.clone())).await, "AccessDeniedException");
+    let decrypt = as_grantee(
+        "Decrypt",
+        json!({ "CiphertextBlob": sealed["CiphertextBlob"], "EncryptionContext": { "app": "billing", "more": "x" } }),
+    );
+    assert_exception(&send_aws(server.addr, &decrypt).await, "AccessDeniedException");
+    let own_grant = send_aws(
+        server.addr,
+        &as_grantee(
+            "CreateGrant",
+            json!({ "KeyId": key, "GranteePrincipal": iam_user("grantee"), "Operations": ["Decrypt"] }),
+        ),
+    )
+    .await;
+    assert_exception(&own_grant, "AccessDeniedException");
+
+    // The retiring principal may retire the grant with no policy of its own; then the grant permits nothing.
+    let retire = AwsCall::new("RetireGrant", json!({ "KeyId": key, "GrantId": made["GrantId"] }))
+        .signed(&retirer.access_key_id, retirer.secret.expose());
+    let retired = send_aws(server.addr, &retire).await;
+    assert_eq!(retired.status, 200, "{:?}", retired.body);
+    assert_exception(&send_aws(server.addr, &encrypt(&key, billing.clone())).await, "AccessDeniedException");
+
+    // An explicit Deny in a policy is never overridden by a grant.
+    ok(&server, as_admin("CreateGrant", grant)).await;
+    ok(&server, encrypt(&key, billing.clone())).await;
+    create_policy_as(&mut admin, "no-encrypt", &identity_policy("Deny", &["kms:Encrypt"], &["*"])).await;
+    attach_user_policy_as(&mut admin, "no-encrypt", "grantee").await;
+    assert_exception(&send_aws(server.addr, &encrypt(&key, billing)).await, "AccessDeniedException");
 }

@@ -330,6 +330,16 @@ async fn boto3_cloudtrail_lookup_events_shows_who_decrypted_and_how_it_ended_wit
     calls_answered(&report, &calls, "Decrypt", "IncorrectKeyException");
 }
 
+#[tokio::test]
+async fn boto3_creates_grants_whose_tokens_encrypt_then_lists_retires_and_revokes_them() {
+    let report = scenario_with_auth_off(Sdk::Boto3, "grants").await;
+    let calls = report.calls();
+    for action in ["CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant"] {
+        calls_answered(&report, &calls, action, "");
+    }
+    calls_answered(&report, &calls, "CreateGrant", "DisabledException");
+}
+
 // ---------------------------------------------------------------------------
 // The AWS CLI, the AWS Encryption SDK, and @aws-sdk/client-kms
 // ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use super::error::{ErrorCode, KmsError, KmsResult};
+use super::grants::GrantUse;
 use super::key::KeyOp;
 use super::keys::check_description;
 use super::lifecycle::{DueItem, DueTask};
@@ -417,8 +418,10 @@ impl Engine {
     /// policies: the admin and unauthenticated callers (auth off) are not.
     /// Each resource is judged by the identity policies whose scope admits the
     /// call on it (a permission policy's instance and network rules) and by
-    /// the resource's own policy.
-    pub fn authorize(&self, cx: &CallContext, action: &str, resources: &[String]) -> KmsResult<()> {
+    /// the resource's own policy. A key those leave undecided (no Deny, no
+    /// Allow) is allowed when its grants permit every one of `uses` the call
+    /// makes of it; an explicit Deny is never overridden by a grant.
+    pub fn authorize(&self, cx: &CallContext, action: &str, resources: &[String], uses: &[GrantUse]) -> KmsResult<()> {
         let book = read_lock(&self.access);
         let (principal_arn, grants) = match &cx.principal {
             Principal::User { name, .. } => {
@@ -445,10 +448,19 @@ impl Engine {
             let resource = Resource { arn, policy: own.as_ref() };
             match policy::decide(&identity, &principal_arn, action, &[resource]) {
                 Decision::Allow => {}
+                Decision::ImplicitDeny if self.granted(cx, arn, uses) => {}
                 Decision::ExplicitDeny | Decision::ImplicitDeny => return Err(ErrorCode::NoPermission.into()),
             }
         }
         Ok(())
+    }
+
+    /// Whether the grants of the key `arn` names permit every use the call makes of it (at least one).
+    fn granted(&self, cx: &CallContext, arn: &str, uses: &[GrantUse]) -> bool {
+        let Some((region, resource)) = self.own_resource(arn) else { return false };
+        let Some(key_id) = resource.strip_prefix("key/") else { return false };
+        let of_key: Vec<&GrantUse> = uses.iter().filter(|u| u.key_arn == arn).collect();
+        self.grants_allow(cx, &(region.to_owned(), key_id.to_owned()), &of_key)
     }
 
     /// The KMS instance of the key or secret `arn` names, if it is in one.

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     InvalidSignature,
     InvalidMac,
     IncorrectKey,
+    // Grants (AWS's): a token this server did not issue, a malformed grant id, a dry run that would have succeeded.
+    InvalidGrantToken,
+    InvalidGrantId,
+    DryRunOperation,
 }
 
 impl ErrorCode {
@@ -97,6 +101,9 @@ impl ErrorCode {
         Self::InvalidSignature,
         Self::InvalidMac,
         Self::IncorrectKey,
+        Self::InvalidGrantToken,
+        Self::InvalidGrantId,
+        Self::DryRunOperation,
     ];
 
     /// The code named by its client-facing spelling; Alibaba's own misspelling
@@ -202,6 +209,9 @@ impl ErrorCode {
             Self::IncorrectKey => {
                 ("IncorrectKey", 400, "The ciphertext was not sealed under the key the request names.")
             }
+            Self::InvalidGrantToken => ("InvalidGrantToken", 400, "The grant token is not valid."),
+            Self::InvalidGrantId => ("InvalidGrantId", 400, "The grant id is not valid."),
+            Self::DryRunOperation => ("DryRunOperation", 412, "The request would have succeeded, but DryRun was set."),
         }
     }
 }

@@ -14,6 +14,7 @@ mod asymmetric;
 pub mod crypto;
 pub mod error;
 mod export;
+pub mod grants;
 mod import;
 pub mod instances;
 pub mod key;
@@ -42,6 +43,7 @@ pub use self::asymmetric::{PublicKey, SignRequest, UnderKey};
 use self::crypto::ciphertext::BlobCodec;
 pub use self::error::{ErrorCode, KmsError, KmsResult};
 pub use self::export::{ExportTo, Exported};
+pub use self::grants::{Grant, GrantConstraints, GrantInput, GrantMade, GrantNamed, GrantUse};
 pub use self::import::{ImportParameters, ImportToken};
 pub use self::instances::{CreateInstanceInput, Instance};
 use self::key::{Key, KeyVersion};
@@ -78,12 +80,21 @@ pub enum Change {
     },
     SetClockOffset(i64),
     SaveImportToken(Arc<ImportToken>),
-    /// The key of `region`, its versions and (with the last copy of the key) its import tokens are destroyed.
+    /// The key of `region`, its versions and grants, and (with the last copy of the key) its import tokens are
+    /// destroyed.
     DeleteKey {
         region: String,
         key_id: String,
     },
     SaveInstance(Arc<Instance>),
+    /// Insert a grant, or replace it with the same id.
+    SaveGrant(Arc<Grant>),
+    /// A grant is retired or revoked.
+    RemoveGrant {
+        region: String,
+        key_id: String,
+        grant_id: String,
+    },
     /// Insert or replace a secret with every version it keeps.
     SaveSecret(Arc<Secret>),
     /// The secret and its versions are destroyed.
@@ -159,6 +170,7 @@ pub struct Snapshot {
     pub instances: Vec<Instance>,
     pub access: Vec<AccessEntity>,
     pub secrets: Vec<Secret>,
+    pub grants: Vec<Grant>,
 }
 
 /// The simulated KMS of one account.
@@ -166,6 +178,7 @@ pub struct Engine {
     account_id: String,
     clock: Arc<SimClock>,
     blobs: BlobCodec,
+    grant_tokens: grants::GrantTokens,
     /// Keys by (region, key id): a replica shares its primary's id in another region.
     keys: RwLock<HashMap<KeyAddr, Arc<KeySlot>>>,
     /// (region, alias name) to key id.
@@ -175,6 +188,8 @@ pub struct Engine {
     import_tokens: RwLock<HashMap<String, Arc<ImportToken>>>,
     subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
     instances: RwLock<BTreeMap<String, Arc<Instance>>>,
+    /// Every key's grants; changed under the key's gate.
+    grants: RwLock<grants::GrantBook>,
     /// Users, AccessKeys, policies, AAPs, ClientKeys and network rules.
     access: RwLock<access::AccessBook>,
     /// Serialises changes to identities and policies (they are few and rare).
@@ -224,6 +239,7 @@ impl Engine {
             account_id,
             clock,
             blobs: BlobCodec::new(blob_secret),
+            grant_tokens: grants::GrantTokens::new(&blob_secret),
             keys: RwLock::new(keys.collect()),
             aliases: RwLock::new(aliases.collect()),
             alias_gates: GateTable::default(),
@@ -231,6 +247,7 @@ impl Engine {
             import_tokens: RwLock::new(tokens.collect()),
             subscriptions: RwLock::new(subscriptions.collect()),
             instances: RwLock::new(instances.collect()),
+            grants: RwLock::new(grants::GrantBook::new(snapshot.grants)),
             access: RwLock::new(access::AccessBook::new(snapshot.access)),
             access_gate: Arc::new(Mutex::new(())),
             secrets: RwLock::new(secrets.collect()),
@@ -300,6 +317,7 @@ impl Engine {
                     write_lock(&self.import_tokens).insert(token.token.clone(), token);
                 }
                 Change::DeleteKey { region, key_id } => {
+                    self.apply_grant(grants::GrantChange::RemoveKey((region.clone(), key_id.clone())));
                     let mut keys = write_lock(&self.keys);
                     keys.remove(&(region, key_id.clone()));
                     if !keys.keys().any(|(_, id)| *id == key_id) {
@@ -310,6 +328,8 @@ impl Engine {
                     self.schedule_instance(&instance);
                     write_lock(&self.instances).insert(instance.instance_id.clone(), instance);
                 }
+                Change::SaveGrant(grant) => self.apply_grant(grants::GrantChange::Save(grant)),
+                Change::RemoveGrant { grant_id, .. } => self.apply_grant(grants::GrantChange::Remove(grant_id)),
                 Change::SaveSecret(secret) => {
                     self.schedule_secret(&secret);
                     write_lock(&self.secrets).insert((secret.region.clone(), secret.name.clone()), secret);

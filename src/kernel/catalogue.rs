@@ -297,8 +297,8 @@ ops! { OPENAPI_ONLY: ApiCall {
     DELETE_NETWORK_RULE = KmsimAccess "DeleteNetworkRule" "kms.delete_network_rule" Write "kms_network_rule" Light;
 }}
 
-// Calls only AWS's API offers: its own shapes of what kmsim does anyway (rotation,
-// key policies, data key pairs), CloudTrail's LookupEvents (the trail looked up as
+// Calls only AWS's API offers: grants, its own shapes of what kmsim does anyway
+// (rotation, key policies, data key pairs, multi-Region keys), CloudTrail's LookupEvents (the trail looked up as
 // CloudTrail does; ActionTrail's own API has a LookupEvents too, which its RAM action
 // names) and KMS's GetKeyLastUsage, both answered from the audit trail. No kmsim.v1
 // RPC serves them.
@@ -318,6 +318,11 @@ ops! { AWS_ONLY: ApiCall {
     // from Alibaba's instance ReplicateKey.
     REPLICATE_MULTI_REGION_KEY = Kms "ReplicateKey" "kms.replicate_multi_region_key" Write "kms_key" Light;
     UPDATE_PRIMARY_REGION = Kms "UpdatePrimaryRegion" "kms.update_primary_region" Write "kms_key" Light;
+    CREATE_GRANT = Kms "CreateGrant" "kms.create_grant" Write "kms_key" Light;
+    LIST_GRANTS = Kms "ListGrants" "kms.list_grants" Read "kms_key" Light;
+    LIST_RETIRABLE_GRANTS = Kms "ListRetirableGrants" "kms.list_retirable_grants" Read "kms_key" Light;
+    RETIRE_GRANT = Kms "RetireGrant" "kms.retire_grant" Write "kms_key" Light;
+    REVOKE_GRANT = Kms "RevokeGrant" "kms.revoke_grant" Write "kms_key" Light;
 }}
 
 // Work kmsim does on its own as the clock passes its due time, with no caller.

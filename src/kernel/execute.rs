@@ -92,8 +92,11 @@ impl App {
         let spec = operation.spec();
         // What a call names matters only to permissions; with auth off nothing is judged.
         let names = if self.identity.judges_permissions() { operation.names() } else { Names::default() };
-        let request_parameters = operation.audit_params();
+        let mut request_parameters = operation.audit_params();
         let (cx, refused, request_bytes, frontend) = self.admit_call(meta, spec, &names);
+        if let (Value::Object(params), given @ 1..) = (&mut request_parameters, cx.grant_tokens) {
+            params.insert("GrantTokens".to_owned(), Value::from(given));
+        }
         let ran = refused.is_none();
         let cx = Arc::new(cx);
         let result = match refused {
@@ -127,9 +130,10 @@ impl App {
 
     /// The call's context from its metadata, and the error it is refused with
     /// before it runs, if it is: by authentication, which needs no resource,
-    /// ahead of what the front end itself found wrong; then by permission on
-    /// what the call names. Also the request's size, for its record, and the
-    /// front end's name, for the logs.
+    /// ahead of what the front end itself found wrong; then by a grant token
+    /// this server did not issue; then by permission on what the call names.
+    /// Also the request's size, for its record, and the front end's name, for
+    /// the logs.
     fn admit_call(
         &self,
         meta: CallMeta,
@@ -151,6 +155,7 @@ impl App {
             called_as,
             wire_error,
             refusal,
+            grant_tokens,
         } = meta;
         let mut cx = CallContext {
             request_id,
@@ -168,6 +173,7 @@ impl App {
             started: simulated_latency.map_or_else(Stopwatch::start, Stopwatch::Fixed),
             called_as,
             wire_error,
+            grant_tokens: grant_tokens.len(),
             trail: Trail::default(),
         };
         let identity = &self.identity;
@@ -176,6 +182,7 @@ impl App {
             .and_then(|()| identity.admit_service(spec, &cx))
             .err()
             .or(refusal)
+            .or_else(|| self.engine.check_grant_tokens(&grant_tokens).err())
             .or_else(|| {
                 let forbidden = identity.preauthorize(&self.engine, spec, &cx, names).err()?;
                 self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());

@@ -21,6 +21,11 @@
 //!    which alias) and before anything is committed, the same check on what
 //!    it resolved.
 //!
+//! Where policies leave a use of a key undecided (no Allow, no Deny), the
+//! key's grants may allow it: each use the call makes of a key is put as the
+//! grant operation it is, with the encryption context the request gives
+//! ([`GrantUse`]), and the engine judges it with the policies, in one place.
+//!
 //! A refusal at any point is audited like any failure, with the caller's
 //! identity, and changes nothing.
 
@@ -30,9 +35,10 @@ use super::operation::Names;
 use crate::context::{CallContext, Principal};
 use crate::credentials::Credentials;
 use crate::engine::access::Credential;
+use crate::engine::grants::grant_operation;
 use crate::engine::key::key_arn;
 use crate::engine::secrets::secret_arn;
-use crate::engine::{Engine, ErrorCode, KmsResult};
+use crate::engine::{Engine, ErrorCode, GrantUse, KmsResult};
 
 /// `--auth`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -140,7 +146,8 @@ impl Identity {
                 None => return Ok(()),
             }
         }
-        judge(engine, op, cx, names, product, arns)
+        let uses = grant_uses(op, names, arns.first(), &[]);
+        judge(engine, op, cx, names, product, arns, &uses)
     }
 
     /// After the operation: whether the caller's policies, and the policies of
@@ -152,18 +159,17 @@ impl Identity {
         let Some(product) = product(op.service) else { return Ok(()) };
         let facts = cx.trail.snapshot();
         if !facts.batch.is_empty() {
-            return engine.authorize(cx, op.ram_action, &facts.batch);
+            return engine.authorize(cx, op.ram_action, &facts.batch, &[]);
         }
         // A secret call is authorised on its secret alone, not on the key that seals it.
         if !facts.secret_arn.is_empty() {
-            return engine.authorize(cx, op.ram_action, &[facts.secret_arn]);
+            return engine.authorize(cx, op.ram_action, &[facts.secret_arn], &[]);
         }
-        let mut arns: Vec<String> =
-            Some(facts.key_arn).filter(|a| !a.is_empty()).into_iter().chain(facts.referenced_keys).collect();
-        if arns.is_empty() {
-            arns.extend(names.key.as_deref().map(|key| named_key_arn(engine.account_id(), &cx.region, key)));
-        }
-        judge(engine, op, cx, names, product, arns)
+        let main = Some(facts.key_arn).filter(|a| !a.is_empty());
+        let main = main.or_else(|| names.key.as_deref().map(|key| named_key_arn(engine.account_id(), &cx.region, key)));
+        let uses = grant_uses(op, names, main.as_ref(), &facts.referenced_keys);
+        let arns: Vec<String> = main.into_iter().chain(facts.referenced_keys).collect();
+        judge(engine, op, cx, names, product, arns, &uses)
     }
 
     /// Whether any call's permissions are judged (auth is required).
@@ -187,6 +193,7 @@ fn judge(
     names: &Names,
     product: &str,
     mut arns: Vec<String>,
+    uses: &[GrantUse],
 ) -> KmsResult<()> {
     let (region, account) = (cx.region.as_str(), engine.account_id());
     arns.extend(names.alias.as_deref().map(|alias| format!("acs:kms:{region}:{account}:{alias}")));
@@ -197,7 +204,20 @@ fn judge(
             _ => format!("acs:{product}:{region}:{account}:*"),
         });
     }
-    engine.authorize(cx, op.ram_action, &arns)
+    engine.authorize(cx, op.ram_action, &arns, uses)
+}
+
+/// The uses a call makes of its keys that a grant could permit: of its own key
+/// (`main`) with the request's context, and of the keys it read from (ReEncrypt's
+/// source) with the context their ciphertext was sealed under.
+fn grant_uses(op: &OpSpec, names: &Names, main: Option<&String>, sources: &[String]) -> Vec<GrantUse> {
+    let use_of = |arn: &String, as_source: bool, context: &Option<_>| {
+        let operation = grant_operation(op.ram_action, as_source)?;
+        Some(GrantUse { key_arn: arn.clone(), operation, context: Clone::clone(context) })
+    };
+    let main = main.and_then(|arn| use_of(arn, false, &names.encryption_context));
+    let sources = sources.iter().filter_map(|arn| use_of(arn, true, &names.source_encryption_context));
+    main.into_iter().chain(sources).collect()
 }
 
 /// The ARN a key named by id, ARN or alias goes by when it is not (yet) resolved.

@@ -49,6 +49,10 @@ pub struct CallMeta {
     /// Why the front end refuses the call before it runs (a malformed region,
     /// an undecodable body), if it does. The call is still audited.
     pub refusal: Option<KmsError>,
+    /// The grant tokens the request carried (AWS's `GrantTokens`): the kernel
+    /// refuses one this server did not issue, and its record says only how many
+    /// there were.
+    pub grant_tokens: Vec<String>,
 }
 
 impl CallMeta {
@@ -69,6 +73,7 @@ impl CallMeta {
             called_as: "",
             wire_error: table_error,
             refusal: None,
+            grant_tokens: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! its catalogue entry, the parameters its audit record may keep, the
 //! resources it names, and the work itself.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -54,6 +55,11 @@ pub struct Names {
     /// before it runs. False where the operation finds its resource only as
     /// it runs (Decrypt reads its key from the ciphertext).
     pub up_front: bool,
+    /// The encryption context the request gives for its key (ReEncrypt: for
+    /// its destination), which a grant's constraint is judged on.
+    pub encryption_context: Option<BTreeMap<String, String>>,
+    /// ReEncrypt's: the context its ciphertext was sealed under, for its source key.
+    pub source_encryption_context: Option<BTreeMap<String, String>>,
 }
 
 impl Names {
@@ -79,6 +85,16 @@ impl Names {
 
     pub fn secret(name: &str) -> Names {
         Names { secret: non_empty(name), up_front: true, ..Names::default() }
+    }
+
+    /// These, with the encryption context the request gives for its key.
+    pub fn with_context(self, context: &BTreeMap<String, String>) -> Names {
+        Names { encryption_context: Some(context.clone()), ..self }
+    }
+
+    /// These, with the context a ReEncrypt's ciphertext was sealed under.
+    pub fn with_source_context(self, context: &BTreeMap<String, String>) -> Names {
+        Names { source_encryption_context: Some(context.clone()), ..self }
     }
 }
 

@@ -1055,6 +1055,37 @@ mod tests {
         }
     }
 
+    /// A grant is kept across a restart, and goes when its key is deleted.
+    #[tokio::test]
+    async fn grants_outlive_a_restart_and_die_with_their_key() {
+        let data = tempfile::tempdir().unwrap();
+        let location = Location::Dir(data.path().join("kmsim"));
+        let grant = crate::engine::Grant {
+            grant_id: "ab".repeat(32),
+            region: "us-east-1".into(),
+            key_id: "key-1".into(),
+            name: "app".into(),
+            grantee_principal: "arn:aws:iam::111122223333:user/app".into(),
+            retiring_principal: String::new(),
+            operations: vec!["Encrypt".into()],
+            constraints: crate::engine::GrantConstraints::default(),
+            issuing_account: "111122223333".into(),
+            creation_date: SimTime(1_700_000_000_000),
+        };
+        let (store, _) = Store::open(&location).unwrap();
+        store.commit(vec![Change::SaveGrant(Arc::new(grant.clone()))], &[padded_record(0)]).await.unwrap();
+        store.close();
+        drop(store);
+        let (store, loaded) = Store::open(&location).unwrap();
+        assert_eq!(loaded.snapshot.grants, [grant]);
+        let deleted = Change::DeleteKey { region: "us-east-1".into(), key_id: "key-1".into() };
+        store.commit(vec![deleted], &[padded_record(1)]).await.unwrap();
+        store.close();
+        drop(store);
+        let (_, loaded) = Store::open(&location).unwrap();
+        assert!(loaded.snapshot.grants.is_empty());
+    }
+
     /// A store that nothing outlives, and a data dir in `data`.
     fn both_locations(data: &Path) -> [Location; 2] {
         [Location::InMemory, Location::Dir(data.to_path_buf())]

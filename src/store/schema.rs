@@ -129,6 +129,11 @@ CREATE TABLE secrets (region TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT 
 "#),
     // 9: every record carries its link from here on; see `link_legacy_records`.
     Code(link_legacy_records),
+    // 10: grants, one JSON record each, found by their key when it is deleted.
+    Sql(r#"
+CREATE TABLE grants (grant_id TEXT PRIMARY KEY, region TEXT NOT NULL, key_id TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX grants_by_key ON grants (region, key_id);
+"#),
 ];
 
 /// The page size of a store built in bulk (SQLite's default is 4096).
@@ -277,6 +282,7 @@ pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
             instances: load_json_rows(conn, "SELECT record FROM kms_instances")?,
             access: load_access(conn)?,
             secrets: load_json_rows(conn, "SELECT record FROM secrets")?,
+            grants: load_json_rows(conn, "SELECT record FROM grants")?,
         },
     })
 }
@@ -380,6 +386,21 @@ pub(super) fn persist(
                 conn.prepare_cached("DELETE FROM access_entities WHERE kind = ?1 AND id = ?2")?
                     .execute(params![kind.as_str(), id])?;
             }
+            Change::SaveGrant(grant) => {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO grants (grant_id, region, key_id, record) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    grant.grant_id,
+                    grant.region,
+                    grant.key_id,
+                    serde_json::to_string(&**grant)?
+                ])?;
+            }
+            Change::RemoveGrant { region, key_id, grant_id } => {
+                conn.prepare_cached("DELETE FROM grants WHERE grant_id = ?1 AND region = ?2 AND key_id = ?3")?
+                    .execute(params![grant_id, region, key_id])?;
+            }
             Change::SaveSecret(secret) => {
                 conn.prepare_cached("INSERT OR REPLACE INTO secrets (region, name, record) VALUES (?1, ?2, ?3)")?
                     .execute(params![secret.region, secret.name, serde_json::to_string(&**secret)?])?;
@@ -419,6 +440,7 @@ pub(super) fn persist(
             }
             Change::DeleteKey { region, key_id } => {
                 for sql in [
+                    "DELETE FROM grants WHERE region = ?1 AND key_id = ?2",
                     "DELETE FROM key_versions WHERE region = ?1 AND key_id = ?2",
                     "DELETE FROM keys WHERE region = ?1 AND key_id = ?2",
                 ] {

@@ -15,14 +15,16 @@ use super::vocabulary::{
 };
 use super::{Arns, unsupported};
 use crate::clock::SimTime;
+use crate::engine::grants::{MAX_GRANT_TOKEN_LEN, MAX_GRANT_TOKENS};
 use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageType};
-use crate::engine::{DataKeyPair, MultiRegionConfiguration, PublicKey};
+use crate::engine::{DataKeyPair, Grant, GrantConstraints, MultiRegionConfiguration, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, execute_decoded, refuse_unknown};
 use crate::kernel::ops::kms::{CancelRestores, Context};
 use crate::kernel::ops::lookup::KeyLastUsage;
-use crate::kernel::ops::{kms, lookup};
+use crate::kernel::ops::params::Withheld;
+use crate::kernel::ops::{grants, kms, lookup};
 use crate::kernel::{Answer, App, CallMeta, Described};
 
 /// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
@@ -87,6 +89,26 @@ pub const AWS_OPERATIONS: &[&str] = &[
 
 /// The largest page AWS's list operations return, and kmsim's.
 const MAX_LIMIT: i32 = 100;
+/// The page ListGrants and ListRetirableGrants answer when no `Limit` is given (AWS's default).
+const DEFAULT_GRANT_LIMIT: i32 = 50;
+
+/// The operations whose requests carry `GrantTokens` (botocore's model), which the kernel checks.
+const TAKE_GRANT_TOKENS: &[&str] = &[
+    "CreateGrant",
+    "Decrypt",
+    "DescribeKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetPublicKey",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
 
 /// The most plaintext AWS's Encrypt takes.
 const MAX_PLAINTEXT_BYTES: usize = 4096;
@@ -106,6 +128,14 @@ macro_rules! operations {
                 $($name $(if $guard)? => {
                     // The record names the operation as AWS does, as CloudTrail would.
                     meta.called_as = $name;
+                    if TAKE_GRANT_TOKENS.contains(&$name) {
+                        match $j.grant_tokens() {
+                            Ok(tokens) => meta.grant_tokens = tokens,
+                            Err(refused) => {
+                                meta.refusal.get_or_insert(refused);
+                            }
+                        }
+                    }
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
                     run(app, meta, decoded, $encode).await
                 })+
@@ -481,6 +511,39 @@ operations! { j, arns;
         let (arns, algorithm) = (arns.clone(), j.text("MacAlgorithm"));
         move |checked| json!({ "KeyId": arns.key(&checked.key_id), "MacValid": checked.value, "MacAlgorithm": algorithm })
     };
+    "CreateGrant" => grants::CreateGrant {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        grantee_principal: j.principal("GranteePrincipal", "GranteeServicePrincipal")?,
+        retiring_principal: j.principal("RetiringPrincipal", "RetiringServicePrincipal")?,
+        operations: j.list("Operations")?,
+        constraints: j.constraints()?,
+        name: j.text("Name"),
+        dry_run: j.flag("DryRun")?,
+        issuing_account: arns.account_id.clone(),
+    } => |made| json!({ "GrantId": made.grant_id, "GrantToken": made.grant_token });
+    "ListGrants" => grants::ListGrants {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        grant_id: j.text("GrantId"),
+        grantee_principal: j.principal("GranteePrincipal", "GranteeServicePrincipal")?,
+        page_number: j.marker()?,
+        page_size: j.limit_or(DEFAULT_GRANT_LIMIT)?,
+    } => grant_listing(arns);
+    "ListRetirableGrants" => grants::ListRetirableGrants {
+        retiring_principal: j.principal("RetiringPrincipal", "RetiringServicePrincipal")?,
+        page_number: j.marker()?,
+        page_size: j.limit_or(DEFAULT_GRANT_LIMIT)?,
+    } => grant_listing(arns);
+    "RetireGrant" => grants::RetireGrant {
+        grant_token: Withheld(j.text("GrantToken")),
+        key_id: arns.key_reference(&j.text("KeyId")),
+        grant_id: j.text("GrantId"),
+        dry_run: j.flag("DryRun")?,
+    } => |()| json!({});
+    "RevokeGrant" => grants::RevokeGrant {
+        key_id: arns.key_reference(&j.text("KeyId")),
+        grant_id: j.text("GrantId"),
+        dry_run: j.flag("DryRun")?,
+    } => |()| json!({});
 }
 
 /// Runs a decoded call and renders its output as the JSON body.
@@ -539,6 +602,58 @@ fn listing<T>(paged: &Paged<T>, name: &str, items: Vec<Value>) -> Value {
         body.insert("NextMarker".to_owned(), json!((number + 1).to_string()));
     }
     Value::Object(body)
+}
+
+/// ListGrants' and ListRetirableGrants' answer: a page of grants.
+fn grant_listing(arns: &Arns) -> impl FnOnce(Paged<Arc<Grant>>) -> Value + Send + 'static {
+    let arns = arns.clone();
+    move |paged| {
+        let grants = paged.items.iter().map(|grant| grant_entry(grant, &arns)).collect();
+        listing(&paged, "Grants", grants)
+    }
+}
+
+/// A grant as ListGrants describes it; its issuing account as the account's root ARN, as AWS writes it.
+fn grant_entry(grant: &Grant, arns: &Arns) -> Value {
+    let Grant {
+        grant_id,
+        region: _,
+        key_id,
+        name,
+        grantee_principal,
+        retiring_principal,
+        operations,
+        constraints,
+        issuing_account,
+        creation_date,
+    } = grant;
+    let mut entry = json!({
+        "KeyId": arns.key(key_id),
+        "GrantId": grant_id,
+        "CreationDate": epoch(*creation_date),
+        "GranteePrincipal": grantee_principal,
+        "IssuingAccount": format!("arn:aws:iam::{issuing_account}:root"),
+        "Operations": operations,
+    });
+    if !name.is_empty() {
+        entry["Name"] = json!(name);
+    }
+    if !retiring_principal.is_empty() {
+        entry["RetiringPrincipal"] = json!(retiring_principal);
+    }
+    let GrantConstraints { encryption_context_subset, encryption_context_equals } = constraints;
+    let mut constraint = Map::new();
+    for (field, pairs) in
+        [("EncryptionContextSubset", encryption_context_subset), ("EncryptionContextEquals", encryption_context_equals)]
+    {
+        if let Some(pairs) = pairs {
+            constraint.insert(field.to_owned(), json!(pairs));
+        }
+    }
+    if !constraint.is_empty() {
+        entry["Constraints"] = Value::Object(constraint);
+    }
+    entry
 }
 
 /// A data key pair as AWS answers it, with its private key in plaintext only when asked for.
@@ -830,6 +945,63 @@ impl Json<'_> {
         }
         // Absent, AWS's default page: 100 entries.
         Ok(if limit == 0 { MAX_LIMIT } else { limit.min(MAX_LIMIT) })
+    }
+
+    /// `Limit`, with `default` for none.
+    fn limit_or(&self, default: i32) -> KmsResult<i32> {
+        self.limit().map(|limit| if limit == 0 { default } else { limit })
+    }
+
+    /// A flag AWS takes as optional (`DryRun`): `None` when absent.
+    fn flag(&self, name: &str) -> KmsResult<Option<bool>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(_) => Err(KmsError::invalid_because(name, "Send true or false.")),
+        }
+    }
+
+    /// A principal's ARN; kmsim has no AWS service principals, so one named by `service` is refused.
+    fn principal(&self, name: &str, service: &str) -> KmsResult<String> {
+        if !self.text(service).is_empty() {
+            return Err(unsupported(&format!("{service} (grants to AWS service principals)")));
+        }
+        Ok(self.text(name))
+    }
+
+    /// `Constraints`: an encryption context constraint. SourceArn names an AWS service's resource,
+    /// which kmsim has none of, so it is refused.
+    fn constraints(&self) -> KmsResult<GrantConstraints> {
+        match self.0.get("Constraints") {
+            None | Some(Value::Null) => Ok(GrantConstraints::default()),
+            Some(Value::Object(fields)) => {
+                let fields = Json(fields);
+                if !fields.text("SourceArn").is_empty() {
+                    return Err(unsupported("the SourceArn grant constraint"));
+                }
+                let given = |name: &str| -> KmsResult<Option<Context>> {
+                    fields.0.contains_key(name).then(|| fields.context(name)).transpose()
+                };
+                Ok(GrantConstraints {
+                    encryption_context_subset: given("EncryptionContextSubset")?,
+                    encryption_context_equals: given("EncryptionContextEquals")?,
+                })
+            }
+            Some(_) => Err(KmsError::invalid_because("Constraints", "Send an object.")),
+        }
+    }
+
+    /// `GrantTokens`: up to 10 strings of 1 to 8192 characters; whether each is a token is the kernel's to say.
+    fn grant_tokens(&self) -> KmsResult<Vec<String>> {
+        let tokens = self.list("GrantTokens")?;
+        let well_formed = |token: &String| (1..=MAX_GRANT_TOKEN_LEN).contains(&token.len());
+        if tokens.len() > MAX_GRANT_TOKENS || !tokens.iter().all(well_formed) {
+            return Err(KmsError::invalid_because(
+                "GrantTokens",
+                "Send up to 10 grant tokens as CreateGrant answered them.",
+            ));
+        }
+        Ok(tokens)
     }
 
     /// AWS's `Marker`: the `NextMarker` of the page before, which kmsim makes the next page's number.

@@ -103,6 +103,7 @@ const ROTATION: [Cell; 4] = [Y, D, U, I];
 pub const STATE_TABLE: &[Row] = &[
     row("CancelKeyDeletion", Symmetric, [I, I, I, Y]),
     row("CreateAlias", Symmetric, DESCRIBE_CHANGE),
+    row("CreateGrant", Symmetric, USE),
     row("Decrypt", Symmetric, USE),
     row("DeleteAlias", Symmetric, READ),
     row("DeleteImportedKeyMaterial", External, DESCRIBE_CHANGE),
@@ -125,11 +126,14 @@ pub const STATE_TABLE: &[Row] = &[
     row("GetPublicKey", RsaSign, [Y, D, NA, I]),
     row("ImportKeyMaterial", External, DESCRIBE_CHANGE),
     row("ListAliases", Symmetric, READ),
+    row("ListGrants", Symmetric, READ),
     row("ListKeyPolicies", Symmetric, READ),
     row("ListKeyRotations", Symmetric, READ),
     row("ListResourceTags", Symmetric, READ),
     row("PutKeyPolicy", Symmetric, READ),
     row("ReEncrypt", Symmetric, USE),
+    row("RetireGrant", Symmetric, READ),
+    row("RevokeGrant", Symmetric, READ),
     row("ReplicateKey", MultiRegion, [Y, Y, NA, I]),
     row("RotateKeyOnDemand", Symmetric, ROTATION),
     row("ScheduleKeyDeletion", Symmetric, DESCRIBE_CHANGE),
@@ -176,7 +180,7 @@ mod tests {
     use crate::frontends::aws::operations::OFFERED;
 
     /// Operations that name no existing key, so have no row.
-    const KEYLESS: &[&str] = &["CreateKey", "ListKeys", "GenerateRandom", "LookupEvents"];
+    const KEYLESS: &[&str] = &["CreateKey", "ListKeys", "GenerateRandom", "LookupEvents", "ListRetirableGrants"];
 
     #[test]
     fn every_offered_operation_on_a_key_has_a_row_and_every_row_is_offered() {

@@ -181,6 +181,9 @@ pub fn exception(error: &KmsError) -> (&'static str, u16) {
         C::InvalidSignature => "KMSInvalidSignatureException",
         C::InvalidMac => "KMSInvalidMacException",
         C::IncorrectKey => "IncorrectKeyException",
+        C::InvalidGrantToken => "InvalidGrantTokenException",
+        C::InvalidGrantId => "InvalidGrantIdException",
+        C::DryRunOperation => "DryRunOperationException",
         C::ActionNotFound => "UnknownOperationException",
         C::InternalFailure => "KMSInternalException",
         C::ServiceUnavailable => "DependencyTimeoutException",
@@ -188,6 +191,7 @@ pub fn exception(error: &KmsError) -> (&'static str, u16) {
     let status = match error.code {
         C::InternalFailure => 500,
         C::ServiceUnavailable => 503,
+        C::DryRunOperation => 412,
         _ => 400,
     };
     (name, status)
@@ -212,7 +216,7 @@ mod tests {
         for code in ErrorCode::ALL {
             let (name, status) = exception(&KmsError::new(*code));
             assert!(name.ends_with("Exception"), "{code}: {name}");
-            assert!(matches!(status, 400 | 500 | 503));
+            assert!(matches!(status, 400 | 412 | 500 | 503));
         }
         assert_eq!(exception(&KmsError::invalid("CiphertextBlob")).0, "InvalidCiphertextException");
         assert_eq!(exception(&KmsError::invalid("KeyId")).0, "ValidationException");

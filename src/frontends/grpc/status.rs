@@ -65,6 +65,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::InvalidSignature => Code::InvalidArgument,
         ErrorCode::InvalidMac => Code::InvalidArgument,
         ErrorCode::IncorrectKey => Code::InvalidArgument,
+        ErrorCode::InvalidGrantToken => Code::InvalidArgument,
+        ErrorCode::InvalidGrantId => Code::InvalidArgument,
+        ErrorCode::DryRunOperation => Code::FailedPrecondition,
     }
 }
 

@@ -320,7 +320,7 @@ operation! {
         plaintext: Zeroizing<Vec<u8>>,
         encryption_context: Context = "EncryptionContext",
     }
-    names(op) { Names::key(&op.key_id) }
+    names(op) { Names::key(&op.key_id).with_context(&op.encryption_context) }
     run(op, app, cx) { app.engine.encrypt(&cx, &op.key_id, &op.plaintext, op.encryption_context)? }
 }
 
@@ -332,7 +332,7 @@ operation! {
         /// The key the caller says sealed the ciphertext (AWS's optional `KeyId`); empty for any.
         expected_key_id: String = "KeyId",
     }
-    names(_) { Names::found_while_running() }
+    names(op) { Names::found_while_running().with_context(&op.encryption_context) }
     run(op, app, cx) {
         let expected = expected_key(&app, &cx, &op.expected_key_id)?;
         let opened = app.engine.decrypt(&cx, &op.ciphertext_blob, op.encryption_context)?;
@@ -368,7 +368,11 @@ operation! {
         /// The key the caller says sealed the ciphertext (AWS's optional `SourceKeyId`); empty for any.
         expected_source_key_id: String = "SourceKeyId",
     }
-    names(_) { Names::found_while_running() }
+    names(op) {
+        Names::found_while_running()
+            .with_context(&op.destination_encryption_context)
+            .with_source_context(&op.source_encryption_context)
+    }
     run(op, app, cx) {
         let expected = expected_key(&app, &cx, &op.expected_source_key_id)?;
         let moved = app.engine.re_encrypt(
@@ -390,7 +394,7 @@ operation! {
         number_of_bytes: i32 = "NumberOfBytes",
         encryption_context: Context = "EncryptionContext",
     }
-    names(op) { Names::key(&op.key_id) }
+    names(op) { Names::key(&op.key_id).with_context(&op.encryption_context) }
     run(op, app, cx) {
         app.engine.generate_data_key(&cx, &op.key_id, &op.key_spec, op.number_of_bytes, op.encryption_context)?
     }
@@ -404,7 +408,7 @@ operation! {
         number_of_bytes: i32 = "NumberOfBytes",
         encryption_context: Context = "EncryptionContext",
     }
-    names(op) { Names::key(&op.key_id) }
+    names(op) { Names::key(&op.key_id).with_context(&op.encryption_context) }
     run(op, app, cx) {
         let GenerateDataKeyWithoutPlaintext { key_id, key_spec, number_of_bytes, encryption_context } = op;
         let data_key = app.engine.generate_data_key(&cx, &key_id, &key_spec, number_of_bytes, encryption_context)?;

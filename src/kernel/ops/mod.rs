@@ -13,6 +13,7 @@ pub mod access;
 pub mod account;
 pub mod audit;
 pub mod events;
+pub mod grants;
 pub mod instances;
 pub mod kms;
 pub mod lookup;

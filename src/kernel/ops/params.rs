@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::clock::SimTime;
+use crate::engine::GrantConstraints;
 use crate::engine::secrets::SecretWanted;
 
 /// A field value as an audit parameter; `None` for "not given".
@@ -99,6 +100,33 @@ impl Param for Vec<(String, String)> {
                 self.iter().map(|(key, value)| serde_json::json!({"TagKey": key, "TagValue": value})).collect(),
             )
         })
+    }
+}
+
+/// A value its record says was given, never what it was: a grant token, which names a grant the
+/// way a bearer credential would.
+pub struct Withheld(pub String);
+
+impl Param for Withheld {
+    fn param(&self) -> Option<Value> {
+        (!self.0.is_empty()).then_some(Value::Bool(true))
+    }
+}
+
+/// A grant's constraint, as the kind of constraint and its pairs (sorted).
+impl Param for GrantConstraints {
+    fn param(&self) -> Option<Value> {
+        let GrantConstraints { encryption_context_subset, encryption_context_equals } = self;
+        let mut constraint = serde_json::Map::new();
+        for (name, pairs) in [
+            ("EncryptionContextSubset", encryption_context_subset),
+            ("EncryptionContextEquals", encryption_context_equals),
+        ] {
+            if let Some(pairs) = pairs.as_ref().and_then(Param::param) {
+                constraint.insert(name.to_owned(), pairs);
+            }
+        }
+        (!constraint.is_empty()).then_some(Value::Object(constraint))
     }
 }
 

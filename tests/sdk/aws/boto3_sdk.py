@@ -1257,6 +1257,8 @@ def key_in(kind, state):
         made["import"] = wrapped_material(key_id)
     k("CreateAlias", AliasName=made["alias"], TargetKeyId=key_id)
     k("CreateAlias", AliasName=made["moved"], TargetKeyId=STATE_WALK["other"])
+    made["grant"] = k("CreateGrant", KeyId=key_id, GranteePrincipal=STATE_WALK["grantee"],
+                      Operations=["DescribeKey"])["GrantId"]
     if kind == "hmac":
         made["mac"] = k("GenerateMac", KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
     elif kind == "rsa-sign":
@@ -1306,6 +1308,9 @@ def state_call(operation, made):
         "TagResource": {"KeyId": key, "Tags": [{"TagKey": "walk", "TagValue": "yes"}]},
         "UntagResource": {"KeyId": key, "TagKeys": ["walk"]},
         "UpdateKeyDescription": {"KeyId": key, "Description": "walked"},
+        "CreateGrant": {"KeyId": key, "GranteePrincipal": STATE_WALK["grantee"], "Operations": ["DescribeKey"]},
+        "RetireGrant": {"KeyId": key, "GrantId": made["grant"]},
+        "RevokeGrant": {"KeyId": key, "GrantId": made["grant"]},
         "DeriveSharedSecret": {"KeyId": key, "KeyAgreementAlgorithm": "ECDH", "PublicKey": made.get("peer")},
         "GetParametersForImport": {"KeyId": key, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
                                    "WrappingKeySpec": "RSA_2048"},
@@ -1321,7 +1326,8 @@ def states():
     table = json.loads(aws_scenario.setting("STATE_TABLE"))
     report.fact("rows", len(table))
     other = new_key("the walk's other key")
-    STATE_WALK.update(other=other["KeyId"], account=key_arn_parts(other["Arn"])["account"])
+    account = key_arn_parts(other["Arn"])["account"]
+    STATE_WALK.update(other=other["KeyId"], account=account, grantee="arn:aws:iam::%s:user/walker" % account)
     regions = [r for r in ("eu-west-1", "ap-southeast-2", "us-west-2") if r != REGION]
     STATE_WALK.update(replica_region=regions[0], third_region=regions[1])
 
