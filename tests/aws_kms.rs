@@ -736,3 +736,23 @@ async fn under_auth_required_a_grantee_uses_a_key_only_through_its_grant_and_wit
     attach_user_policy_as(&mut admin, "no-encrypt", "grantee").await;
     assert_exception(&send_aws(server.addr, &encrypt(&key, billing)).await, "AccessDeniedException");
 }
+
+#[tokio::test]
+async fn create_key_takes_tags_checked_as_tag_resource_checks_them() {
+    let server = TestServer::start().await;
+    let request =
+        json!({ "Tags": [{ "TagKey": "team", "TagValue": "payments" }, { "TagKey": "env", "TagValue": "test" }] });
+    let key =
+        ok(&server, AwsCall::new("CreateKey", request)).await["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let tags = ok(&server, AwsCall::new("ListResourceTags", json!({ "KeyId": key }))).await;
+    assert_eq!(
+        tags["Tags"],
+        json!([{ "TagKey": "env", "TagValue": "test" }, { "TagKey": "team", "TagValue": "payments" }])
+    );
+    let too_many: Vec<_> = (0..21).map(|i| json!({ "TagKey": format!("k{i}"), "TagValue": "v" })).collect();
+    let refused = send_aws(server.addr, &AwsCall::new("CreateKey", json!({ "Tags": too_many }))).await;
+    assert_exception(&refused, "ValidationException");
+    let listed = ok(&server, AwsCall::new("ListKeys", json!({}))).await;
+    assert_eq!(listed["Keys"].as_array().unwrap().len(), 1, "a refused CreateKey makes no key");
+    server.stop().await;
+}

@@ -195,6 +195,7 @@ async fn an_operation_needs_no_wire_type() {
         dkms_instance_id: String::new(),
         policy: String::new(),
         multi_region: None,
+        tags: Vec::new(),
     };
     let key = app.execute(meta(), create, |key| (key, 0)).await.result.expect("the key is created");
     let key_id = key.meta.key_id.clone();

@@ -37,6 +37,8 @@ pub struct CreateKeyInput {
     pub policy: String,
     /// An AWS multi-Region primary key (`mrk-` id), which ReplicateKey can copy to other regions.
     pub multi_region: bool,
+    /// Tags to start with, checked as TagResource checks them.
+    pub tags: Vec<(String, String)>,
 }
 
 /// A key as ListKeys shows it: what tells keys apart at a glance.
@@ -131,6 +133,10 @@ impl Engine {
             }
             Origin::External => Vec::new(),
         });
+        let mut tags = BTreeMap::new();
+        if !input.tags.is_empty() {
+            add_tags(&mut tags, &input.tags, "Tags")?;
+        }
         let meta = KeyMeta {
             key_id,
             region: region.to_owned(),
@@ -148,7 +154,7 @@ impl Engine {
             primary_version: versions.last().map(|v| v.version_id),
             deletion_protection: false,
             deletion_protection_description: String::new(),
-            tags: BTreeMap::new(),
+            tags,
             rotation,
             on_demand_versions: Vec::new(),
             import: None,

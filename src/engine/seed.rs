@@ -265,6 +265,7 @@ impl Plan<'_> {
             dkms_instance_id: String::new(),
             policy: String::new(),
             multi_region: false,
+            tags: Vec::new(),
         };
         // Checked with no versions first, so that spec errors come before material errors.
         let field_line = |e: &KmsError| {

@@ -156,6 +156,7 @@ actions! { p, request_id;
         dkms_instance_id: p.text("DKMSInstanceId"),
         policy: String::new(),
         multi_region: None,
+        tags: Vec::new(),
     } => |key| json!({ "KeyMetadata": key_metadata(&key.meta) });
     "DescribeKey" => kms::DescribeKey { key_id: p.text("KeyId") }
         => |described| json!({ "KeyMetadata": key_metadata(&described.meta) });

@@ -162,6 +162,7 @@ operations! { j, arns;
         dkms_instance_id: String::new(),
         policy: j.text("Policy"),
         multi_region: j.boolean("MultiRegion")?,
+        tags: j.tags("Tags")?,
     } => {
         let arns = arns.clone();
         move |key| {

@@ -168,7 +168,7 @@ decode! {
     CreateKeyRequest => CreateKey {
         key_spec, key_usage, origin, description, protection_level, enable_automatic_rotation, rotation_interval,
         exportable, dkms_instance_id,
-    } + { policy: String::new(), multi_region: None }
+    } + { policy: String::new(), multi_region: None, tags: Vec::new() }
     DescribeKeyRequest => DescribeKey { key_id }
     GetKeyPolicyRequest => GetKeyPolicy { key_id, policy_name }
     SetKeyPolicyRequest => SetKeyPolicy { key_id, policy_name, policy }

@@ -46,6 +46,8 @@ operation! {
         /// AWS's multi-Region primary key, as the caller gave it (the other front ends have no such
         /// parameter, so `None`): only a given value is recorded.
         multi_region: Option<bool> = "MultiRegion",
+        /// Tags to start with (AWS's CreateKey takes them); empty for none.
+        tags: Vec<(String, String)> = "Tags",
     }
     names(_) { Names::none() }
     run(op, app, cx) {
@@ -61,6 +63,7 @@ operation! {
             dkms_instance_id,
             policy,
             multi_region,
+            tags,
         } = op;
         let input = CreateKeyInput {
             key_spec,
@@ -74,6 +77,7 @@ operation! {
             dkms_instance_id,
             policy,
             multi_region: multi_region.unwrap_or(false),
+            tags,
         };
         app.engine.create_key(&cx, input)?
     }
