@@ -128,7 +128,7 @@ async fn post_kmsim_reset_returns_the_server_to_its_own_seed_over_plain_http() {
 
     let get = format!("GET /kmsim/reset HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n", server.addr);
     let reply = raw(server.addr, get.as_bytes()).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (400, Some("InvalidParameter")), "{:?}", reply.body);
+    assert_eq!((reply.status, reply.body["Code"].as_str()), (400, Some("InvalidParameter")), "{:?}", reply.body);
 
     let records = all_audit_events(&server).await;
     let resets: Vec<_> = records.iter().filter(|r| r.event_name == "Reset").collect();

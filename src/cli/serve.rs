@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// The AWS account the AWS KMS API's ARNs name (`arn:aws:kms:<region>:<account>:key/<id>`): 12 digits.
     #[arg(long, default_value = crate::frontends::aws::DEFAULT_AWS_ACCOUNT_ID, env = "KMSIM_AWS_ACCOUNT_ID")]
     aws_account_id: String,
+    /// Do not serve the browser console at `/` (docs/console.md); its page and its calls are then refused as
+    /// requests to no API.
+    #[arg(long)]
+    no_console: bool,
     /// Directory of the durable store [default: $XDG_DATA_HOME/kmsim or ~/.local/share/kmsim]. kmsim creates it
     /// 0700 (or makes an empty one so) and its files 0600, and refuses one with files in it that the group or
     /// others can reach.
@@ -200,6 +204,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         region: args.region,
         account_id: args.account_id,
         aws_account_id: args.aws_account_id,
+        console: !args.no_console,
         store,
         allow_shared_data_dir: args.allow_shared_data_dir,
         clock_start: args.clock_start,

@@ -3,7 +3,7 @@
 //! application/grpc…`) goes on to tonic's services; every other request is an
 //! HTTP front end's: AWS's JSON APIs (`X-Amz-Target: TrentService.…` for KMS,
 //! `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.…` for CloudTrail), or
-//! kmsim's own `POST /kmsim/reset` (by its path), or
+//! kmsim's own `POST /kmsim/reset` and browser console (`GET /`, `/console/…`: by their paths), or
 //! Alibaba's OpenAPI (`x-acs-action` or `Action`), which, being the protocol
 //! kmsim is modelled on, also takes whatever names no other protocol, so that
 //! an unrecognised request is still a call, audited and answered.
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::Body;
 use super::alibaba::OpenApi;
 use super::aws::AwsKms;
+use super::console::Console;
 use super::reset::ResetPath;
 use crate::server::BoxError;
 
@@ -24,11 +25,18 @@ pub struct FrontDoor {
     alibaba: Arc<OpenApi>,
     aws: Arc<AwsKms>,
     reset: Arc<ResetPath>,
+    /// `None` when the console is turned off (`serve --no-console`).
+    console: Option<Arc<Console>>,
 }
 
 impl FrontDoor {
-    pub fn new(alibaba: OpenApi, aws: AwsKms, reset: ResetPath) -> FrontDoor {
-        FrontDoor { alibaba: Arc::new(alibaba), aws: Arc::new(aws), reset: Arc::new(reset) }
+    pub fn new(alibaba: OpenApi, aws: AwsKms, reset: ResetPath, console: Option<Console>) -> FrontDoor {
+        FrontDoor {
+            alibaba: Arc::new(alibaba),
+            aws: Arc::new(aws),
+            reset: Arc::new(reset),
+            console: console.map(Arc::new),
+        }
     }
 }
 
@@ -79,6 +87,9 @@ where
         if AwsKms::claims(&request) {
             let aws = self.door.aws.clone();
             return Box::pin(async move { Ok(aws.serve(request).await) });
+        }
+        if let Some(console) = self.door.console.clone().filter(|_| Console::claims(&request)) {
+            return Box::pin(async move { Ok(console.serve(request).await) });
         }
         if ResetPath::claims(&request) {
             let reset = self.door.reset.clone();

@@ -5,6 +5,7 @@
 
 pub mod alibaba;
 pub mod aws;
+pub mod console;
 pub mod door;
 pub mod grpc;
 pub mod query;
@@ -69,4 +70,45 @@ pub async fn refuse_unknown(
 /// The client's address, from what the listener put in the request's extensions.
 pub fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<crate::server::Peer>().and_then(|peer| peer.remote)
+}
+
+/// Runs a decoded call and renders its output as a JSON body: the JSON front ends' last step.
+pub async fn execute_json<Op: crate::kernel::Described>(
+    app: &Arc<App>,
+    meta: CallMeta,
+    decoded: KmsResult<Op>,
+    encode: impl FnOnce(Op::Output) -> serde_json::Value + Send + 'static,
+) -> Answer<Vec<u8>> {
+    execute_decoded(app, meta, Op::SPEC, decoded, move |output| {
+        let body = serde_json::to_vec(&encode(output)).unwrap_or_default();
+        let size = body.len() as u64;
+        (body, size)
+    })
+    .await
+}
+
+/// An answer of kmsim's own HTTP paths (the console's calls, the reset): the body as it is, or a refusal as
+/// `{"Code", "Message", "HttpStatus", "RequestId"}` with kmsim's HTTP status; the request id in
+/// `x-kmsim-request-id` either way.
+pub fn kmsim_json_response(answer: Answer<Vec<u8>>) -> http::Response<Body> {
+    let Answer { request_id, result } = answer;
+    let (status, body) = match result {
+        Ok(body) => (200, body),
+        Err(error) => {
+            let status = error.code.http_status();
+            let body = serde_json::json!({
+                "Code": error.code.as_str(),
+                "Message": error.message,
+                "HttpStatus": status,
+                "RequestId": request_id,
+            });
+            (status, serde_json::to_vec(&body).unwrap_or_default())
+        }
+    };
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-kmsim-request-id", request_id)
+        .body(Body::new(http_body_util::Full::new(bytes::Bytes::from(body))))
+        .unwrap_or_else(|_| http::Response::new(Body::empty()))
 }

@@ -5,19 +5,19 @@
 //! `--auth required` the request is signed with SigV4 (service `kms`) by an
 //! AccessKey the admin's policies allow `kmsim:Reset`, as any AWS call is.
 //! Answers JSON: what was deleted and what the seed made, or
-//! `{"code", "message"}` with kmsim's HTTP status.
+//! `{"Code", "Message", "HttpStatus", "RequestId"}` with kmsim's HTTP status.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
 use super::{Body, bounded, decode, execute_decoded, peer};
 use crate::engine::KmsError;
 use crate::kernel::meta::new_request_id;
 use crate::kernel::ops::simulation::{Reset, ResetTo};
-use crate::kernel::{Answer, App, CallMeta, Described};
+use crate::kernel::{App, CallMeta, Described};
 use crate::seed::SeedSource;
 
 /// The path, which no other front end uses (Alibaba's and AWS's APIs post to `/`).
@@ -86,23 +86,6 @@ impl ResetPath {
             (body, size)
         })
         .await;
-        response(answer)
+        crate::frontends::kmsim_json_response(answer)
     }
-}
-
-fn response(answer: Answer<Vec<u8>>) -> http::Response<Body> {
-    let Answer { request_id, result } = answer;
-    let (status, body) = match result {
-        Ok(body) => (200, body),
-        Err(error) => {
-            let body = json!({ "code": error.code.as_str(), "message": error.message, "requestId": request_id });
-            (error.code.http_status(), serde_json::to_vec(&body).unwrap_or_default())
-        }
-    };
-    http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("x-kmsim-request-id", request_id)
-        .body(Body::new(Full::new(Bytes::from(body))))
-        .unwrap_or_else(|_| http::Response::new(Body::empty()))
 }

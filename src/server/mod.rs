@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub account_id: String,
     /// The AWS account the AWS front end's ARNs name: 12 digits.
     pub aws_account_id: String,
+    /// Serve the browser console at `/` (`--no-console` turns it off).
+    pub console: bool,
     pub store: Location,
     /// Serve a data dir that the group or others can reach (`--allow-shared-data-dir`); refused otherwise.
     pub allow_shared_data_dir: bool,
@@ -132,6 +134,7 @@ impl Default for ServerConfig {
             region: DEFAULT_REGION.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             aws_account_id: crate::frontends::aws::DEFAULT_AWS_ACCOUNT_ID.to_owned(),
+            console: true,
             store: Location::InMemory,
             allow_shared_data_dir: false,
             clock_start: None,

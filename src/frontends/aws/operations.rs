@@ -20,12 +20,12 @@ use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageT
 use crate::engine::{DataKeyPair, Grant, GrantConstraints, MultiRegionConfiguration, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
 use crate::frontends::text::page_fields;
-use crate::frontends::{decode, execute_decoded, refuse_unknown};
+use crate::frontends::{decode, refuse_unknown};
 use crate::kernel::ops::kms::{CancelRestores, Context};
 use crate::kernel::ops::lookup::KeyLastUsage;
 use crate::kernel::ops::params::Withheld;
 use crate::kernel::ops::{grants, kms, lookup};
-use crate::kernel::{Answer, App, CallMeta, Described};
+use crate::kernel::{Answer, App, CallMeta};
 
 /// Every operation of AWS KMS's current API (botocore's service model, 56), offered or not.
 pub const AWS_OPERATIONS: &[&str] = &[
@@ -547,20 +547,7 @@ operations! { j, arns;
     } => |()| json!({});
 }
 
-/// Runs a decoded call and renders its output as the JSON body.
-pub(super) async fn run<Op: Described>(
-    app: &Arc<App>,
-    meta: CallMeta,
-    decoded: KmsResult<Op>,
-    encode: impl FnOnce(Op::Output) -> Value + Send + 'static,
-) -> Answer<Vec<u8>> {
-    execute_decoded(app, meta, Op::SPEC, decoded, move |output| {
-        let body = serde_json::to_vec(&encode(output)).unwrap_or_default();
-        let size = body.len() as u64;
-        (body, size)
-    })
-    .await
-}
+pub(super) use crate::frontends::execute_json as run;
 
 /// An operation not in the table: AWS's, but not offered; or not AWS's at all.
 async fn refuse(app: &Arc<App>, meta: CallMeta, operation: &str) -> Answer<Vec<u8>> {

@@ -248,6 +248,7 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
         crate::frontends::alibaba::OpenApi::new(grpc.app().clone(), limits.max_message_bytes),
         crate::frontends::aws::AwsKms::new(grpc.app().clone(), config.aws_account_id.clone(), limits.max_message_bytes),
         crate::frontends::reset::ResetPath::new(grpc.app().clone(), limits.max_message_bytes),
+        config.console.then(|| crate::frontends::console::Console::new(grpc.app().clone(), limits.max_message_bytes)),
     );
     Ok(builder
         .accept_http1(true)

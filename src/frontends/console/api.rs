@@ -1,0 +1,215 @@
+//! The console's calls: `POST /console/api/<Operation>` with a JSON body in
+//! kmsim's own vocabulary (Alibaba's spellings, as the gRPC API), answered
+//! with JSON; one table from each operation to the kernel operation it is.
+//! A refusal is `{"Code", "Message", "HttpStatus", "RequestId"}` with kmsim's
+//! HTTP status, so the page can show `Rejected.Disabled (409)` exactly. With
+//! `--auth required` each call is SigV4-signed (service `kms`) with the
+//! AccessKey the user gives the page, and is judged like any other.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::FRONTEND;
+use crate::engine::key::KeyMeta;
+use crate::engine::{KmsError, KmsResult};
+use crate::frontends::{Body, bounded, decode, execute_json, peer, refuse_unknown};
+use crate::kernel::meta::new_request_id;
+use crate::kernel::ops::params::Span;
+use crate::kernel::ops::{audit, kms, simulation};
+use crate::kernel::{Answer, App, CallMeta};
+
+/// Runs one call the page made and answers it.
+pub async fn call(
+    app: &Arc<App>,
+    parts: &http::request::Parts,
+    operation: &str,
+    body: Option<Bytes>,
+) -> http::Response<Body> {
+    let mut meta = CallMeta::new(FRONTEND, &app.region, new_request_id());
+    meta.peer = peer(&parts.extensions);
+    meta.user_agent = header(parts, "user-agent").map(bounded).unwrap_or_default();
+    meta.endpoint = header(parts, "host").map(|h| h.split(':').next().unwrap_or(h).to_owned()).unwrap_or_default();
+    let body = match body {
+        Some(body) => body,
+        None => {
+            meta.refusal = Some(KmsError::invalid_because("Body", "The request body is too large."));
+            Bytes::new()
+        }
+    };
+    meta.request_bytes = body.len() as u64;
+    meta.credential = crate::frontends::aws::sigv4::present(app, parts, &body, "kms");
+    let fields = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(fields)) => fields,
+        _ if body.is_empty() => Map::new(),
+        _ => {
+            meta.refusal.get_or_insert_with(|| KmsError::invalid_because("Body", "Send a JSON object."));
+            Map::new()
+        }
+    };
+    crate::frontends::kmsim_json_response(dispatch(app, meta, operation, Fields(&fields)).await)
+}
+
+/// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`.
+macro_rules! console_operations {
+    ($f:ident; $($name:literal => $module:ident::$op:ident { $($field:ident: $decode:expr),* $(,)? } => $encode:expr;)+) => {
+        /// Every operation the console calls.
+        pub const OPERATIONS: &[&str] = &[$($name),+];
+
+        async fn dispatch(app: &Arc<App>, meta: CallMeta, operation: &str, $f: Fields<'_>) -> Answer<Vec<u8>> {
+            match operation {
+                $($name => {
+                    let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
+                    execute_json(app, meta, decoded, $encode).await
+                })+
+                _ => {
+                    let error = KmsError::invalid_because("Operation", "The console has no such operation.");
+                    refuse_unknown(app, meta, "Operation", operation, error).await
+                }
+            }
+        }
+    };
+}
+
+console_operations! { f;
+    "ListKeys" => kms::ListKeys { page_number: f.int("PageNumber")?, page_size: f.int("PageSize")? } => |paged| {
+        let keys: Vec<Value> = paged.items.iter().map(|k| {
+            let mut key = key_json(&k.key.meta);
+            key["Aliases"] = json!(k.aliases);
+            key
+        }).collect();
+        json!({ "Keys": keys, "TotalCount": paged.total, "PageNumber": paged.page.number, "PageSize": paged.page.size })
+    };
+    "DescribeKey" => kms::DescribeKey { key_id: f.text("KeyId") } => |described| json!({ "Key": key_json(&described.meta) });
+    "CreateKey" => kms::CreateKey {
+        key_spec: f.text("KeySpec"),
+        key_usage: f.text("KeyUsage"),
+        origin: String::new(),
+        description: f.text("Description"),
+        protection_level: String::new(),
+        enable_automatic_rotation: !f.text("RotationInterval").is_empty(),
+        rotation_interval: f.text("RotationInterval"),
+        exportable: false,
+        dkms_instance_id: String::new(),
+        policy: String::new(),
+        multi_region: None,
+        tags: Vec::new(),
+    } => |key| json!({ "Key": key_json(&key.meta) });
+    "EnableKey" => kms::EnableKey { key_id: f.text("KeyId") } => |key| json!({ "Key": key_json(&key.meta) });
+    "DisableKey" => kms::DisableKey { key_id: f.text("KeyId") } => |key| json!({ "Key": key_json(&key.meta) });
+    "ScheduleKeyDeletion" => kms::ScheduleKeyDeletion {
+        key_id: f.text("KeyId"),
+        pending_window_in_days: f.int("PendingWindowInDays")?,
+    } => |(key_id, date)| json!({ "KeyId": key_id, "DeleteDate": date.to_rfc3339() });
+    // The console teaches Alibaba's lifecycle: a cancelled deletion leaves the key usable.
+    "CancelKeyDeletion" => kms::CancelKeyDeletion { key_id: f.text("KeyId"), restore: kms::CancelRestores::Enabled }
+        => |key| json!({ "Key": key_json(&key.meta) });
+    "CreateKeyVersion" => kms::CreateKeyVersion { key_id: f.text("KeyId") } => |version| json!({
+        "KeyId": version.key_id,
+        "KeyVersionId": version.key_version_id.to_string(),
+        "CreationDate": version.creation_date.to_rfc3339(),
+    });
+    "ListKeyVersions" => kms::ListKeyVersions { key_id: f.text("KeyId"), page_number: 0, page_size: 100 } => |paged| {
+        let versions: Vec<Value> = paged.items.iter().map(|v| json!({
+            "KeyVersionId": v.key_version_id.to_string(),
+            "CreationDate": v.creation_date.to_rfc3339(),
+            "OnDemand": v.on_demand,
+        })).collect();
+        json!({ "KeyVersions": versions, "TotalCount": paged.total })
+    };
+    "Encrypt" => kms::Encrypt {
+        key_id: f.text("KeyId"),
+        plaintext: zeroize::Zeroizing::new(f.text("Plaintext").into_bytes()),
+        encryption_context: kms::Context::new(),
+    } => |sealed| json!({
+        "CiphertextBlob": b64(&sealed.ciphertext_blob),
+        "KeyId": sealed.key_id,
+        "KeyVersionId": sealed.key_version_id.to_string(),
+    });
+    "Decrypt" => kms::Decrypt {
+        ciphertext_blob: f.blob("CiphertextBlob")?,
+        encryption_context: kms::Context::new(),
+        expected_key_id: String::new(),
+    } => |opened| json!({
+        // The console shows what it encrypted, text.
+        "Plaintext": String::from_utf8_lossy(&opened.plaintext),
+        "KeyId": opened.key_id,
+        "KeyVersionId": opened.key_version_id.to_string(),
+    });
+    "GetClock" => simulation::GetClock {} => |reading| json!({ "Now": reading.now.to_rfc3339(), "OffsetMs": reading.offset_ms });
+    "AdvanceClock" => simulation::AdvanceClock {
+        advance: Some(Span { seconds: f.long("Seconds")?, nanos: 0 }),
+    } => |reading| json!({ "Now": reading.now.to_rfc3339(), "OffsetMs": reading.offset_ms });
+    "QueryAuditEvents" => audit::QueryAuditEvents {
+        query: f.text("Query"),
+        start_time: String::new(),
+        end_time: String::new(),
+        page_size: f.int("PageSize")?,
+        page_token: f.text("PageToken"),
+        format: f.text("Format"),
+    } => |page| {
+        let events: Vec<Value> = page.items.iter().map(|r| serde_json::from_str(&r.text).unwrap_or(Value::Null)).collect();
+        json!({ "Events": events, "NextPageToken": page.next_page_token })
+    };
+}
+
+/// A key as the console shows it.
+fn key_json(meta: &KeyMeta) -> Value {
+    json!({
+        "KeyId": meta.key_id,
+        "Region": meta.region,
+        "KeyState": meta.state.as_str(),
+        "KeySpec": meta.spec.as_str(),
+        "KeyUsage": meta.usage.as_str(),
+        "Origin": meta.origin.as_str(),
+        "Description": meta.description,
+        "CreationDate": meta.creation_date.to_rfc3339(),
+        "DeleteDate": meta.delete_date.map(|d| d.to_rfc3339()),
+        "AutomaticRotation": meta.rotation.automatic.as_str(),
+        "RotationIntervalDays": meta.rotation.interval_secs.map(|s| s / 86_400),
+        "LastRotationDate": meta.rotation.last_rotation_date.map(|d| d.to_rfc3339()),
+        "NextRotationDate": meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()),
+    })
+}
+
+fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Typed readers over the page's JSON: absent reads as empty, so the engine decides what is required.
+#[derive(Clone, Copy)]
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn text(&self, name: &str) -> String {
+        match self.0.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn long(&self, name: &str) -> KmsResult<i64> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(0),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| KmsError::invalid_because(name, "Send an integer.")),
+            Some(_) => Err(KmsError::invalid_because(name, "Send an integer.")),
+        }
+    }
+
+    fn int(&self, name: &str) -> KmsResult<i32> {
+        i32::try_from(self.long(name)?).map_err(|_| KmsError::invalid_because(name, "Send a smaller integer."))
+    }
+
+    fn blob(&self, name: &str) -> KmsResult<Vec<u8>> {
+        let text = self.text(name);
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| KmsError::invalid_because(name, "Send the bytes as base64."))
+    }
+}
