@@ -368,6 +368,53 @@ pub static AWS_NODE: NodeEnv = NodeEnv {
     installed: OnceLock::new(),
 };
 
+/// playwright-core, which drives Debian's chromium for the console's browser tests (tests/console_browser.rs).
+pub static CONSOLE_NODE: NodeEnv = NodeEnv {
+    dir: "console-node",
+    family: "console",
+    what: "playwright-core",
+    loads: "playwright-core",
+    installed: OnceLock::new(),
+};
+
+/// Where Debian's chromium package puts the browser.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Debian's chromium for the browser tests: there already, or installed with apt-get when the tests run as root
+/// (a machine of the kind CI uses), once, under a lock; else the one message saying what to install.
+pub fn chromium() -> PathBuf {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let browser = PathBuf::from(CHROMIUM);
+        if browser.exists() {
+            return Ok(browser);
+        }
+        let need = "the console's browser tests need Debian's chromium package: run `apt-get install chromium` as root";
+        let root =
+            Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        if !root {
+            return Err(format!("{need} (the tests install it themselves only when they run as root)"));
+        }
+        fs::create_dir_all(sdk_root()).map_err(|e| format!("{need}: cannot create {}: {e}", sdk_root().display()))?;
+        let _lock = InstallLock::take(&sdk_root().join("chromium.lock"))?;
+        if browser.exists() {
+            return Ok(browser);
+        }
+        let started = Instant::now();
+        for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "chromium"][..]] {
+            let mut apt = Command::new("apt-get");
+            apt.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+            step(apt, need)?;
+        }
+        eprintln!("installed Debian's chromium in {:.1?}", started.elapsed());
+        if browser.exists() { Ok(browser) } else { Err(format!("{need}: apt-get ran but {CHROMIUM} is missing")) }
+    });
+    match found {
+        Ok(browser) => browser.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
 impl NodeEnv {
     /// Its `node_modules`, installed (once). Panics with what to install when it cannot be.
     pub fn node_modules(&'static self) -> PathBuf {

@@ -1,0 +1,69 @@
+// Drives kmsim's console in headless Chromium (Debian's, through playwright-core) as a user would, and prints one
+// JSON report: {"checks": [names passed], "failed": {"check", "detail"} | null, "timings": {...}}.
+//
+// Settings (environment): KMSIM_ENDPOINT (127.0.0.1:PORT), KMSIM_CHROMIUM (the browser), KMSIM_SCREENSHOTS (a
+// folder for the pictures docs/console.md shows), KMSIM_KEY_ID (a key the test made, with automatic rotation).
+"use strict";
+
+const { chromium } = require("playwright-core");
+
+const endpoint = "http://" + process.env.KMSIM_ENDPOINT;
+const shots = process.env.KMSIM_SCREENSHOTS;
+const keyId = process.env.KMSIM_KEY_ID;
+const report = { checks: [], failed: null, timings: {} };
+
+function check(name, ok, detail) {
+  if (!ok) throw Object.assign(new Error(name), { check: name, detail });
+  report.checks.push(name);
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: process.env.KMSIM_CHROMIUM, args: ["--no-sandbox"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(endpoint + "/");
+    await page.waitForSelector(`tr[data-key-id="${keyId}"]`);
+    report.timings.keysLoadMs = await page.evaluate(() => performance.getEntriesByType("navigation")[0].duration);
+    check("the key list shows the key the test made", true);
+    check("the simulated clock is shown", /^\d{4}-\d\d-\d\dT/.test(await page.textContent("#now")));
+    await page.screenshot({ path: shots + "/keys.png" });
+
+    await page.click(`tr[data-key-id="${keyId}"]`);
+    await page.waitForSelector(".state.current");
+    check("the key page lights Enabled", (await page.textContent(".state.current")) === "Enabled");
+    await page.click('#transitions button:text-is("Disable")');
+    await page.waitForFunction(() => document.querySelector(".state.current")?.textContent === "Disabled");
+    check("Disable moves the lit state to Disabled", true);
+    await page.fill("#try-input", "hello");
+    await page.click("button[data-try=Encrypt]");
+    await page.waitForSelector("#try-result.error");
+    const refusal = await page.textContent("#try-result");
+    check("a disabled key's refusal shows its code and status", refusal.startsWith("Rejected.Disabled (409)"), refusal);
+    await page.waitForFunction(() => /Encrypt .*Rejected\.Disabled \(409\)/.test(document.querySelector("#audit-rows")?.textContent || ""));
+    check("the live audit shows the refused Encrypt", true);
+    await page.screenshot({ path: shots + "/refusal.png" });
+
+    await page.click('#transitions button:text-is("Enable")');
+    await page.waitForFunction(() => document.querySelector(".state.current")?.textContent === "Enabled");
+    const before = await page.$$eval("#versions li", (items) => items.length);
+    await page.click("button[data-advance='31536000']");
+    await page.waitForFunction((n) => document.querySelectorAll("#versions li").length > n + 3, before);
+    const versions = await page.$$eval("#versions li", (items) => items.map((item) => item.textContent));
+    check("a year on the clock shows the scheduled rotations", versions.filter((v) => v.includes("rotated on schedule")).length >= 4,
+      versions);
+    await page.screenshot({ path: shots + "/rotations.png", fullPage: true });
+
+    // Something done outside the page (the test's gRPC call) reaches the live audit too.
+    await page.fill("#audit-query", "eventName:DescribeKey and userAgent:grpc*");
+    await page.click("#audit-filter button");
+    await page.waitForFunction(() => document.querySelectorAll("#audit-rows li").length > 0 &&
+      !document.querySelector("#audit-rows li.error"));
+    check("the live audit shows a call made outside the console", true);
+  } finally {
+    await browser.close();
+  }
+}
+
+main()
+  .catch((error) => { report.failed = { check: error.check || "the page", detail: error.detail ?? String(error.stack || error) }; })
+  .finally(() => console.log(JSON.stringify(report)));
