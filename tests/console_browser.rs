@@ -53,7 +53,7 @@ async fn the_console_shows_keys_refusals_rotations_and_calls_from_elsewhere_in_c
         .unwrap_or_else(|_| panic!("the browser script printed no report: {}", finished.describe()));
     assert!(report["failed"].is_null(), "{report:#}\n{}", finished.stderr);
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 8, "{report:#}");
+    assert_eq!(checks.len(), 12, "{report:#}");
     for shot in ["keys.png", "refusal.png", "rotations.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was saved");
     }

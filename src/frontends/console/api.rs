@@ -13,12 +13,13 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::FRONTEND;
+use crate::clock::SimTime;
 use crate::engine::key::KeyMeta;
 use crate::engine::{KmsError, KmsResult};
 use crate::frontends::{Body, bounded, decode, execute_json, peer, refuse_unknown};
 use crate::kernel::meta::new_request_id;
 use crate::kernel::ops::params::Span;
-use crate::kernel::ops::{audit, kms, simulation};
+use crate::kernel::ops::{audit, events, kms, simulation};
 use crate::kernel::{Answer, App, CallMeta};
 
 /// Runs one call the page made and answers it.
@@ -142,6 +143,23 @@ console_operations! { f;
     "AdvanceClock" => simulation::AdvanceClock {
         advance: Some(Span { seconds: f.long("Seconds")?, nanos: 0 }),
     } => |reading| json!({ "Now": reading.now.to_rfc3339(), "OffsetMs": reading.offset_ms });
+    "SetClock" => simulation::SetClock {
+        time: match f.text("Time").as_str() {
+            "" => None,
+            text => Some(SimTime::parse_rfc3339(text).ok_or_else(|| {
+                KmsError::invalid_because("Time", "Give an RFC 3339 instant such as 2027-01-01T00:00:00Z.")
+            })?),
+        },
+        time_malformed: false,
+    } => |reading| json!({ "Now": reading.now.to_rfc3339(), "OffsetMs": reading.offset_ms });
+    "ListSystemEvents" => events::ListSystemEvents {
+        name: f.text("Name"),
+        level: String::new(),
+        start_time: String::new(),
+        end_time: String::new(),
+        page_size: f.int("PageSize")?,
+        page_token: String::new(),
+    } => |page| json!({ "Events": page.items, "NextPageToken": page.next_page_token });
     "QueryAuditEvents" => audit::QueryAuditEvents {
         query: f.text("Query"),
         start_time: String::new(),

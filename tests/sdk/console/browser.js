@@ -43,6 +43,21 @@ async function main() {
     check("the live audit shows the refused Encrypt", true);
     await page.screenshot({ path: shots + "/refusal.png" });
 
+    // A record opens in its three renderings.
+    await page.click("#audit-rows li.error");
+    await page.waitForFunction(() => /"eventName": "Encrypt"/.test(document.querySelector("#record-text")?.textContent || ""));
+    await page.click("[data-format=cloudtrail]");
+    await page.waitForFunction(() => /"eventSource"/.test(document.querySelector("#record-text")?.textContent || ""));
+    check("a record opens in its native and CloudTrail renderings", true);
+
+    // Something done outside the page (the test's gRPC call) reaches the live audit too.
+    await page.fill("#audit-query", "eventName:DescribeKey not userAgent:Mozilla*");
+    await page.click("#audit-filter button");
+    await page.waitForFunction(() => document.querySelectorAll("#audit-rows li").length > 0 &&
+      !document.querySelector("#audit-rows li.error"));
+    check("the live audit shows a call made outside the console", true);
+
+
     await page.click('#transitions button:text-is("Enable")');
     await page.waitForFunction(() => document.querySelector(".state.current")?.textContent === "Enabled");
     const before = await page.$$eval("#versions li", (items) => items.length);
@@ -53,12 +68,20 @@ async function main() {
       versions);
     await page.screenshot({ path: shots + "/rotations.png", fullPage: true });
 
-    // Something done outside the page (the test's gRPC call) reaches the live audit too.
-    await page.fill("#audit-query", "eventName:DescribeKey and userAgent:grpc*");
-    await page.click("#audit-filter button");
-    await page.waitForFunction(() => document.querySelectorAll("#audit-rows li").length > 0 &&
-      !document.querySelector("#audit-rows li.error"));
-    check("the live audit shows a call made outside the console", true);
+    // Scheduling deletion counts down in simulated time; setting an instant past it deletes the key.
+    await page.click('#transitions button:text-is("Schedule deletion (7 days)")');
+    await page.waitForFunction(() => /deleted in 6 d 23 h|deleted in 7 d 0 h/.test(document.querySelector(".countdown")?.textContent || ""));
+    check("a key pending deletion counts down in simulated time", true);
+    const deleteAt = new Date(Date.parse(await page.textContent("#now")) + 8 * 86400000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    await page.fill("#set-time", deleteAt);
+    await page.click("#set-clock button");
+    await page.waitForFunction((id) => !document.querySelector(`tr[data-key-id="${id}"]`), keyId);
+    check("setting the clock past the deletion date removes the key from the list", true);
+    await page.waitForFunction(() => /Key:DeleteKey:ActualDeletion/.test(document.querySelector("#event-rows")?.textContent || "")
+      && /Key:DeleteKey:ScheduleDeletion/.test(document.querySelector("#event-rows")?.textContent || ""));
+    check("the system events show the deletion scheduled and done", true);
+    await page.screenshot({ path: shots + "/deleted.png", fullPage: true });
+
   } finally {
     await browser.close();
   }

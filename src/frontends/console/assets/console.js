@@ -67,6 +67,14 @@ for (const button of document.querySelectorAll("[data-advance]")) {
   });
 }
 
+$("set-clock").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await call("SetClock", { Time: $("set-time").value.trim() });
+  } catch (error) { show($("now"), error); }
+  await refreshAll();
+});
+
 // --- Keys -------------------------------------------------------------------
 
 async function refreshKeys() {
@@ -137,7 +145,13 @@ async function refreshKey() {
   $("states").replaceChildren(...STATES.map((state) => {
     const box = document.createElement("span");
     box.className = "state" + (state === key.KeyState ? " current" : "");
-    box.textContent = state === "PendingDeletion" && key.DeleteDate ? `PendingDeletion until ${key.DeleteDate}` : state;
+    box.textContent = state;
+    if (state === "PendingDeletion" && key.DeleteDate) {
+      const countdown = document.createElement("span");
+      countdown.className = "countdown";
+      countdown.dataset.deleteDate = key.DeleteDate;
+      box.append(countdown);
+    }
     if (state === key.KeyState) box.setAttribute("aria-current", "true");
     return box;
   }));
@@ -153,6 +167,7 @@ async function refreshKey() {
     });
     return button;
   }));
+  await updateCountdown();
   try {
     const { KeyVersions } = await call("ListKeyVersions", { KeyId: key.KeyId });
     $("versions").replaceChildren(...KeyVersions.map((version, index) => {
@@ -185,6 +200,17 @@ for (const button of document.querySelectorAll("[data-try]")) {
   });
 }
 
+// The deletion date counts down in simulated time: days and hours left on the simulated clock.
+async function updateCountdown() {
+  const countdown = document.querySelector(".countdown");
+  if (!countdown) return;
+  try {
+    const now = Date.parse((await call("GetClock")).Now), left = Date.parse(countdown.dataset.deleteDate) - now;
+    const days = Math.floor(left / 86400000), hours = Math.floor((left % 86400000) / 3600000);
+    countdown.textContent = left > 0 ? ` deleted in ${days} d ${hours} h (simulated)` : " due now";
+  } catch (error) { show(countdown, error); }
+}
+
 // --- Audit ------------------------------------------------------------------
 
 async function refreshAudit() {
@@ -197,6 +223,45 @@ async function refreshAudit() {
       const at = new Date(event.eventTime).toISOString();
       item.textContent = `${at} ${event.eventName} ${event.keyId || ""} ${outcome} · ${event.userAgent || ""}`;
       if (event.errorCode) item.className = "error";
+      item.tabIndex = 0;
+      const open = () => openRecord(event.requestId);
+      item.addEventListener("click", open);
+      item.addEventListener("keydown", (key) => { if (key.key === "Enter") open(); });
+      return item;
+    }));
+  } catch (error) {
+    const item = document.createElement("li");
+    show(item, error);
+    rows.replaceChildren(item);
+  }
+}
+
+// A record in any of its three renderings: the same record, as kmsim, ActionTrail and CloudTrail write it.
+let openRequestId = null;
+async function openRecord(requestId, format = "native") {
+  openRequestId = requestId;
+  $("record").hidden = false;
+  for (const tab of document.querySelectorAll("[data-format]")) tab.setAttribute("aria-selected", String(tab.dataset.format === format));
+  try {
+    const { Events } = await call("QueryAuditEvents", { Query: `requestId:"${requestId}"`, PageSize: 1, Format: format });
+    $("record-text").className = "";
+    $("record-text").textContent = JSON.stringify(Events[0], null, 2);
+  } catch (error) { show($("record-text"), error); }
+}
+for (const tab of document.querySelectorAll("[data-format]")) {
+  tab.addEventListener("click", () => openRequestId && openRecord(openRequestId, tab.dataset.format));
+}
+
+// --- System events ----------------------------------------------------------
+
+async function refreshEvents() {
+  const rows = $("event-rows");
+  try {
+    const { Events } = await call("ListSystemEvents", { PageSize: 30 });
+    rows.replaceChildren(...Events.map((event) => {
+      const item = document.createElement("li");
+      const subject = (event.resourceId || "").split(/[/:]/).pop();
+      item.textContent = `${new Date(event.time).toISOString()} ${event.name} ${subject}`;
       return item;
     }));
   } catch (error) {
@@ -219,10 +284,10 @@ $("signin").addEventListener("submit", (event) => {
 });
 
 async function refreshAll() {
-  await Promise.all([refreshClock(), refreshKeys(), refreshKey(), refreshAudit()]);
+  await Promise.all([refreshClock(), refreshKeys(), refreshKey(), refreshAudit(), refreshEvents()]);
 }
 
 refreshAll();
 // The page's own polling is audited like every call; the default filter above leaves it out of the view.
-setInterval(refreshAudit, 2000);
-setInterval(refreshClock, 5000);
+setInterval(() => { refreshAudit(); refreshEvents(); }, 2000);
+setInterval(() => { refreshClock(); updateCountdown(); }, 5000);
