@@ -2,6 +2,48 @@
 "use strict";
 
 const STATES = ["Enabled", "Disabled", "PendingDeletion", "PendingImport"];
+// The key-state machine as the page draws it: where each state sits, and the transitions between them.
+const NODES = { Enabled: [110, 50], Disabled: [430, 50], PendingImport: [110, 190], PendingDeletion: [430, 190] };
+const EDGES = [
+  ["Enabled", "Disabled", "DisableKey", -14], ["Disabled", "Enabled", "EnableKey", 14],
+  ["Enabled", "PendingDeletion", "ScheduleKeyDeletion", -10], ["Disabled", "PendingDeletion", "ScheduleKeyDeletion", 14],
+  ["PendingDeletion", "Enabled", "CancelKeyDeletion", 10], ["PendingImport", "PendingDeletion", "ScheduleKeyDeletion", 0],
+  ["PendingImport", "Enabled", "ImportKeyMaterial", 0],
+];
+const SVG = "http://www.w3.org/2000/svg";
+function svg(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// The diagram, the current state lit and the transitions it allows drawn as the way out.
+function drawStates(current) {
+  const drawing = svg("svg", { viewBox: "0 0 540 240", role: "img", "aria-label": `Key state: ${current}` });
+  const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" });
+  marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z" }));
+  const defs = svg("defs", {});
+  defs.append(marker);
+  drawing.append(defs);
+  for (const [from, to, operation, bend] of EDGES) {
+    const [x1, y1] = NODES[from], [x2, y2] = NODES[to];
+    const dx = x2 - x1, dy = y2 - y1, length = Math.hypot(dx, dy), ux = dx / length, uy = dy / length;
+    const start = [x1 + ux * 70 - uy * bend, y1 + uy * 28 + ux * bend], end = [x2 - ux * 70 - uy * bend, y2 - uy * 28 + ux * bend];
+    const line = svg("line", { x1: start[0], y1: start[1], x2: end[0], y2: end[1], "marker-end": "url(#arrow)",
+      class: "edge" + (from === current ? " legal" : "") });
+    line.append(svg("title", {}, operation));
+    drawing.append(line);
+  }
+  for (const state of STATES) {
+    const [x, y] = NODES[state];
+    const group = svg("g", { class: "node" + (state === current ? " current" : "") });
+    group.append(svg("rect", { x: x - 70, y: y - 28, width: 140, height: 56, rx: 28 }));
+    group.append(svg("text", { x, y: y + 6, "text-anchor": "middle" }, state));
+    drawing.append(group);
+  }
+  return drawing;
+}
 const $ = (id) => document.getElementById(id);
 let selected = null;
 
@@ -142,19 +184,17 @@ async function refreshKey() {
   }
   $("key-title").className = "";
   $("key-title").textContent = `${key.KeyId} · ${key.KeySpec} · ${key.KeyUsage}`;
-  $("states").replaceChildren(...STATES.map((state) => {
-    const box = document.createElement("span");
-    box.className = "state" + (state === key.KeyState ? " current" : "");
-    box.textContent = state;
-    if (state === "PendingDeletion" && key.DeleteDate) {
-      const countdown = document.createElement("span");
-      countdown.className = "countdown";
-      countdown.dataset.deleteDate = key.DeleteDate;
-      box.append(countdown);
-    }
-    if (state === key.KeyState) box.setAttribute("aria-current", "true");
-    return box;
-  }));
+  const lit = document.createElement("p");
+  lit.className = "state current";
+  lit.setAttribute("aria-current", "true");
+  lit.textContent = key.KeyState;
+  if (key.KeyState === "PendingDeletion" && key.DeleteDate) {
+    const countdown = document.createElement("span");
+    countdown.className = "countdown";
+    countdown.dataset.deleteDate = key.DeleteDate;
+    lit.append(countdown);
+  }
+  $("states").replaceChildren(drawStates(key.KeyState), lit);
   $("transitions").replaceChildren(...TRANSITIONS.map((transition) => {
     const button = document.createElement("button");
     button.textContent = transition.label;
@@ -162,6 +202,7 @@ async function refreshKey() {
     button.addEventListener("click", async () => {
       try {
         await call(transition.operation, { KeyId: key.KeyId, ...(transition.params || {}) });
+        $("try-result").textContent = "";
       } catch (error) { show($("try-result"), error); }
       await refreshAll();
     });
