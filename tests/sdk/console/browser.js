@@ -17,7 +17,25 @@ function check(name, ok, detail) {
   report.checks.push(name);
 }
 
+// With --auth required: the page is refused until it is given an AccessKey, then signs every call with it.
+async function signIn(page) {
+  await page.goto(endpoint + "/");
+  await page.waitForFunction(() => /AccessKey|Signature|IncompleteSignature/.test(document.querySelector("#key-rows")?.textContent || ""));
+  check("without an AccessKey the page's calls are refused", true);
+  await page.fill("#access-key-id", process.env.KMSIM_ACCESS_KEY_ID);
+  await page.fill("#access-key-secret", process.env.KMSIM_ACCESS_KEY_SECRET);
+  await page.click("#signin button");
+  await page.waitForSelector(`tr[data-key-id="${keyId}"]`);
+  check("with the AccessKey given, the page's SigV4-signed calls are answered", true);
+  check("the secret does not stay in the form", (await page.inputValue("#access-key-secret")) === "");
+}
+
 async function main() {
+  if (process.env.KMSIM_ACCESS_KEY_ID) {
+    const browser = await chromium.launch({ executablePath: process.env.KMSIM_CHROMIUM, args: ["--no-sandbox"] });
+    try { await signIn(await browser.newPage()); } finally { await browser.close(); }
+    return;
+  }
   const browser = await chromium.launch({ executablePath: process.env.KMSIM_CHROMIUM, args: ["--no-sandbox"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
