@@ -25,6 +25,8 @@ pub struct CallContext {
     pub user_agent: String,
     /// The host name the client called, where its front end knows it.
     pub endpoint: String,
+    /// The front end the call came through (`grpc`, `alibaba`, `aws`, `console`, …); empty for kmsim's own work.
+    pub frontend: &'static str,
     /// The AWS account a call through AWS's API addressed (see `CallMeta::aws_account_id`).
     pub aws_account_id: String,
     /// The AccessKey (or ClientKey) id the call named, verified or not.
@@ -57,6 +59,7 @@ impl CallContext {
             client: None,
             user_agent: String::new(),
             endpoint: String::new(),
+            frontend: "",
             aws_account_id: String::new(),
             access_key_id: String::new(),
             principal: Principal::Account,
@@ -82,6 +85,7 @@ impl CallContext {
             client: self.client,
             user_agent: self.user_agent.clone(),
             endpoint: self.endpoint.clone(),
+            frontend: self.frontend,
             aws_account_id: self.aws_account_id.clone(),
             access_key_id: self.access_key_id.clone(),
             principal: self.principal.clone(),

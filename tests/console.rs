@@ -1,8 +1,8 @@
-//! The browser console's server side (issue 31, first slice): the page and its
+//! The browser console's server side (issue 31): the page and its
 //! assets come from the binary on the one port, and every call the page makes
 //! is a kernel call, audited with the browser's User-Agent, answering kmsim's
-//! exact codes. (The browser tests of the page itself come with the rest of
-//! the issue.)
+//! exact codes; the live views stream records and events as they commit and end when the server stops. (The page
+//! itself is tested in real browsers: `console_browser.rs`.)
 
 mod common;
 
@@ -102,5 +102,70 @@ async fn no_console_turns_the_page_and_its_calls_off() {
     assert_ne!(content_type, "text/html; charset=utf-8");
     let call = api(&server, "ListKeys", json!({})).await;
     assert!(call.body.get("Keys").is_none(), "{:?}", call.body);
+    server.stop().await;
+}
+
+/// Reads the stream until `wanted` appears in what it has sent; what it sent so far.
+async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut String, wanted: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 8192];
+    while !seen.contains(wanted) {
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the stream ended before {wanted:?}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+}
+
+#[tokio::test]
+async fn the_live_audit_streams_each_record_as_it_commits_named_by_its_front_end_and_ends_when_the_server_stops() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let body = json!({ "Query": "eventName:CreateKey" }).to_string();
+    let request = format!(
+        "POST /console/api/TailAuditEvents HTTP/1.1\r\nhost: {}\r\nuser-agent: Mozilla/5.0 (console test)\r\n\
+         content-length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    // The opening comment: the view is subscribed, so every record committed from here on is sent.
+    read_until(&mut stream, &mut seen, ": still here\n\n").await;
+    assert!(seen.starts_with("HTTP/1.1 200") && seen.contains("content-type: text/event-stream"), "{seen}");
+
+    let created = api(&server, "CreateKey", json!({})).await;
+    assert_eq!(created.status, 200);
+    read_until(&mut stream, &mut seen, "event: audit\ndata: ").await;
+    read_until(&mut stream, &mut seen, "\n\n").await;
+    let data = seen.split("event: audit\ndata: ").nth(1).unwrap().split("\n\n").next().unwrap();
+    let record: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(record["eventName"], "CreateKey");
+    assert_eq!(record["frontend"], "console", "{record:#}");
+    assert_eq!(record["keyId"], created.body["Key"]["KeyId"], "{record:#}");
+
+    // Only what the query selects: the CreateKey's own TailAuditEvents record is not sent.
+    assert_eq!(seen.matches("event: audit").count(), 1, "{seen}");
+
+    // Stopping the server ends the stream, a chunked body's proper end, rather than holding the shutdown open
+    // until its grace period runs out and the connection is cut.
+    server.stop().await;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.ends_with("0\r\n\r\n"), "the chunked body ends: {rest:?}");
+}
+
+#[tokio::test]
+async fn a_live_view_with_a_malformed_query_is_refused_before_it_opens_and_audited() {
+    let server = TestServer::start().await;
+    let refused = api(&server, "TailAuditEvents", json!({ "Query": "eventName:(" })).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["Code"], "InvalidParameter", "{:#}", refused.body);
+    let records = all_audit_events(&server).await;
+    assert!(
+        records.iter().any(|r| r.event_name == "TailAuditEvents" && r.error_code == "InvalidParameter"),
+        "{records:#?}"
+    );
     server.stop().await;
 }

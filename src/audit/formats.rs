@@ -465,6 +465,7 @@ mod tests {
             client_port: 50123,
             user_agent: "aliyun-cli/3.0".into(),
             endpoint: String::new(),
+            frontend: String::new(),
             aws_account_id: String::new(),
             access_key_id: "LTAI-EXAMPLE".into(),
             user_identity: UserIdentity {

@@ -69,6 +69,10 @@ pub struct AuditRecord {
     /// The host name the client called, where its front end knew it (ActionTrail's `eventSource`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub endpoint: String,
+    /// The front end the call came through (`grpc`, `alibaba`, `aws`, `console`, …): what the User-Agent
+    /// cannot say for sure. Empty for kmsim's own work (the scheduler's rotations and deletions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub frontend: String,
     /// The AWS account a call through AWS's API addressed (`--aws-account-id`): its ARNs and its CloudTrail
     /// rendering name that account, as AWS would log the call. Empty for every other front end's calls.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -180,6 +184,7 @@ impl AuditRecord {
             client_port,
             user_agent,
             endpoint,
+            frontend,
             aws_account_id,
             access_key_id,
             user_identity,
@@ -234,6 +239,9 @@ impl AuditRecord {
         s.str_member("userAgent", user_agent);
         if !endpoint.is_empty() {
             s.str_member("endpoint", endpoint);
+        }
+        if !frontend.is_empty() {
+            s.str_member("frontend", frontend);
         }
         if !aws_account_id.is_empty() {
             s.str_member("awsAccountId", aws_account_id);
@@ -400,6 +408,7 @@ impl AuditRecord {
             client_port: cx.client.map_or(0, |a| a.port()),
             user_agent: cx.user_agent.clone(),
             endpoint: cx.endpoint.clone(),
+            frontend: cx.frontend.to_owned(),
             aws_account_id: cx.aws_account_id.clone(),
             access_key_id: cx.access_key_id.clone(),
             user_identity: UserIdentity::of(cx, op.event_type),

@@ -93,7 +93,7 @@ impl App {
         // What a call names matters only to permissions; with auth off nothing is judged.
         let names = if self.identity.judges_permissions() { operation.names() } else { Names::default() };
         let mut request_parameters = operation.audit_params();
-        let (cx, refused, request_bytes, frontend) = self.admit_call(meta, spec, &names);
+        let (cx, refused, request_bytes) = self.admit_call(meta, spec, &names);
         if let (Value::Object(params), given @ 1..) = (&mut request_parameters, cx.grant_tokens) {
             params.insert("GrantTokens".to_owned(), Value::from(given));
         }
@@ -119,12 +119,11 @@ impl App {
         let response_bytes = rendered.as_ref().map_or(0, |(_, bytes)| *bytes);
         let sizes = PayloadSizes { request_bytes, response_bytes };
         let request_id = cx.request_id.clone();
-        let result =
-            match (self.conclude(spec, (cx, frontend), request_parameters, sizes, done, verdict).await, rendered) {
-                (Err(error), _) => Err(error),
-                (Ok(()), Some((response, _))) => Ok(response),
-                (Ok(()), None) => Err(KmsError::internal()),
-            };
+        let result = match (self.conclude(spec, cx, request_parameters, sizes, done, verdict).await, rendered) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Some((response, _))) => Ok(response),
+            (Ok(()), None) => Err(KmsError::internal()),
+        };
         Answer { request_id, result }
     }
 
@@ -132,14 +131,8 @@ impl App {
     /// before it runs, if it is: by authentication, which needs no resource,
     /// ahead of what the front end itself found wrong; then by a grant token
     /// this server did not issue; then by permission on what the call names.
-    /// Also the request's size, for its record, and the front end's name, for
-    /// the logs.
-    fn admit_call(
-        &self,
-        meta: CallMeta,
-        spec: &OpSpec,
-        names: &Names,
-    ) -> (CallContext, Option<KmsError>, u64, &'static str) {
+    /// Also the request's size, for its record.
+    fn admit_call(&self, meta: CallMeta, spec: &OpSpec, names: &Names) -> (CallContext, Option<KmsError>, u64) {
         let CallMeta {
             request_id,
             client_request_id,
@@ -165,6 +158,7 @@ impl App {
             client: peer,
             user_agent,
             endpoint,
+            frontend,
             aws_account_id,
             access_key_id: String::new(),
             principal: Principal::Account,
@@ -188,7 +182,7 @@ impl App {
                 self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
                 Some(forbidden)
             });
-        (cx, refused, request_bytes, frontend)
+        (cx, refused, request_bytes)
     }
 
     /// A call that ran is judged on what it resolved, before anything it did
@@ -208,7 +202,7 @@ impl App {
     async fn conclude(
         self: &Arc<App>,
         spec: &'static OpSpec,
-        (cx, frontend): (Arc<CallContext>, &'static str),
+        cx: Arc<CallContext>,
         request_parameters: Value,
         sizes: PayloadSizes,
         done: Done,
@@ -242,7 +236,7 @@ impl App {
         let mut records = vec![record];
         records.extend(nested);
         if let Err(e) = self.settle(changes, records).await {
-            tracing::error!(error = %e, request_id = %cx.request_id, frontend, event = spec.event_name, "call failed closed");
+            tracing::error!(error = %e, request_id = %cx.request_id, frontend = cx.frontend, event = spec.event_name, "call failed closed");
             return Err(KmsError::internal());
         }
         drop(gates);

@@ -42,7 +42,7 @@ pub struct Scheduler {
     event_retention: Retention,
     /// Set when the server is stopping: due work stops between items, and what
     /// is left stays due, to be found again from the stored state on the next start.
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: watch::Sender<bool>,
 }
 
 /// The audit description of each kind of due work.
@@ -106,18 +106,24 @@ impl Scheduler {
             turn: Mutex::new(()),
             audit_retention: Retention::new(audit_retention_days),
             event_retention: Retention::new(event_retention_days),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: watch::Sender::new(false),
         }
     }
 
     /// Stops due work between items, for a prompt shutdown; a clock move in
     /// progress answers with the work done so far.
     pub fn stop(&self) {
-        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+        self.stopping.send_replace(true);
     }
 
     fn is_stopping(&self) -> bool {
-        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+        *self.stopping.borrow()
+    }
+
+    /// Turns true when the server begins to stop: what a stream that would otherwise stay open for ever (the
+    /// console's live views) watches, so a shutdown does not wait out its grace period for it.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Does all work due by now, then applies audit retention. Returns false

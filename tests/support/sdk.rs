@@ -377,41 +377,57 @@ pub static CONSOLE_NODE: NodeEnv = NodeEnv {
     installed: OnceLock::new(),
 };
 
-/// Where Debian's chromium package puts the browser.
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's chromium, which playwright-core drives for the console's browser tests.
+pub const CHROMIUM: DebianBrowser = DebianBrowser { package: "chromium", path: "/usr/bin/chromium" };
 
-/// Debian's chromium for the browser tests: there already, or installed with apt-get when the tests run as root
-/// (a machine of the kind CI uses), once, under a lock; else the one message saying what to install.
-pub fn chromium() -> PathBuf {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = FOUND.get_or_init(|| {
-        let browser = PathBuf::from(CHROMIUM);
+/// Debian's Firefox ESR, which puppeteer-core drives over WebDriver BiDi for the console's browser tests.
+pub const FIREFOX: DebianBrowser = DebianBrowser { package: "firefox-esr", path: "/usr/bin/firefox-esr" };
+
+/// A browser from a Debian package, for the console's browser tests.
+pub struct DebianBrowser {
+    package: &'static str,
+    path: &'static str,
+}
+
+impl DebianBrowser {
+    /// The browser: there already, or installed with apt-get when the tests run as root (a machine of the kind CI
+    /// uses), once, under a lock; else the one message saying what to install.
+    pub fn path(&'static self) -> PathBuf {
+        static FOUND: OnceLock<Mutex<BTreeMap<&'static str, Result<PathBuf, String>>>> = OnceLock::new();
+        let mut found = FOUND.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        match found.entry(self.package).or_insert_with(|| self.install()) {
+            Ok(browser) => browser.clone(),
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    fn install(&self) -> Result<PathBuf, String> {
+        let (package, browser) = (self.package, PathBuf::from(self.path));
         if browser.exists() {
             return Ok(browser);
         }
-        let need = "the console's browser tests need Debian's chromium package: run `apt-get install chromium` as root";
+        let need = format!(
+            "the console's browser tests need Debian's {package} package: run `apt-get install {package}` as root"
+        );
         let root =
             Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
         if !root {
             return Err(format!("{need} (the tests install it themselves only when they run as root)"));
         }
         fs::create_dir_all(sdk_root()).map_err(|e| format!("{need}: cannot create {}: {e}", sdk_root().display()))?;
-        let _lock = InstallLock::take(&sdk_root().join("chromium.lock"))?;
+        // One lock for every apt-get: dpkg takes one at a time.
+        let _lock = InstallLock::take(&sdk_root().join("apt.lock"))?;
         if browser.exists() {
             return Ok(browser);
         }
         let started = Instant::now();
-        for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "chromium"][..]] {
+        for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
             let mut apt = Command::new("apt-get");
             apt.env("DEBIAN_FRONTEND", "noninteractive").args(args);
-            step(apt, need)?;
+            step(apt, &need)?;
         }
-        eprintln!("installed Debian's chromium in {:.1?}", started.elapsed());
-        if browser.exists() { Ok(browser) } else { Err(format!("{need}: apt-get ran but {CHROMIUM} is missing")) }
-    });
-    match found {
-        Ok(browser) => browser.clone(),
-        Err(message) => panic!("{message}"),
+        eprintln!("installed Debian's {package} in {:.1?}", started.elapsed());
+        if browser.exists() { Ok(browser) } else { Err(format!("{need}: apt-get ran but {} is missing", self.path)) }
     }
 }
 

@@ -11,15 +11,17 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use tokio_stream::StreamExt as _;
 
 use super::FRONTEND;
 use crate::clock::SimTime;
+use crate::engine::UnderKey;
 use crate::engine::key::KeyMeta;
 use crate::engine::{KmsError, KmsResult};
 use crate::frontends::{Body, bounded, decode, execute_json, peer, refuse_unknown};
 use crate::kernel::meta::new_request_id;
 use crate::kernel::ops::params::Span;
-use crate::kernel::ops::{audit, events, kms, simulation};
+use crate::kernel::ops::{Missed, audit, events, kms, simulation};
 use crate::kernel::{Answer, App, CallMeta};
 
 /// Runs one call the page made and answers it.
@@ -50,7 +52,91 @@ pub async fn call(
             Map::new()
         }
     };
-    crate::frontends::kmsim_json_response(dispatch(app, meta, operation, Fields(&fields)).await)
+    match watch(app, meta, operation, Fields(&fields)).await {
+        Ok(view) => view,
+        Err(meta) => crate::frontends::kmsim_json_response(dispatch(app, meta, operation, Fields(&fields)).await),
+    }
+}
+
+/// How often an open live view says it is still there: a page whose connection died unnoticed learns it within
+/// this, and the server's write to a peer that went away closes the connection it held.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The live views, `text/event-stream` bodies: `event: audit` with a record in its native rendering, `event:
+/// system` with a system event's document, each as it commits; `event: missed` when the view fell behind (the page
+/// reads what it missed from the store). The stream ends when the server begins to stop, and the page, which
+/// reconnects, fills the gap from the store. The call's metadata back for any other operation, which answers once
+/// ([`dispatch`]).
+async fn watch(
+    app: &Arc<App>,
+    meta: CallMeta,
+    operation: &str,
+    f: Fields<'_>,
+) -> Result<http::Response<Body>, CallMeta> {
+    let (request_id, view) = match operation {
+        "TailAuditEvents" => {
+            let tail = audit::TailAuditEvents { query: f.text("Query"), format: String::new() };
+            let Answer { request_id, result } = app.execute(meta, tail, |records| (records, 0)).await;
+            let view = result.map(|records| {
+                Box::pin(records.map(|received| match received {
+                    Ok(rendered) => Say("audit", rendered.text),
+                    Err(Missed(missed)) => Say("missed", json!({ "Missed": missed }).to_string()),
+                })) as LiveView
+            });
+            (request_id, view)
+        }
+        "WatchSystemEvents" => {
+            let watch = events::WatchSystemEvents { name: f.text("Name"), level: String::new() };
+            let Answer { request_id, result } = app.execute(meta, watch, |events| (events, 0)).await;
+            let view = result.map(|events| {
+                Box::pin(events.map(|received| match received {
+                    Ok(event) => Say("system", event.document.to_string()),
+                    Err(Missed(missed)) => Say("missed", json!({ "Missed": missed }).to_string()),
+                })) as LiveView
+            });
+            (request_id, view)
+        }
+        _ => return Err(meta),
+    };
+    Ok(match view {
+        Ok(view) => event_stream(app, view),
+        Err(error) => crate::frontends::kmsim_json_response(Answer { request_id, result: Err(error) }),
+    })
+}
+
+/// What a live view sends: an event and its data (a comment when the event is empty), or the end of the view.
+enum Piece {
+    Say(&'static str, String),
+    Stop,
+}
+use Piece::Say;
+
+type LiveView = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Piece> + Send>>;
+
+fn event_stream(app: &App, view: LiveView) -> http::Response<Body> {
+    let frame = |piece: Piece| {
+        let text = match piece {
+            Say("", _) | Piece::Stop => ": still here\n\n".to_owned(),
+            Say(event, data) => format!("event: {event}\ndata: {data}\n\n"),
+        };
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(text)))
+    };
+    let heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let beats = tokio_stream::wrappers::IntervalStream::new(heartbeat).map(|_| Say("", String::new()));
+    let stops = tokio_stream::wrappers::WatchStream::new(app.scheduler.stopping())
+        .filter(|stopping| *stopping)
+        .map(|_| Piece::Stop);
+    // A comment first, so the page knows the view is open: the kernel subscribed before it answered.
+    let opened = tokio_stream::once(Say("", String::new()));
+    let frames =
+        opened.chain(view.merge(beats)).merge(stops).take_while(|piece| !matches!(piece, Piece::Stop)).map(frame);
+    http::Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .header("x-content-type-options", "nosniff")
+        .body(Body::new(http_body_util::StreamBody::new(frames)))
+        .unwrap_or_else(|_| http::Response::new(Body::empty()))
 }
 
 /// Declares the table: `"Operation" => module::Op { field: decoder, … } => encoder;`.
@@ -139,6 +225,49 @@ console_operations! { f;
         "KeyId": opened.key_id,
         "KeyVersionId": opened.key_version_id.to_string(),
     });
+    "AsymmetricEncrypt" => kms::AsymmetricEncrypt {
+        key_id: f.text("KeyId"),
+        key_version_id: f.text("KeyVersionId"),
+        algorithm: f.text("Algorithm"),
+        plaintext: zeroize::Zeroizing::new(f.text("Plaintext").into_bytes()),
+    } => |sealed| under_key(&sealed, json!({ "CiphertextBlob": b64(&sealed.value) }));
+    "AsymmetricDecrypt" => kms::AsymmetricDecrypt {
+        key_id: f.text("KeyId"),
+        key_version_id: f.text("KeyVersionId"),
+        algorithm: f.text("Algorithm"),
+        ciphertext_blob: f.blob("CiphertextBlob")?,
+    } => |opened| under_key(&opened, json!({ "Plaintext": String::from_utf8_lossy(&opened.value) }));
+    // The page signs and MACs text it shows, so messages are UTF-8 and signatures and MACs base64.
+    "Sign" => kms::AsymmetricSign {
+        key_id: f.text("KeyId"),
+        key_version_id: f.text("KeyVersionId"),
+        algorithm: f.text("Algorithm"),
+        message_type: "RAW".to_owned(),
+        digest: Vec::new(),
+        message: f.text("Message").into_bytes(),
+    } => |signed| under_key(&signed, json!({ "Signature": b64(&signed.value) }));
+    "Verify" => kms::AsymmetricVerify {
+        key_id: f.text("KeyId"),
+        key_version_id: f.text("KeyVersionId"),
+        algorithm: f.text("Algorithm"),
+        message_type: "RAW".to_owned(),
+        digest: Vec::new(),
+        message: f.text("Message").into_bytes(),
+        signature: f.blob("Signature")?,
+        invalid_is_error: false,
+    } => |checked| under_key(&checked, json!({ "Value": checked.value }));
+    "GenerateMac" => kms::GenerateMac {
+        key_id: f.text("KeyId"),
+        algorithm: f.text("Algorithm"),
+        message: f.text("Message").into_bytes(),
+    } => |mac| under_key(&mac, json!({ "Mac": b64(&mac.value) }));
+    "VerifyMac" => kms::VerifyMac {
+        key_id: f.text("KeyId"),
+        algorithm: f.text("Algorithm"),
+        message: f.text("Message").into_bytes(),
+        mac: f.blob("Mac")?,
+        invalid_is_error: false,
+    } => |checked| under_key(&checked, json!({ "Value": checked.value }));
     "GetClock" => simulation::GetClock {} => |reading| json!({ "Now": reading.now.to_rfc3339(), "OffsetMs": reading.offset_ms });
     "AdvanceClock" => simulation::AdvanceClock {
         advance: Some(Span { seconds: f.long("Seconds")?, nanos: 0 }),
@@ -190,6 +319,13 @@ fn key_json(meta: &KeyMeta) -> Value {
         "LastRotationDate": meta.rotation.last_rotation_date.map(|d| d.to_rfc3339()),
         "NextRotationDate": meta.rotation.next_rotation_date.map(|d| d.to_rfc3339()),
     })
+}
+
+/// A result made under a key version, with the version that made it.
+fn under_key<T>(result: &UnderKey<T>, mut fields: Value) -> Value {
+    fields["KeyId"] = json!(result.key_id);
+    fields["KeyVersionId"] = json!(result.key_version_id.to_string());
+    fields
 }
 
 fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
