@@ -169,3 +169,19 @@ async fn a_live_view_with_a_malformed_query_is_refused_before_it_opens_and_audit
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_page_offers_every_key_spec_the_engine_makes() {
+    let server = TestServer::start().await;
+    let (_, _, page) = get(&server, "/").await;
+    let select = page.split("<select id=\"spec\">").nth(1).unwrap().split("</select>").next().unwrap();
+    let offered: Vec<&str> =
+        select.split("<option>").skip(1).map(|option| option.split("</option>").next().unwrap()).collect();
+    let made: Vec<&str> = kmsim::engine::key::KeySpec::ALL.iter().map(|spec| spec.as_str()).collect();
+    assert_eq!(offered, made);
+    for spec in made {
+        let created = api(&server, "CreateKey", json!({ "KeySpec": spec })).await;
+        assert_eq!(created.status, 200, "{spec}: {:#}", created.body);
+    }
+    server.stop().await;
+}

@@ -266,9 +266,9 @@ const TRANSITIONS = [
 ];
 
 // What "try it" does with a key, by what the key is for: each action names its call and what it sends.
-const SIGNING = { RSA_2048: "RSA_PKCS1_SHA_256", RSA_3072: "RSA_PKCS1_SHA_256", EC_P256: "ECDSA_SHA_256",
-  EC_P256K: "ECDSA_SHA_256", EC_P384: "ECDSA_SHA_384", EC_SM2: "SM2DSA" };
-const MAC = { HMAC_256: "HMAC_SHA_256", HMAC_384: "HMAC_SHA_384", HMAC_512: "HMAC_SHA_512" };
+const SIGNING = { RSA_2048: "RSA_PKCS1_SHA_256", RSA_3072: "RSA_PKCS1_SHA_256", RSA_4096: "RSA_PKCS1_SHA_256",
+  EC_P256: "ECDSA_SHA_256", EC_P256K: "ECDSA_SHA_256", EC_P384: "ECDSA_SHA_384", EC_P521: "ECDSA_SHA_512", EC_SM2: "SM2DSA" };
+const MAC = { HMAC_224: "HMAC_SHA_224", HMAC_256: "HMAC_SHA_256", HMAC_384: "HMAC_SHA_384", HMAC_512: "HMAC_SHA_512" };
 function tryActions(key) {
   const text = () => $("try-input").value, result = () => $("try-output").value;
   const base = { KeyId: key.KeyId };
