@@ -1,6 +1,7 @@
 //! Compiles `proto/kmsim/v1/*.proto` with protoc from the `protoc-bin-vendored`
 //! crate, so a machine with only the Rust toolchain can build, and writes the
-//! file descriptor set that server reflection serves.
+//! file descriptor set that server reflection serves; and `proto/dkms/api.proto`,
+//! the KMS instance API's messages (no service: that API is protobuf over HTTP/1.1).
 
 use std::path::PathBuf;
 
@@ -24,5 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor)
         .compile_protos(&protos, &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?])?;
+
+    let instance_api = PathBuf::from("proto/dkms/api.proto");
+    println!("cargo:rerun-if-changed={}", instance_api.display());
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_protos(&[instance_api], &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?])?;
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct CallContext {
     pub wire_error: fn(&KmsError) -> crate::kernel::meta::WireError,
     /// How many grant tokens the call carried; the tokens are checked on arrival and kept nowhere.
     pub grant_tokens: usize,
+    /// The KMS instance whose endpoint the call reached (see `CallMeta::served_by_instance`).
+    pub served_by_instance: Option<String>,
     pub trail: Trail,
 }
 
@@ -69,6 +71,7 @@ impl CallContext {
             called_as: "",
             wire_error: crate::kernel::meta::table_error,
             grant_tokens: 0,
+            served_by_instance: None,
             trail: Trail::default(),
         }
     }
@@ -96,6 +99,7 @@ impl CallContext {
             called_as: "",
             wire_error: self.wire_error,
             grant_tokens: self.grant_tokens,
+            served_by_instance: self.served_by_instance.clone(),
             trail: Trail::default(),
         }
     }
@@ -248,6 +252,13 @@ impl Trail {
             f.secret_arn = arn;
             f.instance_id = instance_id;
         });
+    }
+
+    /// The KMS instance whose endpoint served the call (the instance API): its
+    /// record names it, and its meter counts it, also when the call uses no
+    /// key (GenerateRandom). A key or secret the call resolves names its own.
+    pub fn served_by(&self, instance_id: &str) {
+        self.update(|f| f.instance_id = Some(instance_id.to_owned()));
     }
 
     /// The resource the call resolved (a key id, or a secret's name) and the

@@ -42,6 +42,12 @@ pub mod server;
 pub mod store;
 pub mod testing;
 
+/// Generated protobuf messages of the KMS instance API (`proto/dkms/api.proto`), named as Alibaba's SDK names them.
+pub mod dkms_proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("dkms");
+}
+
 /// Generated protobuf and gRPC code for package `kmsim.v1`.
 pub mod proto {
     #![allow(clippy::all, missing_docs)]

@@ -641,11 +641,23 @@ async fn an_aaps_permission_policy_grants_its_templates_on_its_instance_and_only
         (aap["Policies"].as_str(), aap["AuthenticationMethod"].as_str()),
         (Some(r#"["app-crypto"]"#), Some("ClientKey"))
     );
+    // The OpenAPI makes Alibaba's kind: an RSA key pair in a PKCS#12 file under the password, which signs the KMS
+    // instance API (tests/dkms_sdk.rs), not the OpenAPI, where its id names no AccessKey.
+    let no_password = send(server.addr, &as_admin(Call::new("CreateClientKey").param("AapName", "orders"))).await;
+    assert_alibaba_error(&no_password, 400, "MissingParameter");
     let made = Call::new("CreateClientKey").param("AapName", "orders").param("Password", "Passw0rd-for-the-pkcs12");
     let made = ok(&server, as_admin(made)).await;
-    let client_key_id = made["ClientKeyId"].as_str().unwrap().to_owned();
-    let private_key_data = made["PrivateKeyData"].as_str().unwrap().to_owned();
-    assert!(client_key_id.starts_with("KAAP."), "{made}");
+    let rsa_client_key_id = made["ClientKeyId"].as_str().unwrap().to_owned();
+    let pfx = base64::engine::general_purpose::STANDARD.decode(made["PrivateKeyData"].as_str().unwrap()).unwrap();
+    assert!(rsa_client_key_id.starts_with("KAAP.") && pfx.starts_with(&[0x30, 0x82]), "a DER PFX: {made}");
+    let signed_with_it = Call::new("ListKeys").signed(&rsa_client_key_id, made["PrivateKeyData"].as_str().unwrap());
+    assert_alibaba_error(&send(server.addr, &signed_with_it).await, 404, "InvalidAccessKeyId.NotFound");
+    // kmsim's own kind (kmsim.v1, no password) signs OpenAPI calls as the AAP.
+    let request = pb::CreateClientKeyRequest { aap_name: "orders".into(), ..Default::default() };
+    let own = admin.access.create_client_key(request).await.unwrap().into_inner();
+    let client_key_id = own.client_key.unwrap().client_key_id;
+    let private_key_data = own.client_key_secret;
+    assert!(own.private_key_data.is_empty());
     let as_app = |call: Call| call.signed(&client_key_id, &private_key_data);
 
     // What the templates grant, on the instance's keys and secrets, from the rule's addresses.
@@ -730,7 +742,12 @@ async fn an_aaps_permission_policy_grants_its_templates_on_its_instance_and_only
         "the secret is told once"
     );
     let keys = ok(&server, as_admin(Call::new("ListClientKeys").param("AapName", "orders"))).await;
-    assert_eq!(keys["ClientKeys"][0]["ClientKeyId"], client_key_id.as_str(), "a flat list: {keys}");
+    let mut listed: Vec<&str> =
+        keys["ClientKeys"].as_array().unwrap().iter().map(|k| k["ClientKeyId"].as_str().unwrap()).collect();
+    listed.sort_unstable();
+    let mut made = vec![client_key_id.as_str(), rsa_client_key_id.as_str()];
+    made.sort_unstable();
+    assert_eq!(listed, made, "a flat list: {keys}");
 
     // What is in use stays; then everything goes, in order.
     let in_use = send(server.addr, &as_admin(Call::new("DeleteNetworkRule").param("Name", "office"))).await;
@@ -739,6 +756,7 @@ async fn an_aaps_permission_policy_grants_its_templates_on_its_instance_and_only
     assert_alibaba_error(&attached, 409, "Rejected.ResourceInUse");
     for call in [
         Call::new("DeleteClientKey").param("ClientKeyId", &client_key_id),
+        Call::new("DeleteClientKey").param("ClientKeyId", &rsa_client_key_id),
         Call::new("DeleteApplicationAccessPoint").param("Name", "orders"),
         Call::new("DeletePolicy").param("Name", "app-crypto"),
         Call::new("DeleteNetworkRule").param("Name", "office"),

@@ -233,7 +233,7 @@ async fn the_new_python_sdk_describes_the_account_its_regions_and_a_kms_instance
 }
 
 #[tokio::test]
-async fn the_new_python_sdk_manages_application_access_and_an_application_signs_with_its_client_key() {
+async fn the_new_python_sdk_manages_application_access_and_gets_its_client_key_as_a_pkcs12_file() {
     let server = TestServer::start_config(auth_required_config()).await;
     let mut admin = SignedClients::of(&server, &admin_credentials()).await;
     let request = pb::CreateKmsInstanceRequest { spec: 1000, ..Default::default() };
@@ -266,7 +266,7 @@ async fn the_new_python_sdk_manages_application_access_and_an_application_signs_
     ] {
         calls_answered(&report, &calls, action, "", 200);
     }
-    let by_app = calls_answered(&report, &calls, "Encrypt", "Forbidden.NoPermission", 403);
+    let by_app = calls_answered(&report, &calls, "Encrypt", "InvalidAccessKeyId.NotFound", 404);
     assert!(by_app[0].access_key_id.starts_with("KAAP."), "the application called with its ClientKey: {by_app:#?}");
     server.stop().await;
 }

@@ -1027,6 +1027,7 @@ async fn client_key(
         aap_name: aap.to_owned(),
         not_before: not_before.to_owned(),
         not_after: not_after.to_owned(),
+        password: String::new(),
     };
     let created = admin.access.create_client_key(request).await.expect("create client key").into_inner();
     let key = created.client_key.unwrap();
@@ -1466,5 +1467,30 @@ async fn with_auth_off_a_named_access_key_is_recorded_as_its_user_and_nothing_is
     let record = only_record(&events, "off-anonymous");
     let identity = record.user_identity.clone().unwrap();
     assert_eq!((identity.r#type.as_str(), identity.access_key_id.as_str()), ("root-account", ""));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_key_made_with_a_password_is_alibabas_rsa_kind_and_signs_no_kmsim_v1_call() {
+    let (server, mut admin, _) = auth_server().await;
+    let aap = pb::CreateApplicationAccessPointRequest { name: AAP.into(), ..Default::default() };
+    admin.access.create_application_access_point(aap).await.expect("create AAP");
+    let request =
+        pb::CreateClientKeyRequest { aap_name: AAP.into(), password: "Grpc-Passw0rd".into(), ..Default::default() };
+    let created = admin.access.create_client_key(request).await.expect("create client key").into_inner();
+    let key = created.client_key.unwrap();
+    assert_eq!((key.kind.as_str(), created.client_key_secret.as_str()), ("RSA", ""), "no HMAC secret");
+    assert!(created.private_key_data.len() > 2000, "a base64 PKCS#12 file: {}", created.private_key_data.len());
+    let got = admin.access.get_client_key(pb::GetClientKeyRequest { client_key_id: key.client_key_id.clone() });
+    assert_eq!(got.await.unwrap().into_inner().client_key.unwrap().kind, "RSA");
+
+    // Signing kmsim.v1 with it, whatever secret is tried (here the file itself), names no credential.
+    let mut app = SignedClients::of(&server, &Credentials::new(key.client_key_id, created.private_key_data)).await;
+    let refused = app.access.get_caller_identity(pb::GetCallerIdentityRequest {}).await.unwrap_err();
+    assert_eq!(error_code(&refused), "InvalidAccessKeyId.NotFound");
+
+    let weak = pb::CreateClientKeyRequest { aap_name: AAP.into(), password: "weak".into(), ..Default::default() };
+    let refused = admin.access.create_client_key(weak).await.unwrap_err();
+    assert_eq!(error_code(&refused), "InvalidParameter");
     server.stop().await;
 }

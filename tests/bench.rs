@@ -164,7 +164,7 @@ async fn bench_loads_the_http_front_ends_beside_grpc_and_compares_them() {
         "--endpoint",
         &server.endpoint(),
         "--ops",
-        "encrypt,openapi-encrypt,aws-encrypt",
+        "encrypt,openapi-encrypt,aws-encrypt,instance-encrypt",
         "--calls",
         "60",
         "--warm-up",
@@ -182,6 +182,15 @@ async fn bench_loads_the_http_front_ends_beside_grpc_and_compares_them() {
     assert_measured(aws, 60);
     assert_eq!(aws["errors"], serde_json::json!({}), "{aws:#}");
     assert!(report["frontEnds"]["awsEncryptToGrpcEncrypt"].as_f64().is_some(), "{report:#}");
+    let instance = phase(&report, "instance-encrypt");
+    assert_measured(instance, 60);
+    assert_eq!(instance["errors"], serde_json::json!({}), "{instance:#}");
+    assert!(report["frontEnds"]["instanceEncryptToGrpcEncrypt"].as_f64().is_some(), "{report:#}");
+    let rsa = &report["instanceApi"];
+    assert_eq!(rsa["signature"], "RSA-2048 PKCS#1 v1.5 SHA-256", "{rsa:#}");
+    for cost in ["verifyMicrosPerCall", "signMicrosPerCall"] {
+        assert!(rsa[cost].as_f64().is_some_and(|micros| micros > 0.0), "{cost}: {rsa:#}");
+    }
     let ratio = report["frontEnds"]["openapiEncryptToGrpcEncrypt"].as_f64().expect("the ratio of the two phases");
     let expected =
         openapi["callsPerSecond"].as_f64().unwrap() / phase(&report, "encrypt")["callsPerSecond"].as_f64().unwrap();
@@ -195,4 +204,12 @@ async fn bench_loads_the_http_front_ends_beside_grpc_and_compares_them() {
         .count();
     // Both HTTP front ends' Encrypts, signed with the bench's AccessKey.
     assert!(bench_calls >= 120, "{bench_calls} Encrypt records through the HTTP front ends");
+    // The instance API's, signed with the bench's ClientKey, on a key of the bench's instance.
+    let by_client_key = events
+        .iter()
+        .filter(|(e, native)| {
+            e.event_name == "Encrypt" && e.access_key_id.starts_with("KAAP.") && native["instanceId"].is_string()
+        })
+        .count();
+    assert!(by_client_key >= 60, "{by_client_key} Encrypt records through the instance API");
 }

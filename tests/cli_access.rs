@@ -11,6 +11,7 @@ use common::*;
 use kmsim::credentials::Credentials;
 use kmsim::server::AuthMode;
 use kmsim::server::ServerConfig;
+use kmsim::store::Location;
 use serde_json::Value;
 
 const ADMIN_ID: &str = "LTAIcliAdminKey000000001";
@@ -23,12 +24,17 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Setup {
+        Setup::start_with(Location::InMemory).await
+    }
+
+    async fn start_with(store: Location) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let admin = format!(r#"{{"AccessKeyId":"{ADMIN_ID}","AccessKeySecret":"{ADMIN_SECRET}"}}"#);
         std::fs::write(dir.path().join("admin.json"), admin).unwrap();
         let config = ServerConfig {
             auth: AuthMode::Required,
             admin: Some(Credentials::new(ADMIN_ID, ADMIN_SECRET)),
+            store,
             ..ServerConfig::default()
         };
         Setup { server: TestServer::start_config(config).await, dir }
@@ -182,4 +188,86 @@ async fn aaps_client_keys_and_key_policies_from_the_cli() {
     s.as_("admin.json", &["client-key", "delete", str_field(&client_key, "clientKeyId")]).await.ok();
     s.as_("admin.json", &["aap", "delete", "orders"]).await.ok();
     s.server.stop().await;
+}
+
+/// `openssl pkcs12` on a PKCS#12 file with `password`: the PEM it prints, or why it failed.
+fn openssl_pkcs12(file: &Path, password: &str) -> Result<String, String> {
+    let out = std::process::Command::new("openssl")
+        .args(["pkcs12", "-in", path_str(file), "-nodes", "-passin", &format!("pass:{password}")])
+        .output()
+        .expect("openssl runs (the PKCS#12 checks need OpenSSL 3's command line: apt-get install openssl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() { Ok(text) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+#[tokio::test]
+async fn a_client_key_of_alibabas_kind_is_written_as_the_two_files_alibaba_downloads_and_openssl_opens_them() {
+    use base64::Engine as _;
+    let data = tempfile::tempdir().unwrap();
+    let s = Setup::start_with(Location::Dir(data.path().to_path_buf())).await;
+    s.json_as("admin.json", &["aap", "create", "orders"]).await;
+    let out = s.path("keys");
+    std::fs::create_dir(&out).unwrap();
+    let made = s.json_as("admin.json", &["client-key", "create", "--aap", "orders", "--out-dir", path_str(&out)]).await;
+    let id = str_field(&made, "clientKeyId").to_owned();
+    assert_eq!(str_field(&made, "kind"), "RSA", "{made:#}");
+    assert!(made.get("privateKeyData").is_none() && made.get("clientKeySecret").is_none(), "{made:#}");
+    let key_file = out.join(format!("clientKey_{id}.json"));
+    let password_file = out.join(format!("clientKey_{id}_Password.txt"));
+    assert_eq!(str_field(&made, "clientKeyFile"), path_str(&key_file));
+    #[cfg(unix)]
+    for file in [&key_file, &password_file] {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+    }
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+    assert_eq!(document["KeyId"], id.as_str());
+    let private_key_data = str_field(&document, "PrivateKeyData").to_owned();
+    let pfx = base64::engine::general_purpose::STANDARD.decode(&private_key_data).unwrap();
+    let p12 = s.path("key.p12");
+    std::fs::write(&p12, &pfx).unwrap();
+    let password = std::fs::read_to_string(&password_file).unwrap();
+
+    let pem = openssl_pkcs12(&p12, &password).expect("OpenSSL opens the file with its password");
+    assert!(pem.contains("-----BEGIN PRIVATE KEY-----") && pem.contains("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(pem.contains(&format!("subject=CN = {id}")), "the certificate names the ClientKey: {pem}");
+    let refused = openssl_pkcs12(&p12, "Wrong-Passw0rd").expect_err("a wrong password does not open it");
+    assert!(refused.to_lowercase().contains("mac"), "the MAC refuses a wrong password: {refused}");
+
+    // A password of the caller's, printed once when no --out-dir is given; a weak one is refused.
+    let printed =
+        s.json_as("admin.json", &["client-key", "create", "--aap", "orders", "--password", "Orders-Passw0rd"]).await;
+    let printed_pfx = base64::engine::general_purpose::STANDARD.decode(str_field(&printed, "privateKeyData")).unwrap();
+    std::fs::write(&p12, &printed_pfx).unwrap();
+    openssl_pkcs12(&p12, "Orders-Passw0rd").expect("opens with the caller's password");
+    let weak = s.as_("admin.json", &["client-key", "create", "--aap", "orders", "--password", "password"]).await;
+    assert!(weak.failed().starts_with("InvalidParameter (400)"), "{}", weak.stderr);
+    assert!(weak.stderr.contains("Password"), "{}", weak.stderr);
+
+    // The server kept the public key only: no trace of the private key or the password in its store or records.
+    let listed = s.json_as("admin.json", &["client-key", "list", "--aap", "orders"]).await;
+    assert_eq!(array(&listed, "clientKeys").len(), 2);
+    let audit = s.as_("admin.json", &["audit", "list", "--page-size", "100", "--output", "json"]).await;
+    s.server.stop().await;
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    let private_pem_body: String = pem
+        .split("-----BEGIN PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .expect("a PEM body line")
+        .to_owned();
+    for (what, secret) in [
+        ("the PKCS#12 file", &private_key_data[..64]),
+        ("the private key", private_pem_body.as_str()),
+        ("the password", password.as_str()),
+        ("the caller's password", "Orders-Passw0rd"),
+    ] {
+        assert!(!stored.contains(secret), "{what} is in the store");
+        assert!(!audit.stdout.contains(secret), "{what} is in the audit trail");
+    }
+    assert_eq!(audit.stdout.matches("CreateClientKey").count(), 3, "the calls were audited: {}", audit.stdout);
 }

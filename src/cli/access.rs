@@ -136,8 +136,13 @@ pub enum AapCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientKeyCommand {
-    /// Create a ClientKey for an AAP; the secret is printed once. Sign calls with the ClientKey id and secret.
-    #[command(after_help = "Example:\n  kmsim client-key create --aap orders --not-after 2027-06-30T00:00:00Z")]
+    /// Create a ClientKey for an AAP. With --password or --out-dir: Alibaba's kind, an RSA key pair in a
+    /// password-protected PKCS#12 file, for the KMS instance SDK; --out-dir writes the two files Alibaba's
+    /// console downloads (`clientKey_<id>.json` and `clientKey_<id>_Password.txt`). Without: kmsim's own kind,
+    /// an HMAC secret printed once, to sign kmsim.v1 and OpenAPI calls with.
+    #[command(after_help = "Examples:\n  kmsim client-key create --aap orders --out-dir ./keys\n  \
+        kmsim client-key create --aap orders --password 'Passw0rd!' --not-after 2027-06-30T00:00:00Z\n  \
+        kmsim client-key create --aap orders   # kmsim's own HMAC kind")]
     Create {
         #[arg(long)]
         aap: String,
@@ -147,6 +152,14 @@ pub enum ClientKeyCommand {
         /// RFC 3339; default five years after --not-before.
         #[arg(long, default_value = "")]
         not_after: String,
+        /// The PKCS#12 file's password (8 to 64 printable ASCII characters, two kinds of characters at least);
+        /// with --out-dir and no password, one is made.
+        #[arg(long, env = "KMSIM_CLIENT_KEY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Write `clientKey_<id>.json` ({"KeyId", "PrivateKeyData"}) and `clientKey_<id>_Password.txt` here
+        /// (readable by their owner only) instead of printing the private key.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
     },
     /// Show a ClientKey and whether it is valid now.
     #[command(after_help = "Example:\n  kmsim client-key get KAAP.…")]
@@ -290,11 +303,27 @@ pub(super) async fn aap(conn: &Connection, command: AapCommand) -> Result<Value,
 pub(super) async fn client_key(conn: &Connection, command: ClientKeyCommand) -> Result<Value, Failure> {
     let mut access = client(conn).await?;
     Ok(match command {
-        ClientKeyCommand::Create { aap, not_before, not_after } => {
-            let request = pb::CreateClientKeyRequest { aap_name: aap, not_before, not_after };
+        ClientKeyCommand::Create { aap, not_before, not_after, password, out_dir } => {
+            let password = match (password, &out_dir) {
+                (Some(password), _) => password,
+                (None, Some(_)) => new_password(),
+                (None, None) => String::new(),
+            };
+            let request =
+                pb::CreateClientKeyRequest { aap_name: aap, not_before, not_after, password: password.clone() };
             let response = access.create_client_key(conn.request(request)).await?.into_inner();
-            let mut out = client_key_json(&response.client_key.unwrap_or_default());
-            out["clientKeySecret"] = json!(response.client_key_secret);
+            let key = response.client_key.unwrap_or_default();
+            let mut out = client_key_json(&key);
+            match out_dir {
+                _ if response.private_key_data.is_empty() => out["clientKeySecret"] = json!(response.client_key_secret),
+                None => out["privateKeyData"] = json!(response.private_key_data),
+                Some(dir) => {
+                    let (key_file, password_file) =
+                        write_client_key_files(&dir, &key.client_key_id, &response.private_key_data, &password)?;
+                    out["clientKeyFile"] = json!(key_file.display().to_string());
+                    out["passwordFile"] = json!(password_file.display().to_string());
+                }
+            }
             out
         }
         ClientKeyCommand::Get { client_key_id } => {
@@ -369,6 +398,29 @@ fn aap_json(aap: &pb::ApplicationAccessPoint) -> Value {
     })
 }
 
+/// A password Alibaba's rule accepts: 24 letters and digits from the server's randomness source, with a digit,
+/// a lowercase and an uppercase letter guaranteed.
+fn new_password() -> String {
+    let (_, secret) = crate::engine::access::new_access_key_pair();
+    format!("Kp7{}", &secret.expose()[..21])
+}
+
+/// The two files Alibaba's console downloads for a ClientKey, named as it names them.
+fn write_client_key_files(
+    dir: &std::path::Path,
+    client_key_id: &str,
+    private_key_data: &str,
+    password: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Failure> {
+    let key_file = dir.join(format!("clientKey_{client_key_id}.json"));
+    let password_file = dir.join(format!("clientKey_{client_key_id}_Password.txt"));
+    let document = json!({ "KeyId": client_key_id, "PrivateKeyData": private_key_data });
+    let failed = |path: &std::path::Path, e: std::io::Error| Failure(format!("{}: {e}", path.display()));
+    crate::credentials::write_private(&key_file, document.to_string().as_bytes()).map_err(|e| failed(&key_file, e))?;
+    crate::credentials::write_private(&password_file, password.as_bytes()).map_err(|e| failed(&password_file, e))?;
+    Ok((key_file, password_file))
+}
+
 fn client_key_json(key: &pb::ClientKey) -> Value {
     json!({
         "clientKeyId": key.client_key_id,
@@ -376,6 +428,7 @@ fn client_key_json(key: &pb::ClientKey) -> Value {
         "notBefore": key.not_before,
         "notAfter": key.not_after,
         "status": key.status,
+        "kind": key.kind,
         "createTime": key.create_time,
     })
 }

@@ -1,7 +1,11 @@
 //! `kmsim bench`: a load generator over real gRPC, and over the HTTP/1.1 front
 //! ends for the phases that say so (`openapi-encrypt`: ACS3-signed requests to
-//! Alibaba's OpenAPI; `aws-encrypt`: SigV4-signed requests to the AWS API; both
-//! over keep-alive, one connection per worker, as the SDKs send them).
+//! Alibaba's OpenAPI; `aws-encrypt`: SigV4-signed requests to the AWS API;
+//! `instance-encrypt`: RSA-signed protobuf requests to the KMS instance API with
+//! a ClientKey, on a key of an instance; all over keep-alive, one connection per
+//! worker, as the SDKs send them). What the instance API's RSA signatures cost
+//! is measured apart, in the bench's own process: a verification (the server's
+//! work per call) and a signature (the client's).
 //!
 //! Each operation is measured in its own phase at a fixed concurrency, over a
 //! fixed set of HTTP/2 connections, after a warm-up. A floor, the gRPC health
@@ -34,7 +38,7 @@ use crate::proto as pb;
 use crate::proto::key_management_service_client::KeyManagementServiceClient;
 use crate::proto::secrets_manager_service_client::SecretsManagerServiceClient;
 
-const ALL_OPERATIONS: &str = "encrypt,openapi-encrypt,aws-encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
+const ALL_OPERATIONS: &str = "encrypt,openapi-encrypt,aws-encrypt,instance-encrypt,decrypt,generate-data-key,sign,verify,generate-mac,get-secret-value,describe-key";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  kmsim bench\n  \
@@ -94,6 +98,8 @@ pub enum Operation {
     OpenapiEncrypt,
     /// Encrypt through the AWS KMS front end on the same port.
     AwsEncrypt,
+    /// Encrypt through the KMS instance API on the same port (RSA-signed protobuf), on a key of an instance.
+    InstanceEncrypt,
     Decrypt,
     GenerateDataKey,
     Sign,
@@ -112,6 +118,7 @@ impl Operation {
             Operation::Encrypt => "encrypt",
             Operation::OpenapiEncrypt => "openapi-encrypt",
             Operation::AwsEncrypt => "aws-encrypt",
+            Operation::InstanceEncrypt => "instance-encrypt",
             Operation::Decrypt => "decrypt",
             Operation::GenerateDataKey => "generate-data-key",
             Operation::Sign => "sign",
@@ -255,6 +262,7 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
         },
         "phases": measured.iter().map(|phase| phase.to_json(Some(floor))).collect::<Vec<_>>(),
         "frontEnds": front_end_ratios(&measured),
+        "instanceApi": fixture.instance.as_ref().map(InstanceFixture::rsa_costs),
     }))
 }
 
@@ -263,9 +271,11 @@ async fn bench(args: &BenchArgs) -> Result<Value, String> {
 fn front_end_ratios(measured: &[PhaseResult]) -> Value {
     let rate = |label: &str| measured.iter().find(|p| p.label == label).map(PhaseResult::calls_per_second);
     let mut ratios = serde_json::Map::new();
-    for (phase, name) in
-        [("openapi-encrypt", "openapiEncryptToGrpcEncrypt"), ("aws-encrypt", "awsEncryptToGrpcEncrypt")]
-    {
+    for (phase, name) in [
+        ("openapi-encrypt", "openapiEncryptToGrpcEncrypt"),
+        ("aws-encrypt", "awsEncryptToGrpcEncrypt"),
+        ("instance-encrypt", "instanceEncryptToGrpcEncrypt"),
+    ] {
         if let (Some(http), Some(grpc)) = (rate(phase), rate("encrypt"))
             && grpc > 0.0
         {
@@ -303,8 +313,112 @@ struct Fixture {
     signature: Vec<u8>,
     hmac_key: String,
     secret_name: String,
+    /// What the instance API's calls use.
+    instance: Option<InstanceFixture>,
     /// KMS calls the setup made (each left an audit record).
     setup_calls: u64,
+}
+
+/// An instance with a key, and a ClientKey of an AAP bound to it, whose private key the bench took from the
+/// PKCS#12 file as an application would.
+struct InstanceFixture {
+    key_id: String,
+    client_key_id: String,
+    signing: rsa::pkcs1v15::SigningKey<sha2::Sha256>,
+}
+
+impl InstanceFixture {
+    /// The AAP, policy and ClientKey are made by the bench; the instance is large enough
+    /// (`MAX_SPEC` QPS) that its meter never throttles the phase, though every call is metered.
+    async fn create(channel: &Channel) -> Result<InstanceFixture, String> {
+        use crate::proto::access_service_client::AccessServiceClient;
+        use crate::proto::instance_service_client::InstanceServiceClient;
+        use base64::Engine as _;
+        let setup = |what: &str, status: tonic::Status| format!("setting up ({what}): {}", error_code(&status));
+        let name = format!("kmsim-bench-{}", uuid::Uuid::new_v4().simple());
+        let instance = pb::CreateKmsInstanceRequest {
+            spec: i64::from(crate::engine::instances::MAX_SPEC),
+            instance_name: name.clone(),
+            ..Default::default()
+        };
+        let instance = InstanceServiceClient::new(channel.clone()).create_kms_instance(instance).await;
+        let instance_id = instance
+            .map_err(|s| setup("CreateKmsInstance", s))?
+            .into_inner()
+            .kms_instance
+            .unwrap_or_default()
+            .kms_instance_id;
+        let key = pb::CreateKeyRequest {
+            dkms_instance_id: instance_id.clone(),
+            description: "kmsim bench".to_owned(),
+            ..Default::default()
+        };
+        let key = KeyManagementServiceClient::new(channel.clone())
+            .create_key(key)
+            .await
+            .map_err(|s| setup("CreateKey", s))?;
+        let key_id = key.into_inner().key_metadata.map(|m| m.key_id).unwrap_or_default();
+        let mut access = AccessServiceClient::new(channel.clone());
+        let document = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":["kms:Encrypt"],"Resource":["*"]}]}"#;
+        let policy = pb::CreatePolicyRequest {
+            policy_name: name.clone(),
+            policy_document: document.to_owned(),
+            ..Default::default()
+        };
+        access.create_policy(policy).await.map_err(|s| setup("CreatePolicy", s))?;
+        let aap = pb::CreateApplicationAccessPointRequest {
+            name: name.clone(),
+            kms_instance_id: instance_id,
+            policy_names: vec![name.clone()],
+            ..Default::default()
+        };
+        access.create_application_access_point(aap).await.map_err(|s| setup("CreateApplicationAccessPoint", s))?;
+        let password = format!("Kb1{}", uuid::Uuid::new_v4().simple());
+        let request = pb::CreateClientKeyRequest { aap_name: name, password: password.clone(), ..Default::default() };
+        let made = access.create_client_key(request).await.map_err(|s| setup("CreateClientKey", s))?.into_inner();
+        let pfx =
+            base64::engine::general_purpose::STANDARD.decode(&made.private_key_data).map_err(|e| e.to_string())?;
+        let private = crate::engine::crypto::pkcs12::open_client_key(&pfx, &password)
+            .map_err(|_| "the ClientKey's PKCS#12 file did not open".to_owned())?;
+        let client_key_id = made.client_key.map(|k| k.client_key_id).unwrap_or_default();
+        Ok(InstanceFixture { key_id, client_key_id, signing: rsa::pkcs1v15::SigningKey::new(private) })
+    }
+
+    /// What an RSA-2048 PKCS#1 v1.5 SHA-256 signature of a request costs: the client's signing and the server's
+    /// verification, each the median of 200 in this process.
+    fn rsa_costs(&self) -> Value {
+        use rsa::signature::{Keypair, Signer, Verifier};
+        const RUNS: usize = 200;
+        let message = b"POST\nAB12\napplication/x-protobuf\nTue, 08 Dec 2026 01:36:09 GMT\nx-kms-apiname:Encrypt\n/";
+        let median = |mut micros: Vec<f64>| {
+            micros.sort_by(f64::total_cmp);
+            micros[micros.len() / 2]
+        };
+        let mut signed = None;
+        let sign: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                signed = Some(self.signing.sign(message));
+                started.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        let verifying = self.signing.verifying_key();
+        let verify: Vec<f64> = match &signed {
+            Some(signature) => (0..RUNS)
+                .map(|_| {
+                    let started = Instant::now();
+                    let _ = verifying.verify(message, signature);
+                    started.elapsed().as_secs_f64() * 1e6
+                })
+                .collect(),
+            None => vec![0.0],
+        };
+        json!({
+            "signature": "RSA-2048 PKCS#1 v1.5 SHA-256",
+            "verifyMicrosPerCall": round(median(verify), 1),
+            "signMicrosPerCall": round(median(sign), 1),
+        })
+    }
 }
 
 impl Fixture {
@@ -332,6 +446,7 @@ impl Fixture {
             signature: Vec::new(),
             hmac_key: String::new(),
             secret_name: String::new(),
+            instance: None,
             setup_calls: 0,
         };
         let mut create_key = async |spec: &str| -> Result<String, String> {
@@ -374,6 +489,11 @@ impl Fixture {
             let created = kms.create_key(request).await.map_err(|s| setup("CreateKey", s))?.into_inner();
             fixture.aws_key = created.key_metadata.map(|m| m.key_id).unwrap_or_default();
             fixture.setup_calls += 1;
+        }
+        if needs(&[Operation::InstanceEncrypt]) {
+            fixture.instance = Some(InstanceFixture::create(channel).await?);
+            // CreateKmsInstance, CreateKey, CreatePolicy, CreateApplicationAccessPoint, CreateClientKey.
+            fixture.setup_calls += 5;
         }
         if needs(&[Operation::Decrypt]) {
             let request = fixture.encrypt_request();
@@ -430,7 +550,7 @@ impl Clients {
             kms: KeyManagementServiceClient::new(channel.clone()),
             secrets: SecretsManagerServiceClient::new(channel.clone()),
             health: HealthClient::new(channel.clone()),
-            openapi: OpenApiClient { authority: authority.to_owned(), connection: None },
+            openapi: OpenApiClient { authority: authority.to_owned(), connection: None, instance_signed: None },
         }
     }
 
@@ -439,6 +559,7 @@ impl Clients {
         match op {
             Operation::OpenapiEncrypt => return self.openapi.alibaba_encrypt(f).await,
             Operation::AwsEncrypt => return self.openapi.aws_encrypt(f).await,
+            Operation::InstanceEncrypt => return self.openapi.instance_encrypt(f).await,
             _ => {}
         }
         self.grpc_call(op, f).await.map_err(|status| error_code(&status))
@@ -446,7 +567,7 @@ impl Clients {
 
     async fn grpc_call(&mut self, op: Operation, f: &Fixture) -> Result<(), tonic::Status> {
         match op {
-            Operation::OpenapiEncrypt | Operation::AwsEncrypt => {
+            Operation::OpenapiEncrypt | Operation::AwsEncrypt | Operation::InstanceEncrypt => {
                 unreachable!("an HTTP/1.1 front end's call is not made over gRPC")
             }
             Operation::Health => self.health.check(HealthCheckRequest { service: String::new() }).await.map(drop),
@@ -503,6 +624,11 @@ struct OpenApiClient {
     /// `host:port`.
     authority: String,
     connection: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+    /// The instance API's signed headers and the `date` they were signed for. The bench sends the same body
+    /// each time and `date` has one-second resolution, so it signs once a second per worker, as a client
+    /// could: an RSA signature costs the client twenty times what its verification costs the server, and
+    /// signing every call would measure the bench, not the server. The server still verifies every call.
+    instance_signed: Option<(String, http::HeaderMap)>,
 }
 
 impl OpenApiClient {
@@ -572,11 +698,59 @@ impl OpenApiClient {
         self.send(request, "Code").await
     }
 
+    /// An Encrypt to the KMS instance API, signed as `alibabacloud-dkms-gcs` signs it.
+    async fn instance_encrypt(&mut self, f: &Fixture) -> Result<(), String> {
+        use prost::Message as _;
+        let instance = f.instance.as_ref().ok_or("no instance fixture")?;
+        let body = crate::dkms_proto::EncryptRequest {
+            key_id: instance.key_id.clone(),
+            plaintext: f.payload.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let date = crate::frontends::alibaba::instance::signature::http_date(std::time::SystemTime::now());
+        let headers = match &self.instance_signed {
+            Some((signed_for, headers)) if *signed_for == date => headers.clone(),
+            _ => {
+                let headers = crate::frontends::alibaba::instance::signature::signed_headers(
+                    &instance.signing,
+                    &instance.client_key_id,
+                    "Encrypt",
+                    &body,
+                    Some(&date),
+                )
+                .map_err(|e| e.code.as_str().to_owned())?;
+                self.instance_signed.insert((date, headers)).1.clone()
+            }
+        };
+        let mut request = http::Request::post("/")
+            .header("host", &self.authority)
+            .header("user-agent", concat!("kmsim-bench/", env!("CARGO_PKG_VERSION")))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| format!("http:{e}"))?;
+        request.headers_mut().extend(headers);
+        let code = |body: &[u8]| crate::dkms_proto::Error::decode(body).ok().map(|e| e.error_code);
+        self.send_reading(request, code).await
+    }
+
     /// Sends `request` and answers its error code, read from the body's `code_field`, if it failed.
     async fn send(
         &mut self,
         request: http::Request<http_body_util::Full<bytes::Bytes>>,
         code_field: &str,
+    ) -> Result<(), String> {
+        let code = |body: &[u8]| {
+            let body: Value = serde_json::from_slice(body).unwrap_or_default();
+            body[code_field].as_str().map(str::to_owned)
+        };
+        self.send_reading(request, code).await
+    }
+
+    /// Sends `request` and answers its error code, as `code` reads it from a failure's body.
+    async fn send_reading(
+        &mut self,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+        code: impl FnOnce(&[u8]) -> Option<String>,
     ) -> Result<(), String> {
         let sender = match &mut self.connection {
             Some(sender) if !sender.is_closed() => sender,
@@ -595,8 +769,7 @@ impl OpenApiClient {
         if status.is_success() {
             return Ok(());
         }
-        let body: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
-        Err(body[code_field].as_str().map_or_else(|| format!("http:{}", status.as_u16()), str::to_owned))
+        Err(code(&body.to_bytes()).unwrap_or_else(|| format!("http:{}", status.as_u16())))
     }
 
     async fn connect(
@@ -1041,10 +1214,18 @@ fn render_table(report: &Value) -> String {
     for (phase, name, api) in [
         ("openapi-encrypt", "openapiEncryptToGrpcEncrypt", "Alibaba's OpenAPI"),
         ("aws-encrypt", "awsEncryptToGrpcEncrypt", "the AWS API"),
+        ("instance-encrypt", "instanceEncryptToGrpcEncrypt", "the KMS instance API, RSA-signed"),
     ] {
         if let Some(ratio) = report["frontEnds"][name].as_f64() {
             out.push_str(&format!("{phase} ÷ encrypt: {ratio} (Encrypt through {api}, as a share of gRPC)\n"));
         }
+    }
+    let rsa = &report["instanceApi"];
+    if let (Some(verify), Some(sign)) = (rsa["verifyMicrosPerCall"].as_f64(), rsa["signMicrosPerCall"].as_f64()) {
+        out.push_str(&format!(
+            "instance API signature ({}): {verify} µs to verify per call (the server), {sign} µs to sign (the client)\n",
+            rsa["signature"].as_str().unwrap_or_default()
+        ));
     }
     if server["startedByBench"] == json!(true) {
         let mb = |v: &Value| v.as_u64().map_or_else(|| "unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::RngExt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -149,7 +151,16 @@ impl Aap {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientKey {
     pub client_key_id: String,
-    pub secret: Secret,
+    /// A ClientKey of kmsim's own kind, made without a password: the secret it signs
+    /// kmsim.v1 and OpenAPI calls with (HMAC), as every ClientKey did before
+    /// Alibaba's kind. `None` for Alibaba's kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// Alibaba's kind, made with a password: the RSA public key
+    /// (SubjectPublicKeyInfo DER, base64) that checks the instance API's
+    /// signatures. The private key left in its PKCS#12 file and was never kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key: String,
     pub aap_name: String,
     pub not_before: SimTime,
     pub not_after: SimTime,
@@ -169,6 +180,11 @@ impl ClientKey {
         } else {
             "Valid"
         }
+    }
+
+    /// `RSA` for Alibaba's kind (signs the instance API), `HMAC` for kmsim's own.
+    pub fn kind(&self) -> &'static str {
+        if self.public_key.is_empty() { "HMAC" } else { "RSA" }
     }
 
     /// When the reminder `days` before expiry is due.
@@ -338,7 +354,11 @@ impl AccessBook {
 /// A credential an AccessKey id names, as authentication needs it.
 #[derive(Debug, Clone)]
 pub struct Credential {
-    pub secret: Secret,
+    /// What HMAC signatures are checked with; `None` for a ClientKey of Alibaba's kind, which signs with RSA.
+    pub secret: Option<Secret>,
+    /// A ClientKey's RSA public key (SubjectPublicKeyInfo DER, base64), which
+    /// checks the instance API's signatures; empty for every other credential.
+    pub public_key: String,
     pub principal: Principal,
     /// Why the credential cannot be used now (disabled, expired), if it cannot.
     pub refusal: Option<KmsError>,
@@ -398,7 +418,8 @@ impl Engine {
         if let Some(key) = book.access_keys.get(access_key_id) {
             let user_id = book.users.get(&key.user_name).map(|u| u.user_id.clone()).unwrap_or_default();
             return Some(Credential {
-                secret: key.secret.clone(),
+                secret: Some(key.secret.clone()),
+                public_key: String::new(),
                 principal: Principal::User { name: key.user_name.clone(), user_id },
                 refusal: (!key.active).then(|| ErrorCode::AccessKeyForbidden.into()),
             });
@@ -408,6 +429,7 @@ impl Engine {
         let valid = client_key.status(now) == "Valid";
         Some(Credential {
             secret: client_key.secret.clone(),
+            public_key: client_key.public_key.clone(),
             principal: Principal::Aap { name: aap.name.clone(), arn: aap.arn() },
             refusal: (!valid).then(|| ErrorCode::AccessKeyForbidden.into()),
         })
@@ -762,6 +784,19 @@ impl Engine {
         Ok(Outcome::write(aap.clone(), vec![Change::SaveAccess(AccessEntity::Aap(aap))], vec![gate]))
     }
 
+    /// The KMS instance an AAP's applications reach: the one the AAP is bound
+    /// to, else the one its permission policies name (the first, in the order
+    /// they are attached); empty for none.
+    pub fn instance_of_aap(&self, name: &str) -> String {
+        let book = read_lock(&self.access);
+        let Some(aap) = book.aaps.get(name) else { return String::new() };
+        if !aap.kms_instance_id.is_empty() {
+            return aap.kms_instance_id.clone();
+        }
+        let named = aap.policies.iter().filter_map(|p| book.policies.get(p)?.permission.as_ref());
+        named.map(|p| p.kms_instance.clone()).find(|i| !i.is_empty()).unwrap_or_default()
+    }
+
     pub fn get_aap(&self, name: &str) -> KmsResult<Arc<Aap>> {
         if name.is_empty() {
             return Err(KmsError::missing("Name"));
@@ -788,7 +823,8 @@ impl Engine {
         aap_name: &str,
         not_before: &str,
         not_after: &str,
-    ) -> KmsResult<Outcome<Arc<ClientKey>>> {
+        password: &str,
+    ) -> KmsResult<Outcome<(Arc<ClientKey>, Option<PrivateKeyData>)>> {
         let now = cx.received_at;
         let time = |text: &str, param: &str| -> KmsResult<Option<SimTime>> {
             if text.is_empty() {
@@ -803,11 +839,29 @@ impl Engine {
         if not_after <= not_before {
             return Err(KmsError::invalid_because("NotAfter", "It must be after NotBefore."));
         }
+        self.get_aap(aap_name)?;
+        let client_key_id = format!("KAAP.{}", crate::engine::crypto::new_uuid());
+        // The key pair is made before the gate is taken: it is the slow part, and needs nothing the gate guards.
+        let (secret, public_key, private_key_data) = match password {
+            "" => (Some(Secret::generate(32)), String::new(), None),
+            password => {
+                check_client_key_password(password)?;
+                let (pfx, spki) = crate::engine::crypto::pkcs12::new_client_key(
+                    &client_key_id,
+                    password,
+                    &not_before.to_rfc3339(),
+                    &not_after.to_rfc3339(),
+                )
+                .map_err(|_| KmsError::internal())?;
+                (None, BASE64.encode(spki), Some(PrivateKeyData(Zeroizing::new(BASE64.encode(&*pfx)))))
+            }
+        };
         let gate = self.access_gate.clone().lock_owned().await;
         self.get_aap(aap_name)?;
         let key = Arc::new(ClientKey {
-            client_key_id: format!("KAAP.{}", crate::engine::crypto::new_uuid()),
-            secret: Secret::generate(32),
+            client_key_id,
+            secret,
+            public_key,
             aap_name: aap_name.to_owned(),
             not_before,
             not_after,
@@ -815,7 +869,8 @@ impl Engine {
             reminders_sent: Vec::new(),
         });
         cx.trail.response_element("ClientKeyId", key.client_key_id.clone());
-        Ok(Outcome::write(key.clone(), vec![Change::SaveAccess(AccessEntity::ClientKey(key))], vec![gate]))
+        let changes = vec![Change::SaveAccess(AccessEntity::ClientKey(key.clone()))];
+        Ok(Outcome::write((key, private_key_data), changes, vec![gate]))
     }
 
     pub fn get_client_key(&self, client_key_id: &str) -> KmsResult<Arc<ClientKey>> {
@@ -889,6 +944,41 @@ impl Engine {
     }
 }
 
+/// A new ClientKey's PKCS#12 file, base64: told to its caller once, never stored, logged or audited.
+pub struct PrivateKeyData(pub Zeroizing<String>);
+
+impl PrivateKeyData {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PrivateKeyData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKeyData(..)")
+    }
+}
+
+/// Alibaba's rule for the password of a ClientKey's PKCS#12 file: 8 to 64
+/// printable ASCII characters with at least two of digits, lowercase,
+/// uppercase and special characters.
+fn check_client_key_password(password: &str) -> KmsResult<()> {
+    let printable = password.bytes().all(|b| b.is_ascii_graphic());
+    let kinds = [
+        password.bytes().any(|b| b.is_ascii_digit()),
+        password.bytes().any(|b| b.is_ascii_lowercase()),
+        password.bytes().any(|b| b.is_ascii_uppercase()),
+        password.bytes().any(|b| b.is_ascii_punctuation()),
+    ];
+    if !(8..=64).contains(&password.len()) || !printable || kinds.iter().filter(|k| **k).count() < 2 {
+        return Err(KmsError::invalid_because(
+            "Password",
+            "It must be 8 to 64 printable ASCII characters with at least two of digits, lowercase, uppercase and special characters.",
+        ));
+    }
+    Ok(())
+}
+
 /// The two access changes, split out of [`Change`] for [`Engine::apply_access`].
 pub(super) enum AccessChange {
     Save(AccessEntity),
@@ -937,7 +1027,8 @@ mod tests {
     fn reminders_are_due_the_stated_days_before_expiry() {
         let key = ClientKey {
             client_key_id: "KAAP.x".into(),
-            secret: Secret::new("s".into()),
+            secret: Some(Secret::new("s".into())),
+            public_key: String::new(),
             aap_name: "app".into(),
             not_before: SimTime(0),
             not_after: SimTime(0).plus_days(365),
@@ -948,5 +1039,28 @@ mod tests {
         assert_eq!(due, [185, 275, 335, 358]);
         assert_eq!(key.status(SimTime(0).plus_days(365)), "Expired");
         assert_eq!(key.status(SimTime(-1)), "NotYetValid");
+    }
+
+    #[test]
+    fn a_client_key_stored_before_alibabas_kind_reads_back_as_kmsims_own_hmac_kind() {
+        let stored = r#"{"client_key_id":"KAAP.old","secret":"s3cret","aap_name":"app","not_before":0,
+            "not_after":86400000,"created":0}"#;
+        let AccessEntity::ClientKey(key) = AccessEntity::from_json("client_key", stored).unwrap() else {
+            panic!("kind changed")
+        };
+        assert_eq!((key.secret.as_ref().map(Secret::expose), key.kind()), (Some("s3cret"), "HMAC"));
+        let rsa = ClientKey { secret: None, public_key: "MIIB".into(), ..(*key).clone() };
+        let json = AccessEntity::ClientKey(Arc::new(rsa)).to_json();
+        assert!(!json.contains("\"secret\""), "an RSA ClientKey stores no secret: {json}");
+    }
+
+    #[test]
+    fn a_client_key_password_follows_alibabas_rule() {
+        for good in ["Passw0rd", "orders-2027!", "ABCDEFG1"] {
+            assert!(check_client_key_password(good).is_ok(), "{good}");
+        }
+        for bad in ["short1A", "password", "PASSWORDS", "pass word 1", &"a1".repeat(33)] {
+            assert!(check_client_key_password(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -382,6 +382,17 @@ impl Engine {
         Some(self.resolve(cx, name, "KeyId").ok()?.snapshot().meta.arn())
     }
 
+    /// The instance of the key a client named (`Some(None)` for a default key); `None` if it names none.
+    pub fn instance_of_key(&self, cx: &CallContext, name: &str) -> Option<Option<String>> {
+        let key = self.resolve(cx, name, "KeyId").ok()?.snapshot();
+        Some(key.meta.instance_id.clone())
+    }
+
+    /// The instance of the secret named `name` (`Some(None)` for one outside instances); `None` if there is none.
+    pub fn instance_of_secret(&self, cx: &CallContext, name: &str) -> Option<Option<String>> {
+        Some(self.secret(&cx.region, name)?.instance_id.clone())
+    }
+
     /// Records in the call's trail the key or secret a refused call named, so
     /// its record says what it was refused on though it never ran.
     pub fn note_named(&self, cx: &CallContext, key: Option<&str>, secret: Option<&str>) {

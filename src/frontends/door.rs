@@ -4,6 +4,7 @@
 //! HTTP front end's: AWS's JSON APIs (`X-Amz-Target: TrentService.…` for KMS,
 //! `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.…` for CloudTrail), or
 //! kmsim's own `POST /kmsim/reset` and browser console (`GET /`, `/console/…`: by their paths), or
+//! Alibaba's KMS instance API (`x-kms-apiname`), or
 //! Alibaba's OpenAPI (`x-acs-action` or `Action`), which, being the protocol
 //! kmsim is modelled on, also takes whatever names no other protocol, so that
 //! an unrecognised request is still a call, audited and answered.
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use super::Body;
 use super::alibaba::OpenApi;
+use super::alibaba::instance::InstanceApi;
 use super::aws::AwsKms;
 use super::console::Console;
 use super::reset::ResetPath;
@@ -23,6 +25,7 @@ use crate::server::BoxError;
 #[derive(Clone)]
 pub struct FrontDoor {
     alibaba: Arc<OpenApi>,
+    instance: Arc<InstanceApi>,
     aws: Arc<AwsKms>,
     reset: Arc<ResetPath>,
     /// `None` when the console is turned off (`serve --no-console`).
@@ -30,9 +33,16 @@ pub struct FrontDoor {
 }
 
 impl FrontDoor {
-    pub fn new(alibaba: OpenApi, aws: AwsKms, reset: ResetPath, console: Option<Console>) -> FrontDoor {
+    pub fn new(
+        alibaba: OpenApi,
+        instance: InstanceApi,
+        aws: AwsKms,
+        reset: ResetPath,
+        console: Option<Console>,
+    ) -> FrontDoor {
         FrontDoor {
             alibaba: Arc::new(alibaba),
+            instance: Arc::new(instance),
             aws: Arc::new(aws),
             reset: Arc::new(reset),
             console: console.map(Arc::new),
@@ -83,6 +93,10 @@ where
             let clone = self.grpc.clone();
             let mut grpc = std::mem::replace(&mut self.grpc, clone);
             return Box::pin(async move { grpc.call(request).await.map_err(Into::into) });
+        }
+        if InstanceApi::claims(&request) {
+            let instance = self.door.instance.clone();
+            return Box::pin(async move { Ok(instance.serve(request).await) });
         }
         if AwsKms::claims(&request) {
             let aws = self.door.aws.clone();

@@ -37,18 +37,18 @@ pub fn decode<Op>(decoder: impl FnOnce() -> KmsResult<Op>) -> KmsResult<Op> {
 /// Runs a call whose wire request a front end decoded into `decoded`: the
 /// operation itself, or why its parameters did not decode, in which case the
 /// call is refused as that operation (`spec`), audited like any refusal.
-pub async fn execute_decoded<Op: Operation>(
+pub async fn execute_decoded<Op: Operation, R: Default>(
     app: &Arc<App>,
     mut meta: CallMeta,
     spec: &'static OpSpec,
     decoded: KmsResult<Op>,
-    render: impl FnOnce(Op::Output) -> (Vec<u8>, u64) + Send,
-) -> Answer<Vec<u8>> {
+    render: impl FnOnce(Op::Output) -> (R, u64) + Send,
+) -> Answer<R> {
     match decoded {
         Ok(op) => app.execute(meta, op, render).await,
         Err(error) => {
             meta.refusal.get_or_insert(error);
-            app.execute(meta, Undecoded { spec, params: serde_json::json!({}) }, |()| (Vec::new(), 0)).await
+            app.execute(meta, Undecoded { spec, params: serde_json::json!({}) }, |()| (R::default(), 0)).await
         }
     }
 }
@@ -105,10 +105,26 @@ pub fn kmsim_json_response(answer: Answer<Vec<u8>>) -> http::Response<Body> {
             (status, serde_json::to_vec(&body).unwrap_or_default())
         }
     };
+    bytes_response(status, "application/json", ("x-kmsim-request-id", request_id), body)
+}
+
+/// An HTTP answer: `status`, a body of `content_type`, and the call's request id in the header `id.0`
+/// (each front end's own name for it). A 500 with no body if the parts do not make a response.
+pub fn bytes_response(status: u16, content_type: &str, id: (&str, String), body: Vec<u8>) -> http::Response<Body> {
     http::Response::builder()
         .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("x-kmsim-request-id", request_id)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(id.0, id.1)
         .body(Body::new(http_body_util::Full::new(bytes::Bytes::from(body))))
-        .unwrap_or_else(|_| http::Response::new(Body::empty()))
+        .unwrap_or_else(|_| {
+            let mut response = http::Response::new(Body::empty());
+            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        })
+}
+
+/// A request header's value, trimmed, if it is there, is text and is not empty.
+pub fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then_some(value)
 }

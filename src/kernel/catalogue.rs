@@ -247,7 +247,7 @@ ops! { ALL: ApiCall {
     GET_AAP = KmsimAccess "GetApplicationAccessPoint" "kms.get_application_access_point" Read "kms_aap" Light;
     LIST_AAPS = KmsimAccess "ListApplicationAccessPoints" "kms.list_application_access_points" Read "kms_aap" Light;
     DELETE_AAP = KmsimAccess "DeleteApplicationAccessPoint" "kms.delete_application_access_point" Write "kms_aap" Light;
-    CREATE_CLIENT_KEY = KmsimAccess "CreateClientKey" "kms.create_client_key" Write "kms_client_key" Light;
+    CREATE_CLIENT_KEY = KmsimAccess "CreateClientKey" "kms.create_client_key" Write "kms_client_key" GeneratesKeys;
     GET_CLIENT_KEY = KmsimAccess "GetClientKey" "kms.get_client_key" Read "kms_client_key" Light;
     LIST_CLIENT_KEYS = KmsimAccess "ListClientKeys" "kms.list_client_keys" Read "kms_client_key" Light;
     DELETE_CLIENT_KEY = KmsimAccess "DeleteClientKey" "kms.delete_client_key" Write "kms_client_key" Light;

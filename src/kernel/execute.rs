@@ -27,7 +27,7 @@ use super::meta::CallMeta;
 use super::operation::{AfterCommit, Names, Operation, Ran};
 use crate::audit::{AuditRecord, PayloadSizes};
 use crate::context::{AuthMethod, CallContext, Principal, Stopwatch, Trail};
-use crate::engine::{Change, KmsError, KmsResult, Outcome};
+use crate::engine::{Change, ErrorCode, KmsError, KmsResult, Outcome};
 use crate::metrics::CallSample;
 
 /// What an operation did, apart from its output.
@@ -91,7 +91,8 @@ impl App {
     ) -> Answer<R> {
         let spec = operation.spec();
         // What a call names matters only to permissions; with auth off nothing is judged.
-        let names = if self.identity.judges_permissions() { operation.names() } else { Names::default() };
+        let judged = self.identity.judges_permissions() || meta.served_by_instance.is_some();
+        let names = if judged { operation.names() } else { Names::default() };
         let mut request_parameters = operation.audit_params();
         let (cx, refused, request_bytes) = self.admit_call(meta, spec, &names);
         if let (Value::Object(params), given @ 1..) = (&mut request_parameters, cx.grant_tokens) {
@@ -149,6 +150,7 @@ impl App {
             wire_error,
             refusal,
             grant_tokens,
+            served_by_instance,
         } = meta;
         let mut cx = CallContext {
             request_id,
@@ -168,8 +170,12 @@ impl App {
             called_as,
             wire_error,
             grant_tokens: grant_tokens.len(),
+            served_by_instance,
             trail: Trail::default(),
         };
+        if let Some(instance_id) = cx.served_by_instance.as_deref().filter(|id| !id.is_empty()) {
+            cx.trail.served_by(instance_id);
+        }
         let identity = &self.identity;
         let refused = identity
             .authenticate(&self.engine, credential, &mut cx)
@@ -177,6 +183,14 @@ impl App {
             .err()
             .or(refusal)
             .or_else(|| self.engine.check_grant_tokens(&grant_tokens).err())
+            .or_else(|| {
+                let (key, secret) = (names.key.as_deref(), names.secret.as_deref());
+                let outside = self.outside_instance(&cx, key, secret)?;
+                // The record names what was asked for, and the instance that did not have it.
+                self.engine.note_named(&cx, key, secret);
+                cx.served_by_instance.as_deref().inspect(|id| cx.trail.served_by(id));
+                Some(outside)
+            })
             .or_else(|| {
                 let forbidden = identity.preauthorize(&self.engine, spec, &cx, names).err()?;
                 self.engine.note_named(&cx, names.key.as_deref(), names.secret.as_deref());
@@ -189,11 +203,37 @@ impl App {
     /// is committed, then admitted; a denied call is not metered or faulted,
     /// and one refused before it ran did nothing to count.
     fn judge(&self, spec: &OpSpec, cx: &CallContext, names: &Names, ran: bool) -> Verdict {
-        match ran.then(|| self.identity.authorize(&self.engine, spec, cx, names)) {
+        let judged = ran.then(|| match self.outside_instance_resolved(cx) {
+            Some(outside) => Err(outside),
+            None => self.identity.authorize(&self.engine, spec, cx, names),
+        });
+        match judged {
             Some(Err(denied)) => Verdict { error: Some(denied), ..Verdict::default() },
             Some(Ok(())) => self.admission.admit(&self.engine, spec, cx),
             None => Verdict::default(),
         }
+    }
+
+    /// For a call served by an instance: `Forbidden.KeyNotFound` (or
+    /// `Forbidden.ResourceNotFound` for a secret) when what it names lives
+    /// elsewhere, as an instance knows nothing of other instances' keys. What
+    /// does not exist is left to the operation to refuse.
+    fn outside_instance(&self, cx: &CallContext, key: Option<&str>, secret: Option<&str>) -> Option<KmsError> {
+        let serving = cx.served_by_instance.as_deref().filter(|s| !s.is_empty())?;
+        let (found, is_secret) = match (key, secret) {
+            (Some(key), _) => (self.engine.instance_of_key(cx, key)?, false),
+            (None, Some(secret)) => (self.engine.instance_of_secret(cx, secret)?, true),
+            (None, None) => return None,
+        };
+        (found.as_deref() != Some(serving)).then(|| outside_error(is_secret))
+    }
+
+    /// The same, on what the call resolved as it ran (the key inside a ciphertext).
+    fn outside_instance_resolved(&self, cx: &CallContext) -> Option<KmsError> {
+        let serving = cx.served_by_instance.as_deref().filter(|s| !s.is_empty())?;
+        let facts = cx.trail.snapshot();
+        let touched = !facts.key_id.is_empty() || !facts.secret_name.is_empty();
+        (touched && facts.instance_id.as_deref() != Some(serving)).then(|| outside_error(!facts.secret_name.is_empty()))
     }
 
     /// Records the call and what it did, commits both, applies the changes
@@ -286,4 +326,8 @@ pub async fn run_for_cost<T: Send + 'static>(cost: Cost, work: impl Future<Outpu
             tokio::task::spawn_blocking(move || runtime.block_on(work)).await.ok()
         }
     }
+}
+
+fn outside_error(is_secret: bool) -> KmsError {
+    if is_secret { ErrorCode::ResourceNotFound.into() } else { ErrorCode::KeyNotFound.into() }
 }

@@ -78,9 +78,12 @@ impl Identity {
     /// against: the admin's, or an AccessKey or ClientKey.
     pub fn lookup(&self, engine: &Engine, id: &str, cx_time: crate::clock::SimTime) -> Option<Credential> {
         match &self.admin {
-            Some(admin) if admin.access_key_id == id => {
-                Some(Credential { secret: admin.secret.clone(), principal: Principal::Admin, refusal: None })
-            }
+            Some(admin) if admin.access_key_id == id => Some(Credential {
+                secret: Some(admin.secret.clone()),
+                public_key: String::new(),
+                principal: Principal::Admin,
+                refusal: None,
+            }),
             _ => engine.credential(id, cx_time),
         }
     }
@@ -95,7 +98,9 @@ impl Identity {
             (true, AuthMode::Required) => Principal::Anonymous,
             (false, _) => Principal::Unverified,
         };
-        match (presented, self.mode) {
+        // An instance authenticates every call, whatever --auth says.
+        let mode = if cx.served_by_instance.is_some() { AuthMode::Required } else { self.mode };
+        match (presented, mode) {
             (Presented::Nothing, AuthMode::Off) => Ok(()),
             // With auth off a call is taken at its word, whatever its front end made of the credential.
             (Presented::Claimed(id) | Presented::Rejected { access_key_id: id, .. }, AuthMode::Off) => {
@@ -179,7 +184,8 @@ impl Identity {
 
     /// Whether policies apply to this caller at all.
     fn checks(&self, cx: &CallContext) -> bool {
-        self.judges_permissions() && matches!(cx.principal, Principal::User { .. } | Principal::Aap { .. })
+        (self.judges_permissions() || cx.served_by_instance.is_some())
+            && matches!(cx.principal, Principal::User { .. } | Principal::Aap { .. })
     }
 }
 

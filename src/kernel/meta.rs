@@ -53,6 +53,12 @@ pub struct CallMeta {
     /// refuses one this server did not issue, and its record says only how many
     /// there were.
     pub grant_tokens: Vec<String>,
+    /// For a call through the KMS instance API: the instance whose endpoint it
+    /// reached (its ClientKey's AAP's; empty when that names none). Such a call
+    /// is always authenticated and judged by its policies, whatever `--auth`
+    /// says, as a real instance judges every call; and a key or secret outside
+    /// the instance is not found there. `None` for every other front end.
+    pub served_by_instance: Option<String>,
 }
 
 impl CallMeta {
@@ -74,6 +80,7 @@ impl CallMeta {
             wire_error: table_error,
             refusal: None,
             grant_tokens: Vec::new(),
+            served_by_instance: None,
         }
     }
 }

@@ -212,7 +212,12 @@ pub async fn list_system_events(server: &TestServer, name: &str) -> Vec<pb::Syst
 
 /// Every audit record rendered in `format` (native, actiontrail, cloudtrail), newest first, with its native form.
 pub async fn audit_renderings(server: &TestServer, format: &str) -> Vec<(pb::AuditEvent, serde_json::Value)> {
-    let mut audit = server.audit().await;
+    audit_renderings_over(server.channel().await, format).await
+}
+
+/// Every record with its rendering in `format`, read over `channel` (plaintext or TLS).
+pub async fn audit_renderings_over(channel: Channel, format: &str) -> Vec<(pb::AuditEvent, serde_json::Value)> {
+    let mut audit = AuditServiceClient::new(channel);
     let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -532,4 +537,23 @@ pub fn declared_methods() -> Vec<(String, String, bool)> {
         }
     }
     methods
+}
+
+/// An AAP named `name` bound to the KMS instance `instance_id`, with a policy (of the same name) allowing every
+/// KMS action: what an application of the instance API is given (tests/dkms_sdk.rs, tests/instance_api.rs).
+pub async fn instance_aap(channel: &Channel, name: &str, instance_id: &str) {
+    let mut access = kmsim::proto::access_service_client::AccessServiceClient::new(channel.clone());
+    let policy = pb::CreatePolicyRequest {
+        policy_name: name.to_owned(),
+        policy_document: identity_policy("Allow", &["kms:*"], &["*"]),
+        ..Default::default()
+    };
+    access.create_policy(policy).await.expect("create policy");
+    let aap = pb::CreateApplicationAccessPointRequest {
+        name: name.to_owned(),
+        kms_instance_id: instance_id.to_owned(),
+        policy_names: vec![name.to_owned()],
+        ..Default::default()
+    };
+    access.create_application_access_point(aap).await.expect("create AAP");
 }

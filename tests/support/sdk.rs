@@ -1,6 +1,6 @@
 //! Real client SDKs (Alibaba Cloud's and AWS's), installed once under `target/sdk` and driven as child processes.
 //!
-//! Four pinned environments, each installed the same way:
+//! Six pinned environments, each installed the same way:
 //!
 //! * `target/sdk/python`: a venv with exactly the packages of `tests/sdk/alibaba/requirements.txt` (the whole
 //!   dependency closure, each `==`), installed with `pip install --no-deps` and checked with `pip check`: the new
@@ -11,6 +11,9 @@
 //!   botocore, the AWS CLI v1 (`awscli`), the AWS Encryption SDK with the Material Providers Library, and
 //!   `cryptography`.
 //! * `target/sdk/aws-node/node_modules` from `tests/sdk/aws/package.json` and its lock: `@aws-sdk/client-kms`.
+//! * `target/sdk/dkms-python` from `tests/sdk/dkms/requirements.txt`: Alibaba's KMS instance SDK
+//!   (alibabacloud-dkms-gcs), and `target/sdk/kms-router-python` from `tests/sdk/dkms/router/requirements.txt`:
+//!   its router SDK (alibabacloud-kms-python-sdk); each its own venv, their pins being incompatible.
 //!
 //! Each install happens once: a stamp file records the hash of what it was made from (the pinned list, and
 //! the interpreter it was made with) and a changed hash reinstalls. Concurrent test threads and test binaries
@@ -335,6 +338,26 @@ impl PythonEnv {
     }
 }
 
+/// Alibaba's KMS instance SDK (tests/dkms_sdk.rs): alibabacloud-dkms-gcs, whose pyopenssl and protobuf pins
+/// need a venv of their own.
+pub static DKMS_PYTHON: PythonEnv = PythonEnv {
+    dir: "dkms-python",
+    family: "dkms",
+    what: "Alibaba's KMS instance SDK (alibabacloud-dkms-gcs)",
+    imports: "import sdk.client, openapi.models, OpenSSL.crypto, cryptography",
+    installed: OnceLock::new(),
+};
+
+/// Alibaba's router SDK (tests/dkms_sdk.rs): alibabacloud-kms-python-sdk on the instance SDK and the 2.x OpenAPI
+/// SDK, whose pins differ again.
+pub static KMS_ROUTER_PYTHON: PythonEnv = PythonEnv {
+    dir: "kms-router-python",
+    family: "dkms/router",
+    what: "Alibaba's router SDK (alibabacloud-kms-python-sdk)",
+    imports: "import alibabacloud_kms_kms20160120.transfer_client, sdk.client, alibabacloud_kms20160120.client",
+    installed: OnceLock::new(),
+};
+
 /// The Alibaba venv's python (see [`ALIBABA_PYTHON`]).
 pub fn python() -> PathBuf {
     ALIBABA_PYTHON.python()
@@ -493,6 +516,10 @@ pub enum Sdk {
     AwsEncryptionSdkPython,
     /// @aws-sdk/client-kms (Node), SigV4: tests/sdk/aws/node_sdk.js.
     AwsNode,
+    /// alibabacloud-dkms-gcs (Python), the KMS instance API: tests/sdk/dkms/dkms_sdk.py.
+    Dkms,
+    /// alibabacloud-kms-python-sdk (Python), the instance API and the OpenAPI: tests/sdk/dkms/router_sdk.py.
+    KmsRouter,
 }
 
 /// What runs a script: a pinned venv's python, or node with a pinned `node_modules`.
@@ -511,6 +538,8 @@ impl Sdk {
             Sdk::AwsCli => "aws_cli.py",
             Sdk::AwsEncryptionSdkPython => "esdk.py",
             Sdk::AwsNode => "node_sdk.js",
+            Sdk::Dkms => "dkms_sdk.py",
+            Sdk::KmsRouter => "router_sdk.py",
         }
     }
 
@@ -519,6 +548,7 @@ impl Sdk {
         match self {
             Sdk::NewPython | Sdk::OldPython | Sdk::Node => "alibaba",
             Sdk::Boto3 | Sdk::AwsCli | Sdk::AwsEncryptionSdkPython | Sdk::AwsNode => "aws",
+            Sdk::Dkms | Sdk::KmsRouter => "dkms",
         }
     }
 
@@ -528,6 +558,8 @@ impl Sdk {
             Sdk::Node => Runtime::Node(&ALIBABA_NODE),
             Sdk::Boto3 | Sdk::AwsCli | Sdk::AwsEncryptionSdkPython => Runtime::Python(&AWS_PYTHON),
             Sdk::AwsNode => Runtime::Node(&AWS_NODE),
+            Sdk::Dkms => Runtime::Python(&DKMS_PYTHON),
+            Sdk::KmsRouter => Runtime::Python(&KMS_ROUTER_PYTHON),
         }
     }
 }

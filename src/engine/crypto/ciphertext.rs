@@ -131,6 +131,18 @@ impl BlobCodec {
     }
 }
 
+/// The key version and nonce a blob's header names, read from its layout
+/// alone (nothing verified): for front ends whose wire carries them beside
+/// the ciphertext (the KMS instance API's `Iv` and `KeyVersionId`).
+pub fn header_fields(blob: &[u8]) -> Option<(Uuid, [u8; NONCE_LEN])> {
+    let (&version, rest) = blob.split_first()?;
+    let (&id_len, rest) = rest.split_first().filter(|_| version == FORMAT_VERSION)?;
+    let (_, rest) = split(rest, usize::from(id_len)).ok()?;
+    let (version_id, rest) = split(rest, 16).ok()?;
+    let (nonce, _) = split(rest, NONCE_LEN).ok()?;
+    Some((Uuid::from_slice(version_id).ok()?, nonce.try_into().ok()?))
+}
+
 impl ParsedBlob<'_> {
     /// Size of the plaintext inside, known without opening it.
     pub fn plaintext_len(&self) -> usize {

@@ -5,6 +5,7 @@
 pub mod asymmetric;
 pub mod ciphertext;
 pub mod mac;
+pub mod pkcs12;
 pub mod symmetric;
 pub mod wrap;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
 
 use super::request::Params;
 use crate::engine::access::{Aap, CLIENT_KEY, ClientKey, Policy};
@@ -668,12 +669,13 @@ actions! { p, request_id;
         policy_names: p.optional_list("Policies")?,
     } => |_| json!({});
     "DeleteApplicationAccessPoint" => access::DeleteApplicationAccessPoint { name: p.text("Name") } => |()| json!({});
-    // `Password` would protect a PKCS#12 file; kmsim's ClientKey is a secret to sign with, answered once here.
+    // Alibaba's kind only: an RSA key pair whose PKCS#12 file, under `Password`, is answered once here.
     "CreateClientKey" => access::CreateClientKey {
         aap_name: p.text("AapName"),
         not_before: p.text("NotBefore"),
         not_after: p.text("NotAfter"),
-    } => |(key, _)| with(client_key(&key), "PrivateKeyData", key.secret.expose());
+        password: Zeroizing::new(p.required("Password")?),
+    } => |made| with(client_key(&made.key), "PrivateKeyData", made.private_key_data.as_ref().map_or("", |p| p.expose()));
     "GetClientKey" => access::GetClientKey { client_key_id: p.text("ClientKeyId") } => |(key, _)| client_key(&key);
     "ListClientKeys" => access::ListClientKeys { aap_name: p.text("AapName") } => |keys| {
         let keys: Vec<Value> = keys.iter().map(|(key, _)| client_key(key)).collect();

@@ -10,6 +10,7 @@
 //! module puts a call together and renders the kernel's answer.
 
 pub mod actions;
+pub mod instance;
 pub mod request;
 pub mod signature;
 
@@ -23,7 +24,7 @@ use self::request::ApiRequest;
 use self::signature::Verifier;
 use crate::engine::instances::is_region_id;
 use crate::engine::{ErrorCode, KmsError};
-use crate::frontends::Body;
+use crate::frontends::{Body, header};
 use crate::kernel::meta::new_request_id;
 use crate::kernel::{Answer, App, CallMeta, OpSpec, Undecoded};
 
@@ -180,11 +181,6 @@ fn response(rendered: Rendered) -> http::Response<Body> {
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response
     })
-}
-
-fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    (!value.is_empty()).then_some(value)
 }
 
 /// A Host header's name, without its port, if it is a plausible host name.

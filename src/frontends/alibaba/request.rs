@@ -100,6 +100,12 @@ impl Params<'_> {
         self.0.get(name).cloned().unwrap_or_default()
     }
 
+    /// Text the API requires, where the engine cannot tell absent from empty
+    /// (CreateClientKey's `Password`, empty for kmsim's own kind of ClientKey).
+    pub fn required(&self, name: &str) -> KmsResult<String> {
+        self.present(name).filter(|text| !text.is_empty()).map(str::to_owned).ok_or_else(|| KmsError::missing(name))
+    }
+
     pub fn int<T: std::str::FromStr + Default>(&self, name: &str) -> KmsResult<T> {
         match self.present(name) {
             None => Ok(T::default()),

@@ -17,12 +17,12 @@ pub mod vocabulary;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value, json};
 
 use crate::engine::instances::is_region_id;
 use crate::engine::{ErrorCode, KmsError};
-use crate::frontends::Body;
+use crate::frontends::{Body, header};
 use crate::kernel::meta::{WireError, new_request_id};
 use crate::kernel::{Answer, App, CallMeta};
 
@@ -196,21 +196,7 @@ fn response(answer: Answer<Vec<u8>>, api: Api, arns: &Arns) -> http::Response<Bo
             (status, serde_json::to_vec(&json!({ "__type": name, "message": message })).unwrap_or_default())
         }
     };
-    http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-        .header("x-amzn-RequestId", request_id)
-        .body(Body::new(Full::new(Bytes::from(body))))
-        .unwrap_or_else(|_| {
-            let mut response = http::Response::new(Body::empty());
-            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            response
-        })
-}
-
-fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    (!value.is_empty()).then_some(value)
+    super::bytes_response(status, "application/x-amz-json-1.1", ("x-amzn-RequestId", request_id), body)
 }
 
 /// An operation this front end does not offer (yet, or ever): AWS's UnsupportedOperationException.

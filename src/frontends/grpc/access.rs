@@ -7,6 +7,7 @@ use crate::engine::access::{Aap, AccessKey, ClientKey, PolicyView};
 use crate::kernel::ops::access as ops;
 use crate::proto as pb;
 use crate::proto::access_service_server::AccessService;
+use zeroize::Zeroizing;
 
 pub struct AccessApi {
     grpc: Grpc,
@@ -67,9 +68,10 @@ service! {
         delete_application_access_point(DeleteApplicationAccessPointRequest) -> DeleteApplicationAccessPointResponse =
             DeleteApplicationAccessPoint, |()| pb::DeleteApplicationAccessPointResponse {};
         create_client_key(CreateClientKeyRequest) -> CreateClientKeyResponse = CreateClientKey,
-            |(key, status)| pb::CreateClientKeyResponse {
-                client_key_secret: key.secret.expose().to_owned(),
-                client_key: Some(client_key(&key, status)),
+            |made| pb::CreateClientKeyResponse {
+                client_key_secret: made.key.secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default(),
+                private_key_data: made.private_key_data.map(|p| p.expose().to_owned()).unwrap_or_default(),
+                client_key: Some(client_key(&made.key, made.status)),
             };
         get_client_key(GetClientKeyRequest) -> GetClientKeyResponse = GetClientKey,
             |(key, status)| pb::GetClientKeyResponse { client_key: Some(client_key(&key, status)) };
@@ -111,7 +113,7 @@ decode! {
     GetApplicationAccessPointRequest => GetApplicationAccessPoint { name }
     ListApplicationAccessPointsRequest => ListApplicationAccessPoints {}
     DeleteApplicationAccessPointRequest => DeleteApplicationAccessPoint { name }
-    CreateClientKeyRequest => CreateClientKey { aap_name, not_before, not_after }
+    CreateClientKeyRequest => CreateClientKey { aap_name, not_before, not_after, password: Zeroizing::new }
     GetClientKeyRequest => GetClientKey { client_key_id }
     ListClientKeysRequest => ListClientKeys { aap_name }
     DeleteClientKeyRequest => DeleteClientKey { client_key_id }
@@ -159,5 +161,6 @@ fn client_key(key: &ClientKey, status: &str) -> pb::ClientKey {
         not_after: key.not_after.to_rfc3339(),
         create_time: key.created.to_rfc3339(),
         status: status.to_owned(),
+        kind: key.kind().to_owned(),
     }
 }

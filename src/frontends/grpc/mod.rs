@@ -246,6 +246,7 @@ pub async fn router(app: Arc<App>, config: &ServerConfig) -> Result<Router<Stack
     // Every HTTP/1.1 request, and any HTTP/2 request that is not gRPC, is another front end's.
     let door = crate::frontends::door::FrontDoor::new(
         crate::frontends::alibaba::OpenApi::new(grpc.app().clone(), limits.max_message_bytes),
+        crate::frontends::alibaba::instance::InstanceApi::new(grpc.app().clone(), limits.max_message_bytes),
         crate::frontends::aws::AwsKms::new(grpc.app().clone(), config.aws_account_id.clone(), limits.max_message_bytes),
         crate::frontends::reset::ResetPath::new(grpc.app().clone(), limits.max_message_bytes),
         config.console.then(|| crate::frontends::console::Console::new(grpc.app().clone(), limits.max_message_bytes)),

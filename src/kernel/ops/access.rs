@@ -11,9 +11,10 @@ use super::operation;
 use crate::clock::SimTime;
 use crate::context::{AuthMethod, CallContext, Principal};
 use crate::engine::Outcome;
-use crate::engine::access::{Aap, AccessKey, ClientKey, Policy, PolicyView, User};
+use crate::engine::access::{Aap, AccessKey, ClientKey, Policy, PolicyView, PrivateKeyData, User};
 use crate::engine::permissions::{NetworkRule, NetworkRuleChange, PermissionChange};
 use crate::kernel::Names;
+use zeroize::Zeroizing;
 
 /// Who a call was made as, in GetCallerIdentity's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,19 +206,26 @@ operation! {
 }
 
 operation! {
-    /// A new ClientKey, its secret included (the one time it is told), and
-    /// its status when the call arrived.
-    CreateClientKey = CREATE_CLIENT_KEY -> (Arc<ClientKey>, &'static str) {
+    /// A new ClientKey, its secret or its PKCS#12 file included (the one time
+    /// either is told), and its status when the call arrived.
+    CreateClientKey = CREATE_CLIENT_KEY -> NewClientKey {
         aap_name: String = "AapName",
         /// RFC 3339, or empty for when the call arrives.
         not_before: String = "NotBefore",
         /// RFC 3339, or empty for the default validity after `not_before`.
         not_after: String = "NotAfter",
+        /// Protects the PKCS#12 file of an RSA ClientKey (Alibaba's kind); empty for
+        /// kmsim's own HMAC kind. Never a parameter of the record.
+        password: Zeroizing<String>,
     }
     names(_) { Names::none() }
     run(op, app, cx) {
-        let outcome = app.engine.create_client_key(&cx, &op.aap_name, &op.not_before, &op.not_after).await?;
-        outcome.map(|key| with_status(key, cx.received_at))
+        let (before, after) = (&op.not_before, &op.not_after);
+        let outcome = app.engine.create_client_key(&cx, &op.aap_name, before, after, &op.password).await?;
+        outcome.map(|(key, private_key_data)| {
+            let status = key.status(cx.received_at);
+            NewClientKey { key, private_key_data, status }
+        })
     }
 }
 
@@ -382,6 +390,14 @@ operation! {
 
 fn user_arn(account: &str, user_name: &str) -> String {
     format!("acs:ram::{account}:user/{user_name}")
+}
+
+/// What CreateClientKey answers.
+pub struct NewClientKey {
+    pub key: Arc<ClientKey>,
+    /// The PKCS#12 file of a ClientKey of Alibaba's kind, base64.
+    pub private_key_data: Option<PrivateKeyData>,
+    pub status: &'static str,
 }
 
 fn with_status(key: Arc<ClientKey>, now: SimTime) -> (Arc<ClientKey>, &'static str) {

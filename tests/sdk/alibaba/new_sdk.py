@@ -858,19 +858,23 @@ def access():
         equal("ListClientKeys lists ClientKeys[]", [k.client_key_id for k in listed.client_keys], [key.client_key_id])
         state.update(client_key_id=key.client_key_id, secret=key.private_key_data)
 
-    @report.section("the application signs with its ClientKey: its policy lets it use the instance's keys, nothing else")
+    @report.section("the ClientKey is Alibaba's PKCS#12 file: it opens with its password and signs no OpenAPI call")
     def _():
         needs(state, "client_key_id")
-        inside = create_key("in the instance", dkmsinstance_id=instance_id).key_id
-        outside = create_key("a default key").key_id
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        key, certificate, _ = pkcs12.load_key_and_certificates(base64.b64decode(state["secret"]), b"Sdk-Passw0rd!")
+        check("PrivateKeyData is a PKCS#12 file holding an RSA-2048 key under the password",
+              isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048, body={"key_size": key.key_size})
+        equal("its certificate names the ClientKey", certificate.subject.rfc4514_string(),
+              "CN=" + state["client_key_id"])
         app_id = state["client_key_id"]
         app = new_client(app_id, state["secret"])
-        request = kms.EncryptRequest(key_id=inside, plaintext=b64(b"order 42"))
-        sealed = call("Encrypt", lambda: app.encrypt(request), access_key_id=app_id).body
-        equal("Encrypt with a key of the instance is answered", sealed.key_id, inside)
-        request = kms.EncryptRequest(key_id=outside, plaintext=b64(b"order 42"))
-        refused("Encrypt with a key outside the instance raises Forbidden.NoPermission with status 403", "Encrypt",
-                lambda: app.encrypt(request), "Forbidden.NoPermission", 403, access_key_id=app_id)
+        request = kms.EncryptRequest(key_id=create_key("in the instance", dkmsinstance_id=instance_id).key_id,
+                                     plaintext=b64(b"order 42"))
+        refused("the ClientKey names no AccessKey on the OpenAPI (it signs the instance API): "
+                "InvalidAccessKeyId.NotFound with status 404", "Encrypt",
+                lambda: app.encrypt(request), "InvalidAccessKeyId.NotFound", 404, access_key_id=app_id)
 
     @report.section("DeleteClientKey, DeleteApplicationAccessPoint, DeletePolicy and DeleteNetworkRule undo it all")
     def _():

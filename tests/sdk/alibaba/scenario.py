@@ -59,13 +59,7 @@ class Wiretap:
             tap.exchanges.append(exchange)
             response = original(session, request, **kwargs)
             exchange["status"] = response.status_code
-            try:
-                body = json.loads(response.content)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                exchange["code"] = body.get("Code", "") or ""
-                exchange["request_id"] = body.get("RequestId", "") or ""
+            read_json_answer(exchange, response)
             return response
 
         session_class.send = send
@@ -75,6 +69,17 @@ class Wiretap:
 
     def since(self, mark):
         return self.exchanges[mark:]
+
+
+def read_json_answer(exchange, response):
+    """The Code and RequestId of a JSON answer, into `exchange`."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        exchange["code"] = body.get("Code", "") or ""
+        exchange["request_id"] = body.get("RequestId", "") or ""
 
 
 def signature_kind(request):
