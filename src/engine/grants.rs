@@ -28,7 +28,7 @@ use super::key::{Key, KeyOp, KeySpec, KeyUsage, SpecKind};
 use super::{Change, Engine, KeyAddr, Outcome, Page, Paged, read_lock, write_lock};
 use crate::clock::SimTime;
 use crate::context::{CallContext, Principal};
-use crate::engine::crypto::{constant_time_eq, random_array};
+use crate::engine::crypto::{constant_time_eq, hex, random_array};
 
 /// An encryption context, as a grant constraint holds it.
 pub type Context = BTreeMap<String, String>;
@@ -322,10 +322,6 @@ impl GrantTokens {
         let (signed, tag) = bytes.split_at(TOKEN_LEN - TOKEN_TAG_LEN);
         constant_time_eq(&self.tag(signed), tag).then(|| hex(&signed[1..33]))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A grant id as AWS writes them: 64 hexadecimal digits.

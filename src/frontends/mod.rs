@@ -8,6 +8,7 @@ pub mod aws;
 pub mod console;
 pub mod door;
 pub mod grpc;
+pub mod json;
 pub mod query;
 pub mod reset;
 pub mod text;

@@ -124,6 +124,11 @@ pub fn random_array<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A random (version 4) UUID for a new resource.
 pub fn new_uuid() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(random_array()).into_uuid()

@@ -19,6 +19,7 @@ use crate::engine::grants::{MAX_GRANT_TOKEN_LEN, MAX_GRANT_TOKENS};
 use crate::engine::key::{AutomaticRotation, KeyMeta, KeySpec, KeyUsage, MessageType};
 use crate::engine::{DataKeyPair, Grant, GrantConstraints, MultiRegionConfiguration, PublicKey};
 use crate::engine::{ErrorCode, KmsError, KmsResult, Page, Paged};
+pub use crate::frontends::json::Json;
 use crate::frontends::text::page_fields;
 use crate::frontends::{decode, refuse_unknown};
 use crate::kernel::ops::kms::{CancelRestores, Context};
@@ -778,76 +779,12 @@ fn key_last_usage(usage: &KeyLastUsage, arns: &Arns) -> Value {
     body
 }
 
-/// Typed readers over a JSON request. An absent field reads as the type's
-/// empty value, so the engine decides what is required; a present one of the
-/// wrong type is refused naming it.
-#[derive(Clone, Copy)]
-pub struct Json<'a>(pub &'a Map<String, Value>);
-
+/// AWS's own readers, beside the shared ones ([`crate::frontends::json::Json`]).
 impl Json<'_> {
-    pub fn text(&self, name: &str) -> String {
-        match self.0.get(name) {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        }
-    }
-
     /// `name`, else the older field AWS still accepts for it.
     fn text_or(&self, name: &str, older: &str) -> String {
         let text = self.text(name);
         if text.is_empty() && !older.is_empty() { self.text(older) } else { text }
-    }
-
-    /// A boolean, `None` when not given.
-    pub fn boolean(&self, name: &str) -> KmsResult<Option<bool>> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(KmsError::invalid_because(name, "Send true or false.")),
-        }
-    }
-
-    pub fn int(&self, name: &str) -> KmsResult<i32> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(0),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .ok_or_else(|| KmsError::invalid_because(name, "Send an integer.")),
-            Some(_) => Err(KmsError::invalid_because(name, "Send an integer.")),
-        }
-    }
-
-    pub fn blob(&self, name: &str) -> KmsResult<Vec<u8>> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|_| KmsError::invalid_because(name, "Send the bytes as base64.")),
-            Some(_) => Err(KmsError::invalid_because(name, "Send the bytes as base64.")),
-        }
-    }
-
-    pub fn context(&self, name: &str) -> KmsResult<Context> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(Context::new()),
-            Some(Value::Object(entries)) => entries
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(KmsError::invalid_because(name, "Send a map of strings.")),
-                })
-                .collect(),
-            Some(_) => Err(KmsError::invalid_because(name, "Send a map of strings.")),
-        }
-    }
-
-    pub fn list(&self, name: &str) -> KmsResult<Vec<String>> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|_| KmsError::invalid_because(name, "Send a list of strings.")),
-        }
     }
 
     pub fn tags(&self, name: &str) -> KmsResult<Vec<(String, String)>> {

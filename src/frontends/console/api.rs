@@ -15,9 +15,10 @@ use tokio_stream::StreamExt as _;
 
 use super::FRONTEND;
 use crate::clock::SimTime;
+use crate::engine::KmsError;
 use crate::engine::UnderKey;
 use crate::engine::key::KeyMeta;
-use crate::engine::{KmsError, KmsResult};
+use crate::frontends::json::Json;
 use crate::frontends::{Body, bounded, decode, execute_json, peer, refuse_unknown};
 use crate::kernel::meta::new_request_id;
 use crate::kernel::ops::params::Span;
@@ -52,9 +53,9 @@ pub async fn call(
             Map::new()
         }
     };
-    match watch(app, meta, operation, Fields(&fields)).await {
+    match watch(app, meta, operation, Json(&fields)).await {
         Ok(view) => view,
-        Err(meta) => crate::frontends::kmsim_json_response(dispatch(app, meta, operation, Fields(&fields)).await),
+        Err(meta) => crate::frontends::kmsim_json_response(dispatch(app, meta, operation, Json(&fields)).await),
     }
 }
 
@@ -67,12 +68,7 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 /// reads what it missed from the store). The stream ends when the server begins to stop, and the page, which
 /// reconnects, fills the gap from the store. The call's metadata back for any other operation, which answers once
 /// ([`dispatch`]).
-async fn watch(
-    app: &Arc<App>,
-    meta: CallMeta,
-    operation: &str,
-    f: Fields<'_>,
-) -> Result<http::Response<Body>, CallMeta> {
+async fn watch(app: &Arc<App>, meta: CallMeta, operation: &str, f: Json<'_>) -> Result<http::Response<Body>, CallMeta> {
     let (request_id, view) = match operation {
         "TailAuditEvents" => {
             let tail = audit::TailAuditEvents { query: f.text("Query"), format: String::new() };
@@ -145,7 +141,7 @@ macro_rules! console_operations {
         /// Every operation the console calls.
         pub const OPERATIONS: &[&str] = &[$($name),+];
 
-        async fn dispatch(app: &Arc<App>, meta: CallMeta, operation: &str, $f: Fields<'_>) -> Answer<Vec<u8>> {
+        async fn dispatch(app: &Arc<App>, meta: CallMeta, operation: &str, $f: Json<'_>) -> Answer<Vec<u8>> {
             match operation {
                 $($name => {
                     let decoded = decode(|| Ok($module::$op { $($field: $decode),* }));
@@ -334,36 +330,4 @@ fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Typed readers over the page's JSON: absent reads as empty, so the engine decides what is required.
-#[derive(Clone, Copy)]
-struct Fields<'a>(&'a Map<String, Value>);
-
-impl Fields<'_> {
-    fn text(&self, name: &str) -> String {
-        match self.0.get(name) {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        }
-    }
-
-    fn long(&self, name: &str) -> KmsResult<i64> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(0),
-            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| KmsError::invalid_because(name, "Send an integer.")),
-            Some(_) => Err(KmsError::invalid_because(name, "Send an integer.")),
-        }
-    }
-
-    fn int(&self, name: &str) -> KmsResult<i32> {
-        i32::try_from(self.long(name)?).map_err(|_| KmsError::invalid_because(name, "Send a smaller integer."))
-    }
-
-    fn blob(&self, name: &str) -> KmsResult<Vec<u8>> {
-        let text = self.text(name);
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| KmsError::invalid_because(name, "Send the bytes as base64."))
-    }
 }

@@ -165,23 +165,29 @@ pub fn signed_headers(
 /// `time` as an RFC 1123 GMT date, as the SDK writes `date`.
 pub fn http_date(time: SystemTime) -> String {
     let at = time::OffsetDateTime::from(time);
-    http_date_format().and_then(|f| at.format(&f).ok()).unwrap_or_default()
+    http_date_format().and_then(|f| at.format(f).ok()).unwrap_or_default()
 }
 
+/// `content-sha256`'s spelling: uppercase hex.
 fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    crate::audit::chain::hex(bytes).to_ascii_uppercase()
 }
 
-fn http_date_format() -> Option<Vec<time::format_description::BorrowedFormatItem<'static>>> {
-    time::format_description::parse_borrowed::<2>(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
-    )
-    .ok()
+/// RFC 1123's date, parsed once: every request's `date` is read with it.
+fn http_date_format() -> Option<&'static [time::format_description::BorrowedFormatItem<'static>]> {
+    static FORMAT: std::sync::LazyLock<Option<Vec<time::format_description::BorrowedFormatItem<'static>>>> =
+        std::sync::LazyLock::new(|| {
+            time::format_description::parse_borrowed::<2>(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+            )
+            .ok()
+        });
+    FORMAT.as_deref()
 }
 
 /// An RFC 1123 date in GMT, as the SDK writes `date` (`Tue, 08 Dec 2026 01:36:09 GMT`).
 fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let parsed = time::PrimitiveDateTime::parse(text, &http_date_format()?).ok()?;
+    let parsed = time::PrimitiveDateTime::parse(text, http_date_format()?).ok()?;
     Some(SystemTime::from(parsed.assume_utc()))
 }
 

@@ -270,7 +270,7 @@ const SIGNING = { RSA_2048: "RSA_PKCS1_SHA_256", RSA_3072: "RSA_PKCS1_SHA_256", 
   EC_P256: "ECDSA_SHA_256", EC_P256K: "ECDSA_SHA_256", EC_P384: "ECDSA_SHA_384", EC_P521: "ECDSA_SHA_512", EC_SM2: "SM2DSA" };
 const MAC = { HMAC_224: "HMAC_SHA_224", HMAC_256: "HMAC_SHA_256", HMAC_384: "HMAC_SHA_384", HMAC_512: "HMAC_SHA_512" };
 function tryActions(key) {
-  const text = () => $("try-input").value, result = () => $("try-output").value;
+  const text = () => $("try-input").value, result = () => $("try-output").value.trim();
   const base = { KeyId: key.KeyId };
   switch (key.KeyUsage) {
     case "SIGN/VERIFY": {
